@@ -1,13 +1,18 @@
+import { defaultServerConditions } from "vite";
 import { defineConfig } from "vitest/config";
 
-const resolve = { conditions: ["source"] };
+/** Workspace packages are consumed from their TypeScript sources (the `source` export condition). */
+const sourceFirst = {
+  resolve: { conditions: ["source", ...defaultServerConditions] },
+  ssr: { resolve: { conditions: ["source", ...defaultServerConditions], externalConditions: ["source"] } },
+};
 
 export default defineConfig({
-  resolve,
+  ...sourceFirst,
   test: {
     projects: [
       {
-        resolve,
+        ...sourceFirst,
         test: {
           name: "unit",
           include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts"],
@@ -16,7 +21,7 @@ export default defineConfig({
         },
       },
       {
-        resolve,
+        ...sourceFirst,
         test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],

@@ -1,0 +1,445 @@
+import {
+  type Endpoint,
+  Headers,
+  RuntimeError,
+  formatZodError,
+  replyEnvelope,
+  toWireError,
+  type WireError,
+} from "@agent-runtime/contracts";
+import type { Logger } from "@agent-runtime/telemetry";
+import {
+  type ConsumerConfig,
+  type JetStreamClient,
+  type JetStreamManager,
+  type StreamConfig,
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+} from "@nats-io/jetstream";
+import { type Msg, type MsgHdrs, type NatsConnection, type Subscription, headers } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace } from "@opentelemetry/api";
+import { z } from "zod";
+import { decodeText, decodeWith, encodeJson } from "./codec.js";
+import { fromNatsRequestError, overloadedError } from "./errors.js";
+import { InFlightLimiter } from "./limiter.js";
+import { type StreamName, StreamDefinitions } from "./streams.js";
+import { extractTraceContext, injectTraceContext } from "./trace.js";
+
+export interface BusOptions {
+  /** Service name, used as the NATS connection name. */
+  name: string;
+  url?: string;
+  /** Namespace for every subject and stream (isolates tests and tenants of one NATS). */
+  prefix?: string;
+  logger: Logger;
+}
+
+export interface RequestOptions {
+  /** Concrete subject when the endpoint is a family (e.g. `tool.exec.<name>`). */
+  subject?: string;
+  timeoutMs?: number;
+  headers?: Record<string, string>;
+}
+
+export interface HandlerContext {
+  subject: string;
+  headers: MsgHdrs | undefined;
+  /** Epoch ms after which the caller has given up. */
+  deadline: number;
+  /** Aborts when the deadline passes or the bus drains. */
+  signal: AbortSignal;
+}
+
+export interface ServeOptions {
+  queue: string;
+  maxInFlight: number;
+  /** Concrete subject (may contain wildcards) when the endpoint is a family. */
+  subject?: string;
+}
+
+export interface ServedEndpoint {
+  readonly subject: string;
+  readonly inFlight: number;
+  stop(): Promise<void>;
+}
+
+export interface PublishOptions {
+  msgId?: string;
+  headers?: Record<string, string>;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+const tracer = trace.getTracer("@agent-runtime/bus");
+const envelopeCache = new WeakMap<z.ZodType, z.ZodType>();
+
+function envelopeFor(schema: z.ZodType): z.ZodType {
+  let envelope = envelopeCache.get(schema);
+  if (!envelope) {
+    envelope = replyEnvelope(schema);
+    envelopeCache.set(schema, envelope);
+  }
+  return envelope;
+}
+
+function sanitizePrefix(prefix: string | undefined): string {
+  if (!prefix) return "";
+  if (!/^[A-Za-z0-9_-]+$/.test(prefix)) {
+    throw new RangeError(`bus prefix must be letters, digits, '_' or '-', got "${prefix}"`);
+  }
+  return prefix;
+}
+
+function deadlineOf(payload: unknown): number | undefined {
+  if (typeof payload !== "object" || payload === null) return undefined;
+  const meta = (payload as { meta?: { deadline?: unknown } }).meta;
+  return typeof meta?.deadline === "number" ? meta.deadline : undefined;
+}
+
+/** One NATS connection per process, with typed request/reply, endpoints and JetStream. */
+export class Bus {
+  readonly js: JetStreamClient;
+  readonly logger: Logger;
+  readonly prefix: string;
+  private jsmPromise: Promise<JetStreamManager> | undefined;
+  private readonly served = new Set<ServedEndpoint>();
+  private readonly stoppers = new Set<() => Promise<void>>();
+  private readonly drainController = new AbortController();
+  private draining = false;
+
+  constructor(
+    readonly nc: NatsConnection,
+    options: { prefix?: string; logger: Logger },
+  ) {
+    this.prefix = sanitizePrefix(options.prefix);
+    this.logger = options.logger;
+    this.js = jetstream(nc);
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Aborts when the bus begins to drain. */
+  get drainSignal(): AbortSignal {
+    return this.drainController.signal;
+  }
+
+  subject(subject: string): string {
+    return this.prefix ? `${this.prefix}.${subject}` : subject;
+  }
+
+  unprefix(subject: string): string {
+    return this.prefix && subject.startsWith(`${this.prefix}.`) ? subject.slice(this.prefix.length + 1) : subject;
+  }
+
+  streamName(name: string): string {
+    return this.prefix ? `${this.prefix}_${name}` : name;
+  }
+
+  async jsm(): Promise<JetStreamManager> {
+    this.jsmPromise ??= jetstreamManager(this.nc);
+    return this.jsmPromise;
+  }
+
+  /** Typed request/reply: the reply is validated; an error reply is thrown as a RuntimeError. */
+  async request<E extends Endpoint>(
+    endpoint: E,
+    payload: z.input<E["request"]>,
+    options: RequestOptions = {},
+  ): Promise<z.infer<E["reply"]>> {
+    const subject = options.subject ?? endpoint.subject;
+    const deadline = deadlineOf(payload);
+    const timeoutMs = Math.max(
+      1,
+      options.timeoutMs ?? (deadline === undefined ? DEFAULT_TIMEOUT_MS : deadline - Date.now()),
+    );
+    if (deadline !== undefined && deadline <= Date.now()) {
+      throw new RuntimeError("timeout", `deadline passed before ${subject} was asked`, { retryable: false });
+    }
+    const messageHeaders = headers();
+    injectTraceContext(messageHeaders);
+    messageHeaders.set(Headers.deadline, String(Date.now() + timeoutMs));
+    for (const [key, value] of Object.entries(options.headers ?? {})) messageHeaders.set(key, value);
+
+    let reply: Msg;
+    try {
+      reply = await this.nc.request(this.subject(subject), encodeJson(payload), {
+        timeout: timeoutMs,
+        headers: messageHeaders,
+      });
+    } catch (error) {
+      throw fromNatsRequestError(error, subject, timeoutMs);
+    }
+    let parsed: { ok: true; data: unknown } | { ok: false; error: WireError };
+    try {
+      parsed = decodeWith(envelopeFor(endpoint.reply), reply.data) as typeof parsed;
+    } catch (error) {
+      const detail = error instanceof z.ZodError ? formatZodError(error) : "reply is not JSON";
+      throw new RuntimeError("upstream", `invalid reply on ${subject}: ${detail}`, { retryable: false, cause: error });
+    }
+    if (!parsed.ok) throw RuntimeError.fromWire(parsed.error);
+    return parsed.data as z.infer<E["reply"]>;
+  }
+
+  /**
+   * Serves an endpoint in a queue group. Requests are validated; past
+   * `maxInFlight` the endpoint answers `overloaded` at once.
+   */
+  serve<E extends Endpoint>(
+    endpoint: E,
+    handler: (data: z.infer<E["request"]>, context: HandlerContext) => Promise<z.input<E["reply"]>>,
+    options: ServeOptions,
+  ): ServedEndpoint {
+    const subject = options.subject ?? endpoint.subject;
+    const limiter = new InFlightLimiter(options.maxInFlight);
+    const logger = this.logger;
+    const respond = (msg: Msg, body: unknown) => {
+      if (!msg.reply) return;
+      try {
+        msg.respond(encodeJson(body));
+      } catch (error) {
+        logger.warn({ err: error, subject }, "could not send reply");
+      }
+    };
+
+    const handle = async (msg: Msg) => {
+      const deadline = Number(msg.headers?.get(Headers.deadline)) || Date.now() + DEFAULT_TIMEOUT_MS;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
+        respond(msg, { ok: false, error: { code: "timeout", message: "deadline passed", retryable: false } });
+        return;
+      }
+      let data: z.infer<E["request"]>;
+      try {
+        data = decodeWith(endpoint.request, msg.data) as z.infer<E["request"]>;
+      } catch (error) {
+        const message =
+          error instanceof z.ZodError
+            ? `invalid ${subject} request: ${formatZodError(error)}`
+            : `invalid ${subject} request: body is not JSON`;
+        const details = error instanceof z.ZodError ? toWireError(error).details : undefined;
+        respond(msg, { ok: false, error: { code: "validation", message, retryable: false, details } });
+        return;
+      }
+      const signal = AbortSignal.any([AbortSignal.timeout(remaining), this.drainController.signal]);
+      const parent = extractTraceContext(msg.headers, ROOT_CONTEXT);
+      await context.with(parent, () =>
+        tracer.startActiveSpan(msg.subject, { kind: SpanKind.SERVER }, async (span) => {
+          try {
+            const result = await handler(data, {
+              subject: this.unprefix(msg.subject),
+              headers: msg.headers,
+              deadline,
+              signal,
+            });
+            respond(msg, { ok: true, data: result });
+          } catch (error) {
+            const wire = toWireError(error);
+            if (wire.code === "internal") {
+              logger.error({ err: error, subject: msg.subject }, "handler failed");
+              span.recordException(error instanceof Error ? error : new Error(String(error)));
+            }
+            span.setStatus({ code: SpanStatusCode.ERROR, message: wire.message });
+            respond(msg, { ok: false, error: wire });
+          } finally {
+            span.end();
+          }
+        }),
+      );
+    };
+
+    const subscription: Subscription = this.nc.subscribe(this.subject(subject), {
+      queue: options.queue,
+      callback: (error, msg) => {
+        if (error) {
+          logger.warn({ err: error, subject }, "subscription error");
+          return;
+        }
+        if (this.draining) {
+          respond(msg, {
+            ok: false,
+            error: { code: "unavailable", message: "service is shutting down", retryable: true, retryAfterMs: 500 },
+          });
+          return;
+        }
+        if (!limiter.tryAcquire()) {
+          respond(msg, { ok: false, error: overloadedError(subject, limiter.limit) });
+          return;
+        }
+        handle(msg)
+          .catch((err: unknown) => logger.error({ err, subject }, "endpoint crashed"))
+          .finally(() => limiter.release());
+      },
+    });
+
+    const served: ServedEndpoint = {
+      subject,
+      get inFlight() {
+        return limiter.inFlight;
+      },
+      stop: async () => {
+        this.served.delete(served);
+        if (!subscription.isClosed()) await subscription.drain().catch(() => undefined);
+        await limiter.idle();
+      },
+    };
+    this.served.add(served);
+    return served;
+  }
+
+  /** Core NATS publish (fire and forget), validated, with trace context. */
+  publish<T extends z.ZodType>(subject: string, schema: T, data: z.input<T>, options: PublishOptions = {}): void {
+    const value = schema.parse(data);
+    this.nc.publish(this.subject(subject), encodeJson(value), { headers: this.headersFor(options) });
+  }
+
+  /** Core NATS subscription; invalid messages are logged and dropped. */
+  subscribe<T extends z.ZodType>(
+    subject: string,
+    schema: T,
+    handler: (data: z.infer<T>, subject: string) => void,
+  ): Subscription {
+    return this.nc.subscribe(this.subject(subject), {
+      callback: (error, msg) => {
+        if (error) return;
+        let data: z.infer<T>;
+        try {
+          data = decodeWith(schema, msg.data);
+        } catch (cause) {
+          this.logger.warn({ subject: msg.subject, reason: String(cause) }, "dropped an invalid message");
+          return;
+        }
+        handler(data, this.unprefix(msg.subject));
+      },
+    });
+  }
+
+  /** JetStream publish; `msgId` becomes `Nats-Msg-Id` for dedupe. Resolves once stored. */
+  async publishDurable<T extends z.ZodType>(
+    subject: string,
+    schema: T,
+    data: z.input<T>,
+    options: PublishOptions & { timeoutMs?: number } = {},
+  ): Promise<{ seq: number; duplicate: boolean; stream: string }> {
+    const value = schema.parse(data);
+    try {
+      const ack = await this.js.publish(this.subject(subject), encodeJson(value), {
+        headers: this.headersFor(options),
+        ...(options.msgId ? { msgID: options.msgId } : {}),
+        timeout: options.timeoutMs ?? 5000,
+      });
+      return { seq: ack.seq, duplicate: ack.duplicate, stream: ack.stream };
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new RuntimeError("unavailable", `could not store message on ${subject}: ${message}`, {
+        retryAfterMs: 1000,
+        cause: error,
+      });
+    }
+  }
+
+  /** Creates or updates the named streams (idempotent; safe when replicas race). */
+  async ensureStreams(names: StreamName[], overrides: Partial<Record<StreamName, Partial<StreamConfig>>> = {}) {
+    const jsm = await this.jsm();
+    for (const name of names) {
+      const definition = { ...StreamDefinitions[name], ...overrides[name] };
+      const config = {
+        ...definition,
+        name: this.streamName(name),
+        subjects: definition.subjects.map((subject) => this.subject(subject)),
+      } as StreamConfig;
+      try {
+        await jsm.streams.add(config);
+      } catch (error) {
+        if (error instanceof JetStreamApiError && error.code === 10058) {
+          await jsm.streams.update(config.name, config).catch((updateError: unknown) => {
+            this.logger.warn({ err: updateError, stream: config.name }, "stream exists with another config");
+          });
+        } else {
+          throw error;
+        }
+      }
+    }
+  }
+
+  /** Creates or updates a durable pull consumer. */
+  async ensureConsumer(stream: StreamName, config: Partial<ConsumerConfig> & { durable_name: string }) {
+    const jsm = await this.jsm();
+    const full: Partial<ConsumerConfig> = {
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ...config,
+      ...(config.filter_subject ? { filter_subject: this.subject(config.filter_subject) } : {}),
+    };
+    const streamName = this.streamName(stream);
+    try {
+      await jsm.consumers.add(streamName, full);
+    } catch (error) {
+      if (error instanceof JetStreamApiError && (error.code === 10148 || error.code === 10013)) {
+        await jsm.consumers.update(streamName, config.durable_name, full);
+      } else {
+        throw error;
+      }
+    }
+  }
+
+  /** Registers work to stop when the bus drains (consumers, servers). */
+  onDrain(stop: () => Promise<void>): () => void {
+    this.stoppers.add(stop);
+    return () => this.stoppers.delete(stop);
+  }
+
+  /** Stops intake, finishes in-flight work, then drains the connection. */
+  async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    await Promise.all([...this.served].map((served) => served.stop()));
+    await Promise.all([...this.stoppers].map((stop) => stop()));
+    this.drainController.abort(new RuntimeError("unavailable", "service is shutting down"));
+    if (!this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    this.draining = true;
+    this.drainController.abort(new RuntimeError("unavailable", "service is shutting down"));
+    if (!this.nc.isClosed()) await this.nc.close();
+  }
+
+  /** Round trip to the server, for readiness. */
+  async ping(): Promise<void> {
+    if (this.nc.isClosed()) throw new Error("NATS connection closed");
+    await this.nc.flush();
+  }
+
+  private headersFor(options: PublishOptions): MsgHdrs {
+    const messageHeaders = headers();
+    injectTraceContext(messageHeaders);
+    for (const [key, value] of Object.entries(options.headers ?? {})) messageHeaders.set(key, value);
+    return messageHeaders;
+  }
+}
+
+export async function connectBus(options: BusOptions): Promise<Bus> {
+  const nc = await connect({
+    servers: options.url ?? "nats://127.0.0.1:4222",
+    name: options.name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+    pingInterval: 10_000,
+  });
+  const logger = options.logger;
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === "disconnect" || status.type === "reconnect" || status.type === "error") {
+        logger.warn({ nats: status.type }, "NATS connection status changed");
+      }
+    }
+  })().catch(() => undefined);
+  return new Bus(nc, { logger, ...(options.prefix ? { prefix: options.prefix } : {}) });
+}
+
+export { decodeText };

@@ -1,0 +1,190 @@
+import { DeadLetter, RuntimeError, Subjects, formatZodError } from "@agent-runtime/contracts";
+import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { MsgHdrs } from "@nats-io/nats-core";
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace } from "@opentelemetry/api";
+import { z } from "zod";
+import type { Bus } from "./bus.js";
+import { decodeText, decodeWith } from "./codec.js";
+import { InFlightLimiter } from "./limiter.js";
+import type { StreamName } from "./streams.js";
+import { extractTraceContext } from "./trace.js";
+
+export interface ConsumeContext {
+  subject: string;
+  headers: MsgHdrs | undefined;
+  /** 1 on first delivery. */
+  deliveryCount: number;
+  /** Aborts when the bus drains. */
+  signal: AbortSignal;
+  /** Tells the server the work is still going (resets the ack timer). */
+  working(): void;
+}
+
+export interface ConsumeOptions<T extends z.ZodType> {
+  stream: StreamName;
+  durable: string;
+  filterSubject?: string;
+  schema: T;
+  /** Messages processed at once by this process. */
+  concurrency: number;
+  /** Deliveries before a failing message is dead-lettered. */
+  maxDeliver?: number;
+  /** nak delay: initial * 2^(delivery-1), capped at max. */
+  backoff?: { initialMs: number; maxMs: number };
+  /** Time the server waits for an ack before redelivering (heartbeats extend it). */
+  ackWaitMs?: number;
+  maxAckPending?: number;
+  /** Dead letters go to `dlq.<origin>`. */
+  deadLetterOrigin: string;
+  handler: (data: z.infer<T>, context: ConsumeContext) => Promise<void>;
+}
+
+export interface ConsumerHandle {
+  readonly inFlight: number;
+  stop(): Promise<void>;
+}
+
+const tracer = trace.getTracer("@agent-runtime/bus");
+
+export function nakDelay(deliveryCount: number, backoff: { initialMs: number; maxMs: number }): number {
+  const exponent = Math.max(0, deliveryCount - 1);
+  return Math.min(backoff.maxMs, backoff.initialMs * 2 ** exponent);
+}
+
+/**
+ * A pull-consumer loop with explicit ack, bounded concurrency, nak with
+ * growing delay, and dead-lettering of invalid or exhausted messages.
+ */
+export async function consume<T extends z.ZodType>(bus: Bus, options: ConsumeOptions<T>): Promise<ConsumerHandle> {
+  const maxDeliver = options.maxDeliver ?? 5;
+  const backoff = options.backoff ?? { initialMs: 1000, maxMs: 30_000 };
+  const ackWaitMs = options.ackWaitMs ?? 30_000;
+  const logger = bus.logger.child({ consumer: options.durable });
+
+  await bus.ensureStreams([options.stream, "DEAD_LETTERS"]);
+  await bus.ensureConsumer(options.stream, {
+    durable_name: options.durable,
+    ...(options.filterSubject ? { filter_subject: options.filterSubject } : {}),
+    ack_wait: ackWaitMs * 1_000_000,
+    max_deliver: maxDeliver + 1,
+    max_ack_pending: options.maxAckPending ?? Math.max(1000, options.concurrency * 4),
+  });
+
+  const consumer = await bus.js.consumers.get(bus.streamName(options.stream), options.durable);
+  const limiter = new InFlightLimiter(options.concurrency);
+  const stopController = new AbortController();
+  const signal = AbortSignal.any([stopController.signal, bus.drainSignal]);
+  let messages: ConsumerMessages | undefined;
+  let stopped = false;
+
+  const deadLetter = async (msg: JsMsg, reason: string) => {
+    const origin = options.deadLetterOrigin;
+    try {
+      await bus.publishDurable(Subjects.deadLetter(origin), DeadLetter, {
+        origin,
+        subject: bus.unprefix(msg.subject),
+        stream: options.stream,
+        consumer: options.durable,
+        reason,
+        deliveries: msg.info.deliveryCount,
+        payload: decodeText(msg.data).slice(0, 64 * 1024),
+        ts: Date.now(),
+      });
+      msg.term(reason.slice(0, 200));
+      logger.warn({ subject: msg.subject, reason }, "message dead-lettered");
+    } catch (error) {
+      // Could not store the dead letter: leave it for redelivery rather than lose it.
+      logger.error({ err: error, subject: msg.subject }, "dead-letter publish failed; message will be redelivered");
+      msg.nak(backoff.maxMs);
+    }
+  };
+
+  const processMessage = async (msg: JsMsg) => {
+    let data: z.infer<T>;
+    try {
+      data = decodeWith(options.schema, msg.data);
+    } catch (error) {
+      const reason =
+        error instanceof z.ZodError ? `invalid message: ${formatZodError(error)}` : "invalid message: body is not JSON";
+      await deadLetter(msg, reason);
+      return;
+    }
+    const heartbeat = setInterval(() => msg.working(), Math.max(250, Math.floor(ackWaitMs / 3)));
+    const parent = extractTraceContext(msg.headers, ROOT_CONTEXT);
+    try {
+      await context.with(parent, () =>
+        tracer.startActiveSpan(`consume ${options.durable}`, { kind: SpanKind.CONSUMER }, async (span) => {
+          try {
+            await options.handler(data, {
+              subject: bus.unprefix(msg.subject),
+              headers: msg.headers,
+              deliveryCount: msg.info.deliveryCount,
+              signal,
+              working: () => msg.working(),
+            });
+          } catch (error) {
+            span.setStatus({ code: SpanStatusCode.ERROR, message: String(error) });
+            throw error;
+          } finally {
+            span.end();
+          }
+        }),
+      );
+      clearInterval(heartbeat);
+      await msg.ackAck().catch((error: unknown) => logger.warn({ err: error }, "ack not confirmed"));
+    } catch (error) {
+      clearInterval(heartbeat);
+      const deliveries = msg.info.deliveryCount;
+      const permanent = error instanceof RuntimeError && !error.retryable;
+      const reason = error instanceof Error ? error.message : String(error);
+      if (permanent || deliveries >= maxDeliver) {
+        await deadLetter(msg, permanent ? reason : `gave up after ${deliveries} deliveries: ${reason}`);
+      } else if (signal.aborted) {
+        msg.nak();
+      } else {
+        const delay = nakDelay(deliveries, backoff);
+        logger.warn({ subject: msg.subject, deliveries, delayMs: delay, reason }, "message failed; will retry");
+        msg.nak(delay);
+      }
+    }
+  };
+
+  const loop = async () => {
+    while (!stopped) {
+      try {
+        messages = await consumer.consume({ max_messages: Math.max(1, options.concurrency) });
+        for await (const msg of messages) {
+          await limiter.acquire();
+          if (stopped) {
+            limiter.release();
+            msg.nak();
+            continue;
+          }
+          void processMessage(msg)
+            .catch((error: unknown) => logger.error({ err: error }, "consumer handler crashed"))
+            .finally(() => limiter.release());
+        }
+      } catch (error) {
+        if (stopped) return;
+        logger.warn({ err: error }, "consumer loop interrupted; restarting");
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  };
+  void loop();
+
+  const handle: ConsumerHandle = {
+    get inFlight() {
+      return limiter.inFlight;
+    },
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      stopController.abort();
+      await messages?.close().catch(() => undefined);
+      await limiter.idle();
+    },
+  };
+  bus.onDrain(() => handle.stop());
+  return handle;
+}

@@ -1,0 +1,33 @@
+import type { MsgHdrs } from "@nats-io/nats-core";
+import { type Context, type TextMapGetter, type TextMapSetter, context } from "@opentelemetry/api";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+
+/**
+ * W3C trace context in NATS headers. A local propagator is used so that
+ * context crosses hops even when no OpenTelemetry SDK is registered.
+ */
+const propagator = new W3CTraceContextPropagator();
+
+const setter: TextMapSetter<MsgHdrs> = {
+  set(carrier, key, value) {
+    carrier.set(key, value);
+  },
+};
+
+const getter: TextMapGetter<MsgHdrs | undefined> = {
+  get(carrier, key) {
+    return carrier?.get(key) || undefined;
+  },
+  keys(carrier) {
+    return carrier ? carrier.keys() : [];
+  },
+};
+
+export function injectTraceContext(headers: MsgHdrs, from: Context = context.active()): void {
+  propagator.inject(from, headers, setter);
+}
+
+export function extractTraceContext(headers: MsgHdrs | undefined, base: Context = context.active()): Context {
+  if (!headers) return base;
+  return propagator.extract(base, headers, getter);
+}

@@ -1,0 +1,64 @@
+import { z } from "zod";
+
+export const ProviderConfig = z.object({
+  baseUrl: z.string().url(),
+  /** Name of the environment variable that holds the key. */
+  apiKeyEnv: z.string().optional(),
+  apiKey: z.string().optional(),
+  timeoutMs: z.number().int().positive().default(60_000),
+  rpm: z.number().int().positive().optional(),
+  tpm: z.number().int().positive().optional(),
+  maxConcurrency: z.number().int().positive().default(64),
+  headers: z.record(z.string(), z.string()).default({}),
+});
+export type ProviderConfig = z.infer<typeof ProviderConfig>;
+
+export const ModelConfig = z.object({
+  provider: z.string(),
+  /** The provider's own model id (defaults to the key of this entry). */
+  id: z.string().optional(),
+  contextWindow: z.number().int().positive().default(128_000),
+  /** USD per 1M tokens. */
+  pricing: z
+    .object({
+      input: z.number().nonnegative().default(0),
+      output: z.number().nonnegative().default(0),
+      cachedInput: z.number().nonnegative().optional(),
+    })
+    .default({ input: 0, output: 0 }),
+  capabilities: z.array(z.enum(["tools", "json", "vision", "embeddings", "streaming"])).default(["tools", "json", "streaming"]),
+  tokenizer: z.string().optional(),
+});
+export type ModelConfig = z.infer<typeof ModelConfig>;
+
+export const RouteRule = z.object({
+  name: z.string(),
+  when: z
+    .object({
+      task: z.array(z.string()).optional(),
+      agent: z.array(z.string()).optional(),
+      deepAnalysis: z.boolean().optional(),
+      minComplexity: z.number().min(0).max(1).optional(),
+      maxComplexity: z.number().min(0).max(1).optional(),
+    })
+    .default({}),
+  tier: z.string().optional(),
+  /** A/B split: variants chosen by weight, sticky per user or thread. */
+  variants: z
+    .array(z.object({ name: z.string(), tier: z.string(), weight: z.number().positive() }))
+    .min(1)
+    .optional(),
+  stickyBy: z.enum(["user", "thread", "run"]).default("user"),
+});
+export type RouteRule = z.infer<typeof RouteRule>;
+
+export const ModelsSection = z.object({
+  providers: z.record(z.string(), ProviderConfig).default({}),
+  models: z.record(z.string(), ModelConfig).default({}),
+  /** Each tier is an ordered fallback chain of model names. */
+  tiers: z.record(z.string(), z.array(z.string()).min(1)).default({}),
+  routes: z.array(RouteRule).default([]),
+  defaultTier: z.string().default("fast"),
+  embeddingModel: z.string().optional(),
+});
+export type ModelsSection = z.infer<typeof ModelsSection>;

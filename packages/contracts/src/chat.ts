@@ -1,0 +1,59 @@
+import { z } from "zod";
+
+/** OpenAI chat-completions message format, used inside the runtime too. */
+export const ToolCall = z.object({
+  id: z.string().min(1),
+  type: z.literal("function").default("function"),
+  function: z.object({ name: z.string().min(1), arguments: z.string() }),
+});
+export type ToolCall = z.infer<typeof ToolCall>;
+
+const TextPart = z.object({ type: z.literal("text"), text: z.string() });
+const ImagePart = z.object({
+  type: z.literal("image_url"),
+  image_url: z.object({ url: z.string(), detail: z.string().optional() }),
+});
+export const ContentPart = z.discriminatedUnion("type", [TextPart, ImagePart]);
+export type ContentPart = z.infer<typeof ContentPart>;
+
+export const MessageContent = z.union([z.string(), z.array(ContentPart)]);
+export type MessageContent = z.infer<typeof MessageContent>;
+
+export const SystemMessage = z.object({
+  role: z.enum(["system", "developer"]),
+  content: MessageContent,
+  name: z.string().optional(),
+});
+export const UserMessage = z.object({ role: z.literal("user"), content: MessageContent, name: z.string().optional() });
+export const AssistantMessage = z.object({
+  role: z.literal("assistant"),
+  content: MessageContent.nullable().default(null),
+  tool_calls: z.array(ToolCall).optional(),
+  name: z.string().optional(),
+});
+export const ToolMessage = z.object({
+  role: z.literal("tool"),
+  content: MessageContent,
+  tool_call_id: z.string().min(1),
+});
+export const ChatMessage = z.discriminatedUnion("role", [SystemMessage, UserMessage, AssistantMessage, ToolMessage]);
+export type ChatMessage = z.infer<typeof ChatMessage>;
+export type AssistantMessage = z.infer<typeof AssistantMessage>;
+
+/** Tool definition in the OpenAI `tools` format. */
+export const ToolSpec = z.object({
+  type: z.literal("function"),
+  function: z.object({
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "tool names are 1-64 letters, digits, '_' or '-'"),
+    description: z.string().optional(),
+    parameters: z.record(z.string(), z.unknown()).optional(),
+    strict: z.boolean().optional(),
+  }),
+});
+export type ToolSpec = z.infer<typeof ToolSpec>;
+
+export function textOf(content: MessageContent | null | undefined): string {
+  if (content == null) return "";
+  if (typeof content === "string") return content;
+  return content.map((part) => (part.type === "text" ? part.text : "")).join("");
+}

@@ -1,0 +1,88 @@
+export {
+  AssistantMessage,
+  ChatMessage,
+  ContentPart,
+  MessageContent,
+  SystemMessage,
+  ToolCall,
+  ToolMessage,
+  ToolSpec,
+  UserMessage,
+  textOf,
+} from "./chat.js";
+export { Endpoints, defineEndpoint, toolExecEndpoint } from "./catalog.js";
+export type { Endpoint } from "./catalog.js";
+export { Id, MESSAGE_VERSION, RequestMeta, TenantId, TokenUsage } from "./common.js";
+export { DeadLetter, ErrorEnvelope, replyEnvelope } from "./envelope.js";
+export {
+  ErrorCode,
+  HttpErrorBody,
+  RuntimeError,
+  WireError,
+  formatPath,
+  formatZodError,
+  httpStatusFor,
+  isRetryableCode,
+  toWireError,
+  zodIssues,
+} from "./errors.js";
+export type { FieldIssue } from "./errors.js";
+export { CloudEvent, subjectToken } from "./events.js";
+export {
+  ContextSection,
+  MemoryAppendReply,
+  MemoryAppendRequest,
+  MemoryContextReply,
+  MemoryContextRequest,
+  MemoryForgetReply,
+  MemoryForgetRequest,
+  MemoryHit,
+  MemoryJob,
+  MemoryMessagesReply,
+  MemoryMessagesRequest,
+  MemoryRememberReply,
+  MemoryRememberRequest,
+  MemorySearchReply,
+  MemorySearchRequest,
+  MetadataFilter,
+  StoredMessage,
+} from "./memory.js";
+export {
+  ModelChatReply,
+  ModelChatRequest,
+  ModelEmbedReply,
+  ModelEmbedRequest,
+  ModelStreamChunk,
+  RouteDecision,
+  TaskKind,
+} from "./model.js";
+export { ChatCompletionRequest, CompletionUsage } from "./openai.js";
+export {
+  DeltaEvent,
+  RunCancelReply,
+  RunCancelRequest,
+  RunEvent,
+  RunFinishedEvent,
+  RunGetReply,
+  RunGetRequest,
+  RunListReply,
+  RunListRequest,
+  RunPriority,
+  RunRecord,
+  RunRequest,
+  RunStatus,
+  TERMINAL_RUN_STATUSES,
+} from "./runs.js";
+export { Headers, QueueGroups, Streams, Subjects } from "./subjects.js";
+export {
+  ToolBatchReply,
+  ToolBatchRequest,
+  ToolCallStatus,
+  ToolDescriptor,
+  ToolExecReply,
+  ToolExecRequest,
+  ToolListReply,
+  ToolListRequest,
+  ToolRegistration,
+} from "./tool.js";
+export { ModelUsageRecord, ToolUsageRecord } from "./usage.js";

@@ -1,0 +1,151 @@
+import { z } from "zod";
+import { ChatMessage } from "./chat.js";
+import { RequestMeta } from "./common.js";
+
+/** A message as stored in a thread; `id` makes appends idempotent. */
+export const StoredMessage = z.object({
+  id: z.string().min(1).max(200),
+  message: ChatMessage,
+  createdAt: z.string().optional(),
+  tokens: z.number().int().nonnegative().optional(),
+});
+export type StoredMessage = z.infer<typeof StoredMessage>;
+
+export const MemoryContextRequest = z.object({
+  meta: RequestMeta,
+  threadId: z.string().min(1).optional(),
+  agent: z.string(),
+  systemPrompt: z.string().optional(),
+  /** The new input of this turn (or the whole history when the caller keeps none server-side). */
+  input: z.array(ChatMessage),
+  budgetTokens: z.number().int().positive(),
+  model: z.string().optional(),
+  retrieval: z.boolean().default(false),
+  userId: z.string().optional(),
+});
+export type MemoryContextRequest = z.infer<typeof MemoryContextRequest>;
+
+export const ContextSection = z.object({
+  tokens: z.number().int().nonnegative(),
+  items: z.number().int().nonnegative(),
+  dropped: z.number().int().nonnegative().default(0),
+});
+
+export const MemoryContextReply = z.object({
+  messages: z.array(ChatMessage),
+  sections: z.object({
+    system: ContextSection,
+    summary: ContextSection,
+    history: ContextSection,
+    retrieved: ContextSection,
+    input: ContextSection,
+  }),
+  totalTokens: z.number().int().nonnegative(),
+  dropped: z.array(z.string()).default([]),
+});
+export type MemoryContextReply = z.infer<typeof MemoryContextReply>;
+
+export const MemoryAppendRequest = z.object({
+  meta: RequestMeta,
+  threadId: z.string().min(1),
+  agent: z.string().optional(),
+  userId: z.string().optional(),
+  messages: z.array(StoredMessage).min(1).max(500),
+});
+export type MemoryAppendRequest = z.infer<typeof MemoryAppendRequest>;
+
+export const MemoryAppendReply = z.object({
+  appended: z.number().int().nonnegative(),
+  skipped: z.number().int().nonnegative(),
+});
+export type MemoryAppendReply = z.infer<typeof MemoryAppendReply>;
+
+export const MemoryMessagesRequest = z.object({
+  meta: RequestMeta,
+  threadId: z.string().min(1),
+  limit: z.number().int().positive().max(1000).default(100),
+  before: z.string().optional(),
+});
+export type MemoryMessagesRequest = z.infer<typeof MemoryMessagesRequest>;
+
+export const MemoryMessagesReply = z.object({
+  threadId: z.string(),
+  messages: z.array(StoredMessage),
+  found: z.boolean(),
+});
+export type MemoryMessagesReply = z.infer<typeof MemoryMessagesReply>;
+
+export const MetadataFilter = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]));
+
+export const MemorySearchRequest = z.object({
+  meta: RequestMeta,
+  query: z.string().min(1).max(8000),
+  userId: z.string().optional(),
+  kinds: z.array(z.string()).optional(),
+  filter: MetadataFilter.optional(),
+  limit: z.number().int().positive().max(100).default(8),
+  budgetTokens: z.number().int().positive().optional(),
+  minScore: z.number().optional(),
+});
+export type MemorySearchRequest = z.infer<typeof MemorySearchRequest>;
+
+export const MemoryHit = z.object({
+  id: z.string(),
+  documentId: z.string(),
+  kind: z.string(),
+  text: z.string(),
+  score: z.number(),
+  metadata: z.record(z.string(), z.unknown()).default({}),
+  tokens: z.number().int().nonnegative(),
+});
+export type MemoryHit = z.infer<typeof MemoryHit>;
+
+export const MemorySearchReply = z.object({ hits: z.array(MemoryHit), cached: z.boolean().default(false) });
+export type MemorySearchReply = z.infer<typeof MemorySearchReply>;
+
+export const MemoryRememberRequest = z.object({
+  meta: RequestMeta,
+  /** Stable id makes re-ingestion idempotent; unchanged text is not re-embedded. */
+  documentId: z.string().min(1).max(200).optional(),
+  userId: z.string().optional(),
+  kind: z.enum(["fact", "note", "document", "profile"]).default("note"),
+  text: z.string().min(1).max(2_000_000),
+  metadata: z.record(z.string(), z.unknown()).default({}),
+});
+export type MemoryRememberRequest = z.infer<typeof MemoryRememberRequest>;
+
+export const MemoryRememberReply = z.object({
+  documentId: z.string(),
+  chunks: z.number().int().nonnegative(),
+  queued: z.boolean(),
+});
+export type MemoryRememberReply = z.infer<typeof MemoryRememberReply>;
+
+export const MemoryForgetRequest = z
+  .object({
+    meta: RequestMeta,
+    threadId: z.string().optional(),
+    userId: z.string().optional(),
+    documentId: z.string().optional(),
+  })
+  .refine((value) => value.threadId || value.userId || value.documentId, {
+    message: "name a threadId, userId or documentId to forget",
+  });
+export type MemoryForgetRequest = z.infer<typeof MemoryForgetRequest>;
+
+export const MemoryForgetReply = z.object({
+  deleted: z.object({
+    messages: z.number().int().nonnegative(),
+    threads: z.number().int().nonnegative(),
+    documents: z.number().int().nonnegative(),
+    chunks: z.number().int().nonnegative(),
+  }),
+});
+export type MemoryForgetReply = z.infer<typeof MemoryForgetReply>;
+
+/** Non-critical work on the `memory.jobs` stream. */
+export const MemoryJob = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("summarize"), tenant: z.string(), threadId: z.string(), requestedAt: z.number() }),
+  z.object({ kind: z.literal("index"), tenant: z.string(), documentId: z.string(), requestedAt: z.number() }),
+]);
+export type MemoryJob = z.infer<typeof MemoryJob>;

@@ -1,0 +1,104 @@
+import { z } from "zod";
+import { AssistantMessage, ChatMessage, ToolCall, ToolSpec } from "./chat.js";
+import { RequestMeta, TokenUsage } from "./common.js";
+
+export const TaskKind = z.enum(["route", "plan", "summarize", "classify", "answer", "act"]);
+export type TaskKind = z.infer<typeof TaskKind>;
+
+export const ModelChatRequest = z.object({
+  meta: RequestMeta,
+  messages: z.array(ChatMessage).min(1),
+  tools: z.array(ToolSpec).optional(),
+  toolChoice: z
+    .union([
+      z.enum(["auto", "none", "required"]),
+      z.object({ type: z.literal("function"), function: z.object({ name: z.string() }) }),
+    ])
+    .optional(),
+  /** Explicit tier or model wins over routing rules. */
+  tier: z.string().optional(),
+  model: z.string().optional(),
+  task: TaskKind.optional(),
+  deepAnalysis: z.boolean().optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  topP: z.number().min(0).max(1).optional(),
+  maxTokens: z.number().int().positive().optional(),
+  seed: z.number().int().optional(),
+  stop: z.union([z.string(), z.array(z.string())]).optional(),
+  responseFormat: z
+    .union([
+      z.object({ type: z.literal("text") }),
+      z.object({ type: z.literal("json_object") }),
+      z.object({ type: z.literal("json_schema"), json_schema: z.record(z.string(), z.unknown()) }),
+    ])
+    .optional(),
+  /** When set, deltas are published on this core NATS subject as they arrive. */
+  streamSubject: z.string().optional(),
+  /** Per-request opt-out of the response cache. */
+  cache: z.boolean().optional(),
+  /** Whether the offered tools have side effects (responses are then never cached). */
+  toolsHaveSideEffects: z.boolean().optional(),
+});
+export type ModelChatRequest = z.infer<typeof ModelChatRequest>;
+
+export const RouteDecision = z.object({
+  tier: z.string(),
+  reason: z.string(),
+  variant: z.string().optional(),
+  complexity: z.number().optional(),
+});
+export type RouteDecision = z.infer<typeof RouteDecision>;
+
+export const ModelChatReply = z.object({
+  message: AssistantMessage,
+  finishReason: z.string(),
+  usage: TokenUsage,
+  costUsd: z.number().nonnegative(),
+  model: z.string(),
+  provider: z.string(),
+  route: RouteDecision,
+  cached: z.boolean(),
+  latencyMs: z.number().nonnegative(),
+  ttftMs: z.number().nonnegative().optional(),
+  retries: z.number().int().nonnegative(),
+  fallbacks: z.number().int().nonnegative(),
+});
+export type ModelChatReply = z.infer<typeof ModelChatReply>;
+
+/** Published on `ModelChatRequest.streamSubject` while a streamed call runs. */
+export const ModelStreamChunk = z.object({
+  requestId: z.string(),
+  index: z.number().int().nonnegative(),
+  content: z.string().optional(),
+  toolCalls: z
+    .array(
+      z.object({
+        index: z.number().int().nonnegative(),
+        id: z.string().optional(),
+        name: z.string().optional(),
+        arguments: z.string().optional(),
+      }),
+    )
+    .optional(),
+});
+export type ModelStreamChunk = z.infer<typeof ModelStreamChunk>;
+
+export const ModelEmbedRequest = z.object({
+  meta: RequestMeta,
+  model: z.string().optional(),
+  input: z.array(z.string()).min(1).max(2048),
+  cache: z.boolean().optional(),
+});
+export type ModelEmbedRequest = z.infer<typeof ModelEmbedRequest>;
+
+export const ModelEmbedReply = z.object({
+  embeddings: z.array(z.array(z.number())),
+  model: z.string(),
+  provider: z.string(),
+  usage: z.object({ promptTokens: z.number().int().nonnegative() }),
+  costUsd: z.number().nonnegative(),
+  cachedCount: z.number().int().nonnegative(),
+});
+export type ModelEmbedReply = z.infer<typeof ModelEmbedReply>;
+
+export { ToolCall };

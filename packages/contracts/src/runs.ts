@@ -1,0 +1,171 @@
+import { z } from "zod";
+import { AssistantMessage, ChatMessage } from "./chat.js";
+import { RequestMeta, TenantId, TokenUsage } from "./common.js";
+import { WireError } from "./errors.js";
+
+export const RunPriority = z.enum(["interactive", "batch"]);
+export type RunPriority = z.infer<typeof RunPriority>;
+
+export const RunStatus = z.enum(["queued", "running", "completed", "failed", "cancelled", "budget_exceeded"]);
+export type RunStatus = z.infer<typeof RunStatus>;
+
+export const TERMINAL_RUN_STATUSES: ReadonlySet<RunStatus> = new Set([
+  "completed",
+  "failed",
+  "cancelled",
+  "budget_exceeded",
+]);
+
+/** The JetStream message on `runs.<priority>.<tenant>` that asks for one agent run. */
+export const RunRequest = z.object({
+  v: z.literal(1).default(1),
+  runId: z.string().min(1).max(100),
+  tenant: TenantId,
+  agent: z.string().min(1).max(100),
+  input: z.array(ChatMessage).min(1),
+  threadId: z.string().min(1).max(200).optional(),
+  userId: z.string().max(200).optional(),
+  priority: RunPriority,
+  createdAt: z.number().int().positive(),
+  /** Epoch ms after which the run is abandoned. */
+  deadline: z.number().int().positive(),
+  /** Deltas are published as `delta` events. */
+  stream: z.boolean().default(false),
+  source: z.enum(["chat", "runs", "event", "delegate"]).default("runs"),
+  eventId: z.string().optional(),
+  parentRunId: z.string().optional(),
+  metadata: z.record(z.string(), z.string()).optional(),
+  /** Per-run overrides, never above the agent's own limits. */
+  model: z.string().optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  maxTokens: z.number().int().positive().optional(),
+  budget: z
+    .object({
+      maxSteps: z.number().int().positive().optional(),
+      timeMs: z.number().int().positive().optional(),
+      costUsd: z.number().positive().optional(),
+    })
+    .optional(),
+  /** Client-declared tools (OpenAI `tools`): calls to them end the run and go back to the client. */
+  clientTools: z.array(z.unknown()).optional(),
+});
+export type RunRequest = z.infer<typeof RunRequest>;
+
+const EventBase = z.object({ runId: z.string(), seq: z.number().int().nonnegative(), ts: z.number() });
+
+export const RunStartedEvent = EventBase.extend({
+  type: z.literal("run-started"),
+  agent: z.string(),
+  attempt: z.number().int().positive(),
+});
+export const StepStartedEvent = EventBase.extend({
+  type: z.literal("step-started"),
+  step: z.number().int().nonnegative(),
+  kind: z.enum(["model", "tools", "plan"]),
+});
+export const DeltaEvent = EventBase.extend({
+  type: z.literal("delta"),
+  step: z.number().int().nonnegative(),
+  content: z.string().optional(),
+  toolCalls: z
+    .array(
+      z.object({
+        index: z.number().int().nonnegative(),
+        id: z.string().optional(),
+        name: z.string().optional(),
+        arguments: z.string().optional(),
+      }),
+    )
+    .optional(),
+});
+export const ToolCalledEvent = EventBase.extend({
+  type: z.literal("tool-called"),
+  step: z.number().int().nonnegative(),
+  callId: z.string(),
+  name: z.string(),
+  arguments: z.string(),
+});
+export const ToolResultEvent = EventBase.extend({
+  type: z.literal("tool-result"),
+  step: z.number().int().nonnegative(),
+  callId: z.string(),
+  name: z.string(),
+  status: z.string(),
+  content: z.string(),
+  latencyMs: z.number().nonnegative(),
+  cached: z.boolean(),
+});
+export const UsageEvent = EventBase.extend({
+  type: z.literal("usage"),
+  step: z.number().int().nonnegative(),
+  model: z.string(),
+  provider: z.string(),
+  usage: TokenUsage,
+  costUsd: z.number().nonnegative(),
+});
+export const RunFinishedEvent = EventBase.extend({
+  type: z.literal("run-finished"),
+  status: RunStatus,
+  output: AssistantMessage.optional(),
+  finishReason: z.string().optional(),
+  usage: TokenUsage,
+  costUsd: z.number().nonnegative(),
+  steps: z.number().int().nonnegative(),
+  error: WireError.optional(),
+  threadId: z.string().optional(),
+});
+export const RunEvent = z.discriminatedUnion("type", [
+  RunStartedEvent,
+  StepStartedEvent,
+  DeltaEvent,
+  ToolCalledEvent,
+  ToolResultEvent,
+  UsageEvent,
+  RunFinishedEvent,
+]);
+export type RunEvent = z.infer<typeof RunEvent>;
+export type RunFinishedEvent = z.infer<typeof RunFinishedEvent>;
+export type DeltaEvent = z.infer<typeof DeltaEvent>;
+
+/** A run as stored by the orchestrator. */
+export const RunRecord = z.object({
+  runId: z.string(),
+  tenant: z.string(),
+  agent: z.string(),
+  status: RunStatus,
+  priority: RunPriority,
+  threadId: z.string().nullable(),
+  userId: z.string().nullable(),
+  parentRunId: z.string().nullable(),
+  steps: z.number().int().nonnegative(),
+  usage: TokenUsage,
+  costUsd: z.number().nonnegative(),
+  output: AssistantMessage.nullable(),
+  error: WireError.nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  finishedAt: z.string().nullable(),
+});
+export type RunRecord = z.infer<typeof RunRecord>;
+
+export const RunGetRequest = z.object({ meta: RequestMeta, runId: z.string().min(1) });
+export type RunGetRequest = z.infer<typeof RunGetRequest>;
+export const RunGetReply = z.object({ run: RunRecord.nullable() });
+export type RunGetReply = z.infer<typeof RunGetReply>;
+
+export const RunListRequest = z.object({
+  meta: RequestMeta,
+  threadId: z.string().optional(),
+  status: RunStatus.optional(),
+  agent: z.string().optional(),
+  limit: z.number().int().positive().max(100).default(20),
+  cursor: z.string().optional(),
+});
+export type RunListRequest = z.infer<typeof RunListRequest>;
+export const RunListReply = z.object({ runs: z.array(RunRecord), nextCursor: z.string().nullable() });
+export type RunListReply = z.infer<typeof RunListReply>;
+
+export const RunCancelRequest = z.object({ meta: RequestMeta, runId: z.string().min(1), reason: z.string().optional() });
+export type RunCancelRequest = z.infer<typeof RunCancelRequest>;
+export const RunCancelReply = z.object({ runId: z.string(), status: RunStatus, cancelled: z.boolean() });
+export type RunCancelReply = z.infer<typeof RunCancelReply>;

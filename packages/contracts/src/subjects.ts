@@ -1,0 +1,62 @@
+import type { RunPriority } from "./runs.js";
+
+/** Every NATS subject and JetStream stream name of the runtime. */
+export const Subjects = {
+  runs: (priority: RunPriority, tenant: string) => `runs.${priority}.${tenant}`,
+  runsInteractiveAll: "runs.interactive.>",
+  runsBatchAll: "runs.batch.>",
+  runEvents: (runId: string) => `run.${runId}.events`,
+  runEventsAll: "run.*.events",
+  runGet: "run.get",
+  runList: "run.list",
+  runCancel: "run.cancel",
+  /** Core NATS broadcast so every worker can stop a cancelled run between steps. */
+  runCancelled: (runId: string) => `run.${runId}.cancelled`,
+  events: (source: string, type: string) => `events.${source}.${type}`,
+  eventsAll: "events.>",
+  modelChat: "model.chat",
+  modelEmbed: "model.embed",
+  toolExec: (name: string) => `tool.exec.${name}`,
+  toolBatch: "tool.batch",
+  toolList: "tool.list",
+  toolRegister: "tool.register",
+  memoryContext: "memory.context",
+  memoryAppend: "memory.append",
+  memoryMessages: "memory.messages",
+  memorySearch: "memory.search",
+  memoryRemember: "memory.remember",
+  memoryForget: "memory.forget",
+  memoryJobs: "memory.jobs",
+  usageModel: "usage.model",
+  usageTool: "usage.tool",
+  usageAll: "usage.>",
+  deadLetter: (origin: string) => `dlq.${origin}`,
+  deadLetterAll: "dlq.>",
+} as const;
+
+export const Streams = {
+  runs: "RUNS",
+  runEvents: "RUN_EVENTS",
+  events: "EVENTS",
+  memoryJobs: "MEMORY_JOBS",
+  usage: "USAGE",
+  deadLetters: "DEAD_LETTERS",
+} as const;
+
+/** Queue groups: one per service, so replicas share the load. */
+export const QueueGroups = {
+  orchestrator: "orchestrator",
+  modelProxy: "model-proxy",
+  toolExecutor: "tool-executor",
+  memory: "memory",
+  ingress: "ingress",
+} as const;
+
+export const Headers = {
+  messageId: "Nats-Msg-Id",
+  traceparent: "traceparent",
+  tracestate: "tracestate",
+  deadline: "x-deadline",
+  tenant: "x-tenant",
+  error: "x-error",
+} as const;

@@ -1,0 +1,96 @@
+import { z } from "zod";
+import { ToolSpec } from "./chat.js";
+import { RequestMeta } from "./common.js";
+import { WireError } from "./errors.js";
+
+export const ToolCallStatus = z.enum([
+  "ok",
+  "invalid_arguments",
+  "invalid_output",
+  "error",
+  "timeout",
+  "cooldown",
+  "overloaded",
+  "not_found",
+  "forbidden",
+]);
+export type ToolCallStatus = z.infer<typeof ToolCallStatus>;
+
+export const ToolExecRequest = z.object({
+  meta: RequestMeta,
+  callId: z.string().min(1),
+  /** JSON text as produced by the model, or an already parsed object. */
+  arguments: z.union([z.string(), z.record(z.string(), z.unknown())]),
+  /** run id + step + call id for side-effecting tools. */
+  idempotencyKey: z.string().optional(),
+  timeoutMs: z.number().int().positive().optional(),
+});
+export type ToolExecRequest = z.infer<typeof ToolExecRequest>;
+
+export const ToolExecReply = z.object({
+  callId: z.string(),
+  name: z.string(),
+  status: ToolCallStatus,
+  /** Structured result, when status is ok. */
+  output: z.unknown().optional(),
+  /** What the model reads: the result or a readable error, capped in size. */
+  content: z.string(),
+  error: WireError.optional(),
+  cached: z.boolean().default(false),
+  replayed: z.boolean().default(false),
+  truncated: z.boolean().default(false),
+  latencyMs: z.number().nonnegative(),
+  costUsd: z.number().nonnegative().default(0),
+});
+export type ToolExecReply = z.infer<typeof ToolExecReply>;
+
+export const ToolBatchRequest = z.object({
+  meta: RequestMeta,
+  calls: z
+    .array(
+      z.object({
+        callId: z.string().min(1),
+        name: z.string().min(1),
+        arguments: z.union([z.string(), z.record(z.string(), z.unknown())]),
+        idempotencyKey: z.string().optional(),
+      }),
+    )
+    .min(1)
+    .max(64),
+  timeoutMs: z.number().int().positive().optional(),
+});
+export type ToolBatchRequest = z.infer<typeof ToolBatchRequest>;
+
+export const ToolBatchReply = z.object({ results: z.array(ToolExecReply) });
+export type ToolBatchReply = z.infer<typeof ToolBatchReply>;
+
+export const ToolDescriptor = z.object({
+  name: z.string(),
+  description: z.string(),
+  kind: z.enum(["builtin", "webhook", "nats"]),
+  spec: ToolSpec,
+  sideEffects: z.boolean(),
+  timeoutMs: z.number().int().positive(),
+  cacheTtlSeconds: z.number().int().nonnegative().optional(),
+  costUsd: z.number().nonnegative().optional(),
+});
+export type ToolDescriptor = z.infer<typeof ToolDescriptor>;
+
+export const ToolListRequest = z.object({
+  tenant: z.string().optional(),
+  agent: z.string().optional(),
+  channel: z.string().optional(),
+  names: z.array(z.string()).optional(),
+});
+export type ToolListRequest = z.infer<typeof ToolListRequest>;
+
+export const ToolListReply = z.object({ tools: z.array(ToolDescriptor) });
+export type ToolListReply = z.infer<typeof ToolListReply>;
+
+/** A NATS-hosted tool announcing itself (published on `tool.register`). */
+export const ToolRegistration = z.object({
+  descriptor: ToolDescriptor,
+  /** Seconds the registration stays valid without a refresh. */
+  ttlSeconds: z.number().int().positive().default(30),
+});
+export type ToolRegistration = z.infer<typeof ToolRegistration>;

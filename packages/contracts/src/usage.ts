@@ -1,0 +1,49 @@
+import { z } from "zod";
+import { TokenUsage } from "./common.js";
+
+export const ModelUsageRecord = z.object({
+  v: z.literal(1).default(1),
+  id: z.string(),
+  ts: z.number(),
+  tenant: z.string(),
+  userId: z.string().optional(),
+  runId: z.string().optional(),
+  agent: z.string().optional(),
+  requestId: z.string(),
+  kind: z.enum(["chat", "embed"]),
+  route: z.string(),
+  routeReason: z.string(),
+  tier: z.string(),
+  variant: z.string().optional(),
+  model: z.string(),
+  provider: z.string(),
+  usage: TokenUsage,
+  usageEstimated: z.boolean(),
+  costUsd: z.number().nonnegative(),
+  latencyMs: z.number().nonnegative(),
+  ttftMs: z.number().nonnegative().optional(),
+  retries: z.number().int().nonnegative(),
+  fallbacks: z.number().int().nonnegative(),
+  cached: z.boolean(),
+  status: z.enum(["ok", "error"]),
+  errorCode: z.string().optional(),
+});
+export type ModelUsageRecord = z.infer<typeof ModelUsageRecord>;
+
+export const ToolUsageRecord = z.object({
+  v: z.literal(1).default(1),
+  id: z.string(),
+  ts: z.number(),
+  tenant: z.string(),
+  userId: z.string().optional(),
+  runId: z.string().optional(),
+  agent: z.string().optional(),
+  tool: z.string(),
+  callId: z.string(),
+  status: z.string(),
+  latencyMs: z.number().nonnegative(),
+  cached: z.boolean(),
+  replayed: z.boolean().default(false),
+  costUsd: z.number().nonnegative(),
+});
+export type ToolUsageRecord = z.infer<typeof ToolUsageRecord>;
