@@ -1,10 +1,10 @@
-import { defaultServerConditions } from "vite";
 import { defineConfig } from "vitest/config";
 
 /** Workspace packages are consumed from their TypeScript sources (the `source` export condition). */
+const conditions = ["source", "node", "import", "default"];
 const sourceFirst = {
-  resolve: { conditions: ["source", ...defaultServerConditions] },
-  ssr: { resolve: { conditions: ["source", ...defaultServerConditions], externalConditions: ["source"] } },
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: ["source"] } },
 };
 
 export default defineConfig({

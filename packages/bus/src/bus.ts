@@ -1,32 +1,32 @@
 import {
   type Endpoint,
+  formatZodError,
   Headers,
   RuntimeError,
-  formatZodError,
   replyEnvelope,
   toWireError,
   type WireError,
 } from "@agent-runtime/contracts";
-import type { Logger } from "@agent-runtime/telemetry";
 import {
-  type ConsumerConfig,
-  type JetStreamClient,
-  type JetStreamManager,
-  type StreamConfig,
   AckPolicy,
+  type ConsumerConfig,
   DeliverPolicy,
   JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
   jetstream,
   jetstreamManager,
+  type StreamConfig,
 } from "@nats-io/jetstream";
-import { type Msg, type MsgHdrs, type NatsConnection, type Subscription, headers } from "@nats-io/nats-core";
+import { headers, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace } from "@opentelemetry/api";
+import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { z } from "zod";
 import { decodeText, decodeWith, encodeJson } from "./codec.js";
 import { fromNatsRequestError, overloadedError } from "./errors.js";
 import { InFlightLimiter } from "./limiter.js";
-import { type StreamName, StreamDefinitions } from "./streams.js";
+import type { BusLogger } from "./logger.js";
+import { StreamDefinitions, type StreamName } from "./streams.js";
 import { extractTraceContext, injectTraceContext } from "./trace.js";
 
 export interface BusOptions {
@@ -35,7 +35,7 @@ export interface BusOptions {
   url?: string;
   /** Namespace for every subject and stream (isolates tests and tenants of one NATS). */
   prefix?: string;
-  logger: Logger;
+  logger: BusLogger;
 }
 
 export interface RequestOptions {
@@ -102,7 +102,7 @@ function deadlineOf(payload: unknown): number | undefined {
 /** One NATS connection per process, with typed request/reply, endpoints and JetStream. */
 export class Bus {
   readonly js: JetStreamClient;
-  readonly logger: Logger;
+  readonly logger: BusLogger;
   readonly prefix: string;
   private jsmPromise: Promise<JetStreamManager> | undefined;
   private readonly served = new Set<ServedEndpoint>();
@@ -112,7 +112,7 @@ export class Bus {
 
   constructor(
     readonly nc: NatsConnection,
-    options: { prefix?: string; logger: Logger },
+    options: { prefix?: string; logger: BusLogger },
   ) {
     this.prefix = sanitizePrefix(options.prefix);
     this.logger = options.logger;
@@ -133,7 +133,9 @@ export class Bus {
   }
 
   unprefix(subject: string): string {
-    return this.prefix && subject.startsWith(`${this.prefix}.`) ? subject.slice(this.prefix.length + 1) : subject;
+    return this.prefix && subject.startsWith(`${this.prefix}.`)
+      ? subject.slice(this.prefix.length + 1)
+      : subject;
   }
 
   streamName(name: string): string {
@@ -179,7 +181,10 @@ export class Bus {
       parsed = decodeWith(envelopeFor(endpoint.reply), reply.data) as typeof parsed;
     } catch (error) {
       const detail = error instanceof z.ZodError ? formatZodError(error) : "reply is not JSON";
-      throw new RuntimeError("upstream", `invalid reply on ${subject}: ${detail}`, { retryable: false, cause: error });
+      throw new RuntimeError("upstream", `invalid reply on ${subject}: ${detail}`, {
+        retryable: false,
+        cause: error,
+      });
     }
     if (!parsed.ok) throw RuntimeError.fromWire(parsed.error);
     return parsed.data as z.infer<E["reply"]>;
@@ -262,7 +267,12 @@ export class Bus {
         if (this.draining) {
           respond(msg, {
             ok: false,
-            error: { code: "unavailable", message: "service is shutting down", retryable: true, retryAfterMs: 500 },
+            error: {
+              code: "unavailable",
+              message: "service is shutting down",
+              retryable: true,
+              retryAfterMs: 500,
+            },
           });
           return;
         }
@@ -292,7 +302,12 @@ export class Bus {
   }
 
   /** Core NATS publish (fire and forget), validated, with trace context. */
-  publish<T extends z.ZodType>(subject: string, schema: T, data: z.input<T>, options: PublishOptions = {}): void {
+  publish<T extends z.ZodType>(
+    subject: string,
+    schema: T,
+    data: z.input<T>,
+    options: PublishOptions = {},
+  ): void {
     const value = schema.parse(data);
     this.nc.publish(this.subject(subject), encodeJson(value), { headers: this.headersFor(options) });
   }
@@ -343,7 +358,10 @@ export class Bus {
   }
 
   /** Creates or updates the named streams (idempotent; safe when replicas race). */
-  async ensureStreams(names: StreamName[], overrides: Partial<Record<StreamName, Partial<StreamConfig>>> = {}) {
+  async ensureStreams(
+    names: StreamName[],
+    overrides: Partial<Record<StreamName, Partial<StreamConfig>>> = {},
+  ) {
     const jsm = await this.jsm();
     for (const name of names) {
       const definition = { ...StreamDefinitions[name], ...overrides[name] };

@@ -1,7 +1,7 @@
-import { DeadLetter, RuntimeError, Subjects, formatZodError } from "@agent-runtime/contracts";
+import { DeadLetter, formatZodError, RuntimeError, Subjects } from "@agent-runtime/contracts";
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { MsgHdrs } from "@nats-io/nats-core";
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, trace } from "@opentelemetry/api";
+import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { z } from "zod";
 import type { Bus } from "./bus.js";
 import { decodeText, decodeWith } from "./codec.js";
@@ -55,7 +55,10 @@ export function nakDelay(deliveryCount: number, backoff: { initialMs: number; ma
  * A pull-consumer loop with explicit ack, bounded concurrency, nak with
  * growing delay, and dead-lettering of invalid or exhausted messages.
  */
-export async function consume<T extends z.ZodType>(bus: Bus, options: ConsumeOptions<T>): Promise<ConsumerHandle> {
+export async function consume<T extends z.ZodType>(
+  bus: Bus,
+  options: ConsumeOptions<T>,
+): Promise<ConsumerHandle> {
   const maxDeliver = options.maxDeliver ?? 5;
   const backoff = options.backoff ?? { initialMs: 1000, maxMs: 30_000 };
   const ackWaitMs = options.ackWaitMs ?? 30_000;
@@ -94,7 +97,10 @@ export async function consume<T extends z.ZodType>(bus: Bus, options: ConsumeOpt
       logger.warn({ subject: msg.subject, reason }, "message dead-lettered");
     } catch (error) {
       // Could not store the dead letter: leave it for redelivery rather than lose it.
-      logger.error({ err: error, subject: msg.subject }, "dead-letter publish failed; message will be redelivered");
+      logger.error(
+        { err: error, subject: msg.subject },
+        "dead-letter publish failed; message will be redelivered",
+      );
       msg.nak(backoff.maxMs);
     }
   };
@@ -105,7 +111,9 @@ export async function consume<T extends z.ZodType>(bus: Bus, options: ConsumeOpt
       data = decodeWith(options.schema, msg.data);
     } catch (error) {
       const reason =
-        error instanceof z.ZodError ? `invalid message: ${formatZodError(error)}` : "invalid message: body is not JSON";
+        error instanceof z.ZodError
+          ? `invalid message: ${formatZodError(error)}`
+          : "invalid message: body is not JSON";
       await deadLetter(msg, reason);
       return;
     }
@@ -143,7 +151,10 @@ export async function consume<T extends z.ZodType>(bus: Bus, options: ConsumeOpt
         msg.nak();
       } else {
         const delay = nakDelay(deliveries, backoff);
-        logger.warn({ subject: msg.subject, deliveries, delayMs: delay, reason }, "message failed; will retry");
+        logger.warn(
+          { subject: msg.subject, deliveries, delayMs: delay, reason },
+          "message failed; will retry",
+        );
         msg.nak(delay);
       }
     }

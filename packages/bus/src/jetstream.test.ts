@@ -19,7 +19,10 @@ afterEach(async () => {
   await cleanupTestBus(bus);
 });
 
-async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+async function waitFor<T>(
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 10_000,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     const value = await probe();
@@ -154,7 +157,13 @@ describe("JetStream", () => {
   it("redelivers to another worker after a worker dies without ack", async () => {
     const worker = spawn(
       process.execPath,
-      ["--conditions=source", "--import", "tsx", fileURLToPath(new URL("./fixtures/dying-worker.ts", import.meta.url)), bus.prefix],
+      [
+        "--conditions=source",
+        "--import",
+        "tsx",
+        fileURLToPath(new URL("./fixtures/dying-worker.ts", import.meta.url)),
+        bus.prefix,
+      ],
       { stdio: ["ignore", "pipe", "inherit"] },
     );
     let output = "";

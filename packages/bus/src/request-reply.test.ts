@@ -1,7 +1,8 @@
 import { defineEndpoint, RuntimeError } from "@agent-runtime/contracts";
 import { headers } from "@nats-io/nats-core";
-import { context, trace, TraceFlags } from "@opentelemetry/api";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { context, TraceFlags, trace } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { Bus } from "./bus.js";
 import { decodeText, encodeJson } from "./codec.js";
@@ -15,6 +16,11 @@ const Add = defineEndpoint(
 
 let bus: Bus;
 let other: Bus;
+
+// What telemetry's start-up does in a service: an active-context manager.
+beforeAll(() => {
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+});
 
 beforeEach(async () => {
   bus = await createTestBus();
@@ -115,7 +121,9 @@ describe("request/reply", () => {
     });
     bus.serve(Add, () => new Promise(() => undefined), { queue: "adders", maxInFlight: 2 });
     await bus.nc.flush();
-    await expect(other.request(Add, { a: 1, b: 1 }, { timeoutMs: 200 })).rejects.toMatchObject({ code: "timeout" });
+    await expect(other.request(Add, { a: 1, b: 1 }, { timeoutMs: 200 })).rejects.toMatchObject({
+      code: "timeout",
+    });
   });
 
   it("passes the deadline and trace context across the hop", async () => {
@@ -158,7 +166,10 @@ describe("request/reply", () => {
     await bus.nc.flush();
     const h = headers();
     h.set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
-    await other.nc.request(other.subject("test.add"), encodeJson({ a: 1, b: 1 }), { timeout: 2000, headers: h });
+    await other.nc.request(other.subject("test.add"), encodeJson({ a: 1, b: 1 }), {
+      timeout: 2000,
+      headers: h,
+    });
     expect(seenTraceId).toBe("0af7651916cd43dd8448eb211c80319c");
   });
 });

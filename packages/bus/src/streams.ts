@@ -1,5 +1,5 @@
 import { Streams, Subjects } from "@agent-runtime/contracts";
-import { DiscardPolicy, RetentionPolicy, type StreamConfig, StorageType } from "@nats-io/jetstream";
+import { DiscardPolicy, RetentionPolicy, StorageType, type StreamConfig } from "@nats-io/jetstream";
 
 const SECOND_NS = 1_000_000_000;
 const HOUR_NS = 3600 * SECOND_NS;

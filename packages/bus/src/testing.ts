@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { createLogger } from "@agent-runtime/telemetry";
 import { type Bus, connectBus } from "./bus.js";
+import { silentLogger } from "./logger.js";
 
 /** A unique subject/stream namespace so tests can run in parallel and re-run. */
 export function uniquePrefix(label = "t"): string {
@@ -13,7 +13,7 @@ export async function createTestBus(options: { prefix?: string; name?: string } 
     name: options.name ?? "test",
     url: process.env.NATS_URL ?? "nats://127.0.0.1:4222",
     prefix: options.prefix ?? uniquePrefix(),
-    logger: createLogger({ service: options.name ?? "test", level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+    logger: silentLogger,
   });
 }
 

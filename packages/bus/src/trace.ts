@@ -1,5 +1,5 @@
 import type { MsgHdrs } from "@nats-io/nats-core";
-import { type Context, type TextMapGetter, type TextMapSetter, context } from "@opentelemetry/api";
+import { type Context, context, type TextMapGetter, type TextMapSetter } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 
 /**

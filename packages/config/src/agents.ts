@@ -6,7 +6,9 @@ export const GuardrailsConfig = z.object({
   redactPii: z.array(z.enum(["email", "phone", "credit_card", "ssn", "ip"])).default([]),
   outputDenyPatterns: z.array(z.string()).default([]),
   outputJsonSchema: z.record(z.string(), z.unknown()).optional(),
-  numericBounds: z.record(z.string(), z.object({ min: z.number().optional(), max: z.number().optional() })).optional(),
+  numericBounds: z
+    .record(z.string(), z.object({ min: z.number().optional(), max: z.number().optional() }))
+    .optional(),
 });
 export type GuardrailsConfig = z.infer<typeof GuardrailsConfig>;
 

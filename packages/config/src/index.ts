@@ -1,7 +1,7 @@
 export { AgentConfig, AgentsSection, DEFAULT_AGENTS, GuardrailsConfig } from "./agents.js";
-export { ConfigError, interpolateEnv, parseConfig, readConfigFile } from "./load.js";
 export { LimitsSection, TenantLimits } from "./limits.js";
+export { ConfigError, interpolateEnv, parseConfig, readConfigFile } from "./load.js";
 export { MemorySection } from "./memory.js";
 export { ModelConfig, ModelsSection, ProviderConfig, RouteRule } from "./models.js";
-export { ToolsSection, WebhookToolConfig } from "./tools.js";
 export { loadRuntimeConfig, RuntimeConfig } from "./runtime-config.js";
+export { ToolsSection, WebhookToolConfig } from "./tools.js";

@@ -21,7 +21,11 @@ export const LimitsSection = z.object({
           batchMaxDepth: z.number().int().positive().default(100_000),
         })
         .default({ interactiveMaxDepth: 1000, batchMaxDepth: 100_000 }),
-      maxBodyBytes: z.number().int().positive().default(1024 * 1024),
+      maxBodyBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(1024 * 1024),
     })
     .default({
       defaults: {},

@@ -14,12 +14,15 @@ export class ConfigError extends Error {
 
 /** Replaces `${NAME}` and `${NAME:-default}` with environment values. */
 export function interpolateEnv(text: string, env: NodeJS.ProcessEnv = process.env): string {
-  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_match, name: string, fallback?: string) => {
-    const value = env[name];
-    if (value !== undefined && value !== "") return value;
-    if (fallback !== undefined) return fallback;
-    throw new ConfigError(`config refers to environment variable ${name}, which is not set`);
-  });
+  return text.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g,
+    (_match, name: string, fallback?: string) => {
+      const value = env[name];
+      if (value !== undefined && value !== "") return value;
+      if (fallback !== undefined) return fallback;
+      throw new ConfigError(`config refers to environment variable ${name}, which is not set`);
+    },
+  );
 }
 
 /** Reads a YAML or JSON config file into plain data (not yet validated). */
@@ -35,9 +38,12 @@ export function readConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
     if (extname(path).toLowerCase() === ".json") return JSON.parse(text);
     return parseYaml(text) ?? {};
   } catch (error) {
-    throw new ConfigError(`config file ${path} is not valid ${extname(path) === ".json" ? "JSON" : "YAML"}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new ConfigError(
+      `config file ${path} is not valid ${extname(path) === ".json" ? "JSON" : "YAML"}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 
@@ -45,7 +51,9 @@ export function readConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
 export function parseConfig<T extends z.ZodType>(schema: T, raw: unknown, source: string): z.infer<T> {
   const result = schema.safeParse(raw);
   if (!result.success) {
-    throw new ConfigError(`invalid config in ${source}: ${formatZodError(result.error)}`, { cause: result.error });
+    throw new ConfigError(`invalid config in ${source}: ${formatZodError(result.error)}`, {
+      cause: result.error,
+    });
   }
   return result.data;
 }

@@ -26,7 +26,9 @@ export const ModelConfig = z.object({
       cachedInput: z.number().nonnegative().optional(),
     })
     .default({ input: 0, output: 0 }),
-  capabilities: z.array(z.enum(["tools", "json", "vision", "embeddings", "streaming"])).default(["tools", "json", "streaming"]),
+  capabilities: z
+    .array(z.enum(["tools", "json", "vision", "embeddings", "streaming"]))
+    .default(["tools", "json", "streaming"]),
   tokenizer: z.string().optional(),
 });
 export type ModelConfig = z.infer<typeof ModelConfig>;

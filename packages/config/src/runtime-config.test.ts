@@ -36,7 +36,9 @@ describe("loadRuntimeConfig", () => {
   });
 
   it("rejects unknown top-level keys and unset env vars", () => {
-    expect(() => loadRuntimeConfig({ AGENT_CONFIG: writeConfig("c.yaml", "provders: {}\n") })).toThrow(/provders/);
+    expect(() => loadRuntimeConfig({ AGENT_CONFIG: writeConfig("c.yaml", "provders: {}\n") })).toThrow(
+      /provders/,
+    );
     expect(() => loadRuntimeConfig({ AGENT_CONFIG: writeConfig("c.yaml", "x: ${NOPE_NOT_SET}\n") })).toThrow(
       /NOPE_NOT_SET/,
     );

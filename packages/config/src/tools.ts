@@ -14,7 +14,11 @@ export const WebhookToolConfig = z.object({
   cooldownSeconds: z.number().int().nonnegative().default(0),
   maxConcurrency: z.number().int().positive().default(16),
   costUsd: z.number().nonnegative().default(0),
-  maxResponseBytes: z.number().int().positive().default(256 * 1024),
+  maxResponseBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(256 * 1024),
 });
 export type WebhookToolConfig = z.infer<typeof WebhookToolConfig>;
 

@@ -24,7 +24,11 @@ export const SystemMessage = z.object({
   content: MessageContent,
   name: z.string().optional(),
 });
-export const UserMessage = z.object({ role: z.literal("user"), content: MessageContent, name: z.string().optional() });
+export const UserMessage = z.object({
+  role: z.literal("user"),
+  content: MessageContent,
+  name: z.string().optional(),
+});
 export const AssistantMessage = z.object({
   role: z.literal("assistant"),
   content: MessageContent.nullable().default(null),
@@ -36,7 +40,12 @@ export const ToolMessage = z.object({
   content: MessageContent,
   tool_call_id: z.string().min(1),
 });
-export const ChatMessage = z.discriminatedUnion("role", [SystemMessage, UserMessage, AssistantMessage, ToolMessage]);
+export const ChatMessage = z.discriminatedUnion("role", [
+  SystemMessage,
+  UserMessage,
+  AssistantMessage,
+  ToolMessage,
+]);
 export type ChatMessage = z.infer<typeof ChatMessage>;
 export type AssistantMessage = z.infer<typeof AssistantMessage>;
 

@@ -127,7 +127,12 @@ export class RuntimeError extends Error {
 export function toWireError(error: unknown): WireError {
   if (error instanceof RuntimeError) return error.toWire();
   if (error instanceof z.ZodError) {
-    return { code: "validation", message: formatZodError(error), retryable: false, details: zodIssues(error) };
+    return {
+      code: "validation",
+      message: formatZodError(error),
+      retryable: false,
+      details: zodIssues(error),
+    };
   }
   return { code: "internal", message: "internal error", retryable: false };
 }

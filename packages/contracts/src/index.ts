@@ -1,3 +1,5 @@
+export type { Endpoint } from "./catalog.js";
+export { defineEndpoint, Endpoints, toolExecEndpoint } from "./catalog.js";
 export {
   AssistantMessage,
   ChatMessage,
@@ -7,26 +9,24 @@ export {
   ToolCall,
   ToolMessage,
   ToolSpec,
-  UserMessage,
   textOf,
+  UserMessage,
 } from "./chat.js";
-export { Endpoints, defineEndpoint, toolExecEndpoint } from "./catalog.js";
-export type { Endpoint } from "./catalog.js";
 export { Id, MESSAGE_VERSION, RequestMeta, TenantId, TokenUsage } from "./common.js";
 export { DeadLetter, ErrorEnvelope, replyEnvelope } from "./envelope.js";
+export type { FieldIssue } from "./errors.js";
 export {
   ErrorCode,
-  HttpErrorBody,
-  RuntimeError,
-  WireError,
   formatPath,
   formatZodError,
+  HttpErrorBody,
   httpStatusFor,
   isRetryableCode,
+  RuntimeError,
   toWireError,
+  WireError,
   zodIssues,
 } from "./errors.js";
-export type { FieldIssue } from "./errors.js";
 export { CloudEvent, subjectToken } from "./events.js";
 export {
   ContextSection,

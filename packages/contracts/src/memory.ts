@@ -145,7 +145,12 @@ export type MemoryForgetReply = z.infer<typeof MemoryForgetReply>;
 
 /** Non-critical work on the `memory.jobs` stream. */
 export const MemoryJob = z.discriminatedUnion("kind", [
-  z.object({ kind: z.literal("summarize"), tenant: z.string(), threadId: z.string(), requestedAt: z.number() }),
+  z.object({
+    kind: z.literal("summarize"),
+    tenant: z.string(),
+    threadId: z.string(),
+    requestedAt: z.number(),
+  }),
   z.object({ kind: z.literal("index"), tenant: z.string(), documentId: z.string(), requestedAt: z.number() }),
 ]);
 export type MemoryJob = z.infer<typeof MemoryJob>;

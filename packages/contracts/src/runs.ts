@@ -165,7 +165,11 @@ export type RunListRequest = z.infer<typeof RunListRequest>;
 export const RunListReply = z.object({ runs: z.array(RunRecord), nextCursor: z.string().nullable() });
 export type RunListReply = z.infer<typeof RunListReply>;
 
-export const RunCancelRequest = z.object({ meta: RequestMeta, runId: z.string().min(1), reason: z.string().optional() });
+export const RunCancelRequest = z.object({
+  meta: RequestMeta,
+  runId: z.string().min(1),
+  reason: z.string().optional(),
+});
 export type RunCancelRequest = z.infer<typeof RunCancelRequest>;
 export const RunCancelReply = z.object({ runId: z.string(), status: RunStatus, cancelled: z.boolean() });
 export type RunCancelReply = z.infer<typeof RunCancelReply>;
