@@ -1,0 +1,12 @@
+export type { Logger, LoggerOptions } from "./logger.js";
+export { createLogger } from "./logger.js";
+export type { Metrics } from "./metrics.js";
+export { createMetrics, LATENCY_BUCKETS } from "./metrics.js";
+export type { OpsRoutesOptions, OpsServer, ReadinessChecks } from "./ops-server.js";
+export { registerOpsRoutes, startOpsServer } from "./ops-server.js";
+export type { Telemetry } from "./sdk.js";
+export { startTelemetry } from "./sdk.js";
+export type { Shutdown, ShutdownStep } from "./shutdown.js";
+export { installShutdown } from "./shutdown.js";
+export type { SpanOptions } from "./span.js";
+export { getTracer, SpanKind, withSpan } from "./span.js";
