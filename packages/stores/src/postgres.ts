@@ -1,0 +1,49 @@
+import pg from "pg";
+
+export interface PostgresOptions {
+  url: string;
+  /** Schema that holds this service's tables; created when missing. */
+  schema: string;
+  max?: number;
+  applicationName?: string;
+}
+
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** A pool whose connections all use `search_path = <schema>`. */
+export async function createPool(options: PostgresOptions): Promise<pg.Pool> {
+  if (!SCHEMA_NAME.test(options.schema)) throw new RangeError(`invalid schema name "${options.schema}"`);
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? "agent-runtime",
+    options: `-c search_path="${options.schema}",public`,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30_000,
+  });
+  pool.on("error", () => undefined);
+  await pool.query(`CREATE SCHEMA IF NOT EXISTS "${options.schema}"`).catch(async (error: { code?: string }) => {
+    // two replicas racing to create the schema
+    if (error.code !== "23505" && error.code !== "42P06") throw error;
+  });
+  return pool;
+}
+
+/**
+ * Runs migrations once per schema even when replicas start together
+ * (transaction-scoped advisory lock keyed by schema and owner).
+ */
+export async function migrate(pool: pg.Pool, owner: string, statements: readonly string[]): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || $1))", [owner]);
+    for (const statement of statements) await client.query(statement);
+    await client.query("COMMIT");
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,136 @@
+import { ConfigError, type ModelsSection, loadRuntimeConfig } from "@agent-runtime/config";
+import { z } from "zod";
+
+const Env = z.object({
+  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  NATS_PREFIX: z.string().default(""),
+  REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
+  REDIS_PREFIX: z.string().default("ar:"),
+  OPS_PORT: z.coerce.number().int().min(0).default(9102),
+  LOG_LEVEL: z.string().default("info"),
+  MAX_IN_FLIGHT: z.coerce.number().int().positive().default(256),
+  OPENAI_BASE_URL: z.string().url().optional(),
+  OPENAI_API_KEY: z.string().optional(),
+  MODEL_FAST: z.string().default("gpt-4o-mini"),
+  MODEL_STRONG: z.string().default("gpt-4o"),
+  MODEL_EMBED: z.string().default("text-embedding-3-small"),
+  RESPONSE_CACHE_TTL_SECONDS: z.coerce.number().int().nonnegative().default(3600),
+  EMBEDDING_CACHE_TTL_SECONDS: z.coerce.number().int().nonnegative().default(7 * 24 * 3600),
+  IDEMPOTENCY_TTL_SECONDS: z.coerce.number().int().positive().default(600),
+  MAX_RETRIES: z.coerce.number().int().nonnegative().default(3),
+  RETRY_BASE_MS: z.coerce.number().int().positive().default(250),
+  RETRY_MAX_MS: z.coerce.number().int().positive().default(8000),
+  BREAKER_FAILURES: z.coerce.number().int().positive().default(5),
+  BREAKER_COOLDOWN_MS: z.coerce.number().int().positive().default(10_000),
+  LIMIT_MAX_WAIT_MS: z.coerce.number().int().nonnegative().default(2000),
+});
+
+export interface ModelProxyConfig {
+  natsUrl: string;
+  natsPrefix: string;
+  redisUrl: string;
+  redisPrefix: string;
+  opsPort: number;
+  logLevel: string;
+  maxInFlight: number;
+  models: ModelsSection;
+  /** True when no provider was configured and the offline dev model answers. */
+  offline: boolean;
+  cache: { responseTtlSeconds: number; embeddingTtlSeconds: number; idempotencyTtlSeconds: number };
+  retry: { maxRetries: number; baseMs: number; maxMs: number };
+  breaker: { failures: number; cooldownMs: number };
+  limitMaxWaitMs: number;
+  env: NodeJS.ProcessEnv;
+}
+
+/** Env alone (OPENAI_BASE_URL, OPENAI_API_KEY, MODEL_FAST, MODEL_STRONG) is enough; AGENT_CONFIG adds the rest. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelProxyConfig {
+  const parsed = Env.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(`invalid environment: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  }
+  const e = parsed.data;
+  const runtime = loadRuntimeConfig(env);
+  const models: ModelsSection = {
+    providers: { ...runtime.providers },
+    models: { ...runtime.models },
+    tiers: { ...runtime.tiers },
+    routes: runtime.routes,
+    defaultTier: runtime.defaultTier,
+    ...(runtime.embeddingModel ? { embeddingModel: runtime.embeddingModel } : {}),
+  };
+  let offline = false;
+  if (Object.keys(models.providers).length === 0) {
+    if (e.OPENAI_BASE_URL || e.OPENAI_API_KEY) {
+      models.providers.default = {
+        baseUrl: e.OPENAI_BASE_URL ?? "https://api.openai.com/v1",
+        apiKeyEnv: "OPENAI_API_KEY",
+        timeoutMs: 60_000,
+        maxConcurrency: 256,
+        headers: {},
+      };
+    } else {
+      offline = true;
+      models.providers.offline = { baseUrl: "http://offline.invalid/v1", timeoutMs: 60_000, maxConcurrency: 1024, headers: {} };
+    }
+    const provider = offline ? "offline" : "default";
+    for (const id of new Set([e.MODEL_FAST, e.MODEL_STRONG, e.MODEL_EMBED])) {
+      models.models[id] ??= {
+        provider,
+        contextWindow: 128_000,
+        pricing: { input: 0, output: 0 },
+        capabilities: id === e.MODEL_EMBED ? ["embeddings"] : ["tools", "json", "streaming"],
+      };
+    }
+    models.tiers.fast ??= [e.MODEL_FAST];
+    models.tiers.strong ??= [e.MODEL_STRONG];
+    models.embeddingModel ??= e.MODEL_EMBED;
+  }
+  validateReferences(models, env.AGENT_CONFIG ?? "environment");
+  return {
+    natsUrl: e.NATS_URL,
+    natsPrefix: e.NATS_PREFIX,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX,
+    opsPort: e.OPS_PORT,
+    logLevel: e.LOG_LEVEL,
+    maxInFlight: e.MAX_IN_FLIGHT,
+    models,
+    offline,
+    cache: {
+      responseTtlSeconds: e.RESPONSE_CACHE_TTL_SECONDS,
+      embeddingTtlSeconds: e.EMBEDDING_CACHE_TTL_SECONDS,
+      idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
+    },
+    retry: { maxRetries: e.MAX_RETRIES, baseMs: e.RETRY_BASE_MS, maxMs: e.RETRY_MAX_MS },
+    breaker: { failures: e.BREAKER_FAILURES, cooldownMs: e.BREAKER_COOLDOWN_MS },
+    limitMaxWaitMs: e.LIMIT_MAX_WAIT_MS,
+    env,
+  };
+}
+
+/** Cross-references the schema cannot check: every name must point at something declared. */
+function validateReferences(models: ModelsSection, source: string): void {
+  const problems: string[] = [];
+  for (const [name, model] of Object.entries(models.models)) {
+    if (!models.providers[model.provider]) problems.push(`models.${name}.provider: unknown provider "${model.provider}"`);
+  }
+  for (const [tier, chain] of Object.entries(models.tiers)) {
+    chain.forEach((model, index) => {
+      if (!models.models[model]) problems.push(`tiers.${tier}[${index}]: unknown model "${model}"`);
+    });
+  }
+  models.routes.forEach((route, index) => {
+    if (route.tier && !models.tiers[route.tier]) problems.push(`routes[${index}].tier: unknown tier "${route.tier}"`);
+    route.variants?.forEach((variant, vIndex) => {
+      if (!models.tiers[variant.tier]) problems.push(`routes[${index}].variants[${vIndex}].tier: unknown tier "${variant.tier}"`);
+    });
+  });
+  if (Object.keys(models.tiers).length > 0 && !models.tiers[models.defaultTier]) {
+    problems.push(`defaultTier: unknown tier "${models.defaultTier}"`);
+  }
+  if (models.embeddingModel && !models.models[models.embeddingModel]) {
+    problems.push(`embeddingModel: unknown model "${models.embeddingModel}"`);
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid config in ${source}: ${problems.join("; ")}`);
+}

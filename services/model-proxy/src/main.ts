@@ -1,0 +1,23 @@
+import { ConfigError } from "@agent-runtime/config";
+import { createLogger, installShutdown, startTelemetry } from "@agent-runtime/telemetry";
+import { type ModelProxyConfig, loadConfig } from "./config.js";
+import { startModelProxy } from "./service.js";
+
+let config: ModelProxyConfig;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  createLogger({ service: "model-proxy" }).fatal(error.message);
+  process.exit(1);
+}
+const logger = createLogger({ service: "model-proxy", level: config.logLevel });
+const telemetry = await startTelemetry({ service: "model-proxy", logger });
+const proxy = await startModelProxy(config, { logger });
+installShutdown({
+  logger,
+  steps: [
+    { name: "drain", run: () => proxy.stop() },
+    { name: "telemetry", run: () => telemetry.shutdown() },
+  ],
+});

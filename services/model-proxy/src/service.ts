@@ -1,0 +1,91 @@
+import { type Bus, connectBus } from "@agent-runtime/bus";
+import { Endpoints, ModelStreamChunk, ModelUsageRecord, QueueGroups, Subjects } from "@agent-runtime/contracts";
+import { createRedis } from "@agent-runtime/stores";
+import { type Logger, createLogger, createMetrics, startOpsServer } from "@agent-runtime/telemetry";
+import { ModelCaches } from "./caches.js";
+import type { ModelProxyConfig } from "./config.js";
+import { embed } from "./embeddings.js";
+import { Gateway } from "./gateway.js";
+import { ProviderLimiter } from "./limits.js";
+import { type Provider, createProvider } from "./provider-call.js";
+
+export interface RunningModelProxy {
+  bus: Bus;
+  gateway: Gateway;
+  opsPort: number;
+  stop(): Promise<void>;
+}
+
+export async function startModelProxy(
+  config: ModelProxyConfig,
+  options: { logger?: Logger } = {},
+): Promise<RunningModelProxy> {
+  const logger = options.logger ?? createLogger({ service: "model-proxy", level: config.logLevel });
+  if (config.offline) {
+    logger.warn(
+      "NO MODEL PROVIDER CONFIGURED: answering with the built-in offline dev model. Set OPENAI_BASE_URL / OPENAI_API_KEY or AGENT_CONFIG providers for real models.",
+    );
+  }
+  const bus = await connectBus({ name: "model-proxy", url: config.natsUrl, prefix: config.natsPrefix, logger });
+  await bus.ensureStreams(["USAGE"]);
+  const redis = createRedis(config.redisUrl, logger);
+  const metrics = createMetrics("model-proxy");
+  const providers = new Map<string, Provider>(
+    Object.entries(config.models.providers).map(([name, provider]) => [name, createProvider(name, provider, config.env)]),
+  );
+  const caches = new ModelCaches(redis, config.redisPrefix, config.cache);
+  const publishUsage = (record: ModelUsageRecord) => {
+    bus
+      .publishDurable(Subjects.usageModel, ModelUsageRecord, record, { msgId: record.id })
+      .catch((error: unknown) => logger.error({ err: error, usage: record }, "usage record not stored"));
+  };
+  const gateway = new Gateway({
+    models: config.models,
+    providers,
+    limiter: new ProviderLimiter(redis, config.redisPrefix),
+    caches,
+    metrics,
+    retry: config.retry,
+    breaker: config.breaker,
+    limitMaxWaitMs: config.limitMaxWaitMs,
+    publishDelta: (subject, chunk) => bus.publish(subject, ModelStreamChunk, chunk),
+    publishUsage,
+  });
+
+  bus.serve(Endpoints.modelChat, (request, context) => gateway.chat(request, context.signal), {
+    queue: QueueGroups.modelProxy,
+    maxInFlight: config.maxInFlight,
+  });
+  bus.serve(
+    Endpoints.modelEmbed,
+    (request, context) => embed({ models: config.models, providers, caches, publishUsage }, request, context.signal),
+    { queue: QueueGroups.modelProxy, maxInFlight: config.maxInFlight },
+  );
+
+  const ops = await startOpsServer({
+    port: config.opsPort,
+    metrics,
+    logger,
+    isDraining: () => bus.isDraining,
+    checks: {
+      nats: () => bus.ping(),
+      redis: async () => {
+        await redis.ping();
+      },
+    },
+  });
+  logger.info(
+    { providers: [...providers.keys()], tiers: Object.keys(config.models.tiers), opsPort: ops.port },
+    "model-proxy ready",
+  );
+  return {
+    bus,
+    gateway,
+    opsPort: ops.port,
+    stop: async () => {
+      await bus.drain();
+      await ops.close();
+      redis.disconnect();
+    },
+  };
+}
