@@ -17,6 +17,8 @@ export const Subjects = {
   modelChat: "model.chat",
   modelEmbed: "model.embed",
   toolExec: (name: string) => `tool.exec.${name}`,
+  /** Calls the executor forwards to tools hosted by other services. */
+  toolRemote: (name: string) => `tool.remote.${name}`,
   toolBatch: "tool.batch",
   toolList: "tool.list",
   toolRegister: "tool.register",

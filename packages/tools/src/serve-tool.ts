@@ -1,0 +1,77 @@
+import type { Bus, ServedEndpoint } from "@agent-runtime/bus";
+import { RuntimeError, Subjects, ToolRegistration, formatZodError, toolExecEndpoint } from "@agent-runtime/contracts";
+
+import { type ToolDefinition, describeTool } from "./define-tool.js";
+
+/** Where the executor forwards calls to a tool hosted by another service. */
+export function remoteToolSubject(name: string): string {
+  return Subjects.toolRemote(name);
+}
+
+export interface ServedTool {
+  stop(): Promise<void>;
+}
+
+/**
+ * Hosts a tool from any service: serves `tool.remote.<name>` in a queue group
+ * and announces it on `tool.register` every `announceEverySeconds`, so the
+ * tool-executor lists it and routes calls to it with its own policies.
+ */
+export function serveTool(
+  bus: Bus,
+  tool: ToolDefinition,
+  options: { queue?: string; maxInFlight?: number; announceEverySeconds?: number } = {},
+): ServedTool {
+  const endpoint = toolExecEndpoint(tool.name);
+  const served: ServedEndpoint = bus.serve(
+    endpoint,
+    async (request, context) => {
+      const started = performance.now();
+      let raw: unknown = request.arguments;
+      if (typeof raw === "string") {
+        try {
+          raw = raw.trim() === "" ? {} : JSON.parse(raw);
+        } catch {
+          throw new RuntimeError("validation", "arguments are not valid JSON");
+        }
+      }
+      const parsed = tool.input.safeParse(raw);
+      if (!parsed.success) throw new RuntimeError("validation", `invalid arguments: ${formatZodError(parsed.error)}`);
+      const output = await tool.handler(parsed.data, {
+        tenant: request.meta.tenant,
+        ...(request.meta.userId ? { userId: request.meta.userId } : {}),
+        ...(request.meta.runId ? { runId: request.meta.runId } : {}),
+        callId: request.callId,
+        signal: context.signal,
+        deadline: context.deadline,
+      });
+      return {
+        callId: request.callId,
+        name: tool.name,
+        status: "ok" as const,
+        output,
+        content: typeof output === "string" ? output : JSON.stringify(output),
+        latencyMs: performance.now() - started,
+      };
+    },
+    {
+      queue: options.queue ?? `tool-${tool.name}`,
+      maxInFlight: options.maxInFlight ?? tool.options.maxConcurrency,
+      subject: remoteToolSubject(tool.name),
+    },
+  );
+  const ttlSeconds = Math.max(5, (options.announceEverySeconds ?? 10) * 3);
+  const announce = () =>
+    bus.publish(Subjects.toolRegister, ToolRegistration, { descriptor: describeTool(tool, "nats"), ttlSeconds });
+  announce();
+  const timer = setInterval(announce, (options.announceEverySeconds ?? 10) * 1000);
+  timer.unref();
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await served.stop();
+    },
+  };
+}
+
+

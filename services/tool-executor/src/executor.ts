@@ -1,0 +1,332 @@
+import { createHash, randomUUID } from "node:crypto";
+import type { Bus } from "@agent-runtime/bus";
+import {
+  type RequestMeta,
+  RuntimeError,
+  Subjects,
+  type ToolCallStatus,
+  type ToolDescriptor,
+  type ToolExecReply,
+  ToolUsageRecord,
+  formatZodError,
+  toolExecEndpoint,
+} from "@agent-runtime/contracts";
+import { type Redis, redisReady } from "@agent-runtime/stores";
+import type { Logger, Metrics } from "@agent-runtime/telemetry";
+import type { ToolDefinition } from "@agent-runtime/tools";
+import type { IdempotencyStore } from "./records.js";
+
+export interface ExecCall {
+  meta: RequestMeta;
+  callId: string;
+  name: string;
+  arguments: string | Record<string, unknown>;
+  idempotencyKey?: string;
+  timeoutMs?: number;
+}
+
+/** A tool the executor can run: local (built-in, webhook) or hosted by another service. */
+export interface RegisteredTool {
+  descriptor: ToolDescriptor;
+  definition?: ToolDefinition;
+  /** Remote tools: registration expiry (epoch ms). */
+  expiresAt?: number;
+  maxConcurrency: number;
+  cooldownSeconds: number;
+  maxResultChars: number;
+}
+
+export interface ExecutorDeps {
+  bus: Bus;
+  redis: Redis;
+  redisPrefix: string;
+  idempotency: IdempotencyStore;
+  metrics: Metrics;
+  logger: Logger;
+  lookup: (name: string) => RegisteredTool | undefined;
+}
+
+const MAX_TIMEOUT_MS = 120_000;
+
+function hashOf(value: unknown): string {
+  return createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 32);
+}
+
+/** Runs tool calls with validation, timeouts, limits, cooldowns, caching, idempotency and accounting. */
+export class ToolExecutor {
+  private readonly localActive = new Map<string, number>();
+  private readonly localCooldown = new Map<string, number>();
+  private readonly localCache = new Map<string, { expiresAt: number; reply: ToolExecReply }>();
+  private readonly metric;
+
+  constructor(private readonly deps: ExecutorDeps) {
+    this.metric = {
+      calls: deps.metrics.counter("tool_calls_total", "tool calls", ["tool", "status", "cached"]),
+      latency: deps.metrics.histogram("tool_call_seconds", "tool call latency", ["tool"]),
+    };
+  }
+
+  async exec(call: ExecCall): Promise<ToolExecReply> {
+    const started = performance.now();
+    const tool = this.deps.lookup(call.name);
+    const reply = tool
+      ? await this.run(tool, call, started).catch((error: unknown) => this.failure(call, "error", error, started))
+      : this.reply(call, "not_found", `unknown tool "${call.name}"`, started);
+    this.account(call, reply, tool);
+    return reply;
+  }
+
+  private async run(tool: RegisteredTool, call: ExecCall, started: number): Promise<ToolExecReply> {
+    const descriptor = tool.descriptor;
+    let args: unknown = call.arguments;
+    if (typeof args === "string") {
+      try {
+        args = args.trim() === "" ? {} : JSON.parse(args);
+      } catch {
+        return this.reply(call, "invalid_arguments", "invalid arguments: not valid JSON; send a JSON object", started);
+      }
+    }
+    if (tool.definition) {
+      const parsed = tool.definition.input.safeParse(args);
+      if (!parsed.success) {
+        return this.reply(call, "invalid_arguments", `invalid arguments: ${formatZodError(parsed.error)}`, started);
+      }
+      args = parsed.data;
+    } else if (typeof args !== "object" || args === null || Array.isArray(args)) {
+      return this.reply(call, "invalid_arguments", "invalid arguments: expected a JSON object", started);
+    }
+
+    const tenant = call.meta.tenant;
+    const idempotent = descriptor.sideEffects && call.idempotencyKey;
+    if (idempotent) {
+      const claim = await this.deps.idempotency.claim(tenant, call.idempotencyKey!, descriptor.name, descriptor.timeoutMs * 2);
+      if (claim.kind === "done") return { ...claim.reply, callId: call.callId, replayed: true, latencyMs: performance.now() - started };
+      if (claim.kind === "running") {
+        return this.reply(call, "error", `this call (${call.idempotencyKey}) is already running; try again shortly`, started, {
+          code: "conflict",
+        });
+      }
+    }
+
+    const cacheKey =
+      !descriptor.sideEffects && (descriptor.cacheTtlSeconds ?? 0) > 0
+        ? `${this.deps.redisPrefix}tcache:${tenant}:${descriptor.name}:${hashOf(args)}`
+        : undefined;
+    if (cacheKey) {
+      const hit = await this.cacheGet(cacheKey);
+      if (hit) return { ...hit, callId: call.callId, cached: true, latencyMs: performance.now() - started, costUsd: 0 };
+    }
+
+    if (tool.cooldownSeconds > 0 && call.meta.userId) {
+      const cooldownKey = `${this.deps.redisPrefix}tcool:${tenant}:${descriptor.name}:${call.meta.userId}`;
+      if (!(await this.takeCooldown(cooldownKey, tool.cooldownSeconds))) {
+        if (idempotent) await this.deps.idempotency.release(tenant, call.idempotencyKey!);
+        return this.reply(
+          call,
+          "cooldown",
+          `${descriptor.name} was used moments ago; it can be used again within ${tool.cooldownSeconds} seconds. Use the earlier result.`,
+          started,
+        );
+      }
+    }
+
+    const slotKey = `${this.deps.redisPrefix}tconc:${descriptor.name}`;
+    const release = await this.takeSlot(slotKey, descriptor.name, tool.maxConcurrency);
+    if (!release) {
+      if (idempotent) await this.deps.idempotency.release(tenant, call.idempotencyKey!);
+      return this.reply(call, "overloaded", `${descriptor.name} is busy (${tool.maxConcurrency} calls running); try again`, started, {
+        code: "overloaded",
+      });
+    }
+    let reply: ToolExecReply;
+    try {
+      reply = await this.invoke(tool, call, args, started);
+    } finally {
+      await release();
+    }
+    if (idempotent) {
+      if (reply.status === "ok" || reply.status === "invalid_output") await this.deps.idempotency.complete(tenant, call.idempotencyKey!, reply);
+      else await this.deps.idempotency.release(tenant, call.idempotencyKey!);
+    }
+    if (cacheKey && reply.status === "ok") await this.cachePut(cacheKey, reply, descriptor.cacheTtlSeconds ?? 0);
+    return reply;
+  }
+
+  private async invoke(tool: RegisteredTool, call: ExecCall, args: unknown, started: number): Promise<ToolExecReply> {
+    const descriptor = tool.descriptor;
+    const timeoutMs = Math.min(call.timeoutMs ?? descriptor.timeoutMs, descriptor.timeoutMs, MAX_TIMEOUT_MS, Math.max(1, call.meta.deadline - Date.now()));
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => {
+        controller.abort(new RuntimeError("timeout", `${descriptor.name} timed out`));
+        resolve("timeout");
+      }, timeoutMs);
+    });
+    const work = (async (): Promise<unknown> => {
+      if (tool.definition) {
+        return tool.definition.handler(args, {
+          tenant: call.meta.tenant,
+          ...(call.meta.userId ? { userId: call.meta.userId } : {}),
+          ...(call.meta.runId ? { runId: call.meta.runId } : {}),
+          callId: call.callId,
+          signal: controller.signal,
+          deadline: Date.now() + timeoutMs,
+        });
+      }
+      const remote = await this.deps.bus.request(
+        toolExecEndpoint(descriptor.name),
+        { meta: { ...call.meta, deadline: Date.now() + timeoutMs }, callId: call.callId, arguments: args as Record<string, unknown> },
+        { subject: Subjects.toolRemote(descriptor.name), timeoutMs },
+      );
+      return remote.output ?? remote.content;
+    })();
+    try {
+      const outcome = await Promise.race([work, timeout]);
+      if (outcome === "timeout") {
+        work.catch(() => undefined);
+        return this.reply(call, "timeout", `${descriptor.name} did not finish within ${timeoutMs} ms`, started, { code: "timeout" });
+      }
+      let output = outcome;
+      if (tool.definition?.output) {
+        const checked = tool.definition.output.safeParse(output);
+        if (!checked.success) {
+          return this.reply(call, "invalid_output", `${descriptor.name} returned an invalid result: ${formatZodError(checked.error)}`, started);
+        }
+        output = checked.data;
+      }
+      const text = typeof output === "string" ? output : JSON.stringify(output);
+      const truncated = text.length > tool.maxResultChars;
+      return {
+        callId: call.callId,
+        name: descriptor.name,
+        status: "ok",
+        output: truncated ? undefined : output,
+        content: truncated ? `${text.slice(0, tool.maxResultChars)}… [truncated ${text.length - tool.maxResultChars} characters]` : text,
+        cached: false,
+        replayed: false,
+        truncated,
+        latencyMs: performance.now() - started,
+        costUsd: descriptor.costUsd ?? 0,
+      };
+    } catch (error) {
+      if (error instanceof RuntimeError && error.code === "validation") {
+        return this.reply(call, "invalid_arguments", error.message, started);
+      }
+      return this.failure(call, "error", error, started);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private failure(call: ExecCall, status: ToolCallStatus, error: unknown, started: number): ToolExecReply {
+    const message = error instanceof Error ? error.message : String(error);
+    if (!(error instanceof RuntimeError)) this.deps.logger.warn({ tool: call.name, err: message }, "tool failed");
+    return this.reply(call, status, `${call.name} failed: ${message.slice(0, 500)}`, started, {
+      code: error instanceof RuntimeError ? error.code : "internal",
+    });
+  }
+
+  private reply(
+    call: ExecCall,
+    status: ToolCallStatus,
+    content: string,
+    started: number,
+    error?: { code: RuntimeError["code"] },
+  ): ToolExecReply {
+    return {
+      callId: call.callId,
+      name: call.name,
+      status,
+      content: status === "ok" ? content : `error: ${content}`,
+      ...(status === "ok" ? {} : { error: { code: error?.code ?? "validation", message: content, retryable: status === "timeout" || status === "overloaded" } }),
+      cached: false,
+      replayed: false,
+      truncated: false,
+      latencyMs: performance.now() - started,
+      costUsd: 0,
+    };
+  }
+
+  private account(call: ExecCall, reply: ToolExecReply, tool: RegisteredTool | undefined): void {
+    this.metric.calls.inc({ tool: tool ? call.name : "unknown", status: reply.status, cached: String(reply.cached) });
+    this.metric.latency.observe({ tool: tool ? call.name : "unknown" }, reply.latencyMs / 1000);
+    const record: ToolUsageRecord = {
+      v: 1,
+      id: randomUUID(),
+      ts: Date.now(),
+      tenant: call.meta.tenant,
+      ...(call.meta.userId ? { userId: call.meta.userId } : {}),
+      ...(call.meta.runId ? { runId: call.meta.runId } : {}),
+      ...(call.meta.agent ? { agent: call.meta.agent } : {}),
+      tool: call.name,
+      callId: call.callId,
+      status: reply.status,
+      latencyMs: reply.latencyMs,
+      cached: reply.cached,
+      replayed: reply.replayed,
+      costUsd: reply.costUsd,
+    };
+    this.deps.bus
+      .publishDurable(Subjects.usageTool, ToolUsageRecord, record, { msgId: record.id })
+      .catch((error: unknown) => this.deps.logger.error({ err: error, usage: record }, "tool usage record not stored"));
+  }
+
+  private async cacheGet(key: string): Promise<ToolExecReply | undefined> {
+    if (redisReady(this.deps.redis)) {
+      try {
+        const value = await this.deps.redis.get(key);
+        return value ? (JSON.parse(value) as ToolExecReply) : undefined;
+      } catch {
+        // fall back to the local cache
+      }
+    }
+    const local = this.localCache.get(key);
+    return local && local.expiresAt > Date.now() ? local.reply : undefined;
+  }
+
+  private async cachePut(key: string, reply: ToolExecReply, ttlSeconds: number): Promise<void> {
+    this.localCache.set(key, { expiresAt: Date.now() + ttlSeconds * 1000, reply });
+    if (this.localCache.size > 10_000) this.localCache.delete(this.localCache.keys().next().value!);
+    if (redisReady(this.deps.redis)) await this.deps.redis.set(key, JSON.stringify(reply), "EX", ttlSeconds).catch(() => undefined);
+  }
+
+  private async takeCooldown(key: string, seconds: number): Promise<boolean> {
+    if (redisReady(this.deps.redis)) {
+      try {
+        return (await this.deps.redis.set(key, "1", "EX", seconds, "NX")) === "OK";
+      } catch {
+        // local fallback
+      }
+    }
+    const until = this.localCooldown.get(key) ?? 0;
+    if (until > Date.now()) return false;
+    this.localCooldown.set(key, Date.now() + seconds * 1000);
+    return true;
+  }
+
+  /** Takes a concurrency slot (Redis across replicas, local when Redis is down); returns its release. */
+  private async takeSlot(key: string, tool: string, max: number): Promise<(() => Promise<void>) | undefined> {
+    if (redisReady(this.deps.redis)) {
+      try {
+        const results = await this.deps.redis.multi().incr(key).expire(key, 300).exec();
+        const count = Number(results?.[0]?.[1] ?? 0);
+        if (count > max) {
+          await this.deps.redis.decr(key);
+          return undefined;
+        }
+        return async () => {
+          await this.deps.redis.decr(key).catch(() => undefined);
+        };
+      } catch {
+        // local fallback
+      }
+    }
+    const active = this.localActive.get(tool) ?? 0;
+    if (active >= max) return undefined;
+    this.localActive.set(tool, active + 1);
+    return async () => {
+      this.localActive.set(tool, Math.max(0, (this.localActive.get(tool) ?? 1) - 1));
+    };
+  }
+}

@@ -1,0 +1,23 @@
+import { ConfigError } from "@agent-runtime/config";
+import { createLogger, installShutdown, startTelemetry } from "@agent-runtime/telemetry";
+import { type ToolExecutorConfig, loadConfig } from "./config.js";
+import { startToolExecutor } from "./service.js";
+
+let config: ToolExecutorConfig;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  createLogger({ service: "tool-executor" }).fatal(error.message);
+  process.exit(1);
+}
+const logger = createLogger({ service: "tool-executor", level: config.logLevel });
+const telemetry = await startTelemetry({ service: "tool-executor", logger });
+const service = await startToolExecutor(config, { logger });
+installShutdown({
+  logger,
+  steps: [
+    { name: "drain", run: () => service.stop() },
+    { name: "telemetry", run: () => telemetry.shutdown() },
+  ],
+});

@@ -1,0 +1,126 @@
+import { type Bus, connectBus } from "@agent-runtime/bus";
+import {
+  Endpoints,
+  QueueGroups,
+  Subjects,
+  type ToolBatchReply,
+  ToolRegistration,
+  toolExecEndpoint,
+} from "@agent-runtime/contracts";
+import { createPool, createRedis } from "@agent-runtime/stores";
+import { type Logger, createLogger, createMetrics, startOpsServer } from "@agent-runtime/telemetry";
+import { calculator } from "./builtins/calculator.js";
+import { currentTime } from "./builtins/current-time.js";
+import { createHttpGet } from "./builtins/http-get.js";
+import { createMemorySearch } from "./builtins/memory-search.js";
+import type { ToolExecutorConfig } from "./config.js";
+import { ToolExecutor } from "./executor.js";
+import { IdempotencyStore } from "./records.js";
+import { ToolRegistry } from "./registry.js";
+import { allowListOf } from "./safe-http.js";
+import { createWebhookTool } from "./webhooks.js";
+
+export interface RunningToolExecutor {
+  bus: Bus;
+  executor: ToolExecutor;
+  registry: ToolRegistry;
+  opsPort: number;
+  stop(): Promise<void>;
+}
+
+export async function startToolExecutor(
+  config: ToolExecutorConfig,
+  options: { logger?: Logger } = {},
+): Promise<RunningToolExecutor> {
+  const logger = options.logger ?? createLogger({ service: "tool-executor", level: config.logLevel });
+  const bus = await connectBus({ name: "tool-executor", url: config.natsUrl, prefix: config.natsPrefix, logger });
+  await bus.ensureStreams(["USAGE"]);
+  const pool = await createPool({ url: config.databaseUrl, schema: config.databaseSchema, applicationName: "tool-executor" });
+  const redis = createRedis(config.redisUrl, logger);
+  const metrics = createMetrics("tool-executor");
+  const allow = allowListOf(config.tools.allowPrivateNetworks);
+
+  const registry = new ToolRegistry(config.tools);
+  registry.addLocal(calculator, "builtin");
+  registry.addLocal(currentTime, "builtin");
+  registry.addLocal(createHttpGet(allow), "builtin");
+  registry.addLocal(createMemorySearch(bus), "builtin");
+  for (const [name, webhook] of Object.entries(config.tools.webhooks)) {
+    const { tool, parameters } = createWebhookTool(name, webhook, config.env, allow);
+    registry.addLocal(tool, "webhook", parameters);
+  }
+
+  const executor = new ToolExecutor({
+    bus,
+    redis,
+    redisPrefix: config.redisPrefix,
+    idempotency: await IdempotencyStore.create(pool, config.idempotencyTtlSeconds),
+    metrics,
+    logger,
+    lookup: (name) => registry.get(name),
+  });
+
+  const serveOptions = { queue: QueueGroups.toolExecutor, maxInFlight: config.maxInFlight };
+  for (const name of registry.localNames()) {
+    bus.serve(
+      toolExecEndpoint(name),
+      (request) =>
+        executor.exec({
+          meta: request.meta,
+          callId: request.callId,
+          name,
+          arguments: request.arguments,
+          ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey } : {}),
+          ...(request.timeoutMs ? { timeoutMs: request.timeoutMs } : {}),
+        }),
+      serveOptions,
+    );
+  }
+  bus.serve(
+    Endpoints.toolBatch,
+    async (request): Promise<ToolBatchReply> => ({
+      results: await Promise.all(
+        request.calls.map((call) =>
+          executor.exec({
+            meta: request.meta,
+            callId: call.callId,
+            name: call.name,
+            arguments: call.arguments,
+            ...(call.idempotencyKey ? { idempotencyKey: call.idempotencyKey } : {}),
+            ...(request.timeoutMs ? { timeoutMs: request.timeoutMs } : {}),
+          }),
+        ),
+      ),
+    }),
+    serveOptions,
+  );
+  bus.serve(Endpoints.toolList, async (request) => ({ tools: registry.list(request) }), serveOptions);
+  const registrations = bus.subscribe(Subjects.toolRegister, ToolRegistration, (registration) => registry.register(registration));
+
+  const ops = await startOpsServer({
+    port: config.opsPort,
+    metrics,
+    logger,
+    isDraining: () => bus.isDraining,
+    checks: {
+      nats: () => bus.ping(),
+      postgres: async () => {
+        await pool.query("SELECT 1");
+      },
+    },
+  });
+  logger.info({ tools: registry.localNames(), opsPort: ops.port }, "tool-executor ready");
+  return {
+    bus,
+    executor,
+    registry,
+    opsPort: ops.port,
+    stop: async () => {
+      registrations.unsubscribe();
+      await bus.drain();
+      await ops.close();
+      await pool.end();
+      redis.disconnect();
+    },
+  };
+}
