@@ -1,0 +1,23 @@
+import { ConfigError } from "@agent-runtime/config";
+import { createLogger, installShutdown, startTelemetry } from "@agent-runtime/telemetry";
+import { type MemoryConfig, loadConfig } from "./config.js";
+import { startMemory } from "./service.js";
+
+let config: MemoryConfig;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  createLogger({ service: "memory" }).fatal(error.message);
+  process.exit(1);
+}
+const logger = createLogger({ service: "memory", level: config.logLevel });
+const telemetry = await startTelemetry({ service: "memory", logger });
+const service = await startMemory(config, { logger });
+installShutdown({
+  logger,
+  steps: [
+    { name: "drain", run: () => service.stop() },
+    { name: "telemetry", run: () => telemetry.shutdown() },
+  ],
+});
