@@ -1,0 +1,46 @@
+import type { GuardrailsConfig } from "@agent-runtime/config";
+import { type ChatMessage, RuntimeError, textOf } from "@agent-runtime/contracts";
+
+const PII: Record<GuardrailsConfig["redactPii"][number], RegExp> = {
+  email: /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g,
+  phone: /(?<!\d)(?:\+?\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{3,4}[\s.-]\d{3,4}(?:[\s.-]\d{2,4})?(?!\d)/g,
+  credit_card: /(?<!\d)(?:\d[ -]?){13,19}(?!\d)/g,
+  ssn: /(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)/g,
+  ip: /(?<!\d)(?:\d{1,3}\.){3}\d{1,3}(?!\d)/g,
+};
+
+/** Input checks before the model sees anything: size, deny patterns, PII redaction. */
+export function checkInput(messages: readonly ChatMessage[], rules: GuardrailsConfig): ChatMessage[] {
+  const size = messages.reduce((sum, message) => sum + textOf(message.content ?? "").length, 0);
+  if (size > rules.maxInputChars) {
+    throw new RuntimeError("guardrail_blocked", `input is ${size} characters; this agent accepts at most ${rules.maxInputChars}`, {
+      details: { rule: "max_input_chars" },
+    });
+  }
+  for (const pattern of rules.denyPatterns) {
+    const regex = new RegExp(pattern, "i");
+    for (const message of messages) {
+      if (message.role === "user" && regex.test(textOf(message.content))) {
+        throw new RuntimeError("guardrail_blocked", "input matches a blocked policy", { details: { rule: "deny_pattern", pattern } });
+      }
+    }
+  }
+  if (rules.redactPii.length === 0) return [...messages];
+  return messages.map((message) => {
+    if (message.role !== "user" || typeof message.content !== "string") return message;
+    let content = message.content;
+    for (const kind of rules.redactPii) content = content.replace(PII[kind], `[${kind}]`);
+    return { ...message, content };
+  });
+}
+
+/** Output checks before the user sees the answer. */
+export function checkOutput(text: string, rules: GuardrailsConfig): void {
+  for (const pattern of rules.outputDenyPatterns) {
+    if (new RegExp(pattern, "i").test(text)) {
+      throw new RuntimeError("guardrail_blocked", "answer matches a blocked output policy", {
+        details: { rule: "output_deny_pattern", pattern },
+      });
+    }
+  }
+}

@@ -1,0 +1,23 @@
+import { ConfigError } from "@agent-runtime/config";
+import { createLogger, installShutdown, startTelemetry } from "@agent-runtime/telemetry";
+import { type OrchestratorConfig, loadConfig } from "./config.js";
+import { startOrchestrator } from "./service.js";
+
+let config: OrchestratorConfig;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  createLogger({ service: "orchestrator" }).fatal(error.message);
+  process.exit(1);
+}
+const logger = createLogger({ service: "orchestrator", level: config.logLevel });
+const telemetry = await startTelemetry({ service: "orchestrator", logger });
+const service = await startOrchestrator(config, { logger });
+installShutdown({
+  logger,
+  steps: [
+    { name: "drain", run: () => service.stop() },
+    { name: "telemetry", run: () => telemetry.shutdown() },
+  ],
+});

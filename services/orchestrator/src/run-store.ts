@@ -1,0 +1,270 @@
+import {
+  AssistantMessage,
+  ChatMessage,
+  type RunRecord,
+  type RunRequest,
+  type RunStatus,
+  type TokenUsage,
+  type WireError,
+} from "@agent-runtime/contracts";
+import { migrate } from "@agent-runtime/stores";
+import type pg from "pg";
+import { z } from "zod";
+
+export const MIGRATIONS = [
+  `CREATE TABLE IF NOT EXISTS runs (
+     id text PRIMARY KEY,
+     tenant text NOT NULL,
+     agent text NOT NULL,
+     status text NOT NULL,
+     priority text NOT NULL,
+     thread_id text,
+     user_id text,
+     parent_run_id text,
+     request jsonb NOT NULL,
+     steps integer NOT NULL DEFAULT 0,
+     prompt_tokens integer NOT NULL DEFAULT 0,
+     completion_tokens integer NOT NULL DEFAULT 0,
+     cached_tokens integer NOT NULL DEFAULT 0,
+     cost_usd double precision NOT NULL DEFAULT 0,
+     output jsonb,
+     error jsonb,
+     attempts integer NOT NULL DEFAULT 0,
+     created_at timestamptz NOT NULL DEFAULT now(),
+     updated_at timestamptz NOT NULL DEFAULT now(),
+     finished_at timestamptz
+   )`,
+  "CREATE INDEX IF NOT EXISTS runs_tenant_created ON runs (tenant, created_at DESC)",
+  "CREATE INDEX IF NOT EXISTS runs_thread ON runs (tenant, thread_id)",
+  `CREATE TABLE IF NOT EXISTS run_steps (
+     run_id text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+     step integer NOT NULL,
+     assistant jsonb NOT NULL,
+     tool_messages jsonb NOT NULL DEFAULT '[]',
+     model text,
+     provider text,
+     prompt_tokens integer NOT NULL DEFAULT 0,
+     completion_tokens integer NOT NULL DEFAULT 0,
+     cached_tokens integer NOT NULL DEFAULT 0,
+     cost_usd double precision NOT NULL DEFAULT 0,
+     latency_ms double precision NOT NULL DEFAULT 0,
+     route text,
+     created_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (run_id, step)
+   )`,
+  `CREATE TABLE IF NOT EXISTS event_runs (
+     tenant text NOT NULL,
+     event_id text NOT NULL,
+     agent text NOT NULL,
+     run_id text NOT NULL,
+     created_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (tenant, event_id, agent)
+   )`,
+];
+
+export interface RecordedStep {
+  step: number;
+  assistant: AssistantMessage;
+  toolMessages: ChatMessage[];
+  usage: TokenUsage;
+  costUsd: number;
+}
+
+const StepRow = z.object({
+  step: z.number(),
+  assistant: AssistantMessage,
+  tool_messages: z.array(ChatMessage),
+  prompt_tokens: z.number(),
+  completion_tokens: z.number(),
+  cached_tokens: z.number(),
+  cost_usd: z.number(),
+});
+
+/** Runs and their steps in Postgres: the only state a worker needs to resume a run. */
+export class RunStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  static async create(pool: pg.Pool): Promise<RunStore> {
+    await migrate(pool, "orchestrator", MIGRATIONS);
+    return new RunStore(pool);
+  }
+
+  /** Creates the run or takes it over after a crash; returns its status and recorded steps. */
+  async begin(request: RunRequest): Promise<{ status: RunStatus; attempt: number; steps: RecordedStep[] }> {
+    const result = await this.pool.query<{ status: RunStatus; attempts: number }>(
+      `INSERT INTO runs (id, tenant, agent, status, priority, thread_id, user_id, parent_run_id, request, attempts)
+       VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, 1)
+       ON CONFLICT (id) DO UPDATE SET attempts = runs.attempts + 1, updated_at = now(),
+         status = CASE WHEN runs.status = 'queued' THEN 'running' ELSE runs.status END
+       RETURNING status, attempts`,
+      [
+        request.runId,
+        request.tenant,
+        request.agent,
+        request.priority,
+        request.threadId ?? null,
+        request.userId ?? null,
+        request.parentRunId ?? null,
+        JSON.stringify(request),
+      ],
+    );
+    const row = result.rows[0]!;
+    const steps = await this.pool.query(
+      `SELECT step, assistant, tool_messages, prompt_tokens, completion_tokens, cached_tokens, cost_usd
+       FROM run_steps WHERE run_id = $1 ORDER BY step`,
+      [request.runId],
+    );
+    return {
+      status: row.status,
+      attempt: row.attempts,
+      steps: steps.rows.map((raw) => {
+        const step = StepRow.parse(raw);
+        return {
+          step: step.step,
+          assistant: step.assistant,
+          toolMessages: step.tool_messages,
+          usage: {
+            promptTokens: step.prompt_tokens,
+            completionTokens: step.completion_tokens,
+            cachedTokens: step.cached_tokens,
+            totalTokens: step.prompt_tokens + step.completion_tokens,
+          },
+          costUsd: step.cost_usd,
+        };
+      }),
+    };
+  }
+
+  async recordStep(
+    runId: string,
+    step: RecordedStep & { model: string; provider: string; latencyMs: number; route: string },
+  ): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO run_steps (run_id, step, assistant, tool_messages, model, provider, prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, route)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (run_id, step) DO NOTHING`,
+      [
+        runId,
+        step.step,
+        JSON.stringify(step.assistant),
+        JSON.stringify(step.toolMessages),
+        step.model,
+        step.provider,
+        step.usage.promptTokens,
+        step.usage.completionTokens,
+        step.usage.cachedTokens,
+        step.costUsd,
+        step.latencyMs,
+        step.route,
+      ],
+    );
+    await this.pool.query(
+      `UPDATE runs SET steps = GREATEST(steps, $2 + 1), prompt_tokens = prompt_tokens + $3, completion_tokens = completion_tokens + $4,
+         cached_tokens = cached_tokens + $5, cost_usd = cost_usd + $6, updated_at = now() WHERE id = $1`,
+      [runId, step.step, step.usage.promptTokens, step.usage.completionTokens, step.usage.cachedTokens, step.costUsd],
+    );
+  }
+
+  /** Marks the run finished unless it already is (a cancel wins over a late finish). */
+  async finish(
+    runId: string,
+    status: RunStatus,
+    output: AssistantMessage | undefined,
+    error: WireError | undefined,
+    extraCostUsd = 0,
+  ): Promise<RunStatus> {
+    const result = await this.pool.query<{ status: RunStatus }>(
+      `UPDATE runs SET status = $2, output = $3, error = $4, cost_usd = cost_usd + $5, finished_at = now(), updated_at = now()
+       WHERE id = $1 AND status IN ('queued', 'running') RETURNING status`,
+      [runId, status, output ? JSON.stringify(output) : null, error ? JSON.stringify(error) : null, extraCostUsd],
+    );
+    if (result.rowCount === 1) return status;
+    const current = await this.pool.query<{ status: RunStatus }>("SELECT status FROM runs WHERE id = $1", [runId]);
+    return current.rows[0]?.status ?? status;
+  }
+
+  async cancel(tenant: string, runId: string): Promise<{ found: boolean; status: RunStatus; cancelled: boolean }> {
+    const result = await this.pool.query<{ status: RunStatus }>(
+      `UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now(),
+         error = '{"code":"cancelled","message":"cancelled by request","retryable":false}'
+       WHERE id = $1 AND tenant = $2 AND status IN ('queued', 'running') RETURNING status`,
+      [runId, tenant],
+    );
+    if (result.rowCount === 1) return { found: true, status: "cancelled", cancelled: true };
+    const current = await this.pool.query<{ status: RunStatus }>("SELECT status FROM runs WHERE id = $1 AND tenant = $2", [
+      runId,
+      tenant,
+    ]);
+    const row = current.rows[0];
+    return row ? { found: true, status: row.status, cancelled: false } : { found: false, status: "cancelled", cancelled: false };
+  }
+
+  async status(runId: string): Promise<RunStatus | undefined> {
+    const result = await this.pool.query<{ status: RunStatus }>("SELECT status FROM runs WHERE id = $1", [runId]);
+    return result.rows[0]?.status;
+  }
+
+  async get(tenant: string, runId: string): Promise<RunRecord | null> {
+    const result = await this.pool.query("SELECT * FROM runs WHERE id = $1 AND tenant = $2", [runId, tenant]);
+    return result.rows[0] ? toRecord(result.rows[0]) : null;
+  }
+
+  async list(
+    tenant: string,
+    filter: { threadId?: string; status?: RunStatus; agent?: string; limit: number; cursor?: string },
+  ): Promise<{ runs: RunRecord[]; nextCursor: string | null }> {
+    const where = ["tenant = $1"];
+    const params: unknown[] = [tenant];
+    if (filter.threadId) where.push(`thread_id = $${params.push(filter.threadId)}`);
+    if (filter.status) where.push(`status = $${params.push(filter.status)}`);
+    if (filter.agent) where.push(`agent = $${params.push(filter.agent)}`);
+    if (filter.cursor) {
+      const [createdAt, id] = Buffer.from(filter.cursor, "base64url").toString().split("|");
+      where.push(`(created_at, id) < ($${params.push(createdAt)}::timestamptz, $${params.push(id)})`);
+    }
+    params.push(filter.limit + 1);
+    const result = await this.pool.query(
+      `SELECT * FROM runs WHERE ${where.join(" AND ")} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+      params,
+    );
+    const rows = result.rows.slice(0, filter.limit);
+    const last = rows[rows.length - 1];
+    const nextCursor =
+      result.rows.length > filter.limit && last
+        ? Buffer.from(`${(last.created_at as Date).toISOString()}|${last.id}`).toString("base64url")
+        : null;
+    return { runs: rows.map(toRecord), nextCursor };
+  }
+
+  /** Records that an event started (or will start) a run of an agent; false when already recorded. */
+  async claimEvent(tenant: string, eventId: string, agent: string, runId: string): Promise<boolean> {
+    const result = await this.pool.query(
+      "INSERT INTO event_runs (tenant, event_id, agent, run_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+      [tenant, eventId, agent, runId],
+    );
+    return result.rowCount === 1;
+  }
+}
+
+function toRecord(row: Record<string, unknown>): RunRecord {
+  const prompt = Number(row.prompt_tokens);
+  const completion = Number(row.completion_tokens);
+  const iso = (value: unknown) => (value instanceof Date ? value.toISOString() : null);
+  return {
+    runId: String(row.id),
+    tenant: String(row.tenant),
+    agent: String(row.agent),
+    status: row.status as RunStatus,
+    priority: row.priority as RunRecord["priority"],
+    threadId: (row.thread_id as string | null) ?? null,
+    userId: (row.user_id as string | null) ?? null,
+    parentRunId: (row.parent_run_id as string | null) ?? null,
+    steps: Number(row.steps),
+    usage: { promptTokens: prompt, completionTokens: completion, cachedTokens: Number(row.cached_tokens), totalTokens: prompt + completion },
+    costUsd: Number(row.cost_usd),
+    output: (row.output as RunRecord["output"]) ?? null,
+    error: (row.error as RunRecord["error"]) ?? null,
+    createdAt: iso(row.created_at)!,
+    updatedAt: iso(row.updated_at)!,
+    finishedAt: iso(row.finished_at),
+  };
+}
