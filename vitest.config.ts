@@ -1,7 +1,7 @@
 import { defineConfig } from "vitest/config";
 
 /** Workspace packages are consumed from their TypeScript sources (the `source` export condition). */
-const conditions = ["source", "node", "import", "default"];
+const conditions = ["source", "node"];
 const sourceFirst = {
   resolve: { conditions },
   ssr: { resolve: { conditions, externalConditions: ["source"] } },

@@ -1,0 +1,23 @@
+import { ChatMessage, CloudEvent, RunPriority, RunStatus } from "@agent-runtime/contracts";
+import { z } from "zod";
+
+export const CreateRunBody = z.object({
+  agent: z.string().min(1).max(100).default("assistant"),
+  input: z.union([z.string().min(1).max(1_000_000), z.array(ChatMessage).min(1).max(1000)]),
+  thread_id: z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/).optional(),
+  user: z.string().max(200).optional(),
+  priority: RunPriority.default("interactive"),
+  wait: z.boolean().default(false),
+  metadata: z.record(z.string(), z.string()).optional(),
+});
+export type CreateRunBody = z.infer<typeof CreateRunBody>;
+
+export const ListRunsQuery = z.object({
+  thread_id: z.string().optional(),
+  status: RunStatus.optional(),
+  agent: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().optional(),
+});
+
+export const EventsBody = z.union([CloudEvent, z.array(CloudEvent).min(1).max(100)]);

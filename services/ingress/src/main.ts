@@ -1,0 +1,23 @@
+import { ConfigError } from "@agent-runtime/config";
+import { createLogger, installShutdown, startTelemetry } from "@agent-runtime/telemetry";
+import { type IngressConfig, loadConfig } from "./config.js";
+import { startIngress } from "./service.js";
+
+let config: IngressConfig;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  createLogger({ service: "ingress" }).fatal(error.message);
+  process.exit(1);
+}
+const logger = createLogger({ service: "ingress", level: config.logLevel });
+const telemetry = await startTelemetry({ service: "ingress", logger });
+const service = await startIngress(config, { logger });
+installShutdown({
+  logger,
+  steps: [
+    { name: "drain", run: () => service.stop() },
+    { name: "telemetry", run: () => telemetry.shutdown() },
+  ],
+});

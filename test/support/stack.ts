@@ -1,0 +1,73 @@
+import * as ingress from "@agent-runtime/ingress";
+import * as memory from "@agent-runtime/memory";
+import * as modelProxy from "@agent-runtime/model-proxy";
+import * as orchestrator from "@agent-runtime/orchestrator";
+import { createLogger } from "@agent-runtime/telemetry";
+import * as toolExecutor from "@agent-runtime/tool-executor";
+import { DATABASE_URL, type Isolation, NATS_URL, REDIS_URL, dropIsolation, newIsolation } from "./isolation.js";
+
+export interface Stack {
+  url: string;
+  isolation: Isolation;
+  env: NodeJS.ProcessEnv;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  openaiBaseUrl?: string;
+  bootstrapApiKey: string;
+  /** Extra environment (AGENT_CONFIG, limits, …). */
+  env?: NodeJS.ProcessEnv;
+  isolation?: Isolation;
+  keep?: boolean;
+}
+
+/** All five services in this process, isolated by NATS prefix, Postgres schema and Redis prefix. */
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const isolation = options.isolation ?? newIsolation();
+  const env: NodeJS.ProcessEnv = {
+    NATS_URL,
+    DATABASE_URL,
+    REDIS_URL,
+    NATS_PREFIX: isolation.natsPrefix,
+    DATABASE_SCHEMA: isolation.schema,
+    REDIS_PREFIX: isolation.redisPrefix,
+    OPS_PORT: "0",
+    PORT: "0",
+    HOST: "127.0.0.1",
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error",
+    BOOTSTRAP_API_KEY: options.bootstrapApiKey,
+    OTEL_SDK_DISABLED: "true",
+    ...(options.openaiBaseUrl ? { OPENAI_BASE_URL: options.openaiBaseUrl, OPENAI_API_KEY: "sk-fake" } : {}),
+    MODEL_FAST: "fake-fast",
+    MODEL_STRONG: "fake-strong",
+    MODEL_EMBED: "fake-embed",
+    ...options.env,
+  };
+  const level = env.LOG_LEVEL ?? "error";
+  const started: { stop(): Promise<void> }[] = [];
+  try {
+    started.push(await memory.startMemory(memory.loadConfig(env), { logger: createLogger({ service: "memory", level }) }));
+    started.push(
+      await toolExecutor.startToolExecutor(toolExecutor.loadConfig(env), { logger: createLogger({ service: "tool-executor", level }) }),
+    );
+    started.push(await modelProxy.startModelProxy(modelProxy.loadConfig(env), { logger: createLogger({ service: "model-proxy", level }) }));
+    started.push(
+      await orchestrator.startOrchestrator(orchestrator.loadConfig(env), { logger: createLogger({ service: "orchestrator", level }) }),
+    );
+    const front = await ingress.startIngress(ingress.loadConfig(env), { logger: createLogger({ service: "ingress", level }) });
+    started.push(front);
+    return {
+      url: front.url,
+      isolation,
+      env,
+      stop: async () => {
+        for (const service of started.reverse()) await service.stop().catch(() => undefined);
+        if (!options.keep) await dropIsolation(isolation).catch(() => undefined);
+      },
+    };
+  } catch (error) {
+    for (const service of started.reverse()) await service.stop().catch(() => undefined);
+    throw error;
+  }
+}
