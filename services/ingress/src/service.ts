@@ -67,7 +67,7 @@ export async function startIngress(config: IngressConfig, options: { logger?: Lo
     bodyLimit: config.limits.maxBodyBytes,
     return503OnClosing: true,
   });
-  app.setErrorHandler((error, request, reply) => handleError(error, request, reply, logger));
+  app.setErrorHandler((error: Error, request, reply) => handleError(error, request, reply, logger));
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, { code: "not_found", message: `no route ${request.method} ${request.url.split("?")[0]}`, retryable: false }),
   );
