@@ -18,7 +18,15 @@ export function offlineCompletion(request: Pick<ModelChatRequest, "messages" | "
   let toolCalls: { id: string; type: "function"; function: { name: string; arguments: string } }[] | undefined;
 
   if (last?.role === "tool") {
-    content = `The result is ${textOf(last.content)}.`;
+    const raw = textOf(last.content);
+    let result: unknown = raw;
+    try {
+      const parsed = JSON.parse(raw) as { result?: unknown };
+      if (parsed && typeof parsed === "object" && "result" in parsed) result = parsed.result;
+    } catch {
+      // not JSON: quote the tool's text as is
+    }
+    content = `The result is ${String(result)}.`;
   } else {
     const match = question.match(ARITHMETIC);
     const offersCalculator = request.tools?.some((tool) => tool.function.name === "calculator");
