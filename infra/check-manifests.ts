@@ -67,7 +67,7 @@ for (const service of SERVICES) {
     if (!byKind.get(kind)?.some((object) => (object.metadata as { name: string }).name === service)) problems.push(`missing ${kind}/${service}`);
   }
 }
-const compose = parse(readFileSync(composePath, "utf8")) as { services?: Record<string, { environment?: Record<string, string> }> };
+const compose = parse(readFileSync(composePath, "utf8"), { merge: true }) as { services?: Record<string, { environment?: Record<string, string> }> };
 for (const name of ["nats", "postgres", "redis", ...SERVICES]) {
   if (!compose.services?.[name]) problems.push(`docker-compose.yml: missing service ${name}`);
 }
