@@ -19,6 +19,8 @@ export const WebhookToolConfig = z.object({
     .int()
     .positive()
     .default(256 * 1024),
+  /** Internal webhooks (private addresses) must be trusted explicitly. */
+  allowPrivateNetwork: z.boolean().default(false),
 });
 export type WebhookToolConfig = z.infer<typeof WebhookToolConfig>;
 

@@ -45,7 +45,14 @@ function forbiddenRanges(): BlockList {
 const FORBIDDEN = forbiddenRanges();
 
 /** Hosts or CIDRs (e.g. "127.0.0.1/32", "localhost") that may be reached although private. */
-export function allowListOf(entries: readonly string[]): { hosts: Set<string>; ranges: BlockList } {
+export interface AllowList {
+  hosts: Set<string>;
+  ranges: BlockList;
+  /** Every address is allowed (an explicitly trusted internal webhook). */
+  all?: boolean;
+}
+
+export function allowListOf(entries: readonly string[]): AllowList {
   const hosts = new Set<string>();
   const ranges = new BlockList();
   for (const entry of entries) {
@@ -57,7 +64,8 @@ export function allowListOf(entries: readonly string[]): { hosts: Set<string>; r
   return { hosts, ranges };
 }
 
-export function isForbiddenAddress(address: string, allow?: { ranges: BlockList }): boolean {
+export function isForbiddenAddress(address: string, allow?: AllowList): boolean {
+  if (allow?.all) return false;
   const family = isIP(address) === 6 ? "ipv6" : "ipv4";
   if (allow?.ranges.check(address, family)) return false;
   return FORBIDDEN.check(address, family);
@@ -83,7 +91,7 @@ export async function safeRequest(
     body?: string;
     timeoutMs: number;
     maxBytes: number;
-    allow: { hosts: Set<string>; ranges: BlockList };
+    allow: AllowList;
     signal?: AbortSignal;
   },
 ): Promise<SafeResponse> {

@@ -3,7 +3,9 @@ import type { WebhookToolConfig } from "@agent-runtime/config";
 import { RuntimeError } from "@agent-runtime/contracts";
 import { defineTool } from "@agent-runtime/tools";
 import { z } from "zod";
-import { safeRequest } from "./safe-http.js";
+import { type AllowList, allowListOf, safeRequest } from "./safe-http.js";
+
+const TRUST_ALL: AllowList = { ...allowListOf([]), all: true };
 
 /** A webhook tool from the config file: arguments are sent as JSON (or as query for GET). */
 export function createWebhookTool(
@@ -49,7 +51,7 @@ export function createWebhookTool(
         ...(body === undefined ? {} : { body }),
         timeoutMs: Math.max(1, Math.min(config.timeoutMs, context.deadline - Date.now())),
         maxBytes: config.maxResponseBytes,
-        allow,
+        allow: config.allowPrivateNetwork ? TRUST_ALL : allow,
         signal: context.signal,
       });
       if (response.status >= 400) {

@@ -1,0 +1,247 @@
+import { spawn } from "node:child_process";
+import { type Server, createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
+import type { Bus } from "@agent-runtime/bus";
+import { createTestBus, uniquePrefix } from "@agent-runtime/bus/testing";
+import { Endpoints, type ToolExecReply, toolExecEndpoint } from "@agent-runtime/contracts";
+import { createLogger } from "@agent-runtime/telemetry";
+import { startFakeOpenAI } from "@agent-runtime/testkit";
+import OpenAI from "openai";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { evaluate } from "./builtins/calculator.js";
+import { loadConfig } from "./config.js";
+import { type RunningToolExecutor, startToolExecutor } from "./service.js";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+
+const prefix = uniquePrefix("te");
+let server: Server;
+let baseUrl: string;
+let executor: RunningToolExecutor;
+let client: Bus;
+const actions: string[] = [];
+
+function meta(extra: Record<string, unknown> = {}) {
+  return { v: 1 as const, tenant: "acme", requestId: `r-${Math.random()}`, runId: "run-1", deadline: Date.now() + 10_000, ...extra };
+}
+
+beforeAll(async () => {
+  server = createServer((request, response) => {
+    const url = new URL(request.url ?? "/", "http://x");
+    let body = "";
+    request.on("data", (chunk) => {
+      body += chunk;
+    });
+    request.on("end", () => {
+      if (url.pathname === "/slow") {
+        const ms = Number(url.searchParams.get("ms") ?? 0);
+        setTimeout(() => response.end(JSON.stringify({ slept: ms })), ms);
+      } else if (url.pathname === "/hang") {
+        // never answers
+      } else if (url.pathname === "/act") {
+        actions.push(body);
+        response.setHeader("content-type", "application/json");
+        response.end(JSON.stringify({ done: true, count: actions.length }));
+      } else if (url.pathname === "/big") {
+        response.end("x".repeat(100_000));
+      } else {
+        response.end("plain page");
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const dir = mkdtempSync(join(tmpdir(), "te-"));
+  const configPath = join(dir, "config.yaml");
+  writeFileSync(
+    configPath,
+    stringify({
+      tools: {
+        webhooks: {
+          slow: { allowPrivateNetwork: true, description: "sleeps", url: `${baseUrl}/slow`, method: "GET", sideEffects: false, timeoutMs: 3000, parameters: { type: "object", properties: { ms: { type: "number" } }, required: ["ms"] } },
+          hang: { allowPrivateNetwork: true, description: "hangs", url: `${baseUrl}/hang`, method: "GET", sideEffects: false, timeoutMs: 300 },
+          act: { allowPrivateNetwork: true, description: "acts", url: `${baseUrl}/act`, method: "POST", sideEffects: true, parameters: { type: "object", properties: { what: { type: "string" } } } },
+          lookup: { allowPrivateNetwork: true, description: "cached lookup", url: `${baseUrl}/slow`, method: "GET", sideEffects: false, cacheTtlSeconds: 60 },
+          big: { allowPrivateNetwork: true, description: "large page", url: `${baseUrl}/big`, method: "GET", sideEffects: false },
+          notify: { allowPrivateNetwork: true, description: "rate-limited per user", url: `${baseUrl}/act`, method: "POST", sideEffects: true, cooldownSeconds: 30 },
+        },
+        allowPrivateNetworks: [],
+        overrides: { slow: { maxConcurrency: 16 } },
+        policies: [{ tenant: "restricted", allow: ["calculator"] }],
+      },
+    }),
+  );
+  const schema = prefix.toLowerCase();
+  executor = await startToolExecutor(
+    loadConfig({ NATS_PREFIX: prefix, DATABASE_SCHEMA: schema, REDIS_PREFIX: `${prefix}:`, OPS_PORT: "0", AGENT_CONFIG: configPath }),
+    { logger: createLogger({ service: "tool-executor", level: "silent" }) },
+  );
+  client = await createTestBus({ prefix });
+});
+
+afterAll(async () => {
+  await client?.close();
+  await executor?.stop();
+  server?.close();
+  const db = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
+  await db.connect();
+  await db.query(`DROP SCHEMA IF EXISTS "${prefix.toLowerCase()}" CASCADE`);
+  await db.end();
+});
+
+describe("calculator", () => {
+  it("evaluates safely", () => {
+    expect(evaluate("(17 + 4) * 3")).toBe(63);
+    expect(evaluate("2^10 - sqrt(16) + -3")).toBe(1017);
+    expect(evaluate("max(1, 5, 3) % 4")).toBe(1);
+    expect(() => evaluate("process.exit(1)")).toThrow(/unknown/);
+    expect(() => evaluate("1/0")).toThrow(/division by zero/);
+    expect(() => evaluate("2 +")).toThrow(/end/);
+  });
+});
+
+describe("tool-executor", () => {
+  it("refuses private and loopback addresses (SSRF) by default", async () => {
+    for (const url of [`${baseUrl}/`, "http://169.254.169.254/latest/meta-data", "http://localhost:9/", "http://[::1]/", "http://10.0.0.1/"]) {
+      const reply = await client.request(toolExecEndpoint("http_get"), { meta: meta(), callId: "c1", arguments: { url } });
+      expect(reply.status).toBe("error");
+      expect(reply.content).toMatch(/not allowed/);
+    }
+  });
+
+  it("returns a model-readable error for invalid arguments", async () => {
+    const reply = await client.request(toolExecEndpoint("calculator"), { meta: meta(), callId: "c1", arguments: '{"expr": 1}' });
+    expect(reply.status).toBe("invalid_arguments");
+    expect(reply.content).toMatch(/expression/);
+    const notJson = await client.request(toolExecEndpoint("calculator"), { meta: meta(), callId: "c2", arguments: "{oops" });
+    expect(notJson.status).toBe("invalid_arguments");
+    expect(notJson.content).toMatch(/JSON/);
+  });
+
+  it("lists tools with JSON Schema the openai client accepts, after the tenant policy", async () => {
+    const list = await client.request(Endpoints.toolList, { tenant: "acme" });
+    const calculator = list.tools.find((tool) => tool.name === "calculator");
+    expect(calculator?.spec.function.parameters).toMatchObject({ type: "object", properties: { expression: { type: "string" } }, required: ["expression"] });
+    const restricted = await client.request(Endpoints.toolList, { tenant: "restricted" });
+    expect(restricted.tools.map((tool) => tool.name)).toEqual(["calculator"]);
+
+    const fake = await startFakeOpenAI();
+    try {
+      const openai = new OpenAI({ baseURL: fake.url, apiKey: "k", maxRetries: 0 });
+      const tools: OpenAI.Chat.Completions.ChatCompletionTool[] = list.tools.map((tool) => tool.spec as OpenAI.Chat.Completions.ChatCompletionTool);
+      await openai.chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }], tools });
+      expect(fake.chatRequests()[0]?.tools?.map((tool) => tool.function.name)).toContain("calculator");
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it("runs a batch in parallel, each with its own timeout, results in order", async () => {
+    const started = Date.now();
+    const batch = await client.request(Endpoints.toolBatch, {
+      meta: meta(),
+      calls: [
+        { callId: "a", name: "slow", arguments: { ms: 400 } },
+        { callId: "b", name: "slow", arguments: { ms: 450 } },
+        { callId: "c", name: "hang", arguments: {} },
+        { callId: "d", name: "calculator", arguments: { expression: "1+1" } },
+        { callId: "e", name: "nope", arguments: {} },
+      ],
+    });
+    const elapsed = Date.now() - started;
+    expect(batch.results.map((result) => [result.callId, result.status])).toEqual([
+      ["a", "ok"],
+      ["b", "ok"],
+      ["c", "timeout"],
+      ["d", "ok"],
+      ["e", "not_found"],
+    ]);
+    // about the slowest call (450 ms), far from the sum (~1150 ms)
+    expect(elapsed).toBeLessThan(1000);
+  });
+
+  it("acts once for a retried side-effecting call, also when two arrive together", async () => {
+    const before = actions.length;
+    const call = { meta: meta(), callId: "call-x", arguments: { what: "pay" }, idempotencyKey: `run-1:3:call-x:${Date.now()}` };
+    const first = await client.request(toolExecEndpoint("act"), call);
+    const retried = await client.request(toolExecEndpoint("act"), call);
+    expect(first.status).toBe("ok");
+    expect(retried.replayed).toBe(true);
+    expect(retried.content).toBe(first.content);
+    expect(actions.length - before).toBe(1);
+
+    const key = `run-2:1:call-y:${Date.now()}`;
+    const racing = await Promise.all(
+      [1, 2, 3].map(() => client.request(toolExecEndpoint("act"), { meta: meta(), callId: "call-y", arguments: { what: "ship" }, idempotencyKey: key })),
+    );
+    expect(actions.length - before).toBe(2);
+    expect(racing.filter((reply) => reply.status === "ok").length).toBeGreaterThanOrEqual(1);
+    const settled = await client.request(toolExecEndpoint("act"), { meta: meta(), callId: "call-y", arguments: { what: "ship" }, idempotencyKey: key });
+    expect(settled.replayed).toBe(true);
+  });
+
+  it("caches read-only results per tenant and enforces cooldowns per user", async () => {
+    const args = { ms: 5, nonce: Date.now() };
+    const first = await client.request(toolExecEndpoint("lookup"), { meta: meta(), callId: "l1", arguments: args });
+    const second = await client.request(toolExecEndpoint("lookup"), { meta: meta(), callId: "l2", arguments: args });
+    const otherTenant = await client.request(toolExecEndpoint("lookup"), { meta: meta({ tenant: "other" }), callId: "l3", arguments: args });
+    expect(first.cached).toBe(false);
+    expect(second.cached).toBe(true);
+    expect(second.callId).toBe("l2");
+    expect(otherTenant.cached).toBe(false);
+
+    const user = `u-${Date.now()}`;
+    const once = await client.request(toolExecEndpoint("notify"), { meta: meta({ userId: user }), callId: "n1", arguments: {} });
+    const again = await client.request(toolExecEndpoint("notify"), { meta: meta({ userId: user }), callId: "n2", arguments: {} });
+    const otherUser = await client.request(toolExecEndpoint("notify"), { meta: meta({ userId: `${user}-b` }), callId: "n3", arguments: {} });
+    expect(once.status).toBe("ok");
+    expect(again.status).toBe("cooldown");
+    expect(again.content).toMatch(/30 seconds/);
+    expect(otherUser.status).toBe("ok");
+  });
+
+  it("caps large results before they reach the prompt", async () => {
+    const reply = await client.request(toolExecEndpoint("big"), { meta: meta(), callId: "big", arguments: {} });
+    expect(reply.status).toBe("ok");
+    expect(reply.truncated).toBe(true);
+    expect(reply.content.length).toBeLessThan(16_100);
+    expect(reply.content).toMatch(/truncated \d+ characters/);
+    const unreachable = await client.request(toolExecEndpoint("http_get"), { meta: meta(), callId: "dns", arguments: { url: "https://example.invalid/" } });
+    expect(unreachable.status).toBe("error"); // a readable failure, not a crash
+    expect(unreachable.content).toMatch(/http_get failed/);
+  });
+
+  it("calls a tool that another process hosts on NATS", async () => {
+    const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", fileURLToPath(new URL("./fixtures/hosted-tool.ts", import.meta.url)), prefix], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    try {
+      for (let i = 0; i < 200 && !output.includes("ready"); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      let listed = false;
+      for (let i = 0; i < 100 && !listed; i++) {
+        const list = await client.request(Endpoints.toolList, { tenant: "acme" });
+        listed = list.tools.some((tool) => tool.name === "weather" && tool.kind === "nats");
+        if (!listed) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(listed).toBe(true);
+      const batch = await client.request(Endpoints.toolBatch, { meta: meta(), calls: [{ callId: "w1", name: "weather", arguments: '{"city":"Oslo"}' }] });
+      const reply = batch.results[0] as ToolExecReply;
+      expect(reply.status).toBe("ok");
+      expect(reply.output).toMatchObject({ city: "Oslo", tempC: 21, servedBy: child.pid });
+      expect(output).toContain("called Oslo");
+      const invalid = await client.request(Endpoints.toolBatch, { meta: meta(), calls: [{ callId: "w2", name: "weather", arguments: { town: 1 } }] });
+      expect(invalid.results[0]?.status).toBe("invalid_arguments");
+      expect(invalid.results[0]?.content).toMatch(/city/);
+    } finally {
+      child.kill("SIGTERM");
+    }
+  });
+});
