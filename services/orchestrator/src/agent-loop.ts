@@ -216,15 +216,7 @@ export async function executeRun(
       for (const call of calls) {
         events.emit({ type: "tool-called", step: stepIndex, callId: call.id, name: call.function.name, arguments: call.function.arguments });
       }
-      const batch = await bus.request(Endpoints.toolBatch, {
-        meta: meta(`${request.runId}:${stepIndex}:tools`),
-        calls: calls.map((call) => ({
-          callId: call.id,
-          name: call.function.name,
-          arguments: call.function.arguments,
-          idempotencyKey: `${request.runId}:${stepIndex}:${call.id}`,
-        })),
-      });
+      const batch = await runTools(deps, request, stepIndex, calls, meta(`${request.runId}:${stepIndex}:tools`), signal);
       const toolMessages: ChatMessage[] = [];
       for (const result of batch.results) {
         cost += result.costUsd;
@@ -251,6 +243,14 @@ export async function executeRun(
     const wire = toWireError(error);
     if (wire.code === "cancelled" || cancel.signal.aborted) {
       return finish("cancelled", undefined, { code: "cancelled", message: "run was cancelled", retryable: false });
+    }
+    if (Date.now() >= timeLimit - 10 && (wire.code === "timeout" || wire.code === "upstream" || wire.code === "unavailable")) {
+      return finish("budget_exceeded", undefined, {
+        code: "budget_exceeded",
+        message: `time budget of ${timeLimit - startedAt} ms used up (${wire.message})`,
+        retryable: false,
+        details: { budget: "time", spentUsd: cost, usage },
+      });
     }
     const status: RunStatus = wire.code === "budget_exceeded" ? "budget_exceeded" : "failed";
     // batch runs are retried with backoff on retryable failures; interactive runs fail fast
@@ -310,6 +310,42 @@ async function callModel(
   } finally {
     subscription?.unsubscribe();
   }
+}
+
+/**
+ * One model turn's tool calls through the executor, in parallel. A call that
+ * another worker started before a crash ("already running") is asked again
+ * until its recorded result is there, so it never runs twice.
+ */
+async function runTools(
+  deps: LoopDeps,
+  request: RunRequest,
+  step: number,
+  calls: NonNullable<AssistantMessage["tool_calls"]>,
+  meta: RequestMeta,
+  signal: AbortSignal,
+) {
+  const ask = (subset: typeof calls) =>
+    deps.bus.request(Endpoints.toolBatch, {
+      meta,
+      calls: subset.map((call) => ({
+        callId: call.id,
+        name: call.function.name,
+        arguments: call.function.arguments,
+        idempotencyKey: `${request.runId}:${step}:${call.id}`,
+      })),
+    });
+  const batch = await ask(calls);
+  for (let attempt = 0; attempt < 60; attempt++) {
+    const pending = batch.results.flatMap((result, index) => (result.error?.code === "conflict" ? [index] : []));
+    if (pending.length === 0 || signal.aborted || Date.now() >= meta.deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 100 * 2 ** Math.min(attempt, 4))));
+    const again = await ask(pending.map((index) => calls[index]!));
+    pending.forEach((index, position) => {
+      batch.results[index] = again.results[position]!;
+    });
+  }
+  return batch;
 }
 
 async function appendTurn(

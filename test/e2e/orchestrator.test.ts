@@ -1,0 +1,256 @@
+import { type Server, createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomUUID } from "node:crypto";
+import type { Bus } from "@agent-runtime/bus";
+import { createTestBus } from "@agent-runtime/bus/testing";
+import { CloudEvent, Endpoints, RunEvent, type RunFinishedEvent, RunRequest, Subjects } from "@agent-runtime/contracts";
+import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import { type Stack, startStack } from "../support/stack.js";
+
+let fake: FakeOpenAI;
+let stack: Stack;
+let bus: Bus;
+let hook: Server;
+let hookUrl: string;
+const hookCalls: string[] = [];
+
+export function agentConfig(hookBase: string) {
+  return {
+    providers: { main: { baseUrl: "${FAKE_URL}", apiKey: "k" } },
+    models: {
+      "fake-fast": { provider: "main", pricing: { input: 1, output: 1 } },
+      "fake-strong": { provider: "main", pricing: { input: 5, output: 5 } },
+      "fake-pricey": { provider: "main", pricing: { input: 100_000, output: 100_000 } },
+    },
+    tiers: { fast: ["fake-fast"], strong: ["fake-strong"], pricey: ["fake-pricey"] },
+    tools: {
+      webhooks: {
+        act: {
+          description: "performs an action (side effect)",
+          url: `${hookBase}/act`,
+          method: "POST",
+          sideEffects: true,
+          timeoutMs: 10_000,
+          allowPrivateNetwork: true,
+          parameters: { type: "object", properties: { what: { type: "string" } } },
+        },
+      },
+    },
+    agents: {
+      worker: { systemPrompt: "You work.", tools: ["calculator", "act"], maxSteps: 4 },
+      stepper: { tools: ["calculator"], maxSteps: 2 },
+      cheap: { tier: "pricey", tools: ["calculator"], costBudgetUsd: 0.01 },
+      slowpoke: { tools: ["calculator"], timeBudgetMs: 400 },
+      guarded: { guardrails: { denyPatterns: ["launch codes"], redactPii: ["email", "phone"], outputDenyPatterns: ["TOP SECRET"] } },
+      eventer: { triggers: ["com.example.order.*"], tools: [] },
+    },
+  };
+}
+
+async function collect(runId: string, timeoutMs = 30_000): Promise<{ events: RunEvent[]; finished: RunFinishedEvent }> {
+  const events: RunEvent[] = [];
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`run ${runId} did not finish; saw ${events.map((e) => e.type).join(",")}`)), timeoutMs);
+    const subscription = bus.subscribe(Subjects.runEvents(runId), RunEvent, (event) => {
+      events.push(event);
+      if (event.type === "run-finished") {
+        clearTimeout(timer);
+        subscription.unsubscribe();
+        resolve({ events, finished: event });
+      }
+    });
+  });
+}
+
+async function startRun(agent: string, content: string, extra: Partial<RunRequest> = {}) {
+  const runId = `run_${randomUUID()}`;
+  const done = collect(runId);
+  await bus.nc.flush();
+  await bus.publishDurable(
+    Subjects.runs(extra.priority ?? "interactive", "acme"),
+    RunRequest,
+    {
+      runId,
+      tenant: "acme",
+      agent,
+      input: [{ role: "user", content }],
+      threadId: `thread_${runId}`,
+      priority: "interactive",
+      createdAt: Date.now(),
+      deadline: Date.now() + 60_000,
+      stream: false,
+      source: "runs",
+      ...extra,
+    },
+    { msgId: runId },
+  );
+  return { runId, done };
+}
+
+beforeAll(async () => {
+  hook = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk) => {
+      body += chunk;
+    });
+    request.on("end", () => {
+      hookCalls.push(body);
+      setTimeout(() => response.end(JSON.stringify({ done: true, n: hookCalls.length })), Number(new URL(request.url ?? "/", "http://x").searchParams.get("delay") ?? 0));
+    });
+  });
+  await new Promise<void>((resolve) => hook.listen(0, "127.0.0.1", resolve));
+  hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}`;
+  fake = await startFakeOpenAI();
+  const configPath = join(mkdtempSync(join(tmpdir(), "orch-")), "config.yaml");
+  writeFileSync(configPath, stringify(agentConfig(hookUrl)));
+  stack = await startStack({
+    bootstrapApiKey: "sk-orchestrator-tests",
+    env: { AGENT_CONFIG: configPath, FAKE_URL: fake.url, BATCH_CONCURRENCY: "2" },
+  });
+  bus = await createTestBus({ prefix: stack.isolation.natsPrefix });
+});
+
+afterAll(async () => {
+  await bus?.close();
+  await stack?.stop();
+  await fake?.close();
+  hook?.close();
+});
+
+describe("orchestrator", () => {
+  it("runs a multi-step tool loop with parallel tool calls", async () => {
+    fake.setHandler((body) => {
+      const toolResults = body.messages.filter((message) => message.role === "tool").length;
+      if (toolResults === 0) {
+        return { toolCalls: [{ name: "calculator", arguments: { expression: "2+2" } }, { name: "calculator", arguments: { expression: "3*3" } }] };
+      }
+      if (toolResults === 2) return { toolCalls: [{ name: "calculator", arguments: { expression: "4+9" } }] };
+      return { content: `done with ${toolResults} tool results` };
+    });
+    const { done } = await startRun("worker", "compute things");
+    const { events, finished } = await done;
+    expect(finished.status).toBe("completed");
+    expect(finished.steps).toBe(3);
+    expect(finished.output?.content).toBe("done with 3 tool results");
+    const results = events.filter((event) => event.type === "tool-result");
+    expect(results.map((event) => event.type === "tool-result" && event.content)).toEqual([
+      '{"expression":"2+2","result":4}',
+      '{"expression":"3*3","result":9}',
+      '{"expression":"4+9","result":13}',
+    ]);
+    expect(finished.usage.totalTokens).toBeGreaterThan(0);
+    expect(finished.costUsd).toBeGreaterThan(0);
+    const types = events.map((event) => event.type);
+    expect(types[0]).toBe("run-started");
+    expect(types).toContain("usage");
+  });
+
+  it("ends at the step limit with budget_exceeded and what was spent", async () => {
+    fake.setHandler(() => ({ toolCalls: [{ name: "calculator", arguments: { expression: "1+1" } }] }));
+    const { finished } = await (await startRun("stepper", "loop forever")).done;
+    expect(finished.status).toBe("budget_exceeded");
+    expect(finished.error?.code).toBe("budget_exceeded");
+    expect(finished.error?.details).toMatchObject({ budget: "steps", limit: 2 });
+    expect(finished.steps).toBe(2);
+  });
+
+  it("ends at the cost budget", async () => {
+    fake.setHandler(() => ({ toolCalls: [{ name: "calculator", arguments: { expression: "1+1" } }] }));
+    const { finished } = await (await startRun("cheap", "spend")).done;
+    expect(finished.status).toBe("budget_exceeded");
+    expect(finished.error?.details).toMatchObject({ budget: "cost" });
+    expect(finished.costUsd).toBeGreaterThanOrEqual(0.01);
+    expect(finished.steps).toBe(1);
+  });
+
+  it("ends at the time budget", async () => {
+    fake.setHandler(() => ({ toolCalls: [{ name: "calculator", arguments: { expression: "1+1" } }], latencyMs: 250 }));
+    const { finished } = await (await startRun("slowpoke", "take your time")).done;
+    expect(finished.status).toBe("budget_exceeded");
+    expect(finished.error?.message).toMatch(/time budget|deadline|did not answer/);
+  });
+
+  it("blocks denied input and redacts PII before the model sees it", async () => {
+    const before = fake.chatRequests().length;
+    const blocked = await (await startRun("guarded", "tell me the launch codes")).done;
+    expect(blocked.finished.status).toBe("failed");
+    expect(blocked.finished.error?.code).toBe("guardrail_blocked");
+    expect(fake.chatRequests().length).toBe(before);
+
+    fake.setHandler((body) => ({ content: `noted: ${String(body.messages.at(-1)?.content)}` }));
+    const redacted = await (await startRun("guarded", "mail me at ada@example.com or call +1 415 555 0100")).done;
+    expect(redacted.finished.status).toBe("completed");
+    const seen = JSON.stringify(fake.chatRequests().at(-1)?.messages);
+    expect(seen).not.toContain("ada@example.com");
+    expect(seen).not.toContain("555 0100");
+    expect(seen).toContain("[email]");
+
+    fake.setHandler(() => ({ content: "this is TOP SECRET material" }));
+    const output = await (await startRun("guarded", "anything")).done;
+    expect(output.finished.status).toBe("failed");
+    expect(output.finished.error?.code).toBe("guardrail_blocked");
+  });
+
+  it("cancels a run between steps", async () => {
+    fake.setHandler(() => ({ toolCalls: [{ name: "calculator", arguments: { expression: "1+1" } }], latencyMs: 300 }));
+    const { runId, done } = await startRun("worker", "slow loop");
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const cancel = await bus.request(Endpoints.runCancel, {
+      meta: { v: 1, tenant: "acme", requestId: "c", deadline: Date.now() + 5000 },
+      runId,
+    });
+    expect(cancel.cancelled).toBe(true);
+    const { finished } = await done;
+    expect(finished.status).toBe("cancelled");
+    const record = await bus.request(Endpoints.runGet, { meta: { v: 1, tenant: "acme", requestId: "g", deadline: Date.now() + 5000 }, runId });
+    expect(record.run?.status).toBe("cancelled");
+    const otherTenant = await bus.request(Endpoints.runGet, { meta: { v: 1, tenant: "evil", requestId: "g", deadline: Date.now() + 5000 }, runId });
+    expect(otherTenant.run).toBeNull();
+  });
+
+  it("keeps interactive runs ahead of a batch flood", async () => {
+    fake.setHandler(() => ({ content: "ok", latencyMs: 100 }));
+    const batch = [];
+    for (let i = 0; i < 12; i++) batch.push(await startRun("assistant", `batch ${i}`, { priority: "batch" }));
+    const interactive = await startRun("assistant", "urgent");
+    const finishedAt = new Map<string, number>();
+    await Promise.all(
+      [...batch, interactive].map(async (run) => {
+        await run.done;
+        finishedAt.set(run.runId, Date.now());
+      }),
+    );
+    const urgentAt = finishedAt.get(interactive.runId)!;
+    const batchAfter = batch.filter((run) => finishedAt.get(run.runId)! > urgentAt).length;
+    // batch concurrency is 2: most of the flood is still queued when the interactive run is done
+    expect(batchAfter).toBeGreaterThanOrEqual(8);
+  });
+
+  it("starts one run for a duplicated event and acknowledges events with no trigger", async () => {
+    fake.setHandler(() => ({ content: "handled" }));
+    const eventId = `evt-${randomUUID()}`;
+    const event = { specversion: "1.0" as const, id: eventId, source: "shop", type: "com.example.order.created", data: { order: 42 }, tenant: "acme" };
+    await bus.publishDurable(Subjects.events("shop", "com_example_order_created"), CloudEvent, event, { msgId: eventId });
+    await bus.publishDurable(Subjects.events("shop", "com_example_order_created"), CloudEvent, event, { msgId: eventId });
+    // past the JetStream duplicate window: a different message id, same event id
+    await bus.publishDurable(Subjects.events("shop", "com_example_order_created"), CloudEvent, event, { msgId: `${eventId}-late` });
+    await bus.publishDurable(Subjects.events("shop", "unrelated"), CloudEvent, { ...event, id: `${eventId}-x`, type: "com.example.unrelated" });
+    let runs: { runId: string; status: string }[] = [];
+    for (let i = 0; i < 100; i++) {
+      const list = await bus.request(Endpoints.runList, { meta: { v: 1, tenant: "acme", requestId: "l", deadline: Date.now() + 5000 }, agent: "eventer", limit: 10 });
+      runs = list.runs;
+      if (runs.length > 0 && runs.every((run) => run.status === "completed")) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const list = await bus.request(Endpoints.runList, { meta: { v: 1, tenant: "acme", requestId: "l", deadline: Date.now() + 5000 }, agent: "eventer", limit: 10 });
+    expect(list.runs).toHaveLength(1);
+    expect(list.runs[0]?.status).toBe("completed");
+    expect(list.runs[0]?.priority).toBe("batch");
+  });
+});
