@@ -20,6 +20,8 @@ export interface StackOptions {
   env?: NodeJS.ProcessEnv;
   isolation?: Isolation;
   keep?: boolean;
+  /** Services not to start in this process (e.g. started as processes by the test). */
+  without?: Array<"memory" | "tool-executor" | "model-proxy" | "orchestrator">;
 }
 
 /** All five services in this process, isolated by NATS prefix, Postgres schema and Redis prefix. */
@@ -47,12 +49,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const level = env.LOG_LEVEL ?? "error";
   const started: { stop(): Promise<void> }[] = [];
   try {
-    started.push(await memory.startMemory(memory.loadConfig(env), { logger: createLogger({ service: "memory", level }) }));
-    started.push(
+    const skip = new Set(options.without ?? []);
+    if (!skip.has("memory")) started.push(await memory.startMemory(memory.loadConfig(env), { logger: createLogger({ service: "memory", level }) }));
+    if (!skip.has("tool-executor")) started.push(
       await toolExecutor.startToolExecutor(toolExecutor.loadConfig(env), { logger: createLogger({ service: "tool-executor", level }) }),
     );
-    started.push(await modelProxy.startModelProxy(modelProxy.loadConfig(env), { logger: createLogger({ service: "model-proxy", level }) }));
-    started.push(
+    if (!skip.has("model-proxy")) started.push(await modelProxy.startModelProxy(modelProxy.loadConfig(env), { logger: createLogger({ service: "model-proxy", level }) }));
+    if (!skip.has("orchestrator")) started.push(
       await orchestrator.startOrchestrator(orchestrator.loadConfig(env), { logger: createLogger({ service: "orchestrator", level }) }),
     );
     const front = await ingress.startIngress(ingress.loadConfig(env), { logger: createLogger({ service: "ingress", level }) });

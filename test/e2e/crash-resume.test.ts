@@ -1,0 +1,125 @@
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { type Server, createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Bus } from "@agent-runtime/bus";
+import { createTestBus } from "@agent-runtime/bus/testing";
+import { RunEvent, RunRequest, Subjects } from "@agent-runtime/contracts";
+import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import { type ServiceProcess, startServiceProcess } from "../support/processes.js";
+import { type Stack, startStack } from "../support/stack.js";
+
+let fake: FakeOpenAI;
+let stack: Stack;
+let bus: Bus;
+let hook: Server;
+const hookCalls: number[] = [];
+const workers: ServiceProcess[] = [];
+
+beforeAll(async () => {
+  hook = createServer((request, response) => {
+    request.resume();
+    request.on("end", () => {
+      hookCalls.push(Date.now());
+      // slow side effect: the worker is killed while this call is in flight
+      setTimeout(() => response.end(JSON.stringify({ shipped: true })), 1500);
+    });
+  });
+  await new Promise<void>((resolve) => hook.listen(0, "127.0.0.1", resolve));
+  fake = await startFakeOpenAI();
+  fake.setHandler((body) => {
+    const result = body.messages.find((message) => message.role === "tool");
+    if (!result) return { toolCalls: [{ id: "call_ship", name: "ship", arguments: { order: 7 } }] };
+    return { content: `shipped: ${String(result.content)}` };
+  });
+  const configPath = join(mkdtempSync(join(tmpdir(), "crash-")), "config.yaml");
+  writeFileSync(
+    configPath,
+    stringify({
+      tools: {
+        webhooks: {
+          ship: {
+            description: "ships an order (side effect)",
+            url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/ship`,
+            sideEffects: true,
+            timeoutMs: 10_000,
+            allowPrivateNetwork: true,
+          },
+        },
+      },
+      agents: { shipper: { tools: ["ship"], maxSteps: 4 } },
+    }),
+  );
+  stack = await startStack({
+    bootstrapApiKey: "sk-crash-tests",
+    openaiBaseUrl: fake.url,
+    env: { AGENT_CONFIG: configPath },
+    without: ["orchestrator"],
+  });
+  bus = await createTestBus({ prefix: stack.isolation.natsPrefix });
+});
+
+afterAll(async () => {
+  for (const worker of workers) await worker.stop("SIGKILL");
+  await bus?.close();
+  await stack?.stop();
+  await fake?.close();
+  hook?.close();
+});
+
+describe("crash-resume", () => {
+  it("finishes a run on a second worker after the first is killed mid-run, acting once", async () => {
+    const workerEnv = { ...stack.env, RUN_ACK_WAIT_MS: "1000", OPS_PORT: "0", LOG_LEVEL: "info" };
+    const first = await startServiceProcess("orchestrator", workerEnv);
+    workers.push(first);
+    const runId = `run_${randomUUID()}`;
+    const finished: RunEvent[] = [];
+    const started: RunEvent[] = [];
+    bus.subscribe(Subjects.runEvents(runId), RunEvent, (event) => {
+      if (event.type === "run-finished") finished.push(event);
+      if (event.type === "run-started") started.push(event);
+    });
+    await bus.nc.flush();
+    await bus.publishDurable(
+      Subjects.runs("interactive", "acme"),
+      RunRequest,
+      {
+        runId,
+        tenant: "acme",
+        agent: "shipper",
+        input: [{ role: "user", content: "ship order 7" }],
+        threadId: `thread_${runId}`,
+        priority: "interactive",
+        createdAt: Date.now(),
+        deadline: Date.now() + 60_000,
+        source: "runs",
+      },
+      { msgId: runId },
+    );
+    // wait until the side effect is in flight, then kill the worker that holds the run
+    for (let i = 0; i < 200 && hookCalls.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    expect(hookCalls).toHaveLength(1);
+    const modelCallsBeforeKill = fake.chatRequests().length;
+    const killedAt = Date.now();
+    await first.stop("SIGKILL");
+
+    const second = await startServiceProcess("orchestrator", workerEnv);
+    workers.push(second);
+    for (let i = 0; i < 400 && finished.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+
+    expect(finished).toHaveLength(1);
+    const done = finished[0]!;
+    expect(done.type === "run-finished" && done.status).toBe("completed");
+    expect(done.type === "run-finished" && done.output?.content).toBe('shipped: {"shipped":true}');
+    // the side effect happened once; the recorded first model call was not paid for again
+    expect(hookCalls).toHaveLength(1);
+    expect(fake.chatRequests().length - modelCallsBeforeKill).toBe(1);
+    expect(started.map((event) => event.type === "run-started" && event.attempt)).toEqual([1, 2]);
+    console.log(`resumed and finished ${Date.now() - killedAt} ms after the kill`);
+  });
+});
