@@ -4,7 +4,10 @@ import { z } from "zod";
 export const CreateRunBody = z.object({
   agent: z.string().min(1).max(100).default("assistant"),
   input: z.union([z.string().min(1).max(1_000_000), z.array(ChatMessage).min(1).max(1000)]),
-  thread_id: z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/).optional(),
+  thread_id: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,200}$/)
+    .optional(),
   user: z.string().max(200).optional(),
   priority: RunPriority.default("interactive"),
   wait: z.boolean().default(false),

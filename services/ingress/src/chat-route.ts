@@ -1,5 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { ChatCompletionRequest, type RunEvent, type RunFinishedEvent, RuntimeError, textOf } from "@agent-runtime/contracts";
+import {
+  ChatCompletionRequest,
+  type RunEvent,
+  type RunFinishedEvent,
+  RuntimeError,
+  textOf,
+} from "@agent-runtime/contracts";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { errorBody, parseBody } from "./http-errors.js";
 import type { RouteDeps } from "./route-deps.js";
@@ -16,11 +22,19 @@ function usageOf(event: RunFinishedEvent) {
 /** A finished run that is not `completed` becomes a typed error. */
 function failureOf(event: RunFinishedEvent): RuntimeError | undefined {
   if (event.status === "completed") return undefined;
-  const error = event.error ?? { code: "internal" as const, message: `run ended ${event.status}`, retryable: false };
+  const error = event.error ?? {
+    code: "internal" as const,
+    message: `run ended ${event.status}`,
+    retryable: false,
+  };
   return new RuntimeError(error.code, error.message, {
     retryable: error.retryable,
     ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
-    details: { ...(typeof error.details === "object" && error.details ? error.details : {}), runId: event.runId, status: event.status },
+    details: {
+      ...(typeof error.details === "object" && error.details ? error.details : {}),
+      runId: event.runId,
+      status: event.status,
+    },
   });
 }
 
@@ -36,22 +50,131 @@ export function registerChatRoute(app: FastifyInstance, deps: RouteDeps): void {
         details: [{ path: "model", message: "unknown agent" }],
       });
     }
-    await deps.limit(key.tenant, body.user);
     await deps.runs.admit("interactive");
-    const headerThread = request.headers["x-thread-id"];
-    const existingThread = typeof headerThread === "string" && headerThread.length > 0 ? headerThread : undefined;
-    if (existingThread && !/^[A-Za-z0-9_.:-]{1,200}$/.test(existingThread)) {
-      throw new RuntimeError("validation", "x-thread-id must be 1-200 letters, digits, '_', '.', ':' or '-'", { retryable: false });
+    const release = await deps.limit(key.tenant, body.user, { run: true });
+    try {
+      return await answer();
+    } finally {
+      release();
     }
-    const threadId = existingThread ?? `thread_${randomUUID()}`;
-    // a continued thread keeps its history server-side: only the new messages of this turn are sent
-    const input = existingThread
-      ? body.messages.slice(Math.max(0, body.messages.findLastIndex((message) => message.role === "assistant") + 1))
-      : body.messages;
-    const created = Math.floor(Date.now() / 1000);
-    const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
 
-    if (!body.stream) {
+    async function answer() {
+      const headerThread = request.headers["x-thread-id"];
+      const existingThread =
+        typeof headerThread === "string" && headerThread.length > 0 ? headerThread : undefined;
+      if (existingThread && !/^[A-Za-z0-9_.:-]{1,200}$/.test(existingThread)) {
+        throw new RuntimeError(
+          "validation",
+          "x-thread-id must be 1-200 letters, digits, '_', '.', ':' or '-'",
+          { retryable: false },
+        );
+      }
+      const threadId = existingThread ?? `thread_${randomUUID()}`;
+      // a continued thread keeps its history server-side: only the new messages of this turn are sent
+      const input = existingThread
+        ? body.messages.slice(
+            Math.max(0, body.messages.findLastIndex((message) => message.role === "assistant") + 1),
+          )
+        : body.messages;
+      const created = Math.floor(Date.now() / 1000);
+      const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
+
+      if (!body.stream) {
+        const run = await deps.runs.submit({
+          tenant: key.tenant,
+          agent: body.model,
+          input: input.length > 0 ? input : body.messages,
+          threadId,
+          ...(body.user ? { userId: body.user } : {}),
+          priority: "interactive",
+          stream: false,
+          source: "chat",
+          timeoutMs: deps.runTimeoutMs,
+          ...(body.tools ? { clientTools: body.tools } : {}),
+          ...(body.metadata ? { metadata: body.metadata } : {}),
+          ...(body.temperature != null ? { temperature: body.temperature } : {}),
+          ...((body.max_completion_tokens ?? body.max_tokens)
+            ? { maxTokens: (body.max_completion_tokens ?? body.max_tokens)! }
+            : {}),
+        });
+        const finished = await run.finished;
+        const failure = failureOf(finished);
+        if (failure) throw failure;
+        const output = finished.output ?? { role: "assistant" as const, content: "" };
+        reply.header("x-thread-id", threadId).header("x-run-id", run.runId);
+        return {
+          id,
+          object: "chat.completion",
+          created,
+          model: body.model,
+          choices: [
+            {
+              index: 0,
+              message: {
+                role: "assistant",
+                content: output.content === null ? null : textOf(output.content),
+                ...(output.tool_calls?.length ? { tool_calls: output.tool_calls } : {}),
+                refusal: null,
+              },
+              finish_reason:
+                finished.finishReason === "tool_calls" ? "tool_calls" : (finished.finishReason ?? "stop"),
+              logprobs: null,
+            },
+          ],
+          usage: usageOf(finished),
+        };
+      }
+
+      // streaming: SSE chunks from delta events, then finish_reason, usage, [DONE]
+      const raw = reply.raw;
+      let started = false;
+      const write = (data: unknown) =>
+        raw.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
+      const chunk = (delta: Record<string, unknown>, finishReason: string | null = null) =>
+        write({
+          id,
+          object: "chat.completion.chunk",
+          created,
+          model: body.model,
+          choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
+        });
+      const start = (runId: string) => {
+        if (started) return;
+        started = true;
+        reply.hijack();
+        raw.writeHead(200, {
+          "content-type": "text/event-stream; charset=utf-8",
+          "cache-control": "no-cache",
+          connection: "keep-alive",
+          "x-thread-id": threadId,
+          "x-run-id": runId,
+          "x-accel-buffering": "no",
+        });
+        chunk({ role: "assistant", content: "" });
+      };
+      let runId = "";
+      const pending: RunEvent[] = [];
+      const onEvent = (event: RunEvent) => {
+        if (!started) {
+          pending.push(event);
+          return;
+        }
+        if (event.type === "delta") {
+          if (event.content) chunk({ content: event.content });
+          if (event.toolCalls?.length) {
+            chunk({
+              tool_calls: event.toolCalls.map((call) => ({
+                index: call.index,
+                ...(call.id ? { id: call.id, type: "function" } : {}),
+                function: {
+                  ...(call.name ? { name: call.name } : {}),
+                  ...(call.arguments ? { arguments: call.arguments } : {}),
+                },
+              })),
+            });
+          }
+        }
+      };
       const run = await deps.runs.submit({
         tenant: key.tenant,
         agent: body.model,
@@ -59,123 +182,53 @@ export function registerChatRoute(app: FastifyInstance, deps: RouteDeps): void {
         threadId,
         ...(body.user ? { userId: body.user } : {}),
         priority: "interactive",
-        stream: false,
+        stream: true,
         source: "chat",
         timeoutMs: deps.runTimeoutMs,
         ...(body.tools ? { clientTools: body.tools } : {}),
-        ...(body.metadata ? { metadata: body.metadata } : {}),
         ...(body.temperature != null ? { temperature: body.temperature } : {}),
-        ...((body.max_completion_tokens ?? body.max_tokens) ? { maxTokens: (body.max_completion_tokens ?? body.max_tokens)! } : {}),
+        onEvent,
       });
-      const finished = await run.finished;
-      const failure = failureOf(finished);
-      if (failure) throw failure;
-      const output = finished.output ?? { role: "assistant" as const, content: "" };
-      reply.header("x-thread-id", threadId).header("x-run-id", run.runId);
-      return {
-        id,
-        object: "chat.completion",
-        created,
-        model: body.model,
-        choices: [
-          {
-            index: 0,
-            message: {
-              role: "assistant",
-              content: output.content === null ? null : textOf(output.content),
-              ...(output.tool_calls?.length ? { tool_calls: output.tool_calls } : {}),
-              refusal: null,
-            },
-            finish_reason: finished.finishReason === "tool_calls" ? "tool_calls" : (finished.finishReason ?? "stop"),
-            logprobs: null,
-          },
-        ],
-        usage: usageOf(finished),
-      };
-    }
-
-    // streaming: SSE chunks from delta events, then finish_reason, usage, [DONE]
-    const raw = reply.raw;
-    let started = false;
-    const write = (data: unknown) => raw.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
-    const chunk = (delta: Record<string, unknown>, finishReason: string | null = null) =>
-      write({ id, object: "chat.completion.chunk", created, model: body.model, choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }] });
-    const start = (runId: string) => {
-      if (started) return;
-      started = true;
-      reply.hijack();
-      raw.writeHead(200, {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-cache",
-        connection: "keep-alive",
-        "x-thread-id": threadId,
-        "x-run-id": runId,
-        "x-accel-buffering": "no",
+      runId = run.runId;
+      request.raw.on("close", () => {
+        if (!raw.writableEnded) run.close();
       });
-      chunk({ role: "assistant", content: "" });
-    };
-    let runId = "";
-    const pending: RunEvent[] = [];
-    const onEvent = (event: RunEvent) => {
-      if (!started) {
-        pending.push(event);
-        return;
+      start(runId);
+      for (const event of pending.splice(0)) onEvent(event);
+      let finished: RunFinishedEvent;
+      try {
+        finished = await run.finished;
+      } catch (error) {
+        const wire =
+          error instanceof RuntimeError
+            ? error.toWire()
+            : { code: "internal" as const, message: "internal error", retryable: false };
+        write(errorBody(wire));
+        write("[DONE]");
+        raw.end();
+        return reply;
       }
-      if (event.type === "delta") {
-        if (event.content) chunk({ content: event.content });
-        if (event.toolCalls?.length) {
-          chunk({
-            tool_calls: event.toolCalls.map((call) => ({
-              index: call.index,
-              ...(call.id ? { id: call.id, type: "function" } : {}),
-              function: { ...(call.name ? { name: call.name } : {}), ...(call.arguments ? { arguments: call.arguments } : {}) },
-            })),
+      const failure = failureOf(finished);
+      if (failure) {
+        write(errorBody(failure.toWire()));
+      } else {
+        const finishReason =
+          finished.finishReason === "tool_calls" ? "tool_calls" : (finished.finishReason ?? "stop");
+        chunk({}, finishReason);
+        if (body.stream_options?.include_usage) {
+          write({
+            id,
+            object: "chat.completion.chunk",
+            created,
+            model: body.model,
+            choices: [],
+            usage: usageOf(finished),
           });
         }
       }
-    };
-    const run = await deps.runs.submit({
-      tenant: key.tenant,
-      agent: body.model,
-      input: input.length > 0 ? input : body.messages,
-      threadId,
-      ...(body.user ? { userId: body.user } : {}),
-      priority: "interactive",
-      stream: true,
-      source: "chat",
-      timeoutMs: deps.runTimeoutMs,
-      ...(body.tools ? { clientTools: body.tools } : {}),
-      ...(body.temperature != null ? { temperature: body.temperature } : {}),
-      onEvent,
-    });
-    runId = run.runId;
-    request.raw.on("close", () => {
-      if (!raw.writableEnded) run.close();
-    });
-    start(runId);
-    for (const event of pending.splice(0)) onEvent(event);
-    let finished: RunFinishedEvent;
-    try {
-      finished = await run.finished;
-    } catch (error) {
-      const wire = error instanceof RuntimeError ? error.toWire() : { code: "internal" as const, message: "internal error", retryable: false };
-      write(errorBody(wire));
       write("[DONE]");
       raw.end();
       return reply;
     }
-    const failure = failureOf(finished);
-    if (failure) {
-      write(errorBody(failure.toWire()));
-    } else {
-      const finishReason = finished.finishReason === "tool_calls" ? "tool_calls" : (finished.finishReason ?? "stop");
-      chunk({}, finishReason);
-      if (body.stream_options?.include_usage) {
-        write({ id, object: "chat.completion.chunk", created, model: body.model, choices: [], usage: usageOf(finished) });
-      }
-    }
-    write("[DONE]");
-    raw.end();
-    return reply;
   });
 }

@@ -1,4 +1,10 @@
-import { AgentConfig, ConfigError, DEFAULT_AGENTS, type LimitsSection, loadRuntimeConfig } from "@agent-runtime/config";
+import {
+  AgentConfig,
+  ConfigError,
+  DEFAULT_AGENTS,
+  type LimitsSection,
+  loadRuntimeConfig,
+} from "@agent-runtime/config";
 import { z } from "zod";
 
 const Env = z.object({
@@ -36,7 +42,9 @@ export interface IngressConfig {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngressConfig {
   const parsed = Env.safeParse(env);
   if (!parsed.success) {
-    throw new ConfigError(`invalid environment: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    throw new ConfigError(
+      `invalid environment: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
   }
   const e = parsed.data;
   const runtime = loadRuntimeConfig(env);

@@ -1,4 +1,11 @@
-import { type ErrorCode, RuntimeError, type WireError, httpStatusFor, toWireError, zodIssues } from "@agent-runtime/contracts";
+import {
+  type ErrorCode,
+  RuntimeError,
+  type WireError,
+  httpStatusFor,
+  toWireError,
+  zodIssues,
+} from "@agent-runtime/contracts";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 
@@ -68,15 +75,32 @@ export function handleError(
 ) {
   const fastifyError = error as FastifyError;
   if (fastifyError.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
-    return sendError(reply, { code: "payload_too_large", message: "request body is too large", retryable: false });
+    return sendError(reply, {
+      code: "payload_too_large",
+      message: "request body is too large",
+      retryable: false,
+    });
   }
   if (fastifyError.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
-    return sendError(reply, { code: "validation", message: "content-type must be application/json", retryable: false });
+    return sendError(reply, {
+      code: "validation",
+      message: "content-type must be application/json",
+      retryable: false,
+    });
   }
-  if (fastifyError.statusCode === 400 || error instanceof SyntaxError || fastifyError.code?.startsWith("FST_ERR_CTP")) {
-    return sendError(reply, { code: "validation", message: `invalid request body: ${error.message}`, retryable: false });
+  if (
+    fastifyError.statusCode === 400 ||
+    error instanceof SyntaxError ||
+    fastifyError.code?.startsWith("FST_ERR_CTP")
+  ) {
+    return sendError(reply, {
+      code: "validation",
+      message: `invalid request body: ${error.message}`,
+      retryable: false,
+    });
   }
   const wire = toWireError(error);
-  if (wire.code === "internal") logger.error({ err: error, route: request.routeOptions.url }, "request failed");
+  if (wire.code === "internal")
+    logger.error({ err: error, route: request.routeOptions.url }, "request failed");
   return sendError(reply, wire);
 }

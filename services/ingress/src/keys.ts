@@ -81,13 +81,10 @@ export class KeyStore {
     await this.ensureTenant(tenant);
     const key = `ar_${randomBytes(24).toString("base64url")}`;
     const id = `key_${randomBytes(6).toString("hex")}`;
-    await this.pool.query("INSERT INTO api_keys (id, hash, tenant, name, scopes) VALUES ($1, $2, $3, $4, $5)", [
-      id,
-      hashKey(key),
-      tenant,
-      name,
-      scopes,
-    ]);
+    await this.pool.query(
+      "INSERT INTO api_keys (id, hash, tenant, name, scopes) VALUES ($1, $2, $3, $4, $5)",
+      [id, hashKey(key), tenant, name, scopes],
+    );
     return { id, key };
   }
 
@@ -96,21 +93,37 @@ export class KeyStore {
       `SELECT id, tenant, name, scopes, created_at, revoked_at FROM api_keys ${tenant ? "WHERE tenant = $1" : ""} ORDER BY created_at`,
       tenant ? [tenant] : [],
     );
-    return result.rows as { id: string; tenant: string; name: string; scopes: string[]; created_at: Date; revoked_at: Date | null }[];
+    return result.rows as {
+      id: string;
+      tenant: string;
+      name: string;
+      scopes: string[];
+      created_at: Date;
+      revoked_at: Date | null;
+    }[];
   }
 
   async revoke(id: string): Promise<boolean> {
-    const result = await this.pool.query("UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", [id]);
+    const result = await this.pool.query(
+      "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+      [id],
+    );
     return result.rowCount === 1;
   }
 
   async setTenantLimits(tenant: string, limits: Record<string, number>): Promise<void> {
     await this.ensureTenant(tenant);
-    await this.pool.query("UPDATE tenants SET limits = limits || $2::jsonb WHERE id = $1", [tenant, JSON.stringify(limits)]);
+    await this.pool.query("UPDATE tenants SET limits = limits || $2::jsonb WHERE id = $1", [
+      tenant,
+      JSON.stringify(limits),
+    ]);
   }
 
   async tenantLimits(tenant: string): Promise<Record<string, number>> {
-    const result = await this.pool.query<{ limits: Record<string, number> }>("SELECT limits FROM tenants WHERE id = $1", [tenant]);
+    const result = await this.pool.query<{ limits: Record<string, number> }>(
+      "SELECT limits FROM tenants WHERE id = $1",
+      [tenant],
+    );
     return result.rows[0]?.limits ?? {};
   }
 
@@ -118,7 +131,9 @@ export class KeyStore {
   async authenticate(header: string | undefined): Promise<ApiKey> {
     const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
     if (!match?.[1]) {
-      throw new RuntimeError("unauthorized", "missing API key: send Authorization: Bearer <key>", { retryable: false });
+      throw new RuntimeError("unauthorized", "missing API key: send Authorization: Bearer <key>", {
+        retryable: false,
+      });
     }
     const hash = hashKey(match[1]);
     const now = Date.now();

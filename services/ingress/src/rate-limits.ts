@@ -24,13 +24,25 @@ export class RateLimiter {
     const window = Math.floor(Date.now() / 60_000);
     const retryAfterMs = (window + 1) * 60_000 - Date.now();
     const checks: { key: string; limit: number; which: string }[] = [];
-    if (limits.requestsPerMinute) checks.push({ key: `rpm:t:${tenant}`, limit: limits.requestsPerMinute, which: "tenant requests per minute" });
+    if (limits.requestsPerMinute)
+      checks.push({
+        key: `rpm:t:${tenant}`,
+        limit: limits.requestsPerMinute,
+        which: "tenant requests per minute",
+      });
     if (limits.userRequestsPerMinute && userId) {
-      checks.push({ key: `rpm:u:${tenant}:${userId}`, limit: limits.userRequestsPerMinute, which: "user requests per minute" });
+      checks.push({
+        key: `rpm:u:${tenant}:${userId}`,
+        limit: limits.userRequestsPerMinute,
+        which: "user requests per minute",
+      });
     }
     if (globalRpm) checks.push({ key: "rpm:global", limit: globalRpm, which: "global requests per minute" });
     if (checks.length === 0) return;
-    const counts = await this.increment(checks.map((check) => `${this.prefix}${check.key}:${window}`), window);
+    const counts = await this.increment(
+      checks.map((check) => `${this.prefix}${check.key}:${window}`),
+      window,
+    );
     checks.forEach((check, index) => {
       if ((counts[index] ?? 0) > check.limit) {
         throw new RuntimeError("rate_limited", `rate limit reached: ${check.which} (${check.limit})`, {

@@ -11,5 +11,6 @@ export interface RouteDeps {
   agents: Record<string, AgentConfig>;
   runTimeoutMs: number;
   authenticate(request: FastifyRequest, scope: Scope): Promise<ApiKey>;
-  limit(tenant: string, userId: string | undefined): Promise<void>;
+  /** Request rate limits and spend quotas; resolves to a release for the concurrent-run slot. */
+  limit(tenant: string, userId: string | undefined, options?: { run?: boolean }): Promise<() => void>;
 }

@@ -62,19 +62,27 @@ export class RunGateway {
         return 0;
       }
     };
-    const [interactive, batch] = await Promise.all([read("orchestrator-interactive"), read("orchestrator-batch")]);
+    const [interactive, batch] = await Promise.all([
+      read("orchestrator-interactive"),
+      read("orchestrator-batch"),
+    ]);
     this.depthSample = { at: now, interactive, batch };
     return this.depthSample;
   }
 
   async admit(priority: RunPriority): Promise<void> {
     const depth = await this.queueDepth();
-    const bound = priority === "interactive" ? this.queueBounds.interactiveMaxDepth : this.queueBounds.batchMaxDepth;
+    const bound =
+      priority === "interactive" ? this.queueBounds.interactiveMaxDepth : this.queueBounds.batchMaxDepth;
     if (depth[priority] >= bound) {
-      throw new RuntimeError("rate_limited", `the ${priority} run queue is full (${depth[priority]} waiting); retry shortly`, {
-        retryAfterMs: priority === "interactive" ? 1000 : 10_000,
-        details: { limit: `${priority} queue depth`, max: bound, depth: depth[priority] },
-      });
+      throw new RuntimeError(
+        "rate_limited",
+        `the ${priority} run queue is full (${depth[priority]} waiting); retry shortly`,
+        {
+          retryAfterMs: priority === "interactive" ? 1000 : 10_000,
+          details: { limit: `${priority} queue depth`, max: bound, depth: depth[priority] },
+        },
+      );
     }
   }
 
@@ -93,7 +101,12 @@ export class RunGateway {
       if (event.type === "run-finished") resolveFinished(event);
     });
     const timer = setTimeout(
-      () => rejectFinished(new RuntimeError("timeout", `run ${runId} did not finish within ${options.timeoutMs} ms`, { retryable: true })),
+      () =>
+        rejectFinished(
+          new RuntimeError("timeout", `run ${runId} did not finish within ${options.timeoutMs} ms`, {
+            retryable: true,
+          }),
+        ),
       options.timeoutMs,
     );
     const close = () => {

@@ -6,10 +6,16 @@ import { CreateRunBody, ListRunsQuery } from "./api-schemas.js";
 import { parseBody } from "./http-errors.js";
 import type { RouteDeps } from "./route-deps.js";
 
-const meta = (tenant: string) => ({ v: 1 as const, tenant, requestId: randomUUID(), deadline: Date.now() + 10_000 });
+const meta = (tenant: string) => ({
+  v: 1 as const,
+  tenant,
+  requestId: randomUUID(),
+  deadline: Date.now() + 10_000,
+});
 const RunIdParams = (params: unknown) => {
   const id = (params as { id?: string }).id ?? "";
-  if (!/^[A-Za-z0-9_.:-]{1,200}$/.test(id)) throw new RuntimeError("validation", "invalid id in the path", { retryable: false });
+  if (!/^[A-Za-z0-9_.:-]{1,200}$/.test(id))
+    throw new RuntimeError("validation", "invalid id in the path", { retryable: false });
   return id;
 };
 
@@ -22,8 +28,8 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
     if (!agent || (agent.tenants.length > 0 && !agent.tenants.includes(key.tenant))) {
       throw new RuntimeError("not_found", `no agent named "${body.agent}"`, { retryable: false });
     }
-    await deps.limit(key.tenant, body.user);
     await deps.runs.admit(body.priority);
+    const release = await deps.limit(key.tenant, body.user, { run: true });
     const run = await deps.runs.submit({
       tenant: key.tenant,
       agent: body.agent,
@@ -37,12 +43,28 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
       ...(body.metadata ? { metadata: body.metadata } : {}),
     });
     if (!body.wait) {
-      run.close();
-      return reply.code(202).header("location", `/v1/runs/${run.runId}`).send({ id: run.runId, status: "queued" });
+      if (body.priority === "batch") {
+        // batch runs queue by design: they do not hold a concurrent-run slot or a subscription
+        release();
+        run.close();
+      } else {
+        // the slot is held until the run finishes, even though the client does not wait
+        run.finished.then(release, release);
+      }
+      return reply
+        .code(202)
+        .header("location", `/v1/runs/${run.runId}`)
+        .send({ id: run.runId, status: "queued" });
     }
-    const finished = await run.finished;
+    const finished = await run.finished.finally(release);
     const record = await deps.bus.request(Endpoints.runGet, { meta: meta(key.tenant), runId: run.runId });
-    return { id: run.runId, ...(record.run ?? {}), status: finished.status, output: finished.output ?? null, error: finished.error ?? null };
+    return {
+      id: run.runId,
+      ...(record.run ?? {}),
+      status: finished.status,
+      output: finished.output ?? null,
+      error: finished.error ?? null,
+    };
   });
 
   app.get("/v1/runs", async (request) => {
@@ -70,7 +92,11 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
   app.post("/v1/runs/:id/cancel", async (request) => {
     const key = await deps.authenticate(request, "runs");
     const runId = RunIdParams(request.params);
-    return deps.bus.request(Endpoints.runCancel, { meta: meta(key.tenant), runId, reason: "cancelled through the API" });
+    return deps.bus.request(Endpoints.runCancel, {
+      meta: meta(key.tenant),
+      runId,
+      reason: "cancelled through the API",
+    });
   });
 
   // SSE of a run's events from the RUN_EVENTS stream; `id:` is the stream sequence, so Last-Event-ID resumes exactly
@@ -79,7 +105,9 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
     const runId = RunIdParams(request.params);
     const found = await deps.bus.request(Endpoints.runGet, { meta: meta(key.tenant), runId });
     if (!found.run) throw new RuntimeError("not_found", `no run ${runId}`, { retryable: false });
-    const lastEventId = Number(request.headers["last-event-id"] ?? (request.query as { after?: string }).after ?? 0);
+    const lastEventId = Number(
+      request.headers["last-event-id"] ?? (request.query as { after?: string }).after ?? 0,
+    );
     const consumer = await deps.bus.js.consumers.get(deps.bus.streamName(Streams.runEvents), {
       filter_subjects: [deps.bus.subject(Subjects.runEvents(runId))],
       ...(Number.isFinite(lastEventId) && lastEventId > 0
@@ -88,7 +116,11 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
     });
     reply.hijack();
     const raw = reply.raw;
-    raw.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive" });
+    raw.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      connection: "keep-alive",
+    });
     const messages = await consumer.consume();
     let closed = false;
     request.raw.on("close", () => {
@@ -117,8 +149,15 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
   app.get("/v1/threads/:id/messages", async (request) => {
     const key = await deps.authenticate(request, "runs");
     const threadId = RunIdParams(request.params);
-    const limit = Math.min(1000, Math.max(1, Number((request.query as { limit?: string }).limit ?? 100) || 100));
-    const result = await deps.bus.request(Endpoints.memoryMessages, { meta: meta(key.tenant), threadId, limit });
+    const limit = Math.min(
+      1000,
+      Math.max(1, Number((request.query as { limit?: string }).limit ?? 100) || 100),
+    );
+    const result = await deps.bus.request(Endpoints.memoryMessages, {
+      meta: meta(key.tenant),
+      threadId,
+      limit,
+    });
     if (!result.found) throw new RuntimeError("not_found", `no thread ${threadId}`, { retryable: false });
     return { object: "list", thread_id: threadId, data: result.messages };
   });
@@ -127,9 +166,8 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
     const key = await deps.authenticate(request, "runs");
     const threadId = RunIdParams(request.params);
     const result = await deps.bus.request(Endpoints.memoryForget, { meta: meta(key.tenant), threadId });
-    if (result.deleted.threads === 0) throw new RuntimeError("not_found", `no thread ${threadId}`, { retryable: false });
+    if (result.deleted.threads === 0)
+      throw new RuntimeError("not_found", `no thread ${threadId}`, { retryable: false });
     return { id: threadId, deleted: true, ...result.deleted };
   });
-
-
 }

@@ -10,6 +10,7 @@ import { registerEventRoutes } from "./events-route.js";
 import { handleError, sendError } from "./http-errors.js";
 import { KeyStore, type Scope, requireScope } from "./keys.js";
 import { openApiDocument } from "./openapi.js";
+import { Quotas } from "./quotas.js";
 import { RateLimiter } from "./rate-limits.js";
 import type { RouteDeps } from "./route-deps.js";
 import { RunGateway } from "./run-gateway.js";
@@ -25,16 +26,25 @@ export interface RunningIngress {
   stop(): Promise<void>;
 }
 
-export async function startIngress(config: IngressConfig, options: { logger?: Logger } = {}): Promise<RunningIngress> {
+export async function startIngress(
+  config: IngressConfig,
+  options: { logger?: Logger } = {},
+): Promise<RunningIngress> {
   const logger = options.logger ?? createLogger({ service: "ingress", level: config.logLevel });
   const bus = await connectBus({ name: "ingress", url: config.natsUrl, prefix: config.natsPrefix, logger });
   await bus.ensureStreams(["RUNS", "RUN_EVENTS", "EVENTS", "USAGE", "DEAD_LETTERS"]);
-  const pool = await createPool({ url: config.databaseUrl, schema: config.databaseSchema, applicationName: "ingress" });
+  const pool = await createPool({
+    url: config.databaseUrl,
+    schema: config.databaseSchema,
+    applicationName: "ingress",
+  });
   const keys = await KeyStore.create(pool, config.keyCacheMs);
-  if (config.bootstrapApiKey) await keys.register(config.bootstrapApiKey, "default", ["chat", "runs", "events", "admin"], "bootstrap");
+  if (config.bootstrapApiKey)
+    await keys.register(config.bootstrapApiKey, "default", ["chat", "runs", "events", "admin"], "bootstrap");
   const redis = createRedis(config.redisUrl, logger);
   const limiter = new RateLimiter(redis, config.redisPrefix);
   const runs = new RunGateway(bus, config.limits.queues);
+  const quotas = new Quotas(redis, pool, config.redisPrefix);
   const metrics = createMetrics("ingress");
   const requests = metrics.counter("http_requests_total", "HTTP requests", ["route", "status"]);
   const latency = metrics.histogram("http_request_seconds", "HTTP latency", ["route"]);
@@ -51,7 +61,7 @@ export async function startIngress(config: IngressConfig, options: { logger?: Lo
       requireScope(key, scope);
       return key;
     },
-    limit: async (tenant, userId) => {
+    limit: async (tenant, userId, options) => {
       let stored = tenantLimitCache.get(tenant);
       if (!stored || Date.now() - stored.at > 10_000) {
         stored = { at: Date.now(), limits: await keys.tenantLimits(tenant).catch(() => ({})) };
@@ -59,6 +69,8 @@ export async function startIngress(config: IngressConfig, options: { logger?: Lo
       }
       const limits = { ...config.limits.defaults, ...config.limits.tenants[tenant], ...stored.limits };
       await limiter.check(tenant, userId, limits, config.limits.global.requestsPerMinute);
+      await quotas.checkSpend(tenant, limits);
+      return options?.run ? quotas.takeRunSlot(tenant, limits) : () => undefined;
     },
   };
 
@@ -69,7 +81,11 @@ export async function startIngress(config: IngressConfig, options: { logger?: Lo
   });
   app.setErrorHandler((error: Error, request, reply) => handleError(error, request, reply, logger));
   app.setNotFoundHandler((request, reply) =>
-    sendError(reply, { code: "not_found", message: `no route ${request.method} ${request.url.split("?")[0]}`, retryable: false }),
+    sendError(reply, {
+      code: "not_found",
+      message: `no route ${request.method} ${request.url.split("?")[0]}`,
+      retryable: false,
+    }),
   );
   app.addHook("onResponse", async (request, reply) => {
     const route = request.routeOptions.url ?? "unknown";
@@ -93,7 +109,13 @@ export async function startIngress(config: IngressConfig, options: { logger?: Lo
     const key = await deps.authenticate(request, "chat");
     const data = Object.entries(config.agents)
       .filter(([, agent]) => agent.tenants.length === 0 || agent.tenants.includes(key.tenant))
-      .map(([id, agent]) => ({ id, object: "model", created: 0, owned_by: "agent-runtime", description: agent.description }));
+      .map(([id, agent]) => ({
+        id,
+        object: "model",
+        created: 0,
+        owned_by: "agent-runtime",
+        description: agent.description,
+      }));
     return { object: "list", data };
   });
   app.get("/v1/stats", async (request) => {
@@ -102,7 +124,9 @@ export async function startIngress(config: IngressConfig, options: { logger?: Lo
     return tenantStats(pool, key.tenant, days);
   });
   app.get("/openapi.json", async () => openApiDocument());
-  app.get("/dashboard", async (_request, reply) => reply.type("text/html; charset=utf-8").send(DASHBOARD_HTML));
+  app.get("/dashboard", async (_request, reply) =>
+    reply.type("text/html; charset=utf-8").send(DASHBOARD_HTML),
+  );
 
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
@@ -122,5 +146,3 @@ export async function startIngress(config: IngressConfig, options: { logger?: Lo
     },
   };
 }
-
-
