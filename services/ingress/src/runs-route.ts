@@ -109,7 +109,7 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
       request.headers["last-event-id"] ?? (request.query as { after?: string }).after ?? 0,
     );
     const consumer = await deps.bus.js.consumers.get(deps.bus.streamName(Streams.runEvents), {
-      filter_subjects: [deps.bus.subject(Subjects.runEvents(runId))],
+      filter_subjects: deps.bus.subject(Subjects.runEvents(runId)),
       ...(Number.isFinite(lastEventId) && lastEventId > 0
         ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastEventId + 1 }
         : { deliver_policy: DeliverPolicy.All }),
