@@ -48,6 +48,9 @@ export function agentConfig(hookBase: string) {
       slowpoke: { tools: ["calculator"], timeBudgetMs: 400 },
       guarded: { guardrails: { denyPatterns: ["launch codes"], redactPii: ["email", "phone"], outputDenyPatterns: ["TOP SECRET"] } },
       eventer: { triggers: ["com.example.order.*"], tools: [] },
+      planned: { planner: true, tools: ["calculator"] },
+      lead: { systemPrompt: "You lead.", delegates: ["researcher"], tools: [] },
+      researcher: { systemPrompt: "You research.", description: "finds facts", tools: [] },
     },
   };
 }
@@ -252,5 +255,56 @@ describe("orchestrator", () => {
     expect(list.runs).toHaveLength(1);
     expect(list.runs[0]?.status).toBe("completed");
     expect(list.runs[0]?.priority).toBe("batch");
+  });
+
+  it("plans on the fast tier and executes on the strong tier; simple requests skip planning", async () => {
+    fake.setHandler((body) => {
+      const system = String(body.messages[0]?.content ?? "");
+      if (system.includes("Break the user's request")) {
+        return { content: JSON.stringify({ steps: ["compute the sum", "explain it"] }) };
+      }
+      return { content: `answered by ${body.model}` };
+    });
+    const before = fake.chatRequests().length;
+    const complex = await (
+      await startRun("planned", "First add 17 and 25. Then explain how you did it. Finally, double-check the result carefully.")
+    ).done;
+    const calls = fake.chatRequests().slice(before);
+    expect(calls).toHaveLength(2);
+    expect(calls[0]?.model).toBe("fake-fast");
+    expect(calls[1]?.model).toBe("fake-strong");
+    expect(JSON.stringify(calls[1]?.messages)).toContain("Follow this plan:\\n1. compute the sum");
+    expect(complex.finished.output?.content).toBe("answered by fake-strong");
+    expect(complex.events.some((event) => event.type === "step-started" && event.kind === "plan")).toBe(true);
+
+    const simpleBefore = fake.chatRequests().length;
+    const simple = await (await startRun("planned", "hi there")).done;
+    expect(fake.chatRequests().length - simpleBefore).toBe(1);
+    expect(simple.finished.output?.content).toBe("answered by fake-fast");
+  });
+
+  it("delegates a subtask to a specialist as a child run and rolls its cost up", async () => {
+    fake.setHandler((body) => {
+      const system = String(body.messages[0]?.content ?? "");
+      if (system.startsWith("You research.")) return { content: "the answer is 42", usage: { prompt_tokens: 1000, completion_tokens: 1000 } };
+      const result = body.messages.find((message) => message.role === "tool");
+      if (!result) return { toolCalls: [{ id: "call_del", name: "delegate", arguments: { agent: "researcher", task: "find the answer" } }] };
+      return { content: `lead says: ${String(result.content)}` };
+    });
+    const { runId, done } = await startRun("lead", "what is the answer?");
+    const { finished } = await done;
+    expect(finished.status).toBe("completed");
+    expect(finished.output?.content).toBe("lead says: the answer is 42");
+    const meta = { v: 1 as const, tenant: "acme", requestId: "g", deadline: Date.now() + 5000 };
+    const childId = `${runId}:child:0:call_del`;
+    const child = await bus.request(Endpoints.runGet, { meta, runId: childId });
+    const parent = await bus.request(Endpoints.runGet, { meta, runId });
+    expect(child.run?.parentRunId).toBe(runId);
+    expect(child.run?.agent).toBe("researcher");
+    expect(child.run?.status).toBe("completed");
+    // researcher: 2000 tokens at $1/M = $0.002, included in the parent's cost
+    expect(child.run?.costUsd).toBeCloseTo(0.002, 6);
+    expect(parent.run!.costUsd).toBeGreaterThan(child.run!.costUsd);
+    expect(finished.costUsd).toBeCloseTo(parent.run!.costUsd, 9);
   });
 });

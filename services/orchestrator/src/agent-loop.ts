@@ -20,7 +20,9 @@ import {
 } from "@agent-runtime/contracts";
 import type { Logger } from "@agent-runtime/telemetry";
 import { z } from "zod";
+import { DELEGATE_TOOL, delegate, delegateSpec } from "./delegation.js";
 import { checkInput, checkOutput } from "./guardrails.js";
+import { Plan, makePlan } from "./planner.js";
 import type { RecordedStep, RunStore } from "./run-store.js";
 
 export interface LoopDeps {
@@ -144,7 +146,11 @@ export async function executeRun(
     const input = checkInput(request.input, agent.guardrails);
     const clientTools = (request.clientTools ?? []) as ToolSpec[];
     const clientToolNames = new Set(clientTools.map((tool) => tool.function.name));
-    const tools = [...(agent.tools.length > 0 ? await deps.toolSpecs(request.agent, agent.tools, request.tenant) : []), ...clientTools];
+    const tools = [
+      ...(agent.tools.length > 0 ? await deps.toolSpecs(request.agent, agent.tools, request.tenant) : []),
+      ...(agent.delegates.length > 0 ? [delegateSpec(agent.delegates, deps.agents)] : []),
+      ...clientTools,
+    ];
     const context = await bus.request(Endpoints.memoryContext, {
       meta: meta(`${request.runId}:context`),
       ...(request.threadId ? { threadId: request.threadId } : {}),
@@ -156,6 +162,28 @@ export async function executeRun(
       ...(request.userId ? { userId: request.userId } : {}),
     });
     const messages: ChatMessage[] = [...context.messages];
+    let executorTier = agent.tier;
+    if (agent.planner) {
+      let decision = await store.loadPlan(request.runId);
+      if (!decision.decided) {
+        events.emit({ type: "step-started", step: steps.length, kind: "plan" });
+        const made = await makePlan(bus, meta(`${request.runId}:plan`), input, tools.map((tool) => tool.function.name));
+        await store.savePlan(request.runId, made.plan, made.reason, made.costUsd, made.usage);
+        if (made.usage) addUsage(usage, made.usage);
+        cost += made.costUsd;
+        decision = { decided: true, plan: made.plan, reason: made.reason };
+      }
+      const plan = Plan.safeParse(decision.plan);
+      if (plan.success) {
+        // a fast-tier plan, followed by a strong-tier executor
+        executorTier = agent.tier ?? "strong";
+        messages.splice(Math.max(1, messages.length - input.length), 0, {
+          role: "system",
+          content: `Follow this plan:\n${plan.data.steps.map((step, index) => `${index + 1}. ${step}`).join("\n")}`,
+        });
+      }
+      deps.logger.debug({ runId: request.runId, planned: plan.success, reason: decision.reason }, "planning decision");
+    }
     for (const step of steps) messages.push(step.assistant, ...step.toolMessages);
 
     for (let stepIndex = steps.length; ; stepIndex++) {
@@ -185,7 +213,7 @@ export async function executeRun(
         });
       }
       events.emit({ type: "step-started", step: stepIndex, kind: "model" });
-      const reply = await callModel(deps, request, agent, messages, tools, stepIndex, meta(`${request.runId}:${stepIndex}`), events, signal);
+      const reply = await callModel(deps, request, { ...agent, ...(executorTier ? { tier: executorTier } : {}) }, messages, tools, stepIndex, meta(`${request.runId}:${stepIndex}`), events, signal);
       addUsage(usage, reply.usage);
       cost += reply.costUsd;
       events.emit({ type: "usage", step: stepIndex, model: reply.model, provider: reply.provider, usage: reply.usage, costUsd: reply.costUsd });
@@ -216,7 +244,16 @@ export async function executeRun(
       for (const call of calls) {
         events.emit({ type: "tool-called", step: stepIndex, callId: call.id, name: call.function.name, arguments: call.function.arguments });
       }
-      const batch = await runTools(deps, request, stepIndex, calls, meta(`${request.runId}:${stepIndex}:tools`), signal);
+      const delegated = calls.filter((call) => call.function.name === DELEGATE_TOOL && agent.delegates.length > 0);
+      const regular = calls.filter((call) => !delegated.includes(call));
+      const [batch, children] = await Promise.all([
+        regular.length > 0
+          ? runTools(deps, request, stepIndex, regular, meta(`${request.runId}:${stepIndex}:tools`), signal)
+          : Promise.resolve({ results: [] }),
+        Promise.all(delegated.map((call) => delegate(deps, request, agent, call, stepIndex, Math.max(0, costLimit - cost), options))),
+      ]);
+      batch.results.push(...children);
+      batch.results.sort((a, b) => calls.findIndex((call) => call.id === a.callId) - calls.findIndex((call) => call.id === b.callId));
       const toolMessages: ChatMessage[] = [];
       for (const result of batch.results) {
         cost += result.costUsd;

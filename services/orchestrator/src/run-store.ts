@@ -34,7 +34,10 @@ export const MIGRATIONS = [
      updated_at timestamptz NOT NULL DEFAULT now(),
      finished_at timestamptz
    )`,
+  "ALTER TABLE runs ADD COLUMN IF NOT EXISTS plan jsonb",
+  "ALTER TABLE runs ADD COLUMN IF NOT EXISTS plan_reason text",
   "CREATE INDEX IF NOT EXISTS runs_tenant_created ON runs (tenant, created_at DESC)",
+  "CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent_run_id)",
   "CREATE INDEX IF NOT EXISTS runs_thread ON runs (tenant, thread_id)",
   `CREATE TABLE IF NOT EXISTS run_steps (
      run_id text NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
@@ -162,6 +165,21 @@ export class RunStore {
          cached_tokens = cached_tokens + $5, cost_usd = cost_usd + $6, updated_at = now() WHERE id = $1`,
       [runId, step.step, step.usage.promptTokens, step.usage.completionTokens, step.usage.cachedTokens, step.costUsd],
     );
+  }
+
+  /** The plan decided for a run (null plan = decided to go without). */
+  async savePlan(runId: string, plan: unknown, reason: string, costUsd: number, usage?: TokenUsage): Promise<void> {
+    await this.pool.query(
+      `UPDATE runs SET plan = $2, plan_reason = $3, cost_usd = cost_usd + $4,
+         prompt_tokens = prompt_tokens + $5, completion_tokens = completion_tokens + $6 WHERE id = $1`,
+      [runId, JSON.stringify(plan), reason, costUsd, usage?.promptTokens ?? 0, usage?.completionTokens ?? 0],
+    );
+  }
+
+  async loadPlan(runId: string): Promise<{ decided: boolean; plan: unknown; reason: string | null }> {
+    const result = await this.pool.query<{ plan: unknown; plan_reason: string | null }>("SELECT plan, plan_reason FROM runs WHERE id = $1", [runId]);
+    const row = result.rows[0];
+    return { decided: Boolean(row?.plan_reason), plan: row?.plan ?? null, reason: row?.plan_reason ?? null };
   }
 
   /** Marks the run finished unless it already is (a cancel wins over a late finish). */

@@ -1,0 +1,55 @@
+import type { Bus } from "@agent-runtime/bus";
+import { type ChatMessage, Endpoints, type RequestMeta, type TokenUsage, textOf } from "@agent-runtime/contracts";
+import { z } from "zod";
+
+export const Plan = z.object({
+  steps: z.array(z.string().min(1).max(500)).min(1).max(8),
+});
+export type Plan = z.infer<typeof Plan>;
+
+export interface PlanDecision {
+  plan: Plan | null;
+  reason: string;
+  usage?: TokenUsage;
+  costUsd: number;
+}
+
+/** Requests that are short and single-sentence are answered without a plan. */
+export function needsPlan(input: readonly ChatMessage[]): { needed: boolean; reason: string } {
+  const text = textOf([...input].reverse().find((message) => message.role === "user")?.content ?? "");
+  const sentences = text.split(/[.!?\n]+/).filter((part) => part.trim().length > 0).length;
+  if (text.length < 120 && sentences <= 1) return { needed: false, reason: "simple request: planning skipped" };
+  return { needed: true, reason: `multi-part request (${sentences} sentences, ${text.length} characters)` };
+}
+
+/** Asks the fast tier for a short structured plan; an invalid plan is dropped, never fatal. */
+export async function makePlan(bus: Bus, meta: RequestMeta, input: readonly ChatMessage[], tools: string[]): Promise<PlanDecision> {
+  const check = needsPlan(input);
+  if (!check.needed) return { plan: null, reason: check.reason, costUsd: 0 };
+  const reply = await bus.request(Endpoints.modelChat, {
+    meta,
+    task: "plan",
+    tier: "fast",
+    temperature: 0,
+    responseFormat: { type: "json_object" },
+    maxTokens: 400,
+    messages: [
+      {
+        role: "system",
+        content: `Break the user's request into at most 8 short steps for an assistant that can use these tools: ${tools.join(", ") || "none"}. Answer only JSON: {"steps": ["..."]}.`,
+      },
+      ...input,
+    ],
+  });
+  const raw = textOf(reply.message.content ?? "");
+  let parsed: ReturnType<typeof Plan.safeParse>;
+  try {
+    parsed = Plan.safeParse(JSON.parse(raw));
+  } catch {
+    return { plan: null, reason: "planner answered with invalid JSON: executing without a plan", usage: reply.usage, costUsd: reply.costUsd };
+  }
+  if (!parsed.success) {
+    return { plan: null, reason: "planner's plan failed validation: executing without a plan", usage: reply.usage, costUsd: reply.costUsd };
+  }
+  return { plan: parsed.data, reason: check.reason, usage: reply.usage, costUsd: reply.costUsd };
+}
