@@ -49,6 +49,12 @@ export function agentConfig(hookBase: string) {
       guarded: { guardrails: { denyPatterns: ["launch codes"], redactPii: ["email", "phone"], outputDenyPatterns: ["TOP SECRET"] } },
       eventer: { triggers: ["com.example.order.*"], tools: [] },
       planned: { planner: true, tools: ["calculator"] },
+      structured: {
+        guardrails: {
+          outputJsonSchema: { type: "object", properties: { total: { type: "number" } }, required: ["total"] },
+          numericBounds: { total: { min: 0, max: 1000 } },
+        },
+      },
       lead: { systemPrompt: "You lead.", delegates: ["researcher"], tools: [] },
       researcher: { systemPrompt: "You research.", description: "finds facts", tools: [] },
     },
@@ -306,5 +312,21 @@ describe("orchestrator", () => {
     expect(child.run?.costUsd).toBeCloseTo(0.002, 6);
     expect(parent.run!.costUsd).toBeGreaterThan(child.run!.costUsd);
     expect(finished.costUsd).toBeCloseTo(parent.run!.costUsd, 9);
+  });
+
+  it("checks structured output against the schema and numeric bounds, with one repair attempt", async () => {
+    fake.setHandler((body) => {
+      const repairing = String(body.messages.at(-1)?.content ?? "").startsWith("Your answer is invalid");
+      return { content: repairing ? '{"total": 5}' : "the total is five" };
+    });
+    const repaired = await (await startRun("structured", "sum it")).done;
+    expect(repaired.finished.status).toBe("completed");
+    expect(repaired.finished.output?.content).toBe('{"total": 5}');
+
+    fake.setHandler(() => ({ content: '{"total": 5000}' }));
+    const insane = await (await startRun("structured", "sum it")).done;
+    expect(insane.finished.status).toBe("failed");
+    expect(insane.finished.error?.code).toBe("guardrail_blocked");
+    expect(insane.finished.error?.message).toMatch(/total: 5000 is above 1000/);
   });
 });

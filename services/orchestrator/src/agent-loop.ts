@@ -21,7 +21,7 @@ import {
 import type { Logger } from "@agent-runtime/telemetry";
 import { z } from "zod";
 import { DELEGATE_TOOL, delegate, delegateSpec } from "./delegation.js";
-import { checkInput, checkOutput } from "./guardrails.js";
+import { checkInput, checkOutput, structuredOutputProblems } from "./guardrails.js";
 import { Plan, makePlan } from "./planner.js";
 import type { RecordedStep, RunStore } from "./run-store.js";
 
@@ -34,6 +34,15 @@ export interface LoopDeps {
 }
 
 const emptyUsage = (): TokenUsage => ({ promptTokens: 0, completionTokens: 0, cachedTokens: 0, totalTokens: 0 });
+
+function sumUsage(a: TokenUsage, b: TokenUsage): TokenUsage {
+  return {
+    promptTokens: a.promptTokens + b.promptTokens,
+    completionTokens: a.completionTokens + b.completionTokens,
+    cachedTokens: a.cachedTokens + b.cachedTokens,
+    totalTokens: a.totalTokens + b.totalTokens,
+  };
+}
 
 function addUsage(total: TokenUsage, usage: TokenUsage): void {
   total.promptTokens += usage.promptTokens;
@@ -232,7 +241,34 @@ export async function executeRun(
       });
 
       if (calls.length === 0 || calls.some((call) => clientToolNames.has(call.function.name))) {
-        const text = textOf(assistant.content ?? "");
+        let text = textOf(assistant.content ?? "");
+        let problems = calls.length === 0 ? structuredOutputProblems(text, agent.guardrails) : [];
+        if (problems.length > 0) {
+          // one repair attempt: the model sees what is wrong with its answer
+          const repair = await callModel(
+            deps,
+            { ...request, stream: false },
+            { ...agent, ...(executorTier ? { tier: executorTier } : {}) },
+            [...messages, assistant, { role: "user", content: `Your answer is invalid: ${problems.join("; ")}. Reply again with only the corrected JSON.` }],
+            [],
+            stepIndex,
+            meta(`${request.runId}:${stepIndex}:repair`),
+            events,
+            signal,
+          );
+          addUsage(usage, repair.usage);
+          cost += repair.costUsd;
+          reply.usage = sumUsage(reply.usage, repair.usage);
+          reply.costUsd += repair.costUsd;
+          text = textOf(repair.message.content ?? "");
+          problems = structuredOutputProblems(text, agent.guardrails);
+          if (problems.length > 0) {
+            throw new RuntimeError("guardrail_blocked", `answer failed the output checks after one repair: ${problems.slice(0, 5).join("; ")}`, {
+              details: { rule: "structured_output", problems },
+            });
+          }
+          assistant.content = repair.message.content;
+        }
         checkOutput(text, agent.guardrails);
         await store.recordStep(request.runId, record([]));
         steps.push(record([]));

@@ -1,5 +1,6 @@
 import type { GuardrailsConfig } from "@agent-runtime/config";
 import { type ChatMessage, RuntimeError, textOf } from "@agent-runtime/contracts";
+import { z } from "zod";
 
 const PII: Record<GuardrailsConfig["redactPii"][number], RegExp> = {
   email: /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g,
@@ -43,4 +44,38 @@ export function checkOutput(text: string, rules: GuardrailsConfig): void {
       });
     }
   }
+}
+
+/** Structured-output checks: the JSON schema of the agent and numeric sanity bounds. Returns what is wrong. */
+export function structuredOutputProblems(text: string, rules: GuardrailsConfig): string[] {
+  if (!rules.outputJsonSchema && !rules.numericBounds) return [];
+  let value: unknown;
+  try {
+    value = JSON.parse(text.trim().replace(/^```(?:json)?\s*|\s*```$/g, ""));
+  } catch {
+    return rules.outputJsonSchema ? ["the answer is not valid JSON"] : [];
+  }
+  const problems: string[] = [];
+  if (rules.outputJsonSchema) {
+    const schema = schemaFor(rules.outputJsonSchema);
+    const result = schema.safeParse(value);
+    if (!result.success) problems.push(...result.error.issues.map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`));
+  }
+  for (const [path, bounds] of Object.entries(rules.numericBounds ?? {})) {
+    const found = path.split(".").reduce<unknown>((current, key) => (current && typeof current === "object" ? (current as Record<string, unknown>)[key] : undefined), value);
+    if (typeof found !== "number") continue;
+    if (bounds.min !== undefined && found < bounds.min) problems.push(`${path}: ${found} is below ${bounds.min}`);
+    if (bounds.max !== undefined && found > bounds.max) problems.push(`${path}: ${found} is above ${bounds.max}`);
+  }
+  return problems;
+}
+
+const schemaCache = new WeakMap<object, z.ZodType>();
+function schemaFor(jsonSchema: Record<string, unknown>): z.ZodType {
+  let schema = schemaCache.get(jsonSchema);
+  if (!schema) {
+    schema = z.fromJSONSchema(jsonSchema as Parameters<typeof z.fromJSONSchema>[0]);
+    schemaCache.set(jsonSchema, schema);
+  }
+  return schema;
 }
