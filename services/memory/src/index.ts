@@ -4,3 +4,4 @@ export { assembleContext, groupTurns } from "./context.js";
 export { chunkText } from "./knowledge.js";
 export { startMemory } from "./service.js";
 export type { RunningMemory } from "./service.js";
+export { lshBucket, nearbyBuckets } from "./lsh.js";

@@ -8,6 +8,7 @@ import {
   type RequestMeta,
 } from "@agent-runtime/contracts";
 import type pg from "pg";
+import { lshBucket, nearbyBuckets } from "./lsh.js";
 import { countText } from "./tokens.js";
 
 const sha = (text: string) => createHash("sha256").update(text).digest("hex");
@@ -100,10 +101,16 @@ export class Knowledge {
     if (rows.rows.length === 0) return 0;
     const reply = await this.bus.request(Endpoints.modelEmbed, { meta, input: rows.rows.map((row) => row.text) });
     await this.pool.query(
-      `UPDATE chunks SET embedding = e.embedding::real[]
-       FROM (SELECT unnest($3::text[]) AS id, unnest($4::text[]) AS embedding) e
+      `UPDATE chunks SET embedding = e.embedding::real[], lsh = e.lsh
+       FROM (SELECT unnest($3::text[]) AS id, unnest($4::text[]) AS embedding, unnest($5::smallint[]) AS lsh) e
        WHERE chunks.tenant = $1 AND chunks.document_id = $2 AND chunks.id = e.id`,
-      [tenant, documentId, rows.rows.map((row) => row.id), reply.embeddings.map((vector) => `{${vector.join(",")}}`)],
+      [
+        tenant,
+        documentId,
+        rows.rows.map((row) => row.id),
+        reply.embeddings.map((vector) => `{${vector.join(",")}}`),
+        reply.embeddings.map(lshBucket),
+      ],
     );
     return rows.rows.length;
   }
@@ -141,11 +148,15 @@ export class Knowledge {
     try {
       const embedded = await this.bus.request(Endpoints.modelEmbed, { meta: request.meta, input: [request.query] });
       const queryVector = embedded.embeddings[0] ?? [];
-      const candidates = await this.pool.query<ChunkRow & { embedding: number[] }>(
-        `SELECT id, document_id, kind, text, metadata, tokens, embedding FROM chunks
-         WHERE ${scope} AND embedding IS NOT NULL LIMIT 20000`,
-        params.slice(0, -1),
-      );
+      const select = (extra: string, extraParams: unknown[]) =>
+        this.pool.query<ChunkRow & { embedding: number[] }>(
+          `SELECT id, document_id, kind, text, metadata, tokens, embedding FROM chunks
+           WHERE ${scope} AND embedding IS NOT NULL ${extra} LIMIT 5000`,
+          [...params.slice(0, -1), ...extraParams],
+        );
+      // nearby LSH buckets first; a small corpus (few candidates) is read whole
+      let candidates = await select(`AND lsh = ANY($${params.length}::smallint[])`, [nearbyBuckets(lshBucket(queryVector))]);
+      if (candidates.rows.length < request.limit * 4) candidates = await select("", []);
       semantic = candidates.rows
         .map((row) => ({ ...row, similarity: cosine(queryVector, row.embedding) }))
         .sort((a, b) => b.similarity - a.similarity)

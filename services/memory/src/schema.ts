@@ -51,6 +51,8 @@ export const MIGRATIONS = [
      FOREIGN KEY (tenant, document_id) REFERENCES documents (tenant, id) ON DELETE CASCADE
    )`,
   "CREATE INDEX IF NOT EXISTS chunks_tsv ON chunks USING gin (tsv)",
+  "ALTER TABLE chunks ADD COLUMN IF NOT EXISTS lsh smallint",
+  "CREATE INDEX IF NOT EXISTS chunks_lsh ON chunks (tenant, lsh)",
   "CREATE INDEX IF NOT EXISTS chunks_scope ON chunks (tenant, user_id)",
   "CREATE INDEX IF NOT EXISTS chunks_metadata ON chunks USING gin (metadata jsonb_path_ops)",
 ];
