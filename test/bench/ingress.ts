@@ -10,31 +10,36 @@ import { pathToFileURL } from "node:url";
 import { startFakeOpenAI } from "@agent-runtime/testkit";
 import autocannon from "autocannon";
 import { stringify } from "yaml";
-import { DATABASE_URL, NATS_URL, REDIS_URL, dropIsolation, newIsolation } from "../support/isolation.js";
-import { type ServiceProcess, freePort, startServiceProcess } from "../support/processes.js";
+import { DATABASE_URL, dropIsolation, NATS_URL, newIsolation, REDIS_URL } from "../support/isolation.js";
+import { freePort, type ServiceProcess, startServiceProcess } from "../support/processes.js";
 import { summarize, writeResult } from "./stats.js";
 
 const KEY = "sk-bench-ingress";
 
 function load(url: string, options: { connections: number; durationSeconds: number; overallRate?: number }) {
   const latencies = new Map<number, number[]>();
-  const instance = autocannon({
-    url: `${url}/v1/chat/completions`,
-    method: "POST",
-    connections: options.connections,
-    duration: options.durationSeconds,
-    ...(options.overallRate ? { overallRate: options.overallRate } : {}),
-    headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
-    body: JSON.stringify({ model: "assistant", messages: [{ role: "user", content: "hello there" }] }),
-  });
+  let finish: (value: autocannon.Result) => void = () => undefined;
+  let fail: (error: unknown) => void = () => undefined;
+  const instance = autocannon(
+    {
+      url: `${url}/v1/chat/completions`,
+      method: "POST",
+      connections: options.connections,
+      duration: options.durationSeconds,
+      ...(options.overallRate ? { overallRate: options.overallRate } : {}),
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "assistant", messages: [{ role: "user", content: "hello there" }] }),
+    },
+    (error, result) => (error ? fail(error) : finish(result)),
+  );
   instance.on("response", (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
     const list = latencies.get(statusCode) ?? [];
     list.push(responseTime);
     latencies.set(statusCode, list);
   });
   return new Promise<{ result: autocannon.Result; latencies: Map<number, number[]> }>((resolve, reject) => {
-    instance.on("done", (result: autocannon.Result) => resolve({ result, latencies }));
-    instance.on("error", reject);
+    finish = (result) => resolve({ result, latencies });
+    fail = reject;
   });
 }
 
@@ -62,7 +67,8 @@ export async function run() {
     AGENT_CONFIG: configPath,
   };
   const services: ServiceProcess[] = [];
-  for (const name of ["memory", "tool-executor", "model-proxy", "orchestrator", "ingress"]) services.push(await startServiceProcess(name, env));
+  for (const name of ["memory", "tool-executor", "model-proxy", "orchestrator", "ingress"])
+    services.push(await startServiceProcess(name, env));
   const url = `http://127.0.0.1:${port}`;
   try {
     await load(url, { connections: 8, durationSeconds: 3 }); // warm-up
@@ -70,7 +76,8 @@ export async function run() {
     const rate = Math.round(base.result.requests.average);
     const over = await load(url, { connections: 256, durationSeconds: duration, overallRate: rate * 2 });
     const count = (latencies: Map<number, number[]>, status: number) => latencies.get(status)?.length ?? 0;
-    const all = (latencies: Map<number, number[]>) => [...latencies.values()].reduce((sum, list) => sum + list.length, 0);
+    const all = (latencies: Map<number, number[]>) =>
+      [...latencies.values()].reduce((sum, list) => sum + list.length, 0);
     const figures = {
       concurrency32: {
         requestsPerSecond: rate,
@@ -81,8 +88,13 @@ export async function run() {
       twiceThatLoad: {
         offeredRequestsPerSecond: rate * 2,
         servedPerSecond: Math.round(count(over.latencies, 200) / duration),
-        shedWith429Share: Math.round((count(over.latencies, 429) / Math.max(1, all(over.latencies))) * 1000) / 1000,
-        otherStatuses: Object.fromEntries([...over.latencies].filter(([status]) => status !== 200 && status !== 429).map(([status, list]) => [status, list.length])),
+        shedWith429Share:
+          Math.round((count(over.latencies, 429) / Math.max(1, all(over.latencies))) * 1000) / 1000,
+        otherStatuses: Object.fromEntries(
+          [...over.latencies]
+            .filter(([status]) => status !== 200 && status !== 429)
+            .map(([status, list]) => [status, list.length]),
+        ),
         servedLatency: summarize(over.latencies.get(200) ?? []),
         errors: over.result.errors,
         timeouts: over.result.timeouts,

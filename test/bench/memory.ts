@@ -10,11 +10,14 @@ import { lshBucket } from "@agent-runtime/memory";
 import { fakeEmbedding, startFakeOpenAI } from "@agent-runtime/testkit";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { DATABASE_URL, NATS_URL, REDIS_URL, dropIsolation, newIsolation } from "../support/isolation.js";
+import { DATABASE_URL, dropIsolation, NATS_URL, newIsolation, REDIS_URL } from "../support/isolation.js";
 import { startServiceProcess } from "../support/processes.js";
 import { summarize, writeResult } from "./stats.js";
 
-const WORDS = "alpha beta gamma delta invoice shipping refund account password billing order product customer support warranty delivery tracking payment discount subscription renewal upgrade".split(" ");
+const WORDS =
+  "alpha beta gamma delta invoice shipping refund account password billing order product customer support warranty delivery tracking payment discount subscription renewal upgrade".split(
+    " ",
+  );
 
 function sentence(seed: number): string {
   const words: string[] = [];
@@ -28,7 +31,9 @@ function sentence(seed: number): string {
 
 export async function run() {
   const fake = await startFakeOpenAI();
-  fake.setHandler(() => ({ content: "Summary: the customer discussed orders, refunds and billing; open question on invoice 42." }));
+  fake.setHandler(() => ({
+    content: "Summary: the customer discussed orders, refunds and billing; open question on invoice 42.",
+  }));
   const isolation = newIsolation("benchmem");
   const env = {
     NATS_URL,
@@ -49,7 +54,12 @@ export async function run() {
   await db.connect();
   const redis = new Redis(REDIS_URL);
   let counter = 0;
-  const meta = (tenant = "bench") => ({ v: 1 as const, tenant, requestId: `m-${counter++}`, deadline: Date.now() + 30_000 });
+  const meta = (tenant = "bench") => ({
+    v: 1 as const,
+    tenant,
+    requestId: `m-${counter++}`,
+    deadline: Date.now() + 30_000,
+  });
   try {
     // a 200-turn thread
     const thread = "thread-200";
@@ -59,7 +69,13 @@ export async function run() {
         threadId: thread,
         messages: Array.from({ length: 20 }, (_, index) => {
           const n = batch * 20 + index;
-          return { id: `${thread}:${n}`, message: { role: n % 2 === 0 ? ("user" as const) : ("assistant" as const), content: `turn ${n}: ${sentence(n)}` } };
+          return {
+            id: `${thread}:${n}`,
+            message: {
+              role: n % 2 === 0 ? ("user" as const) : ("assistant" as const),
+              content: `turn ${n}: ${sentence(n)}`,
+            },
+          };
         }),
       });
     }

@@ -12,7 +12,7 @@ import { Endpoints } from "@agent-runtime/contracts";
 import { startFakeOpenAI } from "@agent-runtime/testkit";
 import OpenAI from "openai";
 import { stringify } from "yaml";
-import { NATS_URL, REDIS_URL, dropIsolation, newIsolation } from "../support/isolation.js";
+import { dropIsolation, NATS_URL, newIsolation, REDIS_URL } from "../support/isolation.js";
 import { startServiceProcess } from "../support/processes.js";
 import { runConcurrent, summarize, writeResult } from "./stats.js";
 
@@ -25,7 +25,10 @@ export async function run() {
   writeFileSync(
     configPath,
     stringify({
-      providers: { primary: { baseUrl: primary.url, apiKey: "k", timeoutMs: 2000 }, backup: { baseUrl: backup.url, apiKey: "k" } },
+      providers: {
+        primary: { baseUrl: primary.url, apiKey: "k", timeoutMs: 2000 },
+        backup: { baseUrl: backup.url, apiKey: "k" },
+      },
       models: { "model-a": { provider: "primary" }, "model-b": { provider: "backup" } },
       tiers: { fast: ["model-a", "model-b"] },
     }),
@@ -51,7 +54,8 @@ export async function run() {
       tier: "fast",
       ...extra,
     });
-  const directCall = () => direct.chat.completions.create({ model: "model-a", messages: [{ role: "user", content: "hello" }] });
+  const directCall = () =>
+    direct.chat.completions.create({ model: "model-a", messages: [{ role: "user", content: "hello" }] });
   try {
     for (let i = 0; i < 100; i++) {
       await viaProxy();
@@ -81,11 +85,24 @@ export async function run() {
       proxy64: summarize(proxy64.latencies),
     };
     const figures = {
-      concurrency1: { direct: s.direct1, proxied: s.proxy1, addedP50Ms: round(s.proxy1.p50 - s.direct1.p50), addedP99Ms: round(s.proxy1.p99 - s.direct1.p99) },
-      concurrency64: { direct: s.direct64, proxied: s.proxy64, addedP50Ms: round(s.proxy64.p50 - s.direct64.p50), addedP99Ms: round(s.proxy64.p99 - s.direct64.p99) },
+      concurrency1: {
+        direct: s.direct1,
+        proxied: s.proxy1,
+        addedP50Ms: round(s.proxy1.p50 - s.direct1.p50),
+        addedP99Ms: round(s.proxy1.p99 - s.direct1.p99),
+      },
+      concurrency64: {
+        direct: s.direct64,
+        proxied: s.proxy64,
+        addedP50Ms: round(s.proxy64.p50 - s.direct64.p50),
+        addedP99Ms: round(s.proxy64.p99 - s.direct64.p99),
+      },
       requestsPerSecondOneProcess: round((proxy64.latencies.length / proxy64.wallMs) * 1000),
       cacheHit: summarize(cacheHits.latencies),
-      failover: { firstCallAfterDeathMs: round(failover[0]!), laterCallsWithBreakerOpen: summarize(failover.slice(3)) },
+      failover: {
+        firstCallAfterDeathMs: round(failover[0]!),
+        laterCallsWithBreakerOpen: summarize(failover.slice(3)),
+      },
       errors: direct1.errors + proxy1.errors + direct64.errors + proxy64.errors + cacheHits.errors,
     };
     console.log(JSON.stringify(figures, null, 2));

@@ -15,7 +15,7 @@ import { createTestBus } from "@agent-runtime/bus/testing";
 import { RunEvent, RunRequest, Subjects } from "@agent-runtime/contracts";
 import { startFakeOpenAI } from "@agent-runtime/testkit";
 import { stringify } from "yaml";
-import { DATABASE_URL, NATS_URL, REDIS_URL, dropIsolation, newIsolation } from "../support/isolation.js";
+import { DATABASE_URL, dropIsolation, NATS_URL, newIsolation, REDIS_URL } from "../support/isolation.js";
 import { type ServiceProcess, startServiceProcess } from "../support/processes.js";
 import { runConcurrent, summarize, writeResult } from "./stats.js";
 
@@ -33,11 +33,21 @@ function runner(bus: Bus) {
     await bus.publishDurable(
       Subjects.runs(priority, "bench"),
       RunRequest,
-      { runId, tenant: "bench", agent, input: [{ role: "user", content }], priority, createdAt: Date.now(), deadline: Date.now() + 600_000, source: "runs" },
+      {
+        runId,
+        tenant: "bench",
+        agent,
+        input: [{ role: "user", content }],
+        priority,
+        createdAt: Date.now(),
+        deadline: Date.now() + 600_000,
+        source: "runs",
+      },
       { msgId: runId },
     );
     const event = await finished;
-    if (event.type !== "run-finished" || event.status !== "completed") throw new Error(`run ${runId} ended ${event.type === "run-finished" ? event.status : "?"}`);
+    if (event.type !== "run-finished" || event.status !== "completed")
+      throw new Error(`run ${runId} ended ${event.type === "run-finished" ? event.status : "?"}`);
     return event;
   };
 }
@@ -47,8 +57,14 @@ export async function run() {
   const fake = await startFakeOpenAI();
   fake.setHandler((body) => {
     const slowTool = body.tools?.some((tool) => tool.function.name === "slowact");
-    if (slowTool) return body.messages.some((message) => message.role === "tool") ? { content: "acted" } : { toolCalls: [{ name: "slowact", arguments: {} }] };
-    const wanted = Number(String(body.messages.find((message) => message.role === "user")?.content).match(/steps=(\d+)/)?.[1] ?? 0);
+    if (slowTool)
+      return body.messages.some((message) => message.role === "tool")
+        ? { content: "acted" }
+        : { toolCalls: [{ name: "slowact", arguments: {} }] };
+    const wanted = Number(
+      String(body.messages.find((message) => message.role === "user")?.content).match(/steps=(\d+)/)?.[1] ??
+        0,
+    );
     const done = body.messages.filter((message) => message.role === "tool").length;
     if (done < wanted) return { toolCalls: [{ name: "calculator", arguments: { expression: `${done}+1` } }] };
     return { content: "done" };
@@ -63,7 +79,16 @@ export async function run() {
   writeFileSync(
     configPath,
     stringify({
-      tools: { webhooks: { slowact: { description: "slow side effect", url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/`, sideEffects: true, allowPrivateNetwork: true } } },
+      tools: {
+        webhooks: {
+          slowact: {
+            description: "slow side effect",
+            url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/`,
+            sideEffects: true,
+            allowPrivateNetwork: true,
+          },
+        },
+      },
       agents: { bench: { tools: ["calculator"], maxSteps: 8 }, slow: { tools: ["slowact"] } },
     }),
   );
@@ -80,7 +105,8 @@ export async function run() {
     AGENT_CONFIG: configPath,
   };
   const services: ServiceProcess[] = [];
-  for (const name of ["memory", "tool-executor", "model-proxy", "orchestrator"]) services.push(await startServiceProcess(name, env));
+  for (const name of ["memory", "tool-executor", "model-proxy", "orchestrator"])
+    services.push(await startServiceProcess(name, env));
   const bus = await createTestBus({ prefix: isolation.natsPrefix });
   const start = runner(bus);
   try {
@@ -88,7 +114,9 @@ export async function run() {
     const one = await runConcurrent(total, 32, (index) => start("bench", `steps=1 run ${index}`));
     const three = await runConcurrent(total, 32, (index) => start("bench", `steps=3 run ${index}`));
     const calm = await runConcurrent(60, 1, (index) => start("bench", `steps=1 calm ${index}`));
-    const flood = Array.from({ length: 400 }, (_, index) => start("bench", `steps=1 flood ${index}`, "batch").catch(() => undefined));
+    const flood = Array.from({ length: 400 }, (_, index) =>
+      start("bench", `steps=1 flood ${index}`, "batch").catch(() => undefined),
+    );
     const underFlood = await runConcurrent(60, 1, (index) => start("bench", `steps=1 urgent ${index}`));
     await Promise.all(flood);
 
@@ -107,10 +135,14 @@ export async function run() {
         oneToolStep: Math.round((one.latencies.length / one.wallMs) * 10000) / 10,
         threeToolSteps: Math.round((three.latencies.length / three.wallMs) * 10000) / 10,
       },
-      latencyConcurrency32: { oneToolStep: summarize(one.latencies), threeToolSteps: summarize(three.latencies) },
+      latencyConcurrency32: {
+        oneToolStep: summarize(one.latencies),
+        threeToolSteps: summarize(three.latencies),
+      },
       interactive: { calm: summarize(calm.latencies), underBatchFloodOf400: summarize(underFlood.latencies) },
       resumeAfterKillMs: Math.round(resumeMs),
-      resumeNote: "from SIGKILL to the run's answer on the second worker: the 5 s ack wait (RUN_ACK_WAIT_MS) before redelivery dominates",
+      resumeNote:
+        "from SIGKILL to the run's answer on the second worker: the 5 s ack wait (RUN_ACK_WAIT_MS) before redelivery dominates",
       errors: one.errors + three.errors + calm.errors + underFlood.errors,
     };
     console.log(JSON.stringify(figures, null, 2));

@@ -6,7 +6,7 @@
 import { pathToFileURL } from "node:url";
 import { startFakeOpenAI } from "@agent-runtime/testkit";
 import OpenAI from "openai";
-import { DATABASE_URL, NATS_URL, REDIS_URL, dropIsolation, newIsolation } from "../support/isolation.js";
+import { DATABASE_URL, dropIsolation, NATS_URL, newIsolation, REDIS_URL } from "../support/isolation.js";
 import { freePort, startServiceProcess } from "../support/processes.js";
 import { runConcurrent, summarize, writeResult } from "./stats.js";
 
@@ -17,9 +17,12 @@ export async function run(options: { samples?: number; throughputTurns?: number 
   const throughputTurns = options.throughputTurns ?? Number(process.env.BENCH_TURNS ?? 1500);
   const fake = await startFakeOpenAI();
   fake.setHandler((body) => {
-    const wantsTool = body.messages.some((message) => message.role === "user" && String(message.content).includes("calc"));
+    const wantsTool = body.messages.some(
+      (message) => message.role === "user" && String(message.content).includes("calc"),
+    );
     const hasResult = body.messages.some((message) => message.role === "tool");
-    if (wantsTool && !hasResult) return { toolCalls: [{ name: "calculator", arguments: { expression: "6*7" } }] };
+    if (wantsTool && !hasResult)
+      return { toolCalls: [{ name: "calculator", arguments: { expression: "6*7" } }] };
     return { content: "ok" };
   });
   const isolation = newIsolation("bench");
@@ -48,14 +51,23 @@ export async function run(options: { samples?: number; throughputTurns?: number 
   }
   try {
     const direct = new OpenAI({ baseURL: fake.url, apiKey: "sk-fake", maxRetries: 0 });
-    const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: KEY, maxRetries: 0, timeout: 60_000 });
-    const ask = (content: string) => client.chat.completions.create({ model: "assistant", messages: [{ role: "user", content }] });
+    const client = new OpenAI({
+      baseURL: `http://127.0.0.1:${port}/v1`,
+      apiKey: KEY,
+      maxRetries: 0,
+      timeout: 60_000,
+    });
+    const ask = (content: string) =>
+      client.chat.completions.create({ model: "assistant", messages: [{ role: "user", content }] });
 
     // warm-up: JIT, pools, caches of tool specs
     for (let i = 0; i < 30; i++) {
       await ask(`warm ${i}`);
       await ask(`calc warm ${i}`);
-      await direct.chat.completions.create({ model: "fake-fast", messages: [{ role: "user", content: "warm" }] });
+      await direct.chat.completions.create({
+        model: "fake-fast",
+        messages: [{ role: "user", content: "warm" }],
+      });
     }
     const directRun = await runConcurrent(samples, 1, () =>
       direct.chat.completions.create({ model: "fake-fast", messages: [{ role: "user", content: "hello" }] }),
@@ -76,8 +88,10 @@ export async function run(options: { samples?: number; throughputTurns?: number 
         latency: summarize(loaded.latencies),
       },
       overheadOverDirectMs: {
-        p50NoTool: Math.round((summarize(noTool.latencies).p50 - summarize(directRun.latencies).p50) * 100) / 100,
-        p99NoTool: Math.round((summarize(noTool.latencies).p99 - summarize(directRun.latencies).p99) * 100) / 100,
+        p50NoTool:
+          Math.round((summarize(noTool.latencies).p50 - summarize(directRun.latencies).p50) * 100) / 100,
+        p99NoTool:
+          Math.round((summarize(noTool.latencies).p99 - summarize(directRun.latencies).p99) * 100) / 100,
       },
       errors: directRun.errors + noTool.errors + oneTool.errors,
     };

@@ -13,7 +13,7 @@ import { createTestBus } from "@agent-runtime/bus/testing";
 import { Endpoints, toolExecEndpoint } from "@agent-runtime/contracts";
 import { evaluate } from "@agent-runtime/tool-executor";
 import { stringify } from "yaml";
-import { DATABASE_URL, NATS_URL, REDIS_URL, dropIsolation, newIsolation } from "../support/isolation.js";
+import { DATABASE_URL, dropIsolation, NATS_URL, newIsolation, REDIS_URL } from "../support/isolation.js";
 import { startServiceProcess } from "../support/processes.js";
 import { runConcurrent, summarize, writeResult } from "./stats.js";
 
@@ -54,10 +54,19 @@ export async function run() {
   });
   const bus = await createTestBus({ prefix: isolation.natsPrefix });
   let counter = 0;
-  const meta = () => ({ v: 1 as const, tenant: "bench", requestId: `t-${counter++}`, deadline: Date.now() + 10_000 });
+  const meta = () => ({
+    v: 1 as const,
+    tenant: "bench",
+    requestId: `t-${counter++}`,
+    deadline: Date.now() + 10_000,
+  });
   // distinct expressions so the result cache does not answer
   const viaExecutor = () =>
-    bus.request(toolExecEndpoint("calculator"), { meta: meta(), callId: `c${counter}`, arguments: { expression: `${counter} * 3 + 1` } });
+    bus.request(toolExecEndpoint("calculator"), {
+      meta: meta(),
+      callId: `c${counter}`,
+      arguments: { expression: `${counter} * 3 + 1` },
+    });
   try {
     for (let i = 0; i < 200; i++) await viaExecutor();
     const directLatencies: number[] = [];
@@ -68,7 +77,11 @@ export async function run() {
     }
     const sequential1 = await runConcurrent(samples, 1, viaExecutor);
     const loaded = await runConcurrent(samples * 3, 64, viaExecutor);
-    const batchCalls = Array.from({ length: 8 }, (_, index) => ({ callId: `s${index}`, name: "slow", arguments: { n: index } }));
+    const batchCalls = Array.from({ length: 8 }, (_, index) => ({
+      callId: `s${index}`,
+      name: "slow",
+      arguments: { n: index },
+    }));
     const batchTimes: number[] = [];
     const sequentialTimes: number[] = [];
     for (let round = 0; round < 5; round++) {
@@ -78,7 +91,11 @@ export async function run() {
       batchTimes.push(performance.now() - started);
       started = performance.now();
       for (const call of calls) {
-        await bus.request(toolExecEndpoint("slow"), { meta: meta(), callId: call.callId, arguments: { n: `${call.arguments.n}-seq` } });
+        await bus.request(toolExecEndpoint("slow"), {
+          meta: meta(),
+          callId: call.callId,
+          arguments: { n: `${call.arguments.n}-seq` },
+        });
       }
       sequentialTimes.push(performance.now() - started);
     }

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { type Server, createServer } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -101,7 +101,8 @@ describe("crash-resume", () => {
       { msgId: runId },
     );
     // wait until the side effect is in flight, then kill the worker that holds the run
-    for (let i = 0; i < 200 && hookCalls.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    for (let i = 0; i < 200 && hookCalls.length === 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 25));
     expect(hookCalls).toHaveLength(1);
     const modelCallsBeforeKill = fake.chatRequests().length;
     const killedAt = Date.now();
@@ -109,7 +110,8 @@ describe("crash-resume", () => {
 
     const second = await startServiceProcess("orchestrator", workerEnv);
     workers.push(second);
-    for (let i = 0; i < 400 && finished.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    for (let i = 0; i < 400 && finished.length === 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 25));
     await new Promise((resolve) => setTimeout(resolve, 300));
 
     expect(finished).toHaveLength(1);

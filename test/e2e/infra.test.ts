@@ -15,7 +15,10 @@ describe("deployment files", () => {
 
   it("compose runs the five services against its own NATS, Postgres and Redis", () => {
     const compose = parse(readFileSync(join(root, "docker-compose.yml"), "utf8"), { merge: true }) as {
-      services: Record<string, { environment?: Record<string, string>; depends_on?: Record<string, unknown> }>;
+      services: Record<
+        string,
+        { environment?: Record<string, string>; depends_on?: Record<string, unknown> }
+      >;
     };
     for (const name of ["ingress", "orchestrator", "model-proxy", "tool-executor", "memory"]) {
       const service = compose.services[name]!;
@@ -27,15 +30,20 @@ describe("deployment files", () => {
   });
 
   it("the check fails on a broken manifest", () => {
-    const broken = "apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: ingress, namespace: x }\nspec: { replicas: 1 }\n";
+    const broken =
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: ingress, namespace: x }\nspec: { replicas: 1 }\n";
     const path = join(root, "test", "bench", "results", "broken-manifest.yaml");
     writeFileSync(path, broken);
     try {
       expect(() =>
-        execFileSync(process.execPath, ["--conditions=source", "--import", "tsx", "infra/check-manifests.ts", path, "docker-compose.yml"], {
-          cwd: root,
-          stdio: "pipe",
-        }),
+        execFileSync(
+          process.execPath,
+          ["--conditions=source", "--import", "tsx", "infra/check-manifests.ts", path, "docker-compose.yml"],
+          {
+            cwd: root,
+            stdio: "pipe",
+          },
+        ),
       ).toThrow();
     } finally {
       rmSync(path);

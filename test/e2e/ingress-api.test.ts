@@ -38,9 +38,13 @@ beforeAll(async () => {
       limits: { tenants: { limited: { requestsPerMinute: 3 } }, maxBodyBytes: 64 * 1024 },
     }),
   );
-  stack = await startStack({ bootstrapApiKey: KEY, openaiBaseUrl: fake.url, env: { AGENT_CONFIG: configPath } });
+  stack = await startStack({
+    bootstrapApiKey: KEY,
+    openaiBaseUrl: fake.url,
+    env: { AGENT_CONFIG: configPath },
+  });
   pool = await createPool({ url: DATABASE_URL, schema: stack.isolation.schema, max: 2 });
-  const keys = await KeyStore.create(pool, 0);
+  const keys = await KeyStore.open(pool, 0);
   otherKey = (await keys.create("other", ["chat", "runs", "events"], "other")).key;
   eventsOnlyKey = (await keys.create("acme", ["events"], "events only")).key;
   limitedKey = (await keys.create("limited", ["chat", "runs", "events"], "limited")).key;
@@ -63,20 +67,60 @@ async function expectError(response: Response, status: number, type?: RegExp) {
 
 describe("ingress errors", () => {
   it("answers each failure with its status and an error body", async () => {
-    await expectError(await http("/v1/chat/completions", { method: "POST", body: "{}", key: null }), 401, /authentication/);
+    await expectError(
+      await http("/v1/chat/completions", { method: "POST", body: "{}", key: null }),
+      401,
+      /authentication/,
+    );
     await expectError(await http("/v1/chat/completions", { method: "POST", body: "{}", key: "nope" }), 401);
-    const invalid = await expectError(await http("/v1/chat/completions", { method: "POST", body: JSON.stringify({ messages: [{ role: "user" }] }) }), 400, /invalid_request/);
+    const invalid = await expectError(
+      await http("/v1/chat/completions", {
+        method: "POST",
+        body: JSON.stringify({ messages: [{ role: "user" }] }),
+      }),
+      400,
+      /invalid_request/,
+    );
     expect(invalid.error.message).toMatch(/messages\[0\]/);
     await expectError(await http("/v1/chat/completions", { method: "POST", body: "{not json" }), 400);
-    await expectError(await http("/v1/chat/completions", { method: "POST", body: JSON.stringify({ model: "ghost", messages: [{ role: "user", content: "x" }] }) }), 404);
-    await expectError(await http("/v1/chat/completions", { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: "x" }] }), key: eventsOnlyKey }), 403, /permission/);
+    await expectError(
+      await http("/v1/chat/completions", {
+        method: "POST",
+        body: JSON.stringify({ model: "ghost", messages: [{ role: "user", content: "x" }] }),
+      }),
+      404,
+    );
+    await expectError(
+      await http("/v1/chat/completions", {
+        method: "POST",
+        body: JSON.stringify({ messages: [{ role: "user", content: "x" }] }),
+        key: eventsOnlyKey,
+      }),
+      403,
+      /permission/,
+    );
     await expectError(await http("/v1/runs/run_missing"), 404);
     await expectError(await http("/v1/nowhere"), 404);
-    await expectError(await http("/v1/runs", { method: "POST", body: JSON.stringify({ input: "x".repeat(70 * 1024) }) }), 413);
+    await expectError(
+      await http("/v1/runs", { method: "POST", body: JSON.stringify({ input: "x".repeat(70 * 1024) }) }),
+      413,
+    );
     for (let i = 0; i < 3; i++) {
-      expect((await http("/v1/runs", { method: "POST", body: JSON.stringify({ input: "hi", wait: true }), key: limitedKey })).status).toBe(200);
+      expect(
+        (
+          await http("/v1/runs", {
+            method: "POST",
+            body: JSON.stringify({ input: "hi", wait: true }),
+            key: limitedKey,
+          })
+        ).status,
+      ).toBe(200);
     }
-    const limited = await http("/v1/runs", { method: "POST", body: JSON.stringify({ input: "hi" }), key: limitedKey });
+    const limited = await http("/v1/runs", {
+      method: "POST",
+      body: JSON.stringify({ input: "hi" }),
+      key: limitedKey,
+    });
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
     const body = await expectError(limited, 429, /rate_limit/);
     expect(body.error.message).toMatch(/tenant requests per minute/);
@@ -84,14 +128,19 @@ describe("ingress errors", () => {
 
   it("surfaces errors through the official openai client", async () => {
     const client = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: KEY, maxRetries: 0 });
-    const error = await client.chat.completions.create({ model: "ghost", messages: [{ role: "user", content: "x" }] }).catch((e: unknown) => e);
+    const error = await client.chat.completions
+      .create({ model: "ghost", messages: [{ role: "user", content: "x" }] })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.NotFoundError);
     const models = await client.models.list();
     expect(models.data.map((model) => model.id)).toEqual(expect.arrayContaining(["assistant", "notifier"]));
   });
 
   it("keeps tenants apart: another tenant's run and thread are not found", async () => {
-    const created = await http("/v1/runs", { method: "POST", body: JSON.stringify({ input: "private", wait: true }) });
+    const created = await http("/v1/runs", {
+      method: "POST",
+      body: JSON.stringify({ input: "private", wait: true }),
+    });
     const run = (await created.json()) as { id: string; threadId: string; status: string };
     expect(run.status).toBe("completed");
     expect((await http(`/v1/runs/${run.id}`)).status).toBe(200);
@@ -102,9 +151,13 @@ describe("ingress errors", () => {
     await expectError(await http(`/v1/threads/${run.threadId}`, { method: "DELETE", key: otherKey }), 404);
     const mine = await http(`/v1/threads/${run.threadId}/messages`);
     expect(((await mine.json()) as { data: unknown[] }).data).toHaveLength(2);
-    const listed = (await (await http(`/v1/runs?thread_id=${run.threadId}`)).json()) as { data: { runId: string }[] };
+    const listed = (await (await http(`/v1/runs?thread_id=${run.threadId}`)).json()) as {
+      data: { runId: string }[];
+    };
     expect(listed.data.map((entry) => entry.runId)).toEqual([run.id]);
-    expect(((await (await http("/v1/runs", { key: otherKey })).json()) as { data: unknown[] }).data).toHaveLength(0);
+    expect(
+      ((await (await http("/v1/runs", { key: otherKey })).json()) as { data: unknown[] }).data,
+    ).toHaveLength(0);
   });
 
   it("resumes a run's event stream after a cut without losing an event", async () => {
@@ -126,7 +179,9 @@ describe("ingress errors", () => {
     const firstIds = [...text.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
     expect(firstIds.length).toBeGreaterThan(0);
     const lastSeen = firstIds.at(-1)!;
-    const resumed = await (await http(`/v1/runs/${id}/events`, { headers: { "last-event-id": String(lastSeen) } })).text();
+    const resumed = await (
+      await http(`/v1/runs/${id}/events`, { headers: { "last-event-id": String(lastSeen) } })
+    ).text();
     const full = await (await http(`/v1/runs/${id}/events`)).text();
     const ids = (body: string) => [...body.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
     expect([...firstIds, ...ids(resumed)]).toEqual(ids(full));
@@ -134,25 +189,46 @@ describe("ingress errors", () => {
   });
 
   it("accepts an event once per id and starts one run", async () => {
-    const event = { specversion: "1.0", id: `evt-${randomUUID()}`, source: "https://shop.example/api", type: "com.example.signup", data: { user: "ada" } };
+    const event = {
+      specversion: "1.0",
+      id: `evt-${randomUUID()}`,
+      source: "https://shop.example/api",
+      type: "com.example.signup",
+      data: { user: "ada" },
+    };
     const first = await http("/v1/events", { method: "POST", body: JSON.stringify(event) });
     const second = await http("/v1/events", { method: "POST", body: JSON.stringify([event]) });
     expect(first.status).toBe(202);
-    expect(((await first.json()) as { accepted: { duplicate: boolean }[] }).accepted[0]?.duplicate).toBe(false);
-    expect(((await second.json()) as { accepted: { duplicate: boolean }[] }).accepted[0]?.duplicate).toBe(true);
+    expect(((await first.json()) as { accepted: { duplicate: boolean }[] }).accepted[0]?.duplicate).toBe(
+      false,
+    );
+    expect(((await second.json()) as { accepted: { duplicate: boolean }[] }).accepted[0]?.duplicate).toBe(
+      true,
+    );
     let runs: { agent: string; status: string }[] = [];
     for (let i = 0; i < 100; i++) {
-      runs = ((await (await http("/v1/runs?agent=notifier")).json()) as { data: { agent: string; status: string }[] }).data;
+      runs = (
+        (await (await http("/v1/runs?agent=notifier")).json()) as {
+          data: { agent: string; status: string }[];
+        }
+      ).data;
       if (runs.length > 0 && runs[0]?.status === "completed") break;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(runs).toHaveLength(1);
-    await expectError(await http("/v1/events", { method: "POST", body: JSON.stringify({ id: "x", type: "t" }) }), 400);
+    await expectError(
+      await http("/v1/events", { method: "POST", body: JSON.stringify({ id: "x", type: "t" }) }),
+      400,
+    );
   });
 
   it("serves OpenAPI, stats and the dashboard", async () => {
-    const openapi = (await (await http("/openapi.json", { key: null })).json()) as { paths: Record<string, unknown> };
-    expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining(["/v1/chat/completions", "/v1/runs", "/v1/events"]));
+    const openapi = (await (await http("/openapi.json", { key: null })).json()) as {
+      paths: Record<string, unknown>;
+    };
+    expect(Object.keys(openapi.paths)).toEqual(
+      expect.arrayContaining(["/v1/chat/completions", "/v1/runs", "/v1/events"]),
+    );
     const dashboard = await http("/dashboard", { key: null });
     expect(dashboard.headers.get("content-type")).toMatch(/text\/html/);
     let stats: { totals: { calls: number; tokens: number } } | undefined;
@@ -169,10 +245,22 @@ describe("ingress errors", () => {
 
   it("never answers malformed input with a 5xx or a crash", async () => {
     const bodies: (string | Uint8Array)[] = [
-      "", "null", "[]", "42", '"str"', "{", '{"messages":null}', '{"messages":[{"role":"user","content":{"x":1}}]}',
-      '{"messages":[{"role":"user","content":"hi"}],"stream":"yes"}', '{"messages":[{"role":"user","content":"hi"}],"temperature":9}',
-      '{"model":123,"messages":[]}', "\u0000\u0001\u0002", "\uFEFF{}", '{"__proto__":{"polluted":1},"messages":[]}',
-      new Uint8Array([0xff, 0xfe, 0xfd, 0x00, 0x7b]), JSON.stringify({ messages: [{ role: "user", content: "x".repeat(200_000) }] }),
+      "",
+      "null",
+      "[]",
+      "42",
+      '"str"',
+      "{",
+      '{"messages":null}',
+      '{"messages":[{"role":"user","content":{"x":1}}]}',
+      '{"messages":[{"role":"user","content":"hi"}],"stream":"yes"}',
+      '{"messages":[{"role":"user","content":"hi"}],"temperature":9}',
+      '{"model":123,"messages":[]}',
+      "\u0000\u0001\u0002",
+      "\uFEFF{}",
+      '{"__proto__":{"polluted":1},"messages":[]}',
+      new Uint8Array([0xff, 0xfe, 0xfd, 0x00, 0x7b]),
+      JSON.stringify({ messages: [{ role: "user", content: "x".repeat(200_000) }] }),
       `{"messages":${"[".repeat(5000)}${"]".repeat(5000)}}`,
     ];
     let seed = 7;
@@ -187,7 +275,11 @@ describe("ingress errors", () => {
     for (const path of ["/v1/chat/completions", "/v1/runs", "/v1/events"]) {
       for (const body of bodies) {
         for (const contentType of ["application/json", "application/json; charset=latin1", "text/plain"]) {
-          const response = await http(path, { method: "POST", body, headers: { "content-type": contentType } });
+          const response = await http(path, {
+            method: "POST",
+            body,
+            headers: { "content-type": contentType },
+          });
           expect(response.status, `${path} ${contentType} ${String(body).slice(0, 40)}`).toBeLessThan(500);
           await response.arrayBuffer();
         }

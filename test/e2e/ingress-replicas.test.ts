@@ -6,8 +6,8 @@ import { KeyStore } from "@agent-runtime/ingress";
 import { createPool } from "@agent-runtime/stores";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { DATABASE_URL, NATS_URL, REDIS_URL, dropIsolation, newIsolation } from "../support/isolation.js";
-import { type ServiceProcess, freePort, startServiceProcess } from "../support/processes.js";
+import { DATABASE_URL, dropIsolation, NATS_URL, newIsolation, REDIS_URL } from "../support/isolation.js";
+import { freePort, type ServiceProcess, startServiceProcess } from "../support/processes.js";
 
 const KEY = "sk-ingress-replicas";
 const isolation = newIsolation("ingrep");
@@ -16,7 +16,12 @@ let queueKey: string;
 
 beforeAll(async () => {
   const configPath = join(mkdtempSync(join(tmpdir(), "ingrep-")), "config.yaml");
-  writeFileSync(configPath, stringify({ limits: { tenants: { default: { requestsPerMinute: 10 } }, queues: { interactiveMaxDepth: 3 } } }));
+  writeFileSync(
+    configPath,
+    stringify({
+      limits: { tenants: { default: { requestsPerMinute: 10 } }, queues: { interactiveMaxDepth: 3 } },
+    }),
+  );
   for (let i = 0; i < 2; i++) {
     const port = await freePort();
     const process = await startServiceProcess("ingress", {
@@ -34,7 +39,7 @@ beforeAll(async () => {
     replicas.push({ process, url: `http://127.0.0.1:${port}` });
   }
   const pool = await createPool({ url: DATABASE_URL, schema: isolation.schema, max: 1 });
-  queueKey = (await (await KeyStore.create(pool, 0)).create("queue", ["runs"], "queue test")).key;
+  queueKey = (await (await KeyStore.open(pool, 0)).create("queue", ["runs"], "queue test")).key;
   await pool.end();
 });
 
@@ -67,7 +72,10 @@ describe("ingress replicas", () => {
     // a consumer with nobody pulling: runs pile up as they would behind busy workers
     const bus = await createTestBus({ prefix: isolation.natsPrefix });
     await bus.ensureStreams(["RUNS"]);
-    await bus.ensureConsumer("RUNS", { durable_name: "orchestrator-interactive", filter_subject: "runs.interactive.>" });
+    await bus.ensureConsumer("RUNS", {
+      durable_name: "orchestrator-interactive",
+      filter_subject: "runs.interactive.>",
+    });
     const post = () =>
       fetch(`${replicas[0]!.url}/v1/runs`, {
         method: "POST",
@@ -79,7 +87,9 @@ describe("ingress replicas", () => {
     const shed = await post();
     expect(shed.status).toBe(429);
     expect(Number(shed.headers.get("retry-after"))).toBeGreaterThan(0);
-    const body = (await shed.json()) as { error: { message: string; details: { limit: string; depth: number } } };
+    const body = (await shed.json()) as {
+      error: { message: string; details: { limit: string; depth: number } };
+    };
     expect(body.error.details.limit).toBe("interactive queue depth");
     expect(body.error.details.depth).toBeGreaterThanOrEqual(3);
     await bus.close();

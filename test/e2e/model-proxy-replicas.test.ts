@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,9 +8,8 @@ import { Endpoints } from "@agent-runtime/contracts";
 import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { NATS_URL, REDIS_URL, dropIsolation, newIsolation } from "../support/isolation.js";
+import { dropIsolation, NATS_URL, newIsolation, REDIS_URL } from "../support/isolation.js";
 import { type ServiceProcess, startServiceProcess } from "../support/processes.js";
-import { spawnSync } from "node:child_process";
 
 const isolation = newIsolation("mprpm");
 let fake: FakeOpenAI;
@@ -38,7 +38,10 @@ beforeAll(async () => {
       tiers: { fast: ["m"] },
     }),
   };
-  replicas = await Promise.all([startServiceProcess("model-proxy", env), startServiceProcess("model-proxy", env)]);
+  replicas = await Promise.all([
+    startServiceProcess("model-proxy", env),
+    startServiceProcess("model-proxy", env),
+  ]);
   client = await createTestBus({ prefix: isolation.natsPrefix });
 });
 
@@ -67,7 +70,8 @@ describe("model-proxy replicas", () => {
     const reachedProvider = fake.chatRequests().length - before;
     const ok = results.filter((result) => result.status === "fulfilled").length;
     const limited = results.filter(
-      (result) => result.status === "rejected" && (result.reason as { code?: string }).code === "rate_limited",
+      (result) =>
+        result.status === "rejected" && (result.reason as { code?: string }).code === "rate_limited",
     ).length;
     expect(reachedProvider).toBeLessThanOrEqual(RPM);
     expect(reachedProvider).toBeGreaterThanOrEqual(RPM - 2);
@@ -84,7 +88,10 @@ describe("model-proxy replicas", () => {
       env: {
         ...process.env,
         NATS_URL,
-        AGENT_CONFIG: configFile({ providers: { p: { baseUrl: "not a url" } }, models: { m: { provider: "nope" } } }),
+        AGENT_CONFIG: configFile({
+          providers: { p: { baseUrl: "not a url" } },
+          models: { m: { provider: "nope" } },
+        }),
       },
       encoding: "utf8",
       timeout: 30_000,
@@ -93,6 +100,5 @@ describe("model-proxy replicas", () => {
     const output = result.stdout + result.stderr;
     expect(output).toMatch(/providers\.p\.baseUrl/);
     expect(output).not.toMatch(/at .*\.ts:\d+/);
-
   });
 });

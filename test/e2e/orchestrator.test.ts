@@ -1,12 +1,19 @@
-import { type Server, createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomUUID } from "node:crypto";
 import type { Bus } from "@agent-runtime/bus";
 import { createTestBus } from "@agent-runtime/bus/testing";
-import { CloudEvent, Endpoints, RunEvent, type RunFinishedEvent, RunRequest, Subjects } from "@agent-runtime/contracts";
+import {
+  CloudEvent,
+  Endpoints,
+  RunEvent,
+  type RunFinishedEvent,
+  RunRequest,
+  Subjects,
+} from "@agent-runtime/contracts";
 import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
@@ -46,12 +53,22 @@ export function agentConfig(hookBase: string) {
       stepper: { tools: ["calculator"], maxSteps: 2 },
       cheap: { tier: "pricey", tools: ["calculator"], costBudgetUsd: 0.01 },
       slowpoke: { tools: ["calculator"], timeBudgetMs: 400 },
-      guarded: { guardrails: { denyPatterns: ["launch codes"], redactPii: ["email", "phone"], outputDenyPatterns: ["TOP SECRET"] } },
+      guarded: {
+        guardrails: {
+          denyPatterns: ["launch codes"],
+          redactPii: ["email", "phone"],
+          outputDenyPatterns: ["TOP SECRET"],
+        },
+      },
       eventer: { triggers: ["com.example.order.*"], tools: [] },
       planned: { planner: true, tools: ["calculator"] },
       structured: {
         guardrails: {
-          outputJsonSchema: { type: "object", properties: { total: { type: "number" } }, required: ["total"] },
+          outputJsonSchema: {
+            type: "object",
+            properties: { total: { type: "number" } },
+            required: ["total"],
+          },
           numericBounds: { total: { min: 0, max: 1000 } },
         },
       },
@@ -61,10 +78,16 @@ export function agentConfig(hookBase: string) {
   };
 }
 
-async function collect(runId: string, timeoutMs = 30_000): Promise<{ events: RunEvent[]; finished: RunFinishedEvent }> {
+async function collect(
+  runId: string,
+  timeoutMs = 30_000,
+): Promise<{ events: RunEvent[]; finished: RunFinishedEvent }> {
   const events: RunEvent[] = [];
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`run ${runId} did not finish; saw ${events.map((e) => e.type).join(",")}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`run ${runId} did not finish; saw ${events.map((e) => e.type).join(",")}`)),
+      timeoutMs,
+    );
     const subscription = bus.subscribe(Subjects.runEvents(runId), RunEvent, (event) => {
       events.push(event);
       if (event.type === "run-finished") {
@@ -109,7 +132,10 @@ beforeAll(async () => {
     });
     request.on("end", () => {
       hookCalls.push(body);
-      setTimeout(() => response.end(JSON.stringify({ done: true, n: hookCalls.length })), Number(new URL(request.url ?? "/", "http://x").searchParams.get("delay") ?? 0));
+      setTimeout(
+        () => response.end(JSON.stringify({ done: true, n: hookCalls.length })),
+        Number(new URL(request.url ?? "/", "http://x").searchParams.get("delay") ?? 0),
+      );
     });
   });
   await new Promise<void>((resolve) => hook.listen(0, "127.0.0.1", resolve));
@@ -136,7 +162,12 @@ describe("orchestrator", () => {
     fake.setHandler((body) => {
       const toolResults = body.messages.filter((message) => message.role === "tool").length;
       if (toolResults === 0) {
-        return { toolCalls: [{ name: "calculator", arguments: { expression: "2+2" } }, { name: "calculator", arguments: { expression: "3*3" } }] };
+        return {
+          toolCalls: [
+            { name: "calculator", arguments: { expression: "2+2" } },
+            { name: "calculator", arguments: { expression: "3*3" } },
+          ],
+        };
       }
       if (toolResults === 2) return { toolCalls: [{ name: "calculator", arguments: { expression: "4+9" } }] };
       return { content: `done with ${toolResults} tool results` };
@@ -178,7 +209,10 @@ describe("orchestrator", () => {
   });
 
   it("ends at the time budget", async () => {
-    fake.setHandler(() => ({ toolCalls: [{ name: "calculator", arguments: { expression: "1+1" } }], latencyMs: 250 }));
+    fake.setHandler(() => ({
+      toolCalls: [{ name: "calculator", arguments: { expression: "1+1" } }],
+      latencyMs: 250,
+    }));
     const { finished } = await (await startRun("slowpoke", "take your time")).done;
     expect(finished.status).toBe("budget_exceeded");
     expect(finished.error?.message).toMatch(/time budget|deadline|did not answer/);
@@ -192,7 +226,8 @@ describe("orchestrator", () => {
     expect(fake.chatRequests().length).toBe(before);
 
     fake.setHandler((body) => ({ content: `noted: ${String(body.messages.at(-1)?.content)}` }));
-    const redacted = await (await startRun("guarded", "mail me at ada@example.com or call +1 415 555 0100")).done;
+    const redacted = await (await startRun("guarded", "mail me at ada@example.com or call +1 415 555 0100"))
+      .done;
     expect(redacted.finished.status).toBe("completed");
     const seen = JSON.stringify(fake.chatRequests().at(-1)?.messages);
     expect(seen).not.toContain("ada@example.com");
@@ -206,7 +241,10 @@ describe("orchestrator", () => {
   });
 
   it("cancels a run between steps", async () => {
-    fake.setHandler(() => ({ toolCalls: [{ name: "calculator", arguments: { expression: "1+1" } }], latencyMs: 300 }));
+    fake.setHandler(() => ({
+      toolCalls: [{ name: "calculator", arguments: { expression: "1+1" } }],
+      latencyMs: 300,
+    }));
     const { runId, done } = await startRun("worker", "slow loop");
     await new Promise((resolve) => setTimeout(resolve, 150));
     const cancel = await bus.request(Endpoints.runCancel, {
@@ -216,9 +254,15 @@ describe("orchestrator", () => {
     expect(cancel.cancelled).toBe(true);
     const { finished } = await done;
     expect(finished.status).toBe("cancelled");
-    const record = await bus.request(Endpoints.runGet, { meta: { v: 1, tenant: "acme", requestId: "g", deadline: Date.now() + 5000 }, runId });
+    const record = await bus.request(Endpoints.runGet, {
+      meta: { v: 1, tenant: "acme", requestId: "g", deadline: Date.now() + 5000 },
+      runId,
+    });
     expect(record.run?.status).toBe("cancelled");
-    const otherTenant = await bus.request(Endpoints.runGet, { meta: { v: 1, tenant: "evil", requestId: "g", deadline: Date.now() + 5000 }, runId });
+    const otherTenant = await bus.request(Endpoints.runGet, {
+      meta: { v: 1, tenant: "evil", requestId: "g", deadline: Date.now() + 5000 },
+      runId,
+    });
     expect(otherTenant.run).toBeNull();
   });
 
@@ -243,21 +287,46 @@ describe("orchestrator", () => {
   it("starts one run for a duplicated event and acknowledges events with no trigger", async () => {
     fake.setHandler(() => ({ content: "handled" }));
     const eventId = `evt-${randomUUID()}`;
-    const event = { specversion: "1.0" as const, id: eventId, source: "shop", type: "com.example.order.created", data: { order: 42 }, tenant: "acme" };
-    await bus.publishDurable(Subjects.events("shop", "com_example_order_created"), CloudEvent, event, { msgId: eventId });
-    await bus.publishDurable(Subjects.events("shop", "com_example_order_created"), CloudEvent, event, { msgId: eventId });
+    const event = {
+      specversion: "1.0" as const,
+      id: eventId,
+      source: "shop",
+      type: "com.example.order.created",
+      data: { order: 42 },
+      tenant: "acme",
+    };
+    await bus.publishDurable(Subjects.events("shop", "com_example_order_created"), CloudEvent, event, {
+      msgId: eventId,
+    });
+    await bus.publishDurable(Subjects.events("shop", "com_example_order_created"), CloudEvent, event, {
+      msgId: eventId,
+    });
     // past the JetStream duplicate window: a different message id, same event id
-    await bus.publishDurable(Subjects.events("shop", "com_example_order_created"), CloudEvent, event, { msgId: `${eventId}-late` });
-    await bus.publishDurable(Subjects.events("shop", "unrelated"), CloudEvent, { ...event, id: `${eventId}-x`, type: "com.example.unrelated" });
+    await bus.publishDurable(Subjects.events("shop", "com_example_order_created"), CloudEvent, event, {
+      msgId: `${eventId}-late`,
+    });
+    await bus.publishDurable(Subjects.events("shop", "unrelated"), CloudEvent, {
+      ...event,
+      id: `${eventId}-x`,
+      type: "com.example.unrelated",
+    });
     let runs: { runId: string; status: string }[] = [];
     for (let i = 0; i < 100; i++) {
-      const list = await bus.request(Endpoints.runList, { meta: { v: 1, tenant: "acme", requestId: "l", deadline: Date.now() + 5000 }, agent: "eventer", limit: 10 });
+      const list = await bus.request(Endpoints.runList, {
+        meta: { v: 1, tenant: "acme", requestId: "l", deadline: Date.now() + 5000 },
+        agent: "eventer",
+        limit: 10,
+      });
       runs = list.runs;
       if (runs.length > 0 && runs.every((run) => run.status === "completed")) break;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const list = await bus.request(Endpoints.runList, { meta: { v: 1, tenant: "acme", requestId: "l", deadline: Date.now() + 5000 }, agent: "eventer", limit: 10 });
+    const list = await bus.request(Endpoints.runList, {
+      meta: { v: 1, tenant: "acme", requestId: "l", deadline: Date.now() + 5000 },
+      agent: "eventer",
+      limit: 10,
+    });
     expect(list.runs).toHaveLength(1);
     expect(list.runs[0]?.status).toBe("completed");
     expect(list.runs[0]?.priority).toBe("batch");
@@ -273,7 +342,10 @@ describe("orchestrator", () => {
     });
     const before = fake.chatRequests().length;
     const complex = await (
-      await startRun("planned", "First add 17 and 25. Then explain how you did it. Finally, double-check the result carefully.")
+      await startRun(
+        "planned",
+        "First add 17 and 25. Then explain how you did it. Finally, double-check the result carefully.",
+      )
     ).done;
     const calls = fake.chatRequests().slice(before);
     expect(calls).toHaveLength(2);
@@ -292,9 +364,15 @@ describe("orchestrator", () => {
   it("delegates a subtask to a specialist as a child run and rolls its cost up", async () => {
     fake.setHandler((body) => {
       const system = String(body.messages[0]?.content ?? "");
-      if (system.startsWith("You research.")) return { content: "the answer is 42", usage: { prompt_tokens: 1000, completion_tokens: 1000 } };
+      if (system.startsWith("You research."))
+        return { content: "the answer is 42", usage: { prompt_tokens: 1000, completion_tokens: 1000 } };
       const result = body.messages.find((message) => message.role === "tool");
-      if (!result) return { toolCalls: [{ id: "call_del", name: "delegate", arguments: { agent: "researcher", task: "find the answer" } }] };
+      if (!result)
+        return {
+          toolCalls: [
+            { id: "call_del", name: "delegate", arguments: { agent: "researcher", task: "find the answer" } },
+          ],
+        };
       return { content: `lead says: ${String(result.content)}` };
     });
     const { runId, done } = await startRun("lead", "what is the answer?");

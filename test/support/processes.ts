@@ -25,7 +25,11 @@ export interface ServiceProcess {
 }
 
 /** Starts a service's main.ts in its own process and waits for its "ready" log line. */
-export async function startServiceProcess(name: string, env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<ServiceProcess> {
+export async function startServiceProcess(
+  name: string,
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 30_000,
+): Promise<ServiceProcess> {
   const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", "src/main.ts"], {
     cwd: join(root, "services", name),
     env: { ...process.env, ...env, LOG_LEVEL: env.LOG_LEVEL ?? "info" },

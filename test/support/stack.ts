@@ -4,7 +4,14 @@ import * as modelProxy from "@agent-runtime/model-proxy";
 import * as orchestrator from "@agent-runtime/orchestrator";
 import { createLogger } from "@agent-runtime/telemetry";
 import * as toolExecutor from "@agent-runtime/tool-executor";
-import { DATABASE_URL, type Isolation, NATS_URL, REDIS_URL, dropIsolation, newIsolation } from "./isolation.js";
+import {
+  DATABASE_URL,
+  dropIsolation,
+  type Isolation,
+  NATS_URL,
+  newIsolation,
+  REDIS_URL,
+} from "./isolation.js";
 
 export interface Stack {
   url: string;
@@ -50,15 +57,33 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const started: { stop(): Promise<void> }[] = [];
   try {
     const skip = new Set(options.without ?? []);
-    if (!skip.has("memory")) started.push(await memory.startMemory(memory.loadConfig(env), { logger: createLogger({ service: "memory", level }) }));
-    if (!skip.has("tool-executor")) started.push(
-      await toolExecutor.startToolExecutor(toolExecutor.loadConfig(env), { logger: createLogger({ service: "tool-executor", level }) }),
-    );
-    if (!skip.has("model-proxy")) started.push(await modelProxy.startModelProxy(modelProxy.loadConfig(env), { logger: createLogger({ service: "model-proxy", level }) }));
-    if (!skip.has("orchestrator")) started.push(
-      await orchestrator.startOrchestrator(orchestrator.loadConfig(env), { logger: createLogger({ service: "orchestrator", level }) }),
-    );
-    const front = await ingress.startIngress(ingress.loadConfig(env), { logger: createLogger({ service: "ingress", level }) });
+    if (!skip.has("memory"))
+      started.push(
+        await memory.startMemory(memory.loadConfig(env), {
+          logger: createLogger({ service: "memory", level }),
+        }),
+      );
+    if (!skip.has("tool-executor"))
+      started.push(
+        await toolExecutor.startToolExecutor(toolExecutor.loadConfig(env), {
+          logger: createLogger({ service: "tool-executor", level }),
+        }),
+      );
+    if (!skip.has("model-proxy"))
+      started.push(
+        await modelProxy.startModelProxy(modelProxy.loadConfig(env), {
+          logger: createLogger({ service: "model-proxy", level }),
+        }),
+      );
+    if (!skip.has("orchestrator"))
+      started.push(
+        await orchestrator.startOrchestrator(orchestrator.loadConfig(env), {
+          logger: createLogger({ service: "orchestrator", level }),
+        }),
+      );
+    const front = await ingress.startIngress(ingress.loadConfig(env), {
+      logger: createLogger({ service: "ingress", level }),
+    });
     started.push(front);
     return {
       url: front.url,

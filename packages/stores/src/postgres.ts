@@ -22,10 +22,12 @@ export async function createPool(options: PostgresOptions): Promise<pg.Pool> {
     idleTimeoutMillis: 30_000,
   });
   pool.on("error", () => undefined);
-  await pool.query(`CREATE SCHEMA IF NOT EXISTS "${options.schema}"`).catch(async (error: { code?: string }) => {
-    // two replicas racing to create the schema
-    if (error.code !== "23505" && error.code !== "42P06") throw error;
-  });
+  await pool
+    .query(`CREATE SCHEMA IF NOT EXISTS "${options.schema}"`)
+    .catch(async (error: { code?: string }) => {
+      // two replicas racing to create the schema
+      if (error.code !== "23505" && error.code !== "42P06") throw error;
+    });
   return pool;
 }
 

@@ -60,7 +60,10 @@ export function defineTool<I extends z.ZodType, O extends z.ZodType = z.ZodUnkno
 
 /** The JSON Schema the model sees, generated from the zod input schema. */
 export function toolParameters(input: z.ZodType): Record<string, unknown> {
-  const schema = z.toJSONSchema(input, { target: "draft-7", unrepresentable: "any" }) as Record<string, unknown>;
+  const schema = z.toJSONSchema(input, { target: "draft-7", unrepresentable: "any" }) as Record<
+    string,
+    unknown
+  >;
   delete schema.$schema;
   if (schema.type !== "object") return { type: "object", properties: {}, additionalProperties: true };
   return schema;

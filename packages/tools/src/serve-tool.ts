@@ -1,7 +1,13 @@
 import type { Bus, ServedEndpoint } from "@agent-runtime/bus";
-import { RuntimeError, Subjects, ToolRegistration, formatZodError, toolExecEndpoint } from "@agent-runtime/contracts";
+import {
+  formatZodError,
+  RuntimeError,
+  Subjects,
+  ToolRegistration,
+  toolExecEndpoint,
+} from "@agent-runtime/contracts";
 
-import { type ToolDefinition, describeTool } from "./define-tool.js";
+import { describeTool, type ToolDefinition } from "./define-tool.js";
 
 /** Where the executor forwards calls to a tool hosted by another service. */
 export function remoteToolSubject(name: string): string {
@@ -36,7 +42,8 @@ export function serveTool(
         }
       }
       const parsed = tool.input.safeParse(raw);
-      if (!parsed.success) throw new RuntimeError("validation", `invalid arguments: ${formatZodError(parsed.error)}`);
+      if (!parsed.success)
+        throw new RuntimeError("validation", `invalid arguments: ${formatZodError(parsed.error)}`);
       const output = await tool.handler(parsed.data, {
         tenant: request.meta.tenant,
         ...(request.meta.userId ? { userId: request.meta.userId } : {}),
@@ -62,7 +69,10 @@ export function serveTool(
   );
   const ttlSeconds = Math.max(5, (options.announceEverySeconds ?? 10) * 3);
   const announce = () =>
-    bus.publish(Subjects.toolRegister, ToolRegistration, { descriptor: describeTool(tool, "nats"), ttlSeconds });
+    bus.publish(Subjects.toolRegister, ToolRegistration, {
+      descriptor: describeTool(tool, "nats"),
+      ttlSeconds,
+    });
   announce();
   const timer = setInterval(announce, (options.announceEverySeconds ?? 10) * 1000);
   timer.unref();
@@ -73,5 +83,3 @@ export function serveTool(
     },
   };
 }
-
-

@@ -43,7 +43,7 @@ const pool = await createPool({
   max: 2,
 });
 try {
-  const keys = await KeyStore.create(pool, 0);
+  const keys = await KeyStore.open(pool, 0);
   if (group === "keys" && command === "create") {
     if (!values.tenant || !/^[A-Za-z0-9_-]{1,64}$/.test(values.tenant))
       fail("--tenant is required (letters, digits, _ and -)");

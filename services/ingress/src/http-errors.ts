@@ -1,13 +1,13 @@
 import {
   type ErrorCode,
-  RuntimeError,
-  type WireError,
   httpStatusFor,
+  RuntimeError,
   toWireError,
+  type WireError,
   zodIssues,
 } from "@agent-runtime/contracts";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { z } from "zod";
+import type { z } from "zod";
 
 /** OpenAI-style error type names, so OpenAI SDKs surface our errors naturally. */
 function typeFor(code: ErrorCode): string {

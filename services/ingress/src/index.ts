@@ -1,6 +1,6 @@
-export { loadConfig } from "./config.js";
 export type { IngressConfig } from "./config.js";
-export { KeyStore, hashKey } from "./keys.js";
+export { loadConfig } from "./config.js";
+export { hashKey, KeyStore } from "./keys.js";
 export { openApiDocument } from "./openapi.js";
-export { startIngress } from "./service.js";
 export type { RunningIngress } from "./service.js";
+export { startIngress } from "./service.js";

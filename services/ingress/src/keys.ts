@@ -57,7 +57,7 @@ export class KeyStore {
     private readonly cacheMs: number,
   ) {}
 
-  static async create(pool: pg.Pool, cacheMs: number): Promise<KeyStore> {
+  static async open(pool: pg.Pool, cacheMs: number): Promise<KeyStore> {
     await migrate(pool, "ingress", MIGRATIONS);
     return new KeyStore(pool, cacheMs);
   }

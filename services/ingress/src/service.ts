@@ -1,14 +1,14 @@
 import { type Bus, connectBus } from "@agent-runtime/bus";
 
 import { createPool, createRedis } from "@agent-runtime/stores";
-import { type Logger, createLogger, createMetrics, registerOpsRoutes } from "@agent-runtime/telemetry";
+import { createLogger, createMetrics, type Logger, registerOpsRoutes } from "@agent-runtime/telemetry";
 import Fastify, { type FastifyInstance } from "fastify";
 import { registerChatRoute } from "./chat-route.js";
 import type { IngressConfig } from "./config.js";
 import { DASHBOARD_HTML } from "./dashboard.js";
 import { registerEventRoutes } from "./events-route.js";
 import { handleError, sendError } from "./http-errors.js";
-import { KeyStore, type Scope, requireScope } from "./keys.js";
+import { KeyStore, requireScope, type Scope } from "./keys.js";
 import { openApiDocument } from "./openapi.js";
 import { Quotas } from "./quotas.js";
 import { RateLimiter } from "./rate-limits.js";
@@ -38,7 +38,7 @@ export async function startIngress(
     schema: config.databaseSchema,
     applicationName: "ingress",
   });
-  const keys = await KeyStore.create(pool, config.keyCacheMs);
+  const keys = await KeyStore.open(pool, config.keyCacheMs);
   if (config.bootstrapApiKey)
     await keys.register(config.bootstrapApiKey, "default", ["chat", "runs", "events", "admin"], "bootstrap");
   const redis = createRedis(config.redisUrl, logger);

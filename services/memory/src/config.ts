@@ -1,4 +1,4 @@
-import { ConfigError, type MemorySection, loadRuntimeConfig } from "@agent-runtime/config";
+import { ConfigError, loadRuntimeConfig, type MemorySection } from "@agent-runtime/config";
 import { z } from "zod";
 
 const Env = z.object({
@@ -31,7 +31,9 @@ export interface MemoryConfig {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): MemoryConfig {
   const parsed = Env.safeParse(env);
   if (!parsed.success) {
-    throw new ConfigError(`invalid environment: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    throw new ConfigError(
+      `invalid environment: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
   }
   const e = parsed.data;
   return {

@@ -1,4 +1,9 @@
-import type { ChatMessage, MemoryContextReply, MemoryContextRequest, MemoryHit } from "@agent-runtime/contracts";
+import type {
+  ChatMessage,
+  MemoryContextReply,
+  MemoryContextRequest,
+  MemoryHit,
+} from "@agent-runtime/contracts";
 import type { ThreadState } from "./thread-store.js";
 import { countText, messageTokens } from "./tokens.js";
 
@@ -14,7 +19,8 @@ export function groupTurns(messages: readonly Entry[]): Entry[][] {
   for (const entry of messages) {
     const last = groups[groups.length - 1];
     if (entry.message.role === "tool" && last && last[0]?.message.role === "assistant") last.push(entry);
-    else if (entry.message.role === "tool") continue; // orphaned tool result: its call was summarised away
+    else if (entry.message.role === "tool")
+      continue; // orphaned tool result: its call was summarised away
     else groups.push([entry]);
   }
   return groups;
@@ -32,7 +38,9 @@ export function assembleContext(
 ): MemoryContextReply {
   const budget = request.budgetTokens;
   const dropped: string[] = [];
-  const system: ChatMessage[] = request.systemPrompt ? [{ role: "system", content: request.systemPrompt }] : [];
+  const system: ChatMessage[] = request.systemPrompt
+    ? [{ role: "system", content: request.systemPrompt }]
+    : [];
   const systemTokens = system.reduce((sum, message) => sum + messageTokens(message), 0);
   const inputTokens = request.input.reduce((sum, message) => sum + messageTokens(message), 0);
   let remaining = budget - systemTokens - inputTokens;
@@ -40,7 +48,10 @@ export function assembleContext(
   let summaryMessage: ChatMessage | undefined;
   let summaryTokens = 0;
   if (state.summary) {
-    const candidate: ChatMessage = { role: "system", content: `Summary of the earlier conversation:\n${state.summary}` };
+    const candidate: ChatMessage = {
+      role: "system",
+      content: `Summary of the earlier conversation:\n${state.summary}`,
+    };
     const tokens = messageTokens(candidate);
     if (tokens <= Math.max(0, remaining) * 0.5) {
       summaryMessage = candidate;
@@ -65,7 +76,9 @@ export function assembleContext(
     retrievedTokens += tokens;
   }
   const memoryMessage: ChatMessage | undefined =
-    memoryLines.length > 0 ? { role: "system", content: `Relevant memories:\n${memoryLines.join("\n")}` } : undefined;
+    memoryLines.length > 0
+      ? { role: "system", content: `Relevant memories:\n${memoryLines.join("\n")}` }
+      : undefined;
   if (memoryMessage) {
     retrievedTokens = messageTokens(memoryMessage);
     remaining -= retrievedTokens;
@@ -101,12 +114,21 @@ export function assembleContext(
     messages,
     sections: {
       system: { tokens: systemTokens, items: system.length, dropped: 0 },
-      summary: { tokens: summaryTokens, items: summaryMessage ? 1 : 0, dropped: state.summary && !summaryMessage ? 1 : 0 },
+      summary: {
+        tokens: summaryTokens,
+        items: summaryMessage ? 1 : 0,
+        dropped: state.summary && !summaryMessage ? 1 : 0,
+      },
       history: { tokens: historyTokens, items: history.length, dropped: historyDropped },
-      retrieved: { tokens: memoryMessage ? retrievedTokens : 0, items: memoryLines.length, dropped: retrievedDropped },
+      retrieved: {
+        tokens: memoryMessage ? retrievedTokens : 0,
+        items: memoryLines.length,
+        dropped: retrievedDropped,
+      },
       input: { tokens: inputTokens, items: request.input.length, dropped: 0 },
     },
-    totalTokens: systemTokens + summaryTokens + (memoryMessage ? retrievedTokens : 0) + historyTokens + inputTokens,
+    totalTokens:
+      systemTokens + summaryTokens + (memoryMessage ? retrievedTokens : 0) + historyTokens + inputTokens,
     dropped,
   };
 }

@@ -15,7 +15,11 @@ const sha = (text: string) => createHash("sha256").update(text).digest("hex");
 
 /** Splits text into chunks of about `chunkTokens` tokens on paragraph and sentence boundaries. */
 export function chunkText(text: string, chunkTokens: number): string[] {
-  const sentences = text.replace(/\r/g, "").split(/(?<=[.!?])\s+|\n{2,}/).map((part) => part.trim()).filter(Boolean);
+  const sentences = text
+    .replace(/\r/g, "")
+    .split(/(?<=[.!?])\s+|\n{2,}/)
+    .map((part) => part.trim())
+    .filter(Boolean);
   const chunks: string[] = [];
   let current: string[] = [];
   let tokens = 0;
@@ -53,17 +57,26 @@ export class Knowledge {
     private readonly chunkTokens: number,
   ) {}
 
-  async remember(request: MemoryRememberRequest): Promise<{ documentId: string; chunks: number; changed: boolean }> {
+  async remember(
+    request: MemoryRememberRequest,
+  ): Promise<{ documentId: string; chunks: number; changed: boolean }> {
     const tenant = request.meta.tenant;
     const documentId = request.documentId ?? randomUUID();
     const textHash = sha(request.text);
-    const existing = await this.pool.query<{ text_hash: string }>("SELECT text_hash FROM documents WHERE tenant = $1 AND id = $2", [
-      tenant,
-      documentId,
-    ]);
+    const existing = await this.pool.query<{ text_hash: string }>(
+      "SELECT text_hash FROM documents WHERE tenant = $1 AND id = $2",
+      [tenant, documentId],
+    );
     if (existing.rows[0]?.text_hash === textHash) {
-      await this.pool.query("UPDATE documents SET metadata = $3 WHERE tenant = $1 AND id = $2", [tenant, documentId, request.metadata]);
-      const count = await this.pool.query("SELECT count(*)::int AS n FROM chunks WHERE tenant = $1 AND document_id = $2", [tenant, documentId]);
+      await this.pool.query("UPDATE documents SET metadata = $3 WHERE tenant = $1 AND id = $2", [
+        tenant,
+        documentId,
+        request.metadata,
+      ]);
+      const count = await this.pool.query(
+        "SELECT count(*)::int AS n FROM chunks WHERE tenant = $1 AND document_id = $2",
+        [tenant, documentId],
+      );
       return { documentId, chunks: count.rows[0].n, changed: false };
     }
     const pieces = chunkText(request.text, this.chunkTokens);
@@ -80,7 +93,15 @@ export class Knowledge {
         `INSERT INTO chunks (tenant, id, document_id, user_id, kind, position, text, text_hash, tokens, metadata)
          SELECT $1, $2 || ':' || n, $2, $3, $4, n - 1, text, md5(text), tokens, $5
          FROM unnest($6::text[], $7::int[]) WITH ORDINALITY AS c(text, tokens, n)`,
-        [tenant, documentId, request.userId ?? null, request.kind, request.metadata, pieces, pieces.map(countText)],
+        [
+          tenant,
+          documentId,
+          request.userId ?? null,
+          request.kind,
+          request.metadata,
+          pieces,
+          pieces.map(countText),
+        ],
       );
       await client.query("COMMIT");
     } catch (error) {
@@ -99,7 +120,10 @@ export class Knowledge {
       [tenant, documentId],
     );
     if (rows.rows.length === 0) return 0;
-    const reply = await this.bus.request(Endpoints.modelEmbed, { meta, input: rows.rows.map((row) => row.text) });
+    const reply = await this.bus.request(Endpoints.modelEmbed, {
+      meta,
+      input: rows.rows.map((row) => row.text),
+    });
     await this.pool.query(
       `UPDATE chunks SET embedding = e.embedding::real[], lsh = e.lsh
        FROM (SELECT unnest($3::text[]) AS id, unnest($4::text[]) AS embedding, unnest($5::smallint[]) AS lsh) e
@@ -146,7 +170,10 @@ export class Knowledge {
     );
     let semantic: (ChunkRow & { similarity: number })[] = [];
     try {
-      const embedded = await this.bus.request(Endpoints.modelEmbed, { meta: request.meta, input: [request.query] });
+      const embedded = await this.bus.request(Endpoints.modelEmbed, {
+        meta: request.meta,
+        input: [request.query],
+      });
       const queryVector = embedded.embeddings[0] ?? [];
       const select = (extra: string, extraParams: unknown[]) =>
         this.pool.query<ChunkRow & { embedding: number[] }>(
@@ -155,7 +182,9 @@ export class Knowledge {
           [...params.slice(0, -1), ...extraParams],
         );
       // nearby LSH buckets first; a small corpus (few candidates) is read whole
-      let candidates = await select(`AND lsh = ANY($${params.length}::smallint[])`, [nearbyBuckets(lshBucket(queryVector))]);
+      let candidates = await select(`AND lsh = ANY($${params.length}::smallint[])`, [
+        nearbyBuckets(lshBucket(queryVector)),
+      ]);
       if (candidates.rows.length < request.limit * 4) candidates = await select("", []);
       semantic = candidates.rows
         .map((row) => ({ ...row, similarity: cosine(queryVector, row.embedding) }))

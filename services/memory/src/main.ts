@@ -1,6 +1,6 @@
 import { ConfigError } from "@agent-runtime/config";
 import { createLogger, installShutdown, startTelemetry } from "@agent-runtime/telemetry";
-import { type MemoryConfig, loadConfig } from "./config.js";
+import { loadConfig, type MemoryConfig } from "./config.js";
 import { startMemory } from "./service.js";
 
 let config: MemoryConfig;

@@ -22,7 +22,12 @@ let db: pg.Client;
 let redis: Redis;
 let summarizeFailures = 0;
 
-const meta = (tenant = "acme") => ({ v: 1 as const, tenant, requestId: `r-${Math.random()}`, deadline: Date.now() + 10_000 });
+const meta = (tenant = "acme") => ({
+  v: 1 as const,
+  tenant,
+  requestId: `r-${Math.random()}`,
+  deadline: Date.now() + 10_000,
+});
 const say = (role: "user" | "assistant", content: string): ChatMessage => ({ role, content }) as ChatMessage;
 
 async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
@@ -47,7 +52,12 @@ async function deleteRedisKeys(): Promise<number> {
 }
 
 beforeAll(async () => {
-  fake = await startFakeOpenAI({ synonyms: [["car", "automobile", "vehicle"], ["doctor", "physician"]] });
+  fake = await startFakeOpenAI({
+    synonyms: [
+      ["car", "automobile", "vehicle"],
+      ["doctor", "physician"],
+    ],
+  });
   fake.setHandler((body) => {
     const system = String(body.messages[0]?.content ?? "");
     if (system.includes("running summary")) {
@@ -74,7 +84,10 @@ beforeAll(async () => {
   const logger = createLogger({ service: "test", level: "silent" });
   proxy = await startModelProxy(loadProxyConfig(env), { logger });
   memory = await startMemory(
-    { ...loadConfig(env), memory: { ...loadConfig(env).memory, summarizeAfterTokens: 400, keepRecentTurns: 4 } },
+    {
+      ...loadConfig(env),
+      memory: { ...loadConfig(env).memory, summarizeAfterTokens: 400, keepRecentTurns: 4 },
+    },
     { logger },
   );
   client = await createTestBus({ prefix });
@@ -97,26 +110,50 @@ afterAll(async () => {
 function turns(threadRun: string, from: number, count: number): StoredMessage[] {
   return Array.from({ length: count }, (_, index) => {
     const n = from + index;
-    return { id: `${threadRun}:${n}`, message: say(n % 2 === 0 ? "user" : "assistant", `turn ${n} of ${threadRun}: ${"lorem ipsum dolor sit amet ".repeat(3)}`) };
+    return {
+      id: `${threadRun}:${n}`,
+      message: say(
+        n % 2 === 0 ? "user" : "assistant",
+        `turn ${n} of ${threadRun}: ${"lorem ipsum dolor sit amet ".repeat(3)}`,
+      ),
+    };
   });
 }
 
 describe("memory", () => {
   it("appends idempotently by message id", async () => {
-    const first = await client.request(Endpoints.memoryAppend, { meta: meta(), threadId: "t-idem", messages: turns("a", 0, 4) });
-    const again = await client.request(Endpoints.memoryAppend, { meta: meta(), threadId: "t-idem", messages: turns("a", 0, 4) });
+    const first = await client.request(Endpoints.memoryAppend, {
+      meta: meta(),
+      threadId: "t-idem",
+      messages: turns("a", 0, 4),
+    });
+    const again = await client.request(Endpoints.memoryAppend, {
+      meta: meta(),
+      threadId: "t-idem",
+      messages: turns("a", 0, 4),
+    });
     expect(first).toEqual({ appended: 4, skipped: 0 });
     expect(again).toEqual({ appended: 0, skipped: 4 });
-    const listed = await client.request(Endpoints.memoryMessages, { meta: meta(), threadId: "t-idem", limit: 100 });
+    const listed = await client.request(Endpoints.memoryMessages, {
+      meta: meta(),
+      threadId: "t-idem",
+      limit: 100,
+    });
     expect(listed.messages.map((message) => message.id)).toEqual(["a:0", "a:1", "a:2", "a:3"]);
   });
 
   it("summarises a long thread off the critical path and keeps contexts in budget with the newest turns", async () => {
     for (let batch = 0; batch < 6; batch++) {
-      await client.request(Endpoints.memoryAppend, { meta: meta(), threadId: "t-long", messages: turns("long", batch * 10, 10) });
+      await client.request(Endpoints.memoryAppend, {
+        meta: meta(),
+        threadId: "t-long",
+        messages: turns("long", batch * 10, 10),
+      });
     }
     const summary = await waitFor(async () => {
-      const row = await db.query(`SELECT summary FROM "${schema}".threads WHERE tenant = 'acme' AND id = 't-long'`);
+      const row = await db.query(
+        `SELECT summary FROM "${schema}".threads WHERE tenant = 'acme' AND id = 't-long'`,
+      );
       return row.rows[0]?.summary ? (row.rows[0].summary as string) : undefined;
     });
     expect(summary).toMatch(/^SUMMARY covering/);
@@ -136,7 +173,9 @@ describe("memory", () => {
     expect(texts[1]).toMatch(/Summary of the earlier conversation/);
     expect(texts.at(-1)).toBe("what did we discuss?");
     expect(texts.at(-2)).toMatch(/^turn 59 /); // newest stored turn kept
-    const kept = texts.filter((text) => text.startsWith("turn ")).map((text) => Number(text.match(/turn (\d+)/)?.[1]));
+    const kept = texts
+      .filter((text) => text.startsWith("turn "))
+      .map((text) => Number(text.match(/turn (\d+)/)?.[1]));
     expect(kept).toEqual([...kept].sort((a, b) => a - b));
     // each section is counted with the tokenizer
     expect(context.sections.input.tokens).toBe(4 + countText("what did we discuss?"));
@@ -145,7 +184,11 @@ describe("memory", () => {
   it("retries a failed summary later without blocking chat turns", async () => {
     summarizeFailures = 5; // more than the model-proxy retries: the job itself fails and is retried later
     for (let batch = 0; batch < 3; batch++) {
-      await client.request(Endpoints.memoryAppend, { meta: meta(), threadId: "t-flaky", messages: turns("flaky", batch * 10, 10) });
+      await client.request(Endpoints.memoryAppend, {
+        meta: meta(),
+        threadId: "t-flaky",
+        messages: turns("flaky", batch * 10, 10),
+      });
     }
     // contexts are served while the summary job fails
     const started = Date.now();
@@ -159,7 +202,9 @@ describe("memory", () => {
     expect(context.messages.length).toBeGreaterThan(1);
     expect(Date.now() - started).toBeLessThan(1000);
     const summary = await waitFor(async () => {
-      const row = await db.query(`SELECT summary FROM "${schema}".threads WHERE tenant = 'acme' AND id = 't-flaky'`);
+      const row = await db.query(
+        `SELECT summary FROM "${schema}".threads WHERE tenant = 'acme' AND id = 't-flaky'`,
+      );
       return row.rows[0]?.summary ? (row.rows[0].summary as string) : undefined;
     }, 20_000);
     expect(summary).toMatch(/SUMMARY/);
@@ -167,48 +212,126 @@ describe("memory", () => {
   });
 
   it("finds memories by keyword and by meaning, scoped by tenant", async () => {
-    await client.request(Endpoints.memoryRemember, { meta: meta(), documentId: "doc-car", kind: "fact", text: "The customer drives a red automobile made in 2019." });
-    await client.request(Endpoints.memoryRemember, { meta: meta(), documentId: "doc-tax", kind: "fact", text: "Quarterly tax filings are due on the fifteenth." });
-    await client.request(Endpoints.memoryRemember, { meta: meta(), documentId: "doc-doc", kind: "note", text: "Her physician prescribed rest.", metadata: { topic: "health" } });
-    await client.request(Endpoints.memoryRemember, { meta: meta("other"), documentId: "doc-secret", kind: "fact", text: "Other tenant secret: the vehicle code is 1234." });
+    await client.request(Endpoints.memoryRemember, {
+      meta: meta(),
+      documentId: "doc-car",
+      kind: "fact",
+      text: "The customer drives a red automobile made in 2019.",
+    });
+    await client.request(Endpoints.memoryRemember, {
+      meta: meta(),
+      documentId: "doc-tax",
+      kind: "fact",
+      text: "Quarterly tax filings are due on the fifteenth.",
+    });
+    await client.request(Endpoints.memoryRemember, {
+      meta: meta(),
+      documentId: "doc-doc",
+      kind: "note",
+      text: "Her physician prescribed rest.",
+      metadata: { topic: "health" },
+    });
+    await client.request(Endpoints.memoryRemember, {
+      meta: meta("other"),
+      documentId: "doc-secret",
+      kind: "fact",
+      text: "Other tenant secret: the vehicle code is 1234.",
+    });
     await waitFor(async () => {
       const row = await db.query(`SELECT count(*)::int AS n FROM "${schema}".chunks WHERE embedding IS NULL`);
       return row.rows[0].n === 0 ? true : undefined;
     });
-    const keyword = await client.request(Endpoints.memorySearch, { meta: meta(), query: "tax filings", limit: 3 });
+    const keyword = await client.request(Endpoints.memorySearch, {
+      meta: meta(),
+      query: "tax filings",
+      limit: 3,
+    });
     expect(keyword.hits[0]?.documentId).toBe("doc-tax");
-    const meaning = await client.request(Endpoints.memorySearch, { meta: meta(), query: "what car do they own", limit: 3 });
+    const meaning = await client.request(Endpoints.memorySearch, {
+      meta: meta(),
+      query: "what car do they own",
+      limit: 3,
+    });
     expect(meaning.hits[0]?.documentId).toBe("doc-car");
     expect(meaning.hits.some((hit) => hit.documentId === "doc-secret")).toBe(false);
-    const filtered = await client.request(Endpoints.memorySearch, { meta: meta(), query: "doctor", filter: { topic: "health" }, limit: 3 });
+    const filtered = await client.request(Endpoints.memorySearch, {
+      meta: meta(),
+      query: "doctor",
+      filter: { topic: "health" },
+      limit: 3,
+    });
     expect(filtered.hits.map((hit) => hit.documentId)).toEqual(["doc-doc"]);
-    const otherTenant = await client.request(Endpoints.memorySearch, { meta: meta("other"), query: "red automobile", limit: 5 });
+    const otherTenant = await client.request(Endpoints.memorySearch, {
+      meta: meta("other"),
+      query: "red automobile",
+      limit: 5,
+    });
     expect(otherTenant.hits.every((hit) => hit.documentId === "doc-secret")).toBe(true);
   });
 
   it("never lets one tenant read or delete another tenant's thread", async () => {
-    await client.request(Endpoints.memoryAppend, { meta: meta("acme"), threadId: "t-private", messages: turns("p", 0, 2) });
-    const peek = await client.request(Endpoints.memoryMessages, { meta: meta("intruder"), threadId: "t-private", limit: 10 });
+    await client.request(Endpoints.memoryAppend, {
+      meta: meta("acme"),
+      threadId: "t-private",
+      messages: turns("p", 0, 2),
+    });
+    const peek = await client.request(Endpoints.memoryMessages, {
+      meta: meta("intruder"),
+      threadId: "t-private",
+      limit: 10,
+    });
     expect(peek).toMatchObject({ found: false, messages: [] });
-    const context = await client.request(Endpoints.memoryContext, { meta: meta("intruder"), threadId: "t-private", agent: "a", input: [say("user", "x")], budgetTokens: 1000 });
+    const context = await client.request(Endpoints.memoryContext, {
+      meta: meta("intruder"),
+      threadId: "t-private",
+      agent: "a",
+      input: [say("user", "x")],
+      budgetTokens: 1000,
+    });
     expect(context.sections.history.items).toBe(0);
-    const forget = await client.request(Endpoints.memoryForget, { meta: meta("intruder"), threadId: "t-private" });
+    const forget = await client.request(Endpoints.memoryForget, {
+      meta: meta("intruder"),
+      threadId: "t-private",
+    });
     expect(forget.deleted.messages).toBe(0);
-    const still = await client.request(Endpoints.memoryMessages, { meta: meta("acme"), threadId: "t-private", limit: 10 });
+    const still = await client.request(Endpoints.memoryMessages, {
+      meta: meta("acme"),
+      threadId: "t-private",
+      limit: 10,
+    });
     expect(still.messages).toHaveLength(2);
   });
 
   it("forget leaves nothing behind in Postgres or Redis", async () => {
-    await client.request(Endpoints.memoryAppend, { meta: meta(), threadId: "t-gone", userId: "u-gone", messages: turns("g", 0, 3) });
-    await client.request(Endpoints.memoryRemember, { meta: meta(), userId: "u-gone", documentId: "d-gone", text: "The user likes green tea." });
-    await client.request(Endpoints.memoryContext, { meta: meta(), threadId: "t-gone", agent: "a", input: [say("user", "x")], budgetTokens: 1000 });
+    await client.request(Endpoints.memoryAppend, {
+      meta: meta(),
+      threadId: "t-gone",
+      userId: "u-gone",
+      messages: turns("g", 0, 3),
+    });
+    await client.request(Endpoints.memoryRemember, {
+      meta: meta(),
+      userId: "u-gone",
+      documentId: "d-gone",
+      text: "The user likes green tea.",
+    });
+    await client.request(Endpoints.memoryContext, {
+      meta: meta(),
+      threadId: "t-gone",
+      agent: "a",
+      input: [say("user", "x")],
+      budgetTokens: 1000,
+    });
     await client.request(Endpoints.memorySearch, { meta: meta(), query: "green tea", userId: "u-gone" });
     const result = await client.request(Endpoints.memoryForget, { meta: meta(), userId: "u-gone" });
     expect(result.deleted).toMatchObject({ threads: 1, messages: 3, documents: 1 });
     for (const table of ["threads", "messages", "documents", "chunks"]) {
       const column = table === "messages" ? "thread_id" : table === "chunks" ? "document_id" : "id";
       const value = table === "threads" || table === "messages" ? "t-gone" : "d-gone";
-      const rows = await db.query(`SELECT 1 FROM "${schema}".${table} WHERE tenant = 'acme' AND ${column} = $1`, [value]);
+      const rows = await db.query(
+        `SELECT 1 FROM "${schema}".${table} WHERE tenant = 'acme' AND ${column} = $1`,
+        [value],
+      );
       expect(rows.rowCount, table).toBe(0);
     }
     const threadKeys = await redis.keys(`${redisPrefix}mem:thread:acme:t-gone`);
@@ -218,14 +341,29 @@ describe("memory", () => {
   });
 
   it("gives the same answers after Redis loses everything", async () => {
-    await client.request(Endpoints.memoryAppend, { meta: meta(), threadId: "t-flush", messages: turns("f", 0, 6) });
-    const request = { meta: meta(), threadId: "t-flush", agent: "a", systemPrompt: "sys", input: [say("user", "next")], budgetTokens: 3000 };
+    await client.request(Endpoints.memoryAppend, {
+      meta: meta(),
+      threadId: "t-flush",
+      messages: turns("f", 0, 6),
+    });
+    const request = {
+      meta: meta(),
+      threadId: "t-flush",
+      agent: "a",
+      systemPrompt: "sys",
+      input: [say("user", "next")],
+      budgetTokens: 3000,
+    };
     const warm = await client.request(Endpoints.memoryContext, request);
     const hot = await client.request(Endpoints.memoryContext, request);
     const search = await client.request(Endpoints.memorySearch, { meta: meta(), query: "tax", limit: 3 });
     expect(await deleteRedisKeys()).toBeGreaterThan(0);
     const cold = await client.request(Endpoints.memoryContext, request);
-    const searchAfter = await client.request(Endpoints.memorySearch, { meta: meta(), query: "tax", limit: 3 });
+    const searchAfter = await client.request(Endpoints.memorySearch, {
+      meta: meta(),
+      query: "tax",
+      limit: 3,
+    });
     expect(hot.messages).toEqual(warm.messages);
     expect(cold.messages).toEqual(warm.messages);
     expect(searchAfter.hits).toEqual(search.hits);

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
-import { type Bus, consume, connectBus } from "@agent-runtime/bus";
+import { type Bus, connectBus, consume } from "@agent-runtime/bus";
 import {
   Endpoints,
-  MemoryJob,
   type MemoryHit,
+  MemoryJob,
   MemorySearchReply,
   QueueGroups,
   type RequestMeta,
@@ -11,7 +11,7 @@ import {
   textOf,
 } from "@agent-runtime/contracts";
 import { createPool, createRedis, migrate, redisReady } from "@agent-runtime/stores";
-import { type Logger, createLogger, createMetrics, startOpsServer } from "@agent-runtime/telemetry";
+import { createLogger, createMetrics, type Logger, startOpsServer } from "@agent-runtime/telemetry";
 import type { MemoryConfig } from "./config.js";
 import { assembleContext } from "./context.js";
 import { Knowledge } from "./knowledge.js";
@@ -25,10 +25,18 @@ export interface RunningMemory {
   stop(): Promise<void>;
 }
 
-export async function startMemory(config: MemoryConfig, options: { logger?: Logger } = {}): Promise<RunningMemory> {
+export async function startMemory(
+  config: MemoryConfig,
+  options: { logger?: Logger } = {},
+): Promise<RunningMemory> {
   const logger = options.logger ?? createLogger({ service: "memory", level: config.logLevel });
   const bus = await connectBus({ name: "memory", url: config.natsUrl, prefix: config.natsPrefix, logger });
-  const pool = await createPool({ url: config.databaseUrl, schema: config.databaseSchema, applicationName: "memory", max: 20 });
+  const pool = await createPool({
+    url: config.databaseUrl,
+    schema: config.databaseSchema,
+    applicationName: "memory",
+    max: 20,
+  });
   await migrate(pool, "memory", MIGRATIONS);
   const redis = createRedis(config.redisUrl, logger);
   const metrics = createMetrics("memory");
@@ -50,9 +58,21 @@ export async function startMemory(config: MemoryConfig, options: { logger?: Logg
       .publishDurable(Subjects.memoryJobs, MemoryJob, job, { msgId })
       .catch((error: unknown) => logger.warn({ err: error, job }, "memory job not queued"));
 
-  const search = async (request: Parameters<Knowledge["search"]>[0]): Promise<{ hits: MemoryHit[]; cached: boolean }> => {
+  const search = async (
+    request: Parameters<Knowledge["search"]>[0],
+  ): Promise<{ hits: MemoryHit[]; cached: boolean }> => {
     const key = `${config.redisPrefix}mem:search:${request.meta.tenant}:${createHash("sha256")
-      .update(JSON.stringify([request.query, request.userId, request.kinds, request.filter, request.limit, request.budgetTokens, request.minScore]))
+      .update(
+        JSON.stringify([
+          request.query,
+          request.userId,
+          request.kinds,
+          request.filter,
+          request.limit,
+          request.budgetTokens,
+          request.minScore,
+        ]),
+      )
       .digest("hex")}`;
     if (config.memory.searchCacheTtlSeconds > 0 && redisReady(redis)) {
       const cached = await redis.get(key).catch(() => null);
@@ -63,7 +83,9 @@ export async function startMemory(config: MemoryConfig, options: { logger?: Logg
     }
     const hits = await knowledge.search(request);
     if (config.memory.searchCacheTtlSeconds > 0 && redisReady(redis)) {
-      await redis.set(key, JSON.stringify({ hits, cached: false }), "EX", config.memory.searchCacheTtlSeconds).catch(() => undefined);
+      await redis
+        .set(key, JSON.stringify({ hits, cached: false }), "EX", config.memory.searchCacheTtlSeconds)
+        .catch(() => undefined);
     }
     return { hits, cached: false };
   };
@@ -78,7 +100,9 @@ export async function startMemory(config: MemoryConfig, options: { logger?: Logg
       hotHits.inc({ source: state.hot ? "redis" : request.threadId ? "postgres" : "none" });
       let retrieved: MemoryHit[] = [];
       if (request.retrieval) {
-        const query = textOf([...request.input].reverse().find((message) => message.role === "user")?.content ?? "");
+        const query = textOf(
+          [...request.input].reverse().find((message) => message.role === "user")?.content ?? "",
+        );
         if (query) {
           retrieved = await search({
             meta: request.meta,
@@ -134,11 +158,20 @@ export async function startMemory(config: MemoryConfig, options: { logger?: Logg
         await bus.publishDurable(
           Subjects.memoryJobs,
           MemoryJob,
-          { kind: "index", tenant: request.meta.tenant, documentId: result.documentId, requestedAt: Date.now() },
+          {
+            kind: "index",
+            tenant: request.meta.tenant,
+            documentId: result.documentId,
+            requestedAt: Date.now(),
+          },
           { msgId: `index:${request.meta.tenant}:${result.documentId}:${Date.now()}` },
         );
       }
-      return { documentId: result.documentId, chunks: result.chunks, queued: result.changed && result.chunks > 0 };
+      return {
+        documentId: result.documentId,
+        chunks: result.chunks,
+        queued: result.changed && result.chunks > 0,
+      };
     },
     serve,
   );
@@ -155,21 +188,51 @@ export async function startMemory(config: MemoryConfig, options: { logger?: Logg
         const threadFilter = request.threadId ? "id = $2" : request.userId ? "user_id = $2" : "false";
         const key = request.threadId ?? request.userId ?? null;
         if (key !== null && (request.threadId || request.userId)) {
-          const rows = await client.query<{ id: string }>(`SELECT id FROM threads WHERE tenant = $1 AND ${threadFilter}`, [tenant, key]);
+          const rows = await client.query<{ id: string }>(
+            `SELECT id FROM threads WHERE tenant = $1 AND ${threadFilter}`,
+            [tenant, key],
+          );
           threadIds.push(...rows.rows.map((row) => row.id));
           if (threadIds.length > 0) {
-            deleted.messages = (await client.query("DELETE FROM messages WHERE tenant = $1 AND thread_id = ANY($2)", [tenant, threadIds])).rowCount ?? 0;
-            deleted.threads = (await client.query("DELETE FROM threads WHERE tenant = $1 AND id = ANY($2)", [tenant, threadIds])).rowCount ?? 0;
+            deleted.messages =
+              (
+                await client.query("DELETE FROM messages WHERE tenant = $1 AND thread_id = ANY($2)", [
+                  tenant,
+                  threadIds,
+                ])
+              ).rowCount ?? 0;
+            deleted.threads =
+              (
+                await client.query("DELETE FROM threads WHERE tenant = $1 AND id = ANY($2)", [
+                  tenant,
+                  threadIds,
+                ])
+              ).rowCount ?? 0;
           }
         }
-        const documentFilter = request.documentId ? "id = $2" : request.userId && !request.threadId ? "user_id = $2" : null;
+        const documentFilter = request.documentId
+          ? "id = $2"
+          : request.userId && !request.threadId
+            ? "user_id = $2"
+            : null;
         if (documentFilter) {
           const value = request.documentId ?? request.userId;
-          const docs = await client.query<{ id: string }>(`SELECT id FROM documents WHERE tenant = $1 AND ${documentFilter}`, [tenant, value]);
+          const docs = await client.query<{ id: string }>(
+            `SELECT id FROM documents WHERE tenant = $1 AND ${documentFilter}`,
+            [tenant, value],
+          );
           const ids = docs.rows.map((row) => row.id);
           if (ids.length > 0) {
-            deleted.chunks = (await client.query("DELETE FROM chunks WHERE tenant = $1 AND document_id = ANY($2)", [tenant, ids])).rowCount ?? 0;
-            deleted.documents = (await client.query("DELETE FROM documents WHERE tenant = $1 AND id = ANY($2)", [tenant, ids])).rowCount ?? 0;
+            deleted.chunks =
+              (
+                await client.query("DELETE FROM chunks WHERE tenant = $1 AND document_id = ANY($2)", [
+                  tenant,
+                  ids,
+                ])
+              ).rowCount ?? 0;
+            deleted.documents =
+              (await client.query("DELETE FROM documents WHERE tenant = $1 AND id = ANY($2)", [tenant, ids]))
+                .rowCount ?? 0;
           }
         }
         await client.query("COMMIT");
@@ -183,7 +246,8 @@ export async function startMemory(config: MemoryConfig, options: { logger?: Logg
       if (redisReady(redis)) {
         // cached searches of this tenant may hold deleted text
         const stream = redis.scanStream({ match: `${config.redisPrefix}mem:search:${tenant}:*`, count: 500 });
-        for await (const keys of stream as AsyncIterable<string[]>) if (keys.length > 0) await redis.del(...keys).catch(() => undefined);
+        for await (const keys of stream as AsyncIterable<string[]>)
+          if (keys.length > 0) await redis.del(...keys).catch(() => undefined);
       }
       return { deleted };
     },
@@ -201,8 +265,18 @@ export async function startMemory(config: MemoryConfig, options: { logger?: Logg
     ackWaitMs: 60_000,
     deadLetterOrigin: "memory-jobs",
     handler: async (job) => {
-      if (job.kind === "summarize") await summarizer.summarize(job.tenant, job.threadId, jobMeta(job.tenant, `summarize:${job.threadId}:${job.requestedAt}`));
-      else await knowledge.index(job.tenant, job.documentId, jobMeta(job.tenant, `index:${job.documentId}:${job.requestedAt}`));
+      if (job.kind === "summarize")
+        await summarizer.summarize(
+          job.tenant,
+          job.threadId,
+          jobMeta(job.tenant, `summarize:${job.threadId}:${job.requestedAt}`),
+        );
+      else
+        await knowledge.index(
+          job.tenant,
+          job.documentId,
+          jobMeta(job.tenant, `index:${job.documentId}:${job.requestedAt}`),
+        );
     },
   });
 

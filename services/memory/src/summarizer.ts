@@ -6,7 +6,9 @@ import { countText } from "./tokens.js";
 
 function render(message: ChatMessage): string {
   if (message.role === "assistant" && message.tool_calls?.length) {
-    const calls = message.tool_calls.map((call) => `${call.function.name}(${call.function.arguments})`).join(", ");
+    const calls = message.tool_calls
+      .map((call) => `${call.function.name}(${call.function.arguments})`)
+      .join(", ");
     return `assistant called ${calls}${message.content ? `: ${textOf(message.content)}` : ""}`;
   }
   return `${message.role}: ${textOf(message.content ?? "")}`;

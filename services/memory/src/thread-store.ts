@@ -67,10 +67,14 @@ export class ThreadStore {
   }
 
   private async load(tenant: string, threadId: string): Promise<ThreadState> {
-    const thread = await this.pool.query<{ summary: string | null; summary_upto: string; summary_tokens: number }>(
-      "SELECT summary, summary_upto, summary_tokens FROM threads WHERE tenant = $1 AND id = $2",
-      [tenant, threadId],
-    );
+    const thread = await this.pool.query<{
+      summary: string | null;
+      summary_upto: string;
+      summary_tokens: number;
+    }>("SELECT summary, summary_upto, summary_tokens FROM threads WHERE tenant = $1 AND id = $2", [
+      tenant,
+      threadId,
+    ]);
     const row = thread.rows[0];
     if (!row) return { found: false, summary: null, summaryTokens: 0, messages: [] };
     const messages = await this.pool.query<{ id: string; seq: string; message: unknown; tokens: number }>(
@@ -95,7 +99,9 @@ export class ThreadStore {
 
   private async cache(tenant: string, threadId: string, state: ThreadState): Promise<void> {
     if (!state.found || !redisReady(this.redis)) return;
-    await this.redis.set(this.hotKey(tenant, threadId), JSON.stringify(state), "EX", 3600).catch(() => undefined);
+    await this.redis
+      .set(this.hotKey(tenant, threadId), JSON.stringify(state), "EX", 3600)
+      .catch(() => undefined);
   }
 
   /** Stores messages idempotently by id; returns how many were new. */
@@ -144,7 +150,12 @@ export class ThreadStore {
       client.release();
     }
     if (inserted.length > 0) {
-      const byId = new Map(messages.map((message, index) => [message.id, { message: message.message, tokens: tokenCounts[index]! }]));
+      const byId = new Map(
+        messages.map((message, index) => [
+          message.id,
+          { message: message.message, tokens: tokenCounts[index]! },
+        ]),
+      );
       await this.extendHot(
         tenant,
         threadId,
@@ -165,7 +176,13 @@ export class ThreadStore {
   ): Promise<void> {
     if (!redisReady(this.redis)) return;
     try {
-      await this.redis.eval(EXTEND_SCRIPT, 1, this.hotKey(tenant, threadId), JSON.stringify(added), String(this.hotTurns));
+      await this.redis.eval(
+        EXTEND_SCRIPT,
+        1,
+        this.hotKey(tenant, threadId),
+        JSON.stringify(added),
+        String(this.hotTurns),
+      );
     } catch {
       await this.invalidate(tenant, threadId);
     }
@@ -176,8 +193,15 @@ export class ThreadStore {
     if (redisReady(this.redis)) await this.redis.del(this.hotKey(tenant, threadId)).catch(() => undefined);
   }
 
-  async list(tenant: string, threadId: string, limit: number): Promise<{ found: boolean; messages: StoredMessage[] }> {
-    const thread = await this.pool.query("SELECT 1 FROM threads WHERE tenant = $1 AND id = $2", [tenant, threadId]);
+  async list(
+    tenant: string,
+    threadId: string,
+    limit: number,
+  ): Promise<{ found: boolean; messages: StoredMessage[] }> {
+    const thread = await this.pool.query("SELECT 1 FROM threads WHERE tenant = $1 AND id = $2", [
+      tenant,
+      threadId,
+    ]);
     if (thread.rowCount === 0) return { found: false, messages: [] };
     const rows = await this.pool.query<{ id: string; message: unknown; tokens: number; created_at: Date }>(
       `SELECT id, message, tokens, created_at FROM (

@@ -9,7 +9,8 @@ export function countText(text: string): number {
 export function messageTokens(message: ChatMessage): number {
   let total = 4 + countText(textOf(message.content ?? ""));
   if (message.role === "assistant" && message.tool_calls) {
-    for (const call of message.tool_calls) total += countText(call.function.name) + countText(call.function.arguments) + 3;
+    for (const call of message.tool_calls)
+      total += countText(call.function.name) + countText(call.function.arguments) + 3;
   }
   return total;
 }

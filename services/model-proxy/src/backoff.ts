@@ -11,7 +11,9 @@ export function retryDelayMs(
 }
 
 /** Parses `Retry-After` (seconds or HTTP date) or `retry-after-ms` into milliseconds. */
-export function parseRetryAfter(headers: { get(name: string): string | null } | undefined): number | undefined {
+export function parseRetryAfter(
+  headers: { get(name: string): string | null } | undefined,
+): number | undefined {
   if (!headers) return undefined;
   const ms = headers.get("retry-after-ms");
   if (ms && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));

@@ -18,7 +18,8 @@ export class CircuitBreaker {
   ) {}
 
   get state(): BreakerState {
-    if (this.stateValue === "open" && Date.now() - this.openedAt >= this.options.cooldownMs) return "half-open";
+    if (this.stateValue === "open" && Date.now() - this.openedAt >= this.options.cooldownMs)
+      return "half-open";
     return this.stateValue;
   }
 

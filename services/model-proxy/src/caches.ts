@@ -36,7 +36,11 @@ export class ModelCaches {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    private readonly ttl: { responseTtlSeconds: number; embeddingTtlSeconds: number; idempotencyTtlSeconds: number },
+    private readonly ttl: {
+      responseTtlSeconds: number;
+      embeddingTtlSeconds: number;
+      idempotencyTtlSeconds: number;
+    },
   ) {}
 
   async getResponse(key: string): Promise<ModelChatReply | undefined> {
@@ -53,20 +57,31 @@ export class ModelCaches {
   }
 
   async putIdempotent(tenant: string, requestId: string, reply: ModelChatReply): Promise<void> {
-    await this.set(`${this.prefix}midem:${tenant}:${requestId}`, JSON.stringify(reply), this.ttl.idempotencyTtlSeconds);
+    await this.set(
+      `${this.prefix}midem:${tenant}:${requestId}`,
+      JSON.stringify(reply),
+      this.ttl.idempotencyTtlSeconds,
+    );
   }
 
   async getEmbeddings(model: string, hashes: readonly string[]): Promise<(number[] | undefined)[]> {
     if (!redisReady(this.redis) || hashes.length === 0) return hashes.map(() => undefined);
     try {
-      const values = await this.redis.mgetBuffer(...hashes.map((hash) => `${this.prefix}emb:${model}:${hash}`));
-      return values.map((value) => (value ? Array.from(new Float32Array(new Uint8Array(value).buffer)) : undefined));
+      const values = await this.redis.mgetBuffer(
+        ...hashes.map((hash) => `${this.prefix}emb:${model}:${hash}`),
+      );
+      return values.map((value) =>
+        value ? Array.from(new Float32Array(new Uint8Array(value).buffer)) : undefined,
+      );
     } catch {
       return hashes.map(() => undefined);
     }
   }
 
-  async putEmbeddings(model: string, entries: ReadonlyArray<{ hash: string; vector: number[] }>): Promise<void> {
+  async putEmbeddings(
+    model: string,
+    entries: ReadonlyArray<{ hash: string; vector: number[] }>,
+  ): Promise<void> {
     if (!redisReady(this.redis) || entries.length === 0 || this.ttl.embeddingTtlSeconds === 0) return;
     const pipeline = this.redis.pipeline();
     for (const entry of entries) {

@@ -1,4 +1,4 @@
-import { ConfigError, type ModelsSection, loadRuntimeConfig } from "@agent-runtime/config";
+import { ConfigError, loadRuntimeConfig, type ModelsSection } from "@agent-runtime/config";
 import { z } from "zod";
 
 const Env = z.object({
@@ -15,7 +15,11 @@ const Env = z.object({
   MODEL_STRONG: z.string().default("gpt-4o"),
   MODEL_EMBED: z.string().default("text-embedding-3-small"),
   RESPONSE_CACHE_TTL_SECONDS: z.coerce.number().int().nonnegative().default(3600),
-  EMBEDDING_CACHE_TTL_SECONDS: z.coerce.number().int().nonnegative().default(7 * 24 * 3600),
+  EMBEDDING_CACHE_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .nonnegative()
+    .default(7 * 24 * 3600),
   IDEMPOTENCY_TTL_SECONDS: z.coerce.number().int().positive().default(600),
   MAX_RETRIES: z.coerce.number().int().nonnegative().default(3),
   RETRY_BASE_MS: z.coerce.number().int().positive().default(250),
@@ -47,7 +51,9 @@ export interface ModelProxyConfig {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelProxyConfig {
   const parsed = Env.safeParse(env);
   if (!parsed.success) {
-    throw new ConfigError(`invalid environment: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    throw new ConfigError(
+      `invalid environment: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
   }
   const e = parsed.data;
   const runtime = loadRuntimeConfig(env);
@@ -71,7 +77,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelProxyConf
       };
     } else {
       offline = true;
-      models.providers.offline = { baseUrl: "http://offline.invalid/v1", timeoutMs: 60_000, maxConcurrency: 1024, headers: {} };
+      models.providers.offline = {
+        baseUrl: "http://offline.invalid/v1",
+        timeoutMs: 60_000,
+        maxConcurrency: 1024,
+        headers: {},
+      };
     }
     const provider = offline ? "offline" : "default";
     for (const id of new Set([e.MODEL_FAST, e.MODEL_STRONG, e.MODEL_EMBED])) {
@@ -113,7 +124,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelProxyConf
 function validateReferences(models: ModelsSection, source: string): void {
   const problems: string[] = [];
   for (const [name, model] of Object.entries(models.models)) {
-    if (!models.providers[model.provider]) problems.push(`models.${name}.provider: unknown provider "${model.provider}"`);
+    if (!models.providers[model.provider])
+      problems.push(`models.${name}.provider: unknown provider "${model.provider}"`);
   }
   for (const [tier, chain] of Object.entries(models.tiers)) {
     chain.forEach((model, index) => {
@@ -121,9 +133,11 @@ function validateReferences(models: ModelsSection, source: string): void {
     });
   }
   models.routes.forEach((route, index) => {
-    if (route.tier && !models.tiers[route.tier]) problems.push(`routes[${index}].tier: unknown tier "${route.tier}"`);
+    if (route.tier && !models.tiers[route.tier])
+      problems.push(`routes[${index}].tier: unknown tier "${route.tier}"`);
     route.variants?.forEach((variant, vIndex) => {
-      if (!models.tiers[variant.tier]) problems.push(`routes[${index}].variants[${vIndex}].tier: unknown tier "${variant.tier}"`);
+      if (!models.tiers[variant.tier])
+        problems.push(`routes[${index}].variants[${vIndex}].tier: unknown tier "${variant.tier}"`);
     });
   });
   if (Object.keys(models.tiers).length > 0 && !models.tiers[models.defaultTier]) {

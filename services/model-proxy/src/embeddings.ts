@@ -1,11 +1,16 @@
 import { randomUUID } from "node:crypto";
 import type { ModelsSection } from "@agent-runtime/config";
-import { type ModelEmbedReply, type ModelEmbedRequest, type ModelUsageRecord, RuntimeError } from "@agent-runtime/contracts";
-import { fakeEmbeddingForOffline } from "./offline-embedding.js";
+import {
+  type ModelEmbedReply,
+  type ModelEmbedRequest,
+  type ModelUsageRecord,
+  RuntimeError,
+} from "@agent-runtime/contracts";
 import type { ModelCaches } from "./caches.js";
 import { textHash } from "./caches.js";
+import { fakeEmbeddingForOffline } from "./offline-embedding.js";
 import { costOf } from "./pricing.js";
-import { type Provider, classifyProviderError } from "./provider-call.js";
+import { classifyProviderError, type Provider } from "./provider-call.js";
 import { countTextTokens } from "./tokens.js";
 
 const BATCH = 256;
@@ -30,7 +35,10 @@ export async function embed(
   if (!provider) throw new RuntimeError("unavailable", `provider ${model.provider} is not configured`);
 
   const hashes = request.input.map(textHash);
-  const cached = request.cache === false ? hashes.map(() => undefined) : await deps.caches.getEmbeddings(modelName, hashes);
+  const cached =
+    request.cache === false
+      ? hashes.map(() => undefined)
+      : await deps.caches.getEmbeddings(modelName, hashes);
   const result: (number[] | undefined)[] = [...cached];
   const missing = result.flatMap((vector, index) => (vector ? [] : [index]));
   let promptTokens = 0;
@@ -45,16 +53,24 @@ export async function embed(
       try {
         const response = await provider.client.embeddings.create(
           { model: model.id ?? modelName, input: texts },
-          { signal, timeout: Math.max(1, Math.min(provider.config.timeoutMs, request.meta.deadline - Date.now())), maxRetries: 2 },
+          {
+            signal,
+            timeout: Math.max(1, Math.min(provider.config.timeoutMs, request.meta.deadline - Date.now())),
+            maxRetries: 2,
+          },
         );
         vectors = response.data.sort((a, b) => a.index - b.index).map((entry) => entry.embedding);
-        promptTokens += response.usage?.prompt_tokens ?? texts.reduce((sum, text) => sum + countTextTokens(text), 0);
+        promptTokens +=
+          response.usage?.prompt_tokens ?? texts.reduce((sum, text) => sum + countTextTokens(text), 0);
       } catch (error) {
         throw classifyProviderError(error, provider.name);
       }
     }
     if (vectors.length !== texts.length) {
-      throw new RuntimeError("upstream", `${provider.name} returned ${vectors.length} embeddings for ${texts.length} inputs`);
+      throw new RuntimeError(
+        "upstream",
+        `${provider.name} returned ${vectors.length} embeddings for ${texts.length} inputs`,
+      );
     }
     batch.forEach((index, position) => {
       result[index] = vectors[position];

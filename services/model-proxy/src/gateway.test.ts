@@ -1,5 +1,5 @@
-import { Endpoints, type ModelChatReply, ModelUsageRecord, RuntimeError } from "@agent-runtime/contracts";
 import { decodeWith } from "@agent-runtime/bus";
+import { Endpoints, type ModelChatReply, ModelUsageRecord, RuntimeError } from "@agent-runtime/contracts";
 import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type ProxyHarness, startProxyHarness, writeConfigFile } from "./test-support.js";
@@ -13,7 +13,10 @@ const user = (content: string) => [{ role: "user" as const, content }];
 beforeAll(async () => {
   primary = await startFakeOpenAI();
   backup = await startFakeOpenAI();
-  primary.setHandler(() => ({ content: "from primary", usage: { prompt_tokens: 1000, completion_tokens: 500, cached_tokens: 200 } }));
+  primary.setHandler(() => ({
+    content: "from primary",
+    usage: { prompt_tokens: 1000, completion_tokens: 500, cached_tokens: 200 },
+  }));
   backup.setHandler(() => ({ content: "from backup" }));
   const config = writeConfigFile({
     providers: {
@@ -27,10 +30,22 @@ beforeAll(async () => {
     },
     tiers: { fast: ["a-small", "b-small"], strong: ["a-large"] },
     routes: [
-      { name: "experiment", when: { task: ["classify"] }, variants: [{ name: "control", tier: "fast", weight: 3 }, { name: "treatment", tier: "strong", weight: 1 }] },
+      {
+        name: "experiment",
+        when: { task: ["classify"] },
+        variants: [
+          { name: "control", tier: "fast", weight: 3 },
+          { name: "treatment", tier: "strong", weight: 1 },
+        ],
+      },
     ],
   });
-  harness = await startProxyHarness({ AGENT_CONFIG: config, BREAKER_FAILURES: "3", BREAKER_COOLDOWN_MS: "500", MAX_RETRIES: "2" });
+  harness = await startProxyHarness({
+    AGENT_CONFIG: config,
+    BREAKER_FAILURES: "3",
+    BREAKER_COOLDOWN_MS: "500",
+    MAX_RETRIES: "2",
+  });
 });
 afterEach(() => {
   primary.setFault(null);
@@ -77,7 +92,11 @@ describe("model-proxy resilience", () => {
     expect(reply.fallbacks).toBe(1);
 
     primary.setFault({ kind: "hang" });
-    const hung = (await harness.chat({ messages: user("y"), tier: "fast", meta: { deadline: Date.now() + 8000 } })) as ModelChatReply;
+    const hung = (await harness.chat({
+      messages: user("y"),
+      tier: "fast",
+      meta: { deadline: Date.now() + 8000 },
+    })) as ModelChatReply;
     expect(hung.provider).toBe("backup");
   });
 
@@ -102,7 +121,9 @@ describe("model-proxy resilience", () => {
     primary.setFault({ kind: "status", status: 500 });
     backup.setFault({ kind: "status", status: 500 });
     const started = Date.now();
-    const error = (await harness.chat({ messages: user("z"), tier: "fast", meta: { deadline: Date.now() + 1500 } }).catch((e: unknown) => e)) as RuntimeError;
+    const error = (await harness
+      .chat({ messages: user("z"), tier: "fast", meta: { deadline: Date.now() + 1500 } })
+      .catch((e: unknown) => e)) as RuntimeError;
     expect(error.code).toBe("upstream");
     expect(Date.now() - started).toBeLessThan(2500);
     // let both breakers cool down so the next tests start with healthy providers
@@ -122,14 +143,27 @@ describe("model-proxy accounting, caching and idempotency", () => {
 
   it("answers a deterministic request from the cache without a provider call, at no cost", async () => {
     const before = primary.chatRequests().length;
-    const first = (await harness.chat({ messages: user("cache me"), tier: "fast", temperature: 0 })) as ModelChatReply;
-    const second = (await harness.chat({ messages: user("cache me"), tier: "fast", temperature: 0 })) as ModelChatReply;
+    const first = (await harness.chat({
+      messages: user("cache me"),
+      tier: "fast",
+      temperature: 0,
+    })) as ModelChatReply;
+    const second = (await harness.chat({
+      messages: user("cache me"),
+      tier: "fast",
+      temperature: 0,
+    })) as ModelChatReply;
     expect(first.cached).toBe(false);
     expect(second.cached).toBe(true);
     expect(second.costUsd).toBe(0);
     expect(second.message).toEqual(first.message);
     expect(primary.chatRequests().length - before).toBe(1);
-    const optOut = (await harness.chat({ messages: user("cache me"), tier: "fast", temperature: 0, cache: false })) as ModelChatReply;
+    const optOut = (await harness.chat({
+      messages: user("cache me"),
+      tier: "fast",
+      temperature: 0,
+      cache: false,
+    })) as ModelChatReply;
     expect(optOut.cached).toBe(false);
   });
 
@@ -150,7 +184,11 @@ describe("model-proxy accounting, caching and idempotency", () => {
     const jsm = await harness.client.jsm();
     const stream = harness.client.streamName("USAGE");
     const before = (await jsm.streams.info(stream)).state.last_seq;
-    await harness.chat({ messages: user("classify this"), task: "classify", meta: { userId: "u-1", runId: "r-1", agent: "ag" } });
+    await harness.chat({
+      messages: user("classify this"),
+      task: "classify",
+      meta: { userId: "u-1", runId: "r-1", agent: "ag" },
+    });
     let record: ModelUsageRecord | undefined;
     for (let i = 0; i < 50 && !record; i++) {
       const info = await jsm.streams.info(stream);
@@ -159,7 +197,14 @@ describe("model-proxy accounting, caching and idempotency", () => {
         record = decodeWith(ModelUsageRecord, message!.data);
       } else await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    expect(record).toMatchObject({ tenant: "t1", userId: "u-1", runId: "r-1", agent: "ag", route: "classify", status: "ok" });
+    expect(record).toMatchObject({
+      tenant: "t1",
+      userId: "u-1",
+      runId: "r-1",
+      agent: "ag",
+      route: "classify",
+      status: "ok",
+    });
     expect(["control", "treatment"]).toContain(record?.variant);
     expect(record?.provider).toBe("primary");
   });
@@ -184,14 +229,26 @@ describe("routing", () => {
   it("splits an A/B route close to its weights, sticky per user", async () => {
     const counts = { control: 0, treatment: 0 };
     for (let i = 0; i < 400; i++) {
-      const reply = (await harness.chat({ messages: user("label"), task: "classify", meta: { userId: `user-${i}` } })) as ModelChatReply;
+      const reply = (await harness.chat({
+        messages: user("label"),
+        task: "classify",
+        meta: { userId: `user-${i}` },
+      })) as ModelChatReply;
       counts[reply.route.variant as "control" | "treatment"]++;
     }
     expect(counts.control / 400).toBeGreaterThan(0.66);
     expect(counts.control / 400).toBeLessThan(0.84);
-    const first = (await harness.chat({ messages: user("a"), task: "classify", meta: { userId: "sticky" } })) as ModelChatReply;
+    const first = (await harness.chat({
+      messages: user("a"),
+      task: "classify",
+      meta: { userId: "sticky" },
+    })) as ModelChatReply;
     for (let i = 0; i < 5; i++) {
-      const again = (await harness.chat({ messages: user(`b${i}`), task: "classify", meta: { userId: "sticky" } })) as ModelChatReply;
+      const again = (await harness.chat({
+        messages: user(`b${i}`),
+        task: "classify",
+        meta: { userId: "sticky" },
+      })) as ModelChatReply;
       expect(again.route.variant).toBe(first.route.variant);
     }
   });
@@ -200,11 +257,19 @@ describe("routing", () => {
     primary.enqueue({ content: "one two three four five" });
     const subject = `test.stream.${Date.now()}`;
     const chunks: string[] = [];
-    const subscription = harness.client.subscribe(subject, (await import("@agent-runtime/contracts")).ModelStreamChunk, (chunk) => {
-      if (chunk.content) chunks.push(chunk.content);
-    });
+    const subscription = harness.client.subscribe(
+      subject,
+      (await import("@agent-runtime/contracts")).ModelStreamChunk,
+      (chunk) => {
+        if (chunk.content) chunks.push(chunk.content);
+      },
+    );
     await harness.client.nc.flush();
-    const reply = (await harness.chat({ messages: user("stream"), tier: "fast", streamSubject: subject })) as ModelChatReply;
+    const reply = (await harness.chat({
+      messages: user("stream"),
+      tier: "fast",
+      streamSubject: subject,
+    })) as ModelChatReply;
     await harness.client.nc.flush();
     subscription.unsubscribe();
     expect(chunks.join("")).toBe("one two three four five");
@@ -226,10 +291,18 @@ describe("routing", () => {
 
   it("embeds in batches and serves repeated texts from the cache", async () => {
     const meta = { v: 1 as const, tenant: "t1", requestId: "emb-1", deadline: Date.now() + 5000 };
-    const config = await harness.client.request(Endpoints.modelEmbed, { meta, model: "b-small", input: ["alpha beta", "gamma"] });
+    const config = await harness.client.request(Endpoints.modelEmbed, {
+      meta,
+      model: "b-small",
+      input: ["alpha beta", "gamma"],
+    });
     expect(config.embeddings).toHaveLength(2);
     expect(config.cachedCount).toBe(0);
-    const again = await harness.client.request(Endpoints.modelEmbed, { meta, model: "b-small", input: ["alpha beta", "delta"] });
+    const again = await harness.client.request(Endpoints.modelEmbed, {
+      meta,
+      model: "b-small",
+      input: ["alpha beta", "delta"],
+    });
     expect(again.cachedCount).toBe(1);
     expect(again.embeddings[0]).toEqual(config.embeddings[0]);
   });

@@ -3,18 +3,24 @@ import type { ModelsSection } from "@agent-runtime/config";
 import {
   type ModelChatReply,
   type ModelChatRequest,
-  ModelStreamChunk,
+  type ModelStreamChunk,
   type ModelUsageRecord,
   RuntimeError,
 } from "@agent-runtime/contracts";
 import type { Metrics } from "@agent-runtime/telemetry";
 import { retryDelayMs, sleep } from "./backoff.js";
 import { type BreakerState, CircuitBreaker } from "./breaker.js";
-import { type ModelCaches, isCacheable, responseCacheKey } from "./caches.js";
+import { isCacheable, type ModelCaches, responseCacheKey } from "./caches.js";
 import type { ProviderLimiter } from "./limits.js";
 import { offlineCompletion } from "./offline-model.js";
 import { costOf } from "./pricing.js";
-import { type CompletionResult, type Provider, type StreamDelta, callProvider, classifyProviderError } from "./provider-call.js";
+import {
+  type CompletionResult,
+  callProvider,
+  classifyProviderError,
+  type Provider,
+  type StreamDelta,
+} from "./provider-call.js";
 import { routeRequest } from "./router.js";
 import { estimatePromptTokens } from "./tokens.js";
 
@@ -49,7 +55,13 @@ export class Gateway {
   constructor(private readonly deps: GatewayDeps) {
     const m = deps.metrics;
     this.metricsOf = {
-      requests: m.counter("model_requests_total", "model.chat calls", ["tier", "model", "provider", "status", "cached"]),
+      requests: m.counter("model_requests_total", "model.chat calls", [
+        "tier",
+        "model",
+        "provider",
+        "status",
+        "cached",
+      ]),
       latency: m.histogram("model_request_seconds", "model.chat latency", ["tier", "cached"]),
       ttft: m.histogram("model_ttft_seconds", "time to first token of streamed calls", ["model"]),
       tokens: m.counter("model_tokens_total", "tokens by kind", ["model", "kind"]),
@@ -57,7 +69,10 @@ export class Gateway {
       retries: m.counter("model_retries_total", "provider retries", ["provider"]),
       fallbacks: m.counter("model_fallbacks_total", "fallbacks along a tier chain", ["tier"]),
       breaker: m.gauge("model_breaker_open", "1 when the provider's breaker is open", ["provider"]),
-      limited: m.counter("model_limit_waits_total", "calls that waited for or skipped a provider limit", ["provider", "limit"]),
+      limited: m.counter("model_limit_waits_total", "calls that waited for or skipped a provider limit", [
+        "provider",
+        "limit",
+      ]),
     };
     for (const name of deps.providers.keys()) {
       this.breakers.set(
@@ -122,26 +137,43 @@ export class Gateway {
       }
     }
     let index = 0;
-    const onDelta = request.streamSubject ? (delta: StreamDelta) => this.emit(request, index++, delta) : undefined;
+    const onDelta = request.streamSubject
+      ? (delta: StreamDelta) => this.emit(request, index++, delta)
+      : undefined;
     let attempted: Attempted;
     try {
-      attempted = await this.runChain(request, decision.chain, decision.tier, signal, onDelta, () => index > 0);
+      attempted = await this.runChain(
+        request,
+        decision.chain,
+        decision.tier,
+        signal,
+        onDelta,
+        () => index > 0,
+      );
     } catch (error) {
       const failure = error instanceof RuntimeError ? error : classifyProviderError(error, "provider");
-      this.metricsOf.requests.inc({ tier: decision.tier, model: "none", provider: "none", status: "error", cached: "false" });
-      this.deps.publishUsage(this.usageRecord(request, route, {
-        model: decision.chain[0] ?? "none",
+      this.metricsOf.requests.inc({
+        tier: decision.tier,
+        model: "none",
         provider: "none",
-        usage: { promptTokens: 0, completionTokens: 0, cachedTokens: 0, totalTokens: 0 },
-        usageEstimated: true,
-        costUsd: 0,
-        latencyMs: performance.now() - started,
-        retries: 0,
-        fallbacks: 0,
-        cached: false,
         status: "error",
-        errorCode: failure.code,
-      }));
+        cached: "false",
+      });
+      this.deps.publishUsage(
+        this.usageRecord(request, route, {
+          model: decision.chain[0] ?? "none",
+          provider: "none",
+          usage: { promptTokens: 0, completionTokens: 0, cachedTokens: 0, totalTokens: 0 },
+          usageEstimated: true,
+          costUsd: 0,
+          latencyMs: performance.now() - started,
+          retries: 0,
+          fallbacks: 0,
+          cached: false,
+          status: "error",
+          errorCode: failure.code,
+        }),
+      );
       throw failure;
     }
     const { result } = attempted;
@@ -200,18 +232,23 @@ export class Gateway {
         if (!limitOk) {
           breaker.success(); // not a provider failure; release a half-open probe slot
           skipped.push(`${provider.name}: rate limit reached`);
-          lastError = new RuntimeError("rate_limited", `${provider.name} is at its configured rate limit`, { retryAfterMs: 1000 });
+          lastError = new RuntimeError("rate_limited", `${provider.name} is at its configured rate limit`, {
+            retryAfterMs: 1000,
+          });
           break;
         }
         const active = this.inFlightPerProvider.get(provider.name) ?? 0;
         if (active >= provider.config.maxConcurrency) {
           breaker.success();
           skipped.push(`${provider.name}: at max concurrency`);
-          lastError = new RuntimeError("overloaded", `${provider.name} is at its concurrency limit`, { retryAfterMs: 200 });
+          lastError = new RuntimeError("overloaded", `${provider.name} is at its concurrency limit`, {
+            retryAfterMs: 200,
+          });
           break;
         }
         const remaining = deadline - Date.now();
-        if (remaining <= 0) throw new RuntimeError("timeout", "deadline passed while calling the model", { retryable: false });
+        if (remaining <= 0)
+          throw new RuntimeError("timeout", "deadline passed while calling the model", { retryable: false });
         this.inFlightPerProvider.set(provider.name, active + 1);
         try {
           const result = await callProvider(provider, model, modelName, request, {
@@ -229,17 +266,26 @@ export class Gateway {
           else breaker.success();
           lastError = failure;
           if (streamed()) {
-            throw new RuntimeError("upstream", `stream from ${provider.name} broke after deltas were sent: ${failure.message}`, {
-              retryable: true,
-              details: { provider: provider.name, model: modelName, partial: true },
-            });
+            throw new RuntimeError(
+              "upstream",
+              `stream from ${provider.name} broke after deltas were sent: ${failure.message}`,
+              {
+                retryable: true,
+                details: { provider: provider.name, model: modelName, partial: true },
+              },
+            );
           }
           if (!failure.retryable) throw failure;
           if (attempt === this.deps.retry.maxRetries) break;
           const delay = retryDelayMs(attempt, this.deps.retry, failure.retryAfterMs);
           if (Date.now() + delay >= deadline) break;
           // a long Retry-After on this provider: try the next model instead of waiting
-          if (failure.retryAfterMs !== undefined && failure.retryAfterMs > this.deps.limitMaxWaitMs && position < chain.length - 1) break;
+          if (
+            failure.retryAfterMs !== undefined &&
+            failure.retryAfterMs > this.deps.limitMaxWaitMs &&
+            position < chain.length - 1
+          )
+            break;
           retries++;
           this.metricsOf.retries.inc({ provider: provider.name });
           await sleep(delay, signal);
@@ -250,17 +296,26 @@ export class Gateway {
     }
     const reason = skipped.length > 0 ? ` (${skipped.join("; ")})` : "";
     if (lastError) {
-      throw new RuntimeError(lastError.code, `all models of tier ${tier} failed: ${lastError.message}${reason}`, {
-        retryable: lastError.retryable,
-        ...(lastError.retryAfterMs === undefined ? {} : { retryAfterMs: lastError.retryAfterMs }),
-        details: { tier, chain, skipped },
-      });
+      throw new RuntimeError(
+        lastError.code,
+        `all models of tier ${tier} failed: ${lastError.message}${reason}`,
+        {
+          retryable: lastError.retryable,
+          ...(lastError.retryAfterMs === undefined ? {} : { retryAfterMs: lastError.retryAfterMs }),
+          details: { tier, chain, skipped },
+        },
+      );
     }
     throw new RuntimeError("unavailable", `no usable model in tier ${tier}`, { details: { chain } });
   }
 
   /** Waits briefly for a provider's RPM/TPM window; false means fail over instead. */
-  private async waitForLimit(provider: Provider, estimated: number, deadline: number, signal: AbortSignal): Promise<boolean> {
+  private async waitForLimit(
+    provider: Provider,
+    estimated: number,
+    deadline: number,
+    signal: AbortSignal,
+  ): Promise<boolean> {
     const giveUpAt = Math.min(deadline, Date.now() + this.deps.limitMaxWaitMs);
     for (;;) {
       const verdict = await this.deps.limiter.acquire(provider.name, provider.config, estimated);
@@ -279,8 +334,17 @@ export class Gateway {
 
   private account(request: ModelChatRequest, reply: ModelChatReply, estimated: boolean): void {
     const labels = { model: reply.model };
-    this.metricsOf.requests.inc({ tier: reply.route.tier, model: reply.model, provider: reply.provider, status: "ok", cached: String(reply.cached) });
-    this.metricsOf.latency.observe({ tier: reply.route.tier, cached: String(reply.cached) }, reply.latencyMs / 1000);
+    this.metricsOf.requests.inc({
+      tier: reply.route.tier,
+      model: reply.model,
+      provider: reply.provider,
+      status: "ok",
+      cached: String(reply.cached),
+    });
+    this.metricsOf.latency.observe(
+      { tier: reply.route.tier, cached: String(reply.cached) },
+      reply.latencyMs / 1000,
+    );
     if (reply.ttftMs !== undefined) this.metricsOf.ttft.observe(labels, reply.ttftMs / 1000);
     if (!reply.cached) {
       this.metricsOf.tokens.inc({ ...labels, kind: "prompt" }, reply.usage.promptTokens);
@@ -310,7 +374,16 @@ export class Gateway {
     route: ModelChatReply["route"],
     fields: Pick<
       ModelUsageRecord,
-      "model" | "provider" | "usage" | "usageEstimated" | "costUsd" | "latencyMs" | "retries" | "fallbacks" | "cached" | "status"
+      | "model"
+      | "provider"
+      | "usage"
+      | "usageEstimated"
+      | "costUsd"
+      | "latencyMs"
+      | "retries"
+      | "fallbacks"
+      | "cached"
+      | "status"
     > &
       Partial<Pick<ModelUsageRecord, "ttftMs" | "errorCode">>,
   ): ModelUsageRecord {

@@ -1,6 +1,6 @@
-export { loadConfig } from "./config.js";
 export type { ModelProxyConfig } from "./config.js";
-export { startModelProxy } from "./service.js";
-export type { RunningModelProxy } from "./service.js";
-export { estimateComplexity, pickVariant, routeRequest } from "./router.js";
+export { loadConfig } from "./config.js";
 export { costOf } from "./pricing.js";
+export { estimateComplexity, pickVariant, routeRequest } from "./router.js";
+export type { RunningModelProxy } from "./service.js";
+export { startModelProxy } from "./service.js";

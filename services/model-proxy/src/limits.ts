@@ -60,7 +60,12 @@ export class ProviderLimiter {
   }
 
   /** Corrects the window's token count with the real usage after the call. */
-  async settle(provider: string, config: ProviderConfig, estimatedTokens: number, actualTokens: number): Promise<void> {
+  async settle(
+    provider: string,
+    config: ProviderConfig,
+    estimatedTokens: number,
+    actualTokens: number,
+  ): Promise<void> {
     if (!config.tpm) return;
     const delta = actualTokens - estimatedTokens;
     if (delta === 0) return;
@@ -73,7 +78,9 @@ export class ProviderLimiter {
   }
 
   private over(config: ProviderConfig, requests: number, tokens: number): boolean {
-    return (config.rpm !== undefined && requests > config.rpm) || (config.tpm !== undefined && tokens > config.tpm);
+    return (
+      (config.rpm !== undefined && requests > config.rpm) || (config.tpm !== undefined && tokens > config.tpm)
+    );
   }
 
   private localEntry(provider: string, window: number) {

@@ -1,6 +1,6 @@
 import { ConfigError } from "@agent-runtime/config";
 import { createLogger, installShutdown, startTelemetry } from "@agent-runtime/telemetry";
-import { type ModelProxyConfig, loadConfig } from "./config.js";
+import { loadConfig, type ModelProxyConfig } from "./config.js";
 import { startModelProxy } from "./service.js";
 
 let config: ModelProxyConfig;

@@ -15,7 +15,9 @@ export function offlineCompletion(request: Pick<ModelChatRequest, "messages" | "
   const lastUser = [...messages].reverse().find((message) => message.role === "user");
   const question = textOf(lastUser?.content ?? "").trim();
   let content: string;
-  let toolCalls: { id: string; type: "function"; function: { name: string; arguments: string } }[] | undefined;
+  let toolCalls:
+    | { id: string; type: "function"; function: { name: string; arguments: string } }[]
+    | undefined;
 
   if (last?.role === "tool") {
     const raw = textOf(last.content);
@@ -49,7 +51,8 @@ export function offlineCompletion(request: Pick<ModelChatRequest, "messages" | "
     ? { role: "assistant", content: null, tool_calls: toolCalls }
     : { role: "assistant", content };
   const promptTokens = countMessageTokens(messages);
-  const completionTokens = countTextTokens(content) + (toolCalls ? countTextTokens(toolCalls[0]!.function.arguments) : 0);
+  const completionTokens =
+    countTextTokens(content) + (toolCalls ? countTextTokens(toolCalls[0]!.function.arguments) : 0);
   return {
     message,
     finishReason: toolCalls ? "tool_calls" : "stop",

@@ -7,6 +7,7 @@ export function costOf(model: ModelConfig | undefined, usage: TokenUsage): numbe
   const { input, output, cachedInput } = model.pricing;
   const cached = Math.min(usage.cachedTokens, usage.promptTokens);
   const uncached = usage.promptTokens - cached;
-  const cost = (uncached * input + cached * (cachedInput ?? input) + usage.completionTokens * output) / 1_000_000;
+  const cost =
+    (uncached * input + cached * (cachedInput ?? input) + usage.completionTokens * output) / 1_000_000;
   return Math.round(cost * 1e10) / 1e10;
 }

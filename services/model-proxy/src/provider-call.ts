@@ -1,8 +1,13 @@
 import type { ModelConfig, ProviderConfig } from "@agent-runtime/config";
-import { type AssistantMessage, type ModelChatRequest, RuntimeError, type TokenUsage } from "@agent-runtime/contracts";
+import {
+  type AssistantMessage,
+  type ModelChatRequest,
+  RuntimeError,
+  type TokenUsage,
+} from "@agent-runtime/contracts";
 import OpenAI from "openai";
 import { parseRetryAfter } from "./backoff.js";
-import { estimatePromptTokens, countTextTokens } from "./tokens.js";
+import { countTextTokens, estimatePromptTokens } from "./tokens.js";
 
 export interface CompletionResult {
   message: AssistantMessage;
@@ -40,13 +45,19 @@ export function createProvider(name: string, config: ProviderConfig, env: NodeJS
 export function classifyProviderError(error: unknown, provider: string): RuntimeError {
   if (error instanceof RuntimeError) return error;
   if (error instanceof OpenAI.APIConnectionTimeoutError) {
-    return new RuntimeError("timeout", `${provider} did not answer in time`, { retryable: true, cause: error });
+    return new RuntimeError("timeout", `${provider} did not answer in time`, {
+      retryable: true,
+      cause: error,
+    });
   }
   if (error instanceof OpenAI.APIUserAbortError) {
     return new RuntimeError("cancelled", "call cancelled", { retryable: false, cause: error });
   }
   if (error instanceof OpenAI.APIConnectionError) {
-    return new RuntimeError("upstream", `cannot reach ${provider}: ${error.message}`, { retryable: true, cause: error });
+    return new RuntimeError("upstream", `cannot reach ${provider}: ${error.message}`, {
+      retryable: true,
+      cause: error,
+    });
   }
   if (error instanceof OpenAI.APIError) {
     const status = error.status ?? 0;
@@ -77,21 +88,30 @@ export function classifyProviderError(error: unknown, provider: string): Runtime
   }
   // malformed bodies and protocol errors: another attempt may work
   const message = error instanceof Error ? error.message : String(error);
-  return new RuntimeError("upstream", `${provider} sent an invalid response: ${message}`, { retryable: true, cause: error });
+  return new RuntimeError("upstream", `${provider} sent an invalid response: ${message}`, {
+    retryable: true,
+    cause: error,
+  });
 }
 
 function buildParams(request: ModelChatRequest, providerModelId: string) {
   return {
     model: providerModelId,
     messages: request.messages as OpenAI.Chat.Completions.ChatCompletionMessageParam[],
-    ...(request.tools && request.tools.length > 0 ? { tools: request.tools as OpenAI.Chat.Completions.ChatCompletionTool[] } : {}),
-    ...(request.toolChoice ? { tool_choice: request.toolChoice as OpenAI.Chat.Completions.ChatCompletionToolChoiceOption } : {}),
+    ...(request.tools && request.tools.length > 0
+      ? { tools: request.tools as OpenAI.Chat.Completions.ChatCompletionTool[] }
+      : {}),
+    ...(request.toolChoice
+      ? { tool_choice: request.toolChoice as OpenAI.Chat.Completions.ChatCompletionToolChoiceOption }
+      : {}),
     ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
     ...(request.topP !== undefined ? { top_p: request.topP } : {}),
     ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
     ...(request.seed !== undefined ? { seed: request.seed } : {}),
     ...(request.stop !== undefined ? { stop: request.stop } : {}),
-    ...(request.responseFormat ? { response_format: request.responseFormat as OpenAI.ResponseFormatJSONObject } : {}),
+    ...(request.responseFormat
+      ? { response_format: request.responseFormat as OpenAI.ResponseFormatJSONObject }
+      : {}),
   };
 }
 
@@ -138,12 +158,21 @@ export async function callProvider(
       { signal: options.signal, timeout: options.timeoutMs, maxRetries: 0 },
     );
     const choice = completion.choices?.[0];
-    if (!choice?.message) throw new RuntimeError("upstream", `${provider.name} returned no choices`, { retryable: true });
+    if (!choice?.message)
+      throw new RuntimeError("upstream", `${provider.name} returned no choices`, { retryable: true });
     const toolCalls = (choice.message.tool_calls ?? [])
       .filter((call) => call.type === "function")
-      .map((call) => ({ id: call.id, type: "function" as const, function: { name: call.function.name, arguments: call.function.arguments } }));
+      .map((call) => ({
+        id: call.id,
+        type: "function" as const,
+        function: { name: call.function.name, arguments: call.function.arguments },
+      }));
     const content = choice.message.content ?? null;
-    const { usage, estimated } = usageFrom(completion.usage, request, (content ?? "") + toolCalls.map((c) => c.function.arguments).join(""));
+    const { usage, estimated } = usageFrom(
+      completion.usage,
+      request,
+      (content ?? "") + toolCalls.map((c) => c.function.arguments).join(""),
+    );
     return {
       message: { role: "assistant", content, ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) },
       finishReason: choice.finish_reason ?? "stop",
@@ -175,7 +204,11 @@ export async function callProvider(
     if (delta?.tool_calls) {
       out.toolCalls = [];
       for (const part of delta.tool_calls) {
-        const slot = (calls[part.index] ??= { id: "", name: "", arguments: "" });
+        let slot = calls[part.index];
+        if (!slot) {
+          slot = { id: "", name: "", arguments: "" };
+          calls[part.index] = slot;
+        }
         if (part.id) slot.id = part.id;
         if (part.function?.name) slot.name += part.function.name;
         if (part.function?.arguments) slot.arguments += part.function.arguments;
@@ -193,14 +226,26 @@ export async function callProvider(
     }
   }
   if (!finishReason) {
-    throw new RuntimeError("upstream", `${provider.name} ended the stream without a finish reason`, { retryable: true });
+    throw new RuntimeError("upstream", `${provider.name} ended the stream without a finish reason`, {
+      retryable: true,
+    });
   }
-  const toolCalls = calls
-    .filter(Boolean)
-    .map((call) => ({ id: call.id, type: "function" as const, function: { name: call.name, arguments: call.arguments } }));
-  const { usage, estimated } = usageFrom(rawUsage, request, content + toolCalls.map((c) => c.function.arguments).join(""));
+  const toolCalls = calls.filter(Boolean).map((call) => ({
+    id: call.id,
+    type: "function" as const,
+    function: { name: call.name, arguments: call.arguments },
+  }));
+  const { usage, estimated } = usageFrom(
+    rawUsage,
+    request,
+    content + toolCalls.map((c) => c.function.arguments).join(""),
+  );
   return {
-    message: { role: "assistant", content: content || (toolCalls.length > 0 ? null : ""), ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}) },
+    message: {
+      role: "assistant",
+      content: content || (toolCalls.length > 0 ? null : ""),
+      ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
+    },
     finishReason,
     usage,
     usageEstimated: estimated,

@@ -48,16 +48,28 @@ function ruleMatches(rule: RouteRule, request: ModelChatRequest, complexity: num
 export const COMPLEXITY_THRESHOLD = 0.45;
 
 /** Chooses the tier for a request and records why. */
-export function routeRequest(models: ModelsSection, request: ModelChatRequest): RouteDecision & { chain: string[] } {
+export function routeRequest(
+  models: ModelsSection,
+  request: ModelChatRequest,
+): RouteDecision & { chain: string[] } {
   if (request.model) {
     if (!models.models[request.model]) {
-      throw new RuntimeError("validation", `unknown model "${request.model}"`, { details: { known: Object.keys(models.models) } });
+      throw new RuntimeError("validation", `unknown model "${request.model}"`, {
+        details: { known: Object.keys(models.models) },
+      });
     }
-    return { tier: request.tier ?? "explicit", reason: `explicit model ${request.model}`, chain: [request.model] };
+    return {
+      tier: request.tier ?? "explicit",
+      reason: `explicit model ${request.model}`,
+      chain: [request.model],
+    };
   }
   if (request.tier) {
     const chain = models.tiers[request.tier];
-    if (!chain) throw new RuntimeError("validation", `unknown tier "${request.tier}"`, { details: { known: Object.keys(models.tiers) } });
+    if (!chain)
+      throw new RuntimeError("validation", `unknown tier "${request.tier}"`, {
+        details: { known: Object.keys(models.tiers) },
+      });
     return { tier: request.tier, reason: `explicit tier ${request.tier}`, chain };
   }
   const complexity = estimateComplexity(request);
@@ -79,23 +91,36 @@ export function routeRequest(models: ModelsSection, request: ModelChatRequest): 
         chain: models.tiers[variant.tier]!,
       };
     }
-    if (rule.tier) return { tier: rule.tier, reason: `route ${rule.name}`, complexity, chain: models.tiers[rule.tier]! };
+    if (rule.tier)
+      return { tier: rule.tier, reason: `route ${rule.name}`, complexity, chain: models.tiers[rule.tier]! };
   }
   if (request.deepAnalysis && models.tiers.strong) {
-    return { tier: "strong", reason: "caller opted in to deep analysis", complexity, chain: models.tiers.strong };
+    return {
+      tier: "strong",
+      reason: "caller opted in to deep analysis",
+      complexity,
+      chain: models.tiers.strong,
+    };
   }
   const simpleTasks = new Set(["route", "classify", "summarize"]);
   if (request.task && simpleTasks.has(request.task) && models.tiers.fast) {
     return { tier: "fast", reason: `task ${request.task} is routine`, complexity, chain: models.tiers.fast };
   }
   if (models.tiers.strong && complexity >= COMPLEXITY_THRESHOLD) {
-    return { tier: "strong", reason: `complexity ${complexity} >= ${COMPLEXITY_THRESHOLD}`, complexity, chain: models.tiers.strong };
+    return {
+      tier: "strong",
+      reason: `complexity ${complexity} >= ${COMPLEXITY_THRESHOLD}`,
+      complexity,
+      chain: models.tiers.strong,
+    };
   }
   const tier = models.tiers[models.defaultTier] ? models.defaultTier : Object.keys(models.tiers)[0];
   if (!tier) throw new RuntimeError("unavailable", "no model tiers are configured");
   return {
     tier,
-    reason: models.tiers.strong ? `complexity ${complexity} < ${COMPLEXITY_THRESHOLD}` : `default tier ${tier}`,
+    reason: models.tiers.strong
+      ? `complexity ${complexity} < ${COMPLEXITY_THRESHOLD}`
+      : `default tier ${tier}`,
     complexity,
     chain: models.tiers[tier]!,
   };

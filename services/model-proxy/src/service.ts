@@ -1,13 +1,19 @@
 import { type Bus, connectBus } from "@agent-runtime/bus";
-import { Endpoints, ModelStreamChunk, ModelUsageRecord, QueueGroups, Subjects } from "@agent-runtime/contracts";
+import {
+  Endpoints,
+  ModelStreamChunk,
+  ModelUsageRecord,
+  QueueGroups,
+  Subjects,
+} from "@agent-runtime/contracts";
 import { createRedis } from "@agent-runtime/stores";
-import { type Logger, createLogger, createMetrics, startOpsServer } from "@agent-runtime/telemetry";
+import { createLogger, createMetrics, type Logger, startOpsServer } from "@agent-runtime/telemetry";
 import { ModelCaches } from "./caches.js";
 import type { ModelProxyConfig } from "./config.js";
 import { embed } from "./embeddings.js";
 import { Gateway } from "./gateway.js";
 import { ProviderLimiter } from "./limits.js";
-import { type Provider, createProvider } from "./provider-call.js";
+import { createProvider, type Provider } from "./provider-call.js";
 
 export interface RunningModelProxy {
   bus: Bus;
@@ -26,12 +32,20 @@ export async function startModelProxy(
       "NO MODEL PROVIDER CONFIGURED: answering with the built-in offline dev model. Set OPENAI_BASE_URL / OPENAI_API_KEY or AGENT_CONFIG providers for real models.",
     );
   }
-  const bus = await connectBus({ name: "model-proxy", url: config.natsUrl, prefix: config.natsPrefix, logger });
+  const bus = await connectBus({
+    name: "model-proxy",
+    url: config.natsUrl,
+    prefix: config.natsPrefix,
+    logger,
+  });
   await bus.ensureStreams(["USAGE"]);
   const redis = createRedis(config.redisUrl, logger);
   const metrics = createMetrics("model-proxy");
   const providers = new Map<string, Provider>(
-    Object.entries(config.models.providers).map(([name, provider]) => [name, createProvider(name, provider, config.env)]),
+    Object.entries(config.models.providers).map(([name, provider]) => [
+      name,
+      createProvider(name, provider, config.env),
+    ]),
   );
   const caches = new ModelCaches(redis, config.redisPrefix, config.cache);
   const publishUsage = (record: ModelUsageRecord) => {
@@ -58,7 +72,8 @@ export async function startModelProxy(
   });
   bus.serve(
     Endpoints.modelEmbed,
-    (request, context) => embed({ models: config.models, providers, caches, publishUsage }, request, context.signal),
+    (request, context) =>
+      embed({ models: config.models, providers, caches, publishUsage }, request, context.signal),
     { queue: QueueGroups.modelProxy, maxInFlight: config.maxInFlight },
   );
 

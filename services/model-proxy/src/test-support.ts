@@ -20,7 +20,9 @@ export interface ProxyHarness {
   proxy: RunningModelProxy;
   client: Bus;
   env: NodeJS.ProcessEnv;
-  chat(request: Omit<ModelChatRequest, "meta"> & { meta?: Partial<ModelChatRequest["meta"]> }): ReturnType<Bus["request"]>;
+  chat(
+    request: Omit<ModelChatRequest, "meta"> & { meta?: Partial<ModelChatRequest["meta"]> },
+  ): ReturnType<Bus["request"]>;
   stop(): Promise<void>;
 }
 

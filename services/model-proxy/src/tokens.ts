@@ -7,7 +7,8 @@ export function countMessageTokens(messages: readonly ChatMessage[]): number {
   for (const message of messages) {
     total += 4 + countTokens(textOf(message.content ?? ""));
     if (message.role === "assistant" && message.tool_calls) {
-      for (const call of message.tool_calls) total += countTokens(call.function.name) + countTokens(call.function.arguments);
+      for (const call of message.tool_calls)
+        total += countTokens(call.function.name) + countTokens(call.function.arguments);
     }
   }
   return total;

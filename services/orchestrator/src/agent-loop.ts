@@ -5,24 +5,24 @@ import {
   type ChatMessage,
   Endpoints,
   ModelStreamChunk,
+  type RequestMeta,
   RunEvent,
   type RunFinishedEvent,
   type RunRequest,
-  type RequestMeta,
   type RunStatus,
   RuntimeError,
   Subjects,
   type TokenUsage,
   type ToolSpec,
-  type WireError,
   textOf,
   toWireError,
+  type WireError,
 } from "@agent-runtime/contracts";
 import type { Logger } from "@agent-runtime/telemetry";
 import { z } from "zod";
 import { DELEGATE_TOOL, delegate, delegateSpec } from "./delegation.js";
 import { checkInput, checkOutput, structuredOutputProblems } from "./guardrails.js";
-import { Plan, makePlan } from "./planner.js";
+import { makePlan, Plan } from "./planner.js";
 import type { RecordedStep, RunStore } from "./run-store.js";
 
 export interface LoopDeps {
@@ -33,7 +33,12 @@ export interface LoopDeps {
   toolSpecs: (agent: string, names: string[], tenant: string) => Promise<ToolSpec[]>;
 }
 
-const emptyUsage = (): TokenUsage => ({ promptTokens: 0, completionTokens: 0, cachedTokens: 0, totalTokens: 0 });
+const emptyUsage = (): TokenUsage => ({
+  promptTokens: 0,
+  completionTokens: 0,
+  cachedTokens: 0,
+  totalTokens: 0,
+});
 
 function sumUsage(a: TokenUsage, b: TokenUsage): TokenUsage {
   return {
@@ -62,7 +67,12 @@ class EventPublisher {
     this.seq = start;
   }
   emit(event: Record<string, unknown> & { type: RunEvent["type"] }): void {
-    this.bus.publish(Subjects.runEvents(this.runId), RunEvent, { ...event, runId: this.runId, seq: this.seq++, ts: Date.now() } as RunEvent);
+    this.bus.publish(Subjects.runEvents(this.runId), RunEvent, {
+      ...event,
+      runId: this.runId,
+      seq: this.seq++,
+      ts: Date.now(),
+    } as RunEvent);
   }
 }
 
@@ -116,7 +126,11 @@ export async function executeRun(
       usage,
       costUsd: cost,
       steps: steps.length,
-      ...(error ? { error } : final !== status ? { error: { code: "cancelled", message: "run was cancelled", retryable: false } } : {}),
+      ...(error
+        ? { error }
+        : final !== status
+          ? { error: { code: "cancelled", message: "run was cancelled", retryable: false } }
+          : {}),
       ...(request.threadId ? { threadId: request.threadId } : {}),
     };
     events.emit(event);
@@ -124,10 +138,18 @@ export async function executeRun(
   };
 
   if (!agent) {
-    return finish("failed", undefined, { code: "not_found", message: `unknown agent "${request.agent}"`, retryable: false });
+    return finish("failed", undefined, {
+      code: "not_found",
+      message: `unknown agent "${request.agent}"`,
+      retryable: false,
+    });
   }
   if (agent.tenants.length > 0 && !agent.tenants.includes(request.tenant)) {
-    return finish("failed", undefined, { code: "forbidden", message: `agent "${request.agent}" is not available to this tenant`, retryable: false });
+    return finish("failed", undefined, {
+      code: "forbidden",
+      message: `agent "${request.agent}" is not available to this tenant`,
+      retryable: false,
+    });
   }
   events.emit({ type: "run-started", agent: request.agent, attempt: begun.attempt });
 
@@ -176,7 +198,12 @@ export async function executeRun(
       let decision = await store.loadPlan(request.runId);
       if (!decision.decided) {
         events.emit({ type: "step-started", step: steps.length, kind: "plan" });
-        const made = await makePlan(bus, meta(`${request.runId}:plan`), input, tools.map((tool) => tool.function.name));
+        const made = await makePlan(
+          bus,
+          meta(`${request.runId}:plan`),
+          input,
+          tools.map((tool) => tool.function.name),
+        );
         await store.savePlan(request.runId, made.plan, made.reason, made.costUsd, made.usage);
         if (made.usage) addUsage(usage, made.usage);
         cost += made.costUsd;
@@ -191,12 +218,18 @@ export async function executeRun(
           content: `Follow this plan:\n${plan.data.steps.map((step, index) => `${index + 1}. ${step}`).join("\n")}`,
         });
       }
-      deps.logger.debug({ runId: request.runId, planned: plan.success, reason: decision.reason }, "planning decision");
+      deps.logger.debug(
+        { runId: request.runId, planned: plan.success, reason: decision.reason },
+        "planning decision",
+      );
     }
     for (const step of steps) messages.push(step.assistant, ...step.toolMessages);
 
     for (let stepIndex = steps.length; ; stepIndex++) {
-      if (signal.aborted) throw signal.reason instanceof RuntimeError ? signal.reason : new RuntimeError("cancelled", "run was cancelled");
+      if (signal.aborted)
+        throw signal.reason instanceof RuntimeError
+          ? signal.reason
+          : new RuntimeError("cancelled", "run was cancelled");
       if (stepIndex >= maxSteps) {
         return finish("budget_exceeded", undefined, {
           code: "budget_exceeded",
@@ -222,13 +255,32 @@ export async function executeRun(
         });
       }
       events.emit({ type: "step-started", step: stepIndex, kind: "model" });
-      const reply = await callModel(deps, request, { ...agent, ...(executorTier ? { tier: executorTier } : {}) }, messages, tools, stepIndex, meta(`${request.runId}:${stepIndex}`), events, signal);
+      const reply = await callModel(
+        deps,
+        request,
+        { ...agent, ...(executorTier ? { tier: executorTier } : {}) },
+        messages,
+        tools,
+        stepIndex,
+        meta(`${request.runId}:${stepIndex}`),
+        events,
+        signal,
+      );
       addUsage(usage, reply.usage);
       cost += reply.costUsd;
-      events.emit({ type: "usage", step: stepIndex, model: reply.model, provider: reply.provider, usage: reply.usage, costUsd: reply.costUsd });
+      events.emit({
+        type: "usage",
+        step: stepIndex,
+        model: reply.model,
+        provider: reply.provider,
+        usage: reply.usage,
+        costUsd: reply.costUsd,
+      });
       const assistant = reply.message;
       const calls = assistant.tool_calls ?? [];
-      const record = (toolMessages: ChatMessage[]): RecordedStep & { model: string; provider: string; latencyMs: number; route: string } => ({
+      const record = (
+        toolMessages: ChatMessage[],
+      ): RecordedStep & { model: string; provider: string; latencyMs: number; route: string } => ({
         step: stepIndex,
         assistant,
         toolMessages,
@@ -249,7 +301,14 @@ export async function executeRun(
             deps,
             { ...request, stream: false },
             { ...agent, ...(executorTier ? { tier: executorTier } : {}) },
-            [...messages, assistant, { role: "user", content: `Your answer is invalid: ${problems.join("; ")}. Reply again with only the corrected JSON.` }],
+            [
+              ...messages,
+              assistant,
+              {
+                role: "user",
+                content: `Your answer is invalid: ${problems.join("; ")}. Reply again with only the corrected JSON.`,
+              },
+            ],
             [],
             stepIndex,
             meta(`${request.runId}:${stepIndex}:repair`),
@@ -263,9 +322,13 @@ export async function executeRun(
           text = textOf(repair.message.content ?? "");
           problems = structuredOutputProblems(text, agent.guardrails);
           if (problems.length > 0) {
-            throw new RuntimeError("guardrail_blocked", `answer failed the output checks after one repair: ${problems.slice(0, 5).join("; ")}`, {
-              details: { rule: "structured_output", problems },
-            });
+            throw new RuntimeError(
+              "guardrail_blocked",
+              `answer failed the output checks after one repair: ${problems.slice(0, 5).join("; ")}`,
+              {
+                details: { rule: "structured_output", problems },
+              },
+            );
           }
           assistant.content = repair.message.content;
         }
@@ -273,23 +336,43 @@ export async function executeRun(
         await store.recordStep(request.runId, record([]));
         steps.push(record([]));
         await appendTurn(deps, request, input, steps, meta(`${request.runId}:append`));
-        return finish("completed", assistant, undefined, calls.length > 0 ? "tool_calls" : reply.finishReason);
+        return finish(
+          "completed",
+          assistant,
+          undefined,
+          calls.length > 0 ? "tool_calls" : reply.finishReason,
+        );
       }
 
       events.emit({ type: "step-started", step: stepIndex, kind: "tools" });
       for (const call of calls) {
-        events.emit({ type: "tool-called", step: stepIndex, callId: call.id, name: call.function.name, arguments: call.function.arguments });
+        events.emit({
+          type: "tool-called",
+          step: stepIndex,
+          callId: call.id,
+          name: call.function.name,
+          arguments: call.function.arguments,
+        });
       }
-      const delegated = calls.filter((call) => call.function.name === DELEGATE_TOOL && agent.delegates.length > 0);
+      const delegated = calls.filter(
+        (call) => call.function.name === DELEGATE_TOOL && agent.delegates.length > 0,
+      );
       const regular = calls.filter((call) => !delegated.includes(call));
       const [batch, children] = await Promise.all([
         regular.length > 0
           ? runTools(deps, request, stepIndex, regular, meta(`${request.runId}:${stepIndex}:tools`), signal)
           : Promise.resolve({ results: [] }),
-        Promise.all(delegated.map((call) => delegate(deps, request, agent, call, stepIndex, Math.max(0, costLimit - cost), options))),
+        Promise.all(
+          delegated.map((call) =>
+            delegate(deps, request, agent, call, stepIndex, Math.max(0, costLimit - cost), options),
+          ),
+        ),
       ]);
       batch.results.push(...children);
-      batch.results.sort((a, b) => calls.findIndex((call) => call.id === a.callId) - calls.findIndex((call) => call.id === b.callId));
+      batch.results.sort(
+        (a, b) =>
+          calls.findIndex((call) => call.id === a.callId) - calls.findIndex((call) => call.id === b.callId),
+      );
       const toolMessages: ChatMessage[] = [];
       for (const result of batch.results) {
         cost += result.costUsd;
@@ -315,9 +398,16 @@ export async function executeRun(
   } catch (error) {
     const wire = toWireError(error);
     if (wire.code === "cancelled" || cancel.signal.aborted) {
-      return finish("cancelled", undefined, { code: "cancelled", message: "run was cancelled", retryable: false });
+      return finish("cancelled", undefined, {
+        code: "cancelled",
+        message: "run was cancelled",
+        retryable: false,
+      });
     }
-    if (Date.now() >= timeLimit - 10 && (wire.code === "timeout" || wire.code === "upstream" || wire.code === "unavailable")) {
+    if (
+      Date.now() >= timeLimit - 10 &&
+      (wire.code === "timeout" || wire.code === "upstream" || wire.code === "unavailable")
+    ) {
       return finish("budget_exceeded", undefined, {
         code: "budget_exceeded",
         message: `time budget of ${timeLimit - startedAt} ms used up (${wire.message})`,
@@ -328,7 +418,10 @@ export async function executeRun(
     const status: RunStatus = wire.code === "budget_exceeded" ? "budget_exceeded" : "failed";
     // batch runs are retried with backoff on retryable failures; interactive runs fail fast
     if (request.priority === "batch" && wire.retryable && !options.finalAttempt) {
-      deps.logger.warn({ runId: request.runId, error: wire.message, delivery: options.deliveryCount }, "batch run failed; will retry");
+      deps.logger.warn(
+        { runId: request.runId, error: wire.message, delivery: options.deliveryCount },
+        "batch run failed; will retry",
+      );
       throw error;
     }
     if (wire.code === "internal") deps.logger.error({ err: error, runId: request.runId }, "run failed");
@@ -410,7 +503,9 @@ async function runTools(
     });
   const batch = await ask(calls);
   for (let attempt = 0; attempt < 60; attempt++) {
-    const pending = batch.results.flatMap((result, index) => (result.error?.code === "conflict" ? [index] : []));
+    const pending = batch.results.flatMap((result, index) =>
+      result.error?.code === "conflict" ? [index] : [],
+    );
     if (pending.length === 0 || signal.aborted || Date.now() >= meta.deadline) break;
     await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 100 * 2 ** Math.min(attempt, 4))));
     const again = await ask(pending.map((index) => calls[index]!));

@@ -33,7 +33,9 @@ export interface OrchestratorConfig {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): OrchestratorConfig {
   const parsed = Env.safeParse(env);
   if (!parsed.success) {
-    throw new ConfigError(`invalid environment: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    throw new ConfigError(
+      `invalid environment: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
   }
   const e = parsed.data;
   const runtime = loadRuntimeConfig(env);

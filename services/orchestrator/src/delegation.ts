@@ -2,7 +2,7 @@ import type { AgentConfig } from "@agent-runtime/config";
 import type { RunRequest, ToolCall, ToolExecReply, ToolSpec } from "@agent-runtime/contracts";
 import { textOf } from "@agent-runtime/contracts";
 import { z } from "zod";
-import { type LoopDeps, executeRun } from "./agent-loop.js";
+import { executeRun, type LoopDeps } from "./agent-loop.js";
 
 export const DELEGATE_TOOL = "delegate";
 const MAX_DEPTH = 3;
@@ -61,13 +61,20 @@ export async function delegate(
   let args: z.infer<typeof DelegateArguments>;
   try {
     const parsed = DelegateArguments.safeParse(JSON.parse(call.function.arguments || "{}"));
-    if (!parsed.success) return reply("invalid_arguments", `error: invalid arguments: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    if (!parsed.success)
+      return reply(
+        "invalid_arguments",
+        `error: invalid arguments: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+      );
     args = parsed.data;
   } catch {
     return reply("invalid_arguments", "error: invalid arguments: not valid JSON");
   }
   if (!agent.delegates.includes(args.agent) || !deps.agents[args.agent]) {
-    return reply("invalid_arguments", `error: "${args.agent}" is not a specialist you may delegate to (${agent.delegates.join(", ")})`);
+    return reply(
+      "invalid_arguments",
+      `error: "${args.agent}" is not a specialist you may delegate to (${agent.delegates.join(", ")})`,
+    );
   }
   if ((parent.runId.match(/:child:/g)?.length ?? 0) >= MAX_DEPTH) {
     return reply("forbidden", `error: delegation deeper than ${MAX_DEPTH} levels is not allowed`);

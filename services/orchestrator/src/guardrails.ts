@@ -14,15 +14,21 @@ const PII: Record<GuardrailsConfig["redactPii"][number], RegExp> = {
 export function checkInput(messages: readonly ChatMessage[], rules: GuardrailsConfig): ChatMessage[] {
   const size = messages.reduce((sum, message) => sum + textOf(message.content ?? "").length, 0);
   if (size > rules.maxInputChars) {
-    throw new RuntimeError("guardrail_blocked", `input is ${size} characters; this agent accepts at most ${rules.maxInputChars}`, {
-      details: { rule: "max_input_chars" },
-    });
+    throw new RuntimeError(
+      "guardrail_blocked",
+      `input is ${size} characters; this agent accepts at most ${rules.maxInputChars}`,
+      {
+        details: { rule: "max_input_chars" },
+      },
+    );
   }
   for (const pattern of rules.denyPatterns) {
     const regex = new RegExp(pattern, "i");
     for (const message of messages) {
       if (message.role === "user" && regex.test(textOf(message.content))) {
-        throw new RuntimeError("guardrail_blocked", "input matches a blocked policy", { details: { rule: "deny_pattern", pattern } });
+        throw new RuntimeError("guardrail_blocked", "input matches a blocked policy", {
+          details: { rule: "deny_pattern", pattern },
+        });
       }
     }
   }
@@ -59,13 +65,24 @@ export function structuredOutputProblems(text: string, rules: GuardrailsConfig):
   if (rules.outputJsonSchema) {
     const schema = schemaFor(rules.outputJsonSchema);
     const result = schema.safeParse(value);
-    if (!result.success) problems.push(...result.error.issues.map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`));
+    if (!result.success)
+      problems.push(
+        ...result.error.issues.map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`),
+      );
   }
   for (const [path, bounds] of Object.entries(rules.numericBounds ?? {})) {
-    const found = path.split(".").reduce<unknown>((current, key) => (current && typeof current === "object" ? (current as Record<string, unknown>)[key] : undefined), value);
+    const found = path
+      .split(".")
+      .reduce<unknown>(
+        (current, key) =>
+          current && typeof current === "object" ? (current as Record<string, unknown>)[key] : undefined,
+        value,
+      );
     if (typeof found !== "number") continue;
-    if (bounds.min !== undefined && found < bounds.min) problems.push(`${path}: ${found} is below ${bounds.min}`);
-    if (bounds.max !== undefined && found > bounds.max) problems.push(`${path}: ${found} is above ${bounds.max}`);
+    if (bounds.min !== undefined && found < bounds.min)
+      problems.push(`${path}: ${found} is below ${bounds.min}`);
+    if (bounds.max !== undefined && found > bounds.max)
+      problems.push(`${path}: ${found} is above ${bounds.max}`);
   }
   return problems;
 }

@@ -1,6 +1,6 @@
 import { ConfigError } from "@agent-runtime/config";
 import { createLogger, installShutdown, startTelemetry } from "@agent-runtime/telemetry";
-import { type OrchestratorConfig, loadConfig } from "./config.js";
+import { loadConfig, type OrchestratorConfig } from "./config.js";
 import { startOrchestrator } from "./service.js";
 
 let config: OrchestratorConfig;

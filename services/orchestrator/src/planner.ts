@@ -1,5 +1,11 @@
 import type { Bus } from "@agent-runtime/bus";
-import { type ChatMessage, Endpoints, type RequestMeta, type TokenUsage, textOf } from "@agent-runtime/contracts";
+import {
+  type ChatMessage,
+  Endpoints,
+  type RequestMeta,
+  type TokenUsage,
+  textOf,
+} from "@agent-runtime/contracts";
 import { z } from "zod";
 
 export const Plan = z.object({
@@ -18,12 +24,18 @@ export interface PlanDecision {
 export function needsPlan(input: readonly ChatMessage[]): { needed: boolean; reason: string } {
   const text = textOf([...input].reverse().find((message) => message.role === "user")?.content ?? "");
   const sentences = text.split(/[.!?\n]+/).filter((part) => part.trim().length > 0).length;
-  if (text.length < 120 && sentences <= 1) return { needed: false, reason: "simple request: planning skipped" };
+  if (text.length < 120 && sentences <= 1)
+    return { needed: false, reason: "simple request: planning skipped" };
   return { needed: true, reason: `multi-part request (${sentences} sentences, ${text.length} characters)` };
 }
 
 /** Asks the fast tier for a short structured plan; an invalid plan is dropped, never fatal. */
-export async function makePlan(bus: Bus, meta: RequestMeta, input: readonly ChatMessage[], tools: string[]): Promise<PlanDecision> {
+export async function makePlan(
+  bus: Bus,
+  meta: RequestMeta,
+  input: readonly ChatMessage[],
+  tools: string[],
+): Promise<PlanDecision> {
   const check = needsPlan(input);
   if (!check.needed) return { plan: null, reason: check.reason, costUsd: 0 };
   const reply = await bus.request(Endpoints.modelChat, {
@@ -46,10 +58,20 @@ export async function makePlan(bus: Bus, meta: RequestMeta, input: readonly Chat
   try {
     parsed = Plan.safeParse(JSON.parse(raw));
   } catch {
-    return { plan: null, reason: "planner answered with invalid JSON: executing without a plan", usage: reply.usage, costUsd: reply.costUsd };
+    return {
+      plan: null,
+      reason: "planner answered with invalid JSON: executing without a plan",
+      usage: reply.usage,
+      costUsd: reply.costUsd,
+    };
   }
   if (!parsed.success) {
-    return { plan: null, reason: "planner's plan failed validation: executing without a plan", usage: reply.usage, costUsd: reply.costUsd };
+    return {
+      plan: null,
+      reason: "planner's plan failed validation: executing without a plan",
+      usage: reply.usage,
+      costUsd: reply.costUsd,
+    };
   }
   return { plan: parsed.data, reason: check.reason, usage: reply.usage, costUsd: reply.costUsd };
 }

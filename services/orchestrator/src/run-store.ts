@@ -163,12 +163,25 @@ export class RunStore {
     await this.pool.query(
       `UPDATE runs SET steps = GREATEST(steps, $2 + 1), prompt_tokens = prompt_tokens + $3, completion_tokens = completion_tokens + $4,
          cached_tokens = cached_tokens + $5, cost_usd = cost_usd + $6, updated_at = now() WHERE id = $1`,
-      [runId, step.step, step.usage.promptTokens, step.usage.completionTokens, step.usage.cachedTokens, step.costUsd],
+      [
+        runId,
+        step.step,
+        step.usage.promptTokens,
+        step.usage.completionTokens,
+        step.usage.cachedTokens,
+        step.costUsd,
+      ],
     );
   }
 
   /** The plan decided for a run (null plan = decided to go without). */
-  async savePlan(runId: string, plan: unknown, reason: string, costUsd: number, usage?: TokenUsage): Promise<void> {
+  async savePlan(
+    runId: string,
+    plan: unknown,
+    reason: string,
+    costUsd: number,
+    usage?: TokenUsage,
+  ): Promise<void> {
     await this.pool.query(
       `UPDATE runs SET plan = $2, plan_reason = $3, cost_usd = cost_usd + $4,
          prompt_tokens = prompt_tokens + $5, completion_tokens = completion_tokens + $6 WHERE id = $1`,
@@ -177,7 +190,10 @@ export class RunStore {
   }
 
   async loadPlan(runId: string): Promise<{ decided: boolean; plan: unknown; reason: string | null }> {
-    const result = await this.pool.query<{ plan: unknown; plan_reason: string | null }>("SELECT plan, plan_reason FROM runs WHERE id = $1", [runId]);
+    const result = await this.pool.query<{ plan: unknown; plan_reason: string | null }>(
+      "SELECT plan, plan_reason FROM runs WHERE id = $1",
+      [runId],
+    );
     const row = result.rows[0];
     return { decided: Boolean(row?.plan_reason), plan: row?.plan ?? null, reason: row?.plan_reason ?? null };
   }
@@ -193,14 +209,25 @@ export class RunStore {
     const result = await this.pool.query<{ status: RunStatus }>(
       `UPDATE runs SET status = $2, output = $3, error = $4, cost_usd = cost_usd + $5, finished_at = now(), updated_at = now()
        WHERE id = $1 AND status IN ('queued', 'running') RETURNING status`,
-      [runId, status, output ? JSON.stringify(output) : null, error ? JSON.stringify(error) : null, extraCostUsd],
+      [
+        runId,
+        status,
+        output ? JSON.stringify(output) : null,
+        error ? JSON.stringify(error) : null,
+        extraCostUsd,
+      ],
     );
     if (result.rowCount === 1) return status;
-    const current = await this.pool.query<{ status: RunStatus }>("SELECT status FROM runs WHERE id = $1", [runId]);
+    const current = await this.pool.query<{ status: RunStatus }>("SELECT status FROM runs WHERE id = $1", [
+      runId,
+    ]);
     return current.rows[0]?.status ?? status;
   }
 
-  async cancel(tenant: string, runId: string): Promise<{ found: boolean; status: RunStatus; cancelled: boolean }> {
+  async cancel(
+    tenant: string,
+    runId: string,
+  ): Promise<{ found: boolean; status: RunStatus; cancelled: boolean }> {
     const result = await this.pool.query<{ status: RunStatus }>(
       `UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now(),
          error = '{"code":"cancelled","message":"cancelled by request","retryable":false}'
@@ -208,16 +235,20 @@ export class RunStore {
       [runId, tenant],
     );
     if (result.rowCount === 1) return { found: true, status: "cancelled", cancelled: true };
-    const current = await this.pool.query<{ status: RunStatus }>("SELECT status FROM runs WHERE id = $1 AND tenant = $2", [
-      runId,
-      tenant,
-    ]);
+    const current = await this.pool.query<{ status: RunStatus }>(
+      "SELECT status FROM runs WHERE id = $1 AND tenant = $2",
+      [runId, tenant],
+    );
     const row = current.rows[0];
-    return row ? { found: true, status: row.status, cancelled: false } : { found: false, status: "cancelled", cancelled: false };
+    return row
+      ? { found: true, status: row.status, cancelled: false }
+      : { found: false, status: "cancelled", cancelled: false };
   }
 
   async status(runId: string): Promise<RunStatus | undefined> {
-    const result = await this.pool.query<{ status: RunStatus }>("SELECT status FROM runs WHERE id = $1", [runId]);
+    const result = await this.pool.query<{ status: RunStatus }>("SELECT status FROM runs WHERE id = $1", [
+      runId,
+    ]);
     return result.rows[0]?.status;
   }
 
@@ -277,7 +308,12 @@ function toRecord(row: Record<string, unknown>): RunRecord {
     userId: (row.user_id as string | null) ?? null,
     parentRunId: (row.parent_run_id as string | null) ?? null,
     steps: Number(row.steps),
-    usage: { promptTokens: prompt, completionTokens: completion, cachedTokens: Number(row.cached_tokens), totalTokens: prompt + completion },
+    usage: {
+      promptTokens: prompt,
+      completionTokens: completion,
+      cachedTokens: Number(row.cached_tokens),
+      totalTokens: prompt + completion,
+    },
     costUsd: Number(row.cost_usd),
     output: (row.output as RunRecord["output"]) ?? null,
     error: (row.error as RunRecord["error"]) ?? null,

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { type Bus, consume, connectBus } from "@agent-runtime/bus";
+import { type Bus, connectBus, consume } from "@agent-runtime/bus";
 import {
   CloudEvent,
   Endpoints,
@@ -10,7 +10,7 @@ import {
   type ToolSpec,
 } from "@agent-runtime/contracts";
 import { createPool } from "@agent-runtime/stores";
-import { type Logger, createLogger, createMetrics, startOpsServer } from "@agent-runtime/telemetry";
+import { createLogger, createMetrics, type Logger, startOpsServer } from "@agent-runtime/telemetry";
 import { z } from "zod";
 import { executeRun } from "./agent-loop.js";
 import type { OrchestratorConfig } from "./config.js";
@@ -28,9 +28,19 @@ export async function startOrchestrator(
   options: { logger?: Logger } = {},
 ): Promise<RunningOrchestrator> {
   const logger = options.logger ?? createLogger({ service: "orchestrator", level: config.logLevel });
-  const bus = await connectBus({ name: "orchestrator", url: config.natsUrl, prefix: config.natsPrefix, logger });
+  const bus = await connectBus({
+    name: "orchestrator",
+    url: config.natsUrl,
+    prefix: config.natsPrefix,
+    logger,
+  });
   await bus.ensureStreams(["RUNS", "RUN_EVENTS", "EVENTS", "USAGE", "DEAD_LETTERS"]);
-  const pool = await createPool({ url: config.databaseUrl, schema: config.databaseSchema, applicationName: "orchestrator", max: 20 });
+  const pool = await createPool({
+    url: config.databaseUrl,
+    schema: config.databaseSchema,
+    applicationName: "orchestrator",
+    max: 20,
+  });
   const store = await RunStore.create(pool);
   const metrics = createMetrics("orchestrator");
   const runsTotal = metrics.counter("runs_total", "finished runs", ["agent", "status", "priority"]);
@@ -57,7 +67,8 @@ export async function startOrchestrator(
       schema: RunRequest,
       concurrency: priority === "interactive" ? config.interactiveConcurrency : config.batchConcurrency,
       maxDeliver: priority === "interactive" ? 3 : config.batchMaxAttempts,
-      backoff: priority === "interactive" ? { initialMs: 200, maxMs: 1000 } : { initialMs: 2000, maxMs: 60_000 },
+      backoff:
+        priority === "interactive" ? { initialMs: 200, maxMs: 1000 } : { initialMs: 2000, maxMs: 60_000 },
       ackWaitMs: config.ackWaitMs,
       deadLetterOrigin: `runs-${priority}`,
       handler: async (request, context) => {
@@ -81,7 +92,10 @@ export async function startOrchestrator(
     concurrency: 8,
     deadLetterOrigin: "events",
     handler: async (event) => {
-      const tenant = typeof event.tenant === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(event.tenant) ? event.tenant : "default";
+      const tenant =
+        typeof event.tenant === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(event.tenant)
+          ? event.tenant
+          : "default";
       const agents = matchingAgents(config.agents, event.type, tenant);
       if (agents.length === 0) {
         eventsTotal.inc({ outcome: "no_trigger" });
@@ -115,7 +129,11 @@ export async function startOrchestrator(
   });
 
   const serve = { queue: QueueGroups.orchestrator, maxInFlight: config.maxInFlight };
-  bus.serve(Endpoints.runGet, async (request) => ({ run: await store.get(request.meta.tenant, request.runId) }), serve);
+  bus.serve(
+    Endpoints.runGet,
+    async (request) => ({ run: await store.get(request.meta.tenant, request.runId) }),
+    serve,
+  );
   bus.serve(
     Endpoints.runList,
     (request) =>
@@ -133,7 +151,10 @@ export async function startOrchestrator(
     async (request) => {
       const result = await store.cancel(request.meta.tenant, request.runId);
       if (!result.found) throw new RuntimeError("not_found", `no run ${request.runId}`);
-      if (result.cancelled) bus.publish(Subjects.runCancelled(request.runId), z.object({ reason: z.string() }), { reason: request.reason ?? "cancelled" });
+      if (result.cancelled)
+        bus.publish(Subjects.runCancelled(request.runId), z.object({ reason: z.string() }), {
+          reason: request.reason ?? "cancelled",
+        });
       return { runId: request.runId, status: result.status, cancelled: result.cancelled };
     },
     serve,

@@ -1,4 +1,4 @@
-import { ConfigError, type ToolsSection, loadRuntimeConfig } from "@agent-runtime/config";
+import { ConfigError, loadRuntimeConfig, type ToolsSection } from "@agent-runtime/config";
 import { z } from "zod";
 
 const Env = z.object({
@@ -11,7 +11,11 @@ const Env = z.object({
   OPS_PORT: z.coerce.number().int().min(0).default(9103),
   LOG_LEVEL: z.string().default("info"),
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(512),
-  IDEMPOTENCY_TTL_SECONDS: z.coerce.number().int().positive().default(7 * 24 * 3600),
+  IDEMPOTENCY_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(7 * 24 * 3600),
 });
 
 export interface ToolExecutorConfig {
@@ -32,7 +36,9 @@ export interface ToolExecutorConfig {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolExecutorConfig {
   const parsed = Env.safeParse(env);
   if (!parsed.success) {
-    throw new ConfigError(`invalid environment: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    throw new ConfigError(
+      `invalid environment: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
   }
   const e = parsed.data;
   return {

@@ -1,6 +1,9 @@
 import { spawn } from "node:child_process";
-import { type Server, createServer } from "node:http";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Bus } from "@agent-runtime/bus";
 import { createTestBus, uniquePrefix } from "@agent-runtime/bus/testing";
@@ -10,13 +13,10 @@ import { startFakeOpenAI } from "@agent-runtime/testkit";
 import OpenAI from "openai";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
 import { evaluate } from "./builtins/calculator.js";
 import { loadConfig } from "./config.js";
 import { type RunningToolExecutor, startToolExecutor } from "./service.js";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { stringify } from "yaml";
 
 const prefix = uniquePrefix("te");
 let server: Server;
@@ -26,7 +26,14 @@ let client: Bus;
 const actions: string[] = [];
 
 function meta(extra: Record<string, unknown> = {}) {
-  return { v: 1 as const, tenant: "acme", requestId: `r-${Math.random()}`, runId: "run-1", deadline: Date.now() + 10_000, ...extra };
+  return {
+    v: 1 as const,
+    tenant: "acme",
+    requestId: `r-${Math.random()}`,
+    runId: "run-1",
+    deadline: Date.now() + 10_000,
+    ...extra,
+  };
 }
 
 beforeAll(async () => {
@@ -62,12 +69,54 @@ beforeAll(async () => {
     stringify({
       tools: {
         webhooks: {
-          slow: { allowPrivateNetwork: true, description: "sleeps", url: `${baseUrl}/slow`, method: "GET", sideEffects: false, timeoutMs: 3000, parameters: { type: "object", properties: { ms: { type: "number" } }, required: ["ms"] } },
-          hang: { allowPrivateNetwork: true, description: "hangs", url: `${baseUrl}/hang`, method: "GET", sideEffects: false, timeoutMs: 300 },
-          act: { allowPrivateNetwork: true, description: "acts", url: `${baseUrl}/act`, method: "POST", sideEffects: true, parameters: { type: "object", properties: { what: { type: "string" } } } },
-          lookup: { allowPrivateNetwork: true, description: "cached lookup", url: `${baseUrl}/slow`, method: "GET", sideEffects: false, cacheTtlSeconds: 60 },
-          big: { allowPrivateNetwork: true, description: "large page", url: `${baseUrl}/big`, method: "GET", sideEffects: false },
-          notify: { allowPrivateNetwork: true, description: "rate-limited per user", url: `${baseUrl}/act`, method: "POST", sideEffects: true, cooldownSeconds: 30 },
+          slow: {
+            allowPrivateNetwork: true,
+            description: "sleeps",
+            url: `${baseUrl}/slow`,
+            method: "GET",
+            sideEffects: false,
+            timeoutMs: 3000,
+            parameters: { type: "object", properties: { ms: { type: "number" } }, required: ["ms"] },
+          },
+          hang: {
+            allowPrivateNetwork: true,
+            description: "hangs",
+            url: `${baseUrl}/hang`,
+            method: "GET",
+            sideEffects: false,
+            timeoutMs: 300,
+          },
+          act: {
+            allowPrivateNetwork: true,
+            description: "acts",
+            url: `${baseUrl}/act`,
+            method: "POST",
+            sideEffects: true,
+            parameters: { type: "object", properties: { what: { type: "string" } } },
+          },
+          lookup: {
+            allowPrivateNetwork: true,
+            description: "cached lookup",
+            url: `${baseUrl}/slow`,
+            method: "GET",
+            sideEffects: false,
+            cacheTtlSeconds: 60,
+          },
+          big: {
+            allowPrivateNetwork: true,
+            description: "large page",
+            url: `${baseUrl}/big`,
+            method: "GET",
+            sideEffects: false,
+          },
+          notify: {
+            allowPrivateNetwork: true,
+            description: "rate-limited per user",
+            url: `${baseUrl}/act`,
+            method: "POST",
+            sideEffects: true,
+            cooldownSeconds: 30,
+          },
         },
         allowPrivateNetworks: [],
         overrides: { slow: { maxConcurrency: 16 } },
@@ -77,7 +126,13 @@ beforeAll(async () => {
   );
   const schema = prefix.toLowerCase();
   executor = await startToolExecutor(
-    loadConfig({ NATS_PREFIX: prefix, DATABASE_SCHEMA: schema, REDIS_PREFIX: `${prefix}:`, OPS_PORT: "0", AGENT_CONFIG: configPath }),
+    loadConfig({
+      NATS_PREFIX: prefix,
+      DATABASE_SCHEMA: schema,
+      REDIS_PREFIX: `${prefix}:`,
+      OPS_PORT: "0",
+      AGENT_CONFIG: configPath,
+    }),
     { logger: createLogger({ service: "tool-executor", level: "silent" }) },
   );
   client = await createTestBus({ prefix });
@@ -106,18 +161,36 @@ describe("calculator", () => {
 
 describe("tool-executor", () => {
   it("refuses private and loopback addresses (SSRF) by default", async () => {
-    for (const url of [`${baseUrl}/`, "http://169.254.169.254/latest/meta-data", "http://localhost:9/", "http://[::1]/", "http://10.0.0.1/"]) {
-      const reply = await client.request(toolExecEndpoint("http_get"), { meta: meta(), callId: "c1", arguments: { url } });
+    for (const url of [
+      `${baseUrl}/`,
+      "http://169.254.169.254/latest/meta-data",
+      "http://localhost:9/",
+      "http://[::1]/",
+      "http://10.0.0.1/",
+    ]) {
+      const reply = await client.request(toolExecEndpoint("http_get"), {
+        meta: meta(),
+        callId: "c1",
+        arguments: { url },
+      });
       expect(reply.status).toBe("error");
       expect(reply.content).toMatch(/not allowed/);
     }
   });
 
   it("returns a model-readable error for invalid arguments", async () => {
-    const reply = await client.request(toolExecEndpoint("calculator"), { meta: meta(), callId: "c1", arguments: '{"expr": 1}' });
+    const reply = await client.request(toolExecEndpoint("calculator"), {
+      meta: meta(),
+      callId: "c1",
+      arguments: '{"expr": 1}',
+    });
     expect(reply.status).toBe("invalid_arguments");
     expect(reply.content).toMatch(/expression/);
-    const notJson = await client.request(toolExecEndpoint("calculator"), { meta: meta(), callId: "c2", arguments: "{oops" });
+    const notJson = await client.request(toolExecEndpoint("calculator"), {
+      meta: meta(),
+      callId: "c2",
+      arguments: "{oops",
+    });
     expect(notJson.status).toBe("invalid_arguments");
     expect(notJson.content).toMatch(/JSON/);
   });
@@ -125,14 +198,20 @@ describe("tool-executor", () => {
   it("lists tools with JSON Schema the openai client accepts, after the tenant policy", async () => {
     const list = await client.request(Endpoints.toolList, { tenant: "acme" });
     const calculator = list.tools.find((tool) => tool.name === "calculator");
-    expect(calculator?.spec.function.parameters).toMatchObject({ type: "object", properties: { expression: { type: "string" } }, required: ["expression"] });
+    expect(calculator?.spec.function.parameters).toMatchObject({
+      type: "object",
+      properties: { expression: { type: "string" } },
+      required: ["expression"],
+    });
     const restricted = await client.request(Endpoints.toolList, { tenant: "restricted" });
     expect(restricted.tools.map((tool) => tool.name)).toEqual(["calculator"]);
 
     const fake = await startFakeOpenAI();
     try {
       const openai = new OpenAI({ baseURL: fake.url, apiKey: "k", maxRetries: 0 });
-      const tools: OpenAI.Chat.Completions.ChatCompletionTool[] = list.tools.map((tool) => tool.spec as OpenAI.Chat.Completions.ChatCompletionTool);
+      const tools: OpenAI.Chat.Completions.ChatCompletionTool[] = list.tools.map(
+        (tool) => tool.spec as OpenAI.Chat.Completions.ChatCompletionTool,
+      );
       await openai.chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }], tools });
       expect(fake.chatRequests()[0]?.tools?.map((tool) => tool.function.name)).toContain("calculator");
     } finally {
@@ -166,7 +245,12 @@ describe("tool-executor", () => {
 
   it("acts once for a retried side-effecting call, also when two arrive together", async () => {
     const before = actions.length;
-    const call = { meta: meta(), callId: "call-x", arguments: { what: "pay" }, idempotencyKey: `run-1:3:call-x:${Date.now()}` };
+    const call = {
+      meta: meta(),
+      callId: "call-x",
+      arguments: { what: "pay" },
+      idempotencyKey: `run-1:3:call-x:${Date.now()}`,
+    };
     const first = await client.request(toolExecEndpoint("act"), call);
     const retried = await client.request(toolExecEndpoint("act"), call);
     expect(first.status).toBe("ok");
@@ -176,28 +260,64 @@ describe("tool-executor", () => {
 
     const key = `run-2:1:call-y:${Date.now()}`;
     const racing = await Promise.all(
-      [1, 2, 3].map(() => client.request(toolExecEndpoint("act"), { meta: meta(), callId: "call-y", arguments: { what: "ship" }, idempotencyKey: key })),
+      [1, 2, 3].map(() =>
+        client.request(toolExecEndpoint("act"), {
+          meta: meta(),
+          callId: "call-y",
+          arguments: { what: "ship" },
+          idempotencyKey: key,
+        }),
+      ),
     );
     expect(actions.length - before).toBe(2);
     expect(racing.filter((reply) => reply.status === "ok").length).toBeGreaterThanOrEqual(1);
-    const settled = await client.request(toolExecEndpoint("act"), { meta: meta(), callId: "call-y", arguments: { what: "ship" }, idempotencyKey: key });
+    const settled = await client.request(toolExecEndpoint("act"), {
+      meta: meta(),
+      callId: "call-y",
+      arguments: { what: "ship" },
+      idempotencyKey: key,
+    });
     expect(settled.replayed).toBe(true);
   });
 
   it("caches read-only results per tenant and enforces cooldowns per user", async () => {
     const args = { ms: 5, nonce: Date.now() };
-    const first = await client.request(toolExecEndpoint("lookup"), { meta: meta(), callId: "l1", arguments: args });
-    const second = await client.request(toolExecEndpoint("lookup"), { meta: meta(), callId: "l2", arguments: args });
-    const otherTenant = await client.request(toolExecEndpoint("lookup"), { meta: meta({ tenant: "other" }), callId: "l3", arguments: args });
+    const first = await client.request(toolExecEndpoint("lookup"), {
+      meta: meta(),
+      callId: "l1",
+      arguments: args,
+    });
+    const second = await client.request(toolExecEndpoint("lookup"), {
+      meta: meta(),
+      callId: "l2",
+      arguments: args,
+    });
+    const otherTenant = await client.request(toolExecEndpoint("lookup"), {
+      meta: meta({ tenant: "other" }),
+      callId: "l3",
+      arguments: args,
+    });
     expect(first.cached).toBe(false);
     expect(second.cached).toBe(true);
     expect(second.callId).toBe("l2");
     expect(otherTenant.cached).toBe(false);
 
     const user = `u-${Date.now()}`;
-    const once = await client.request(toolExecEndpoint("notify"), { meta: meta({ userId: user }), callId: "n1", arguments: {} });
-    const again = await client.request(toolExecEndpoint("notify"), { meta: meta({ userId: user }), callId: "n2", arguments: {} });
-    const otherUser = await client.request(toolExecEndpoint("notify"), { meta: meta({ userId: `${user}-b` }), callId: "n3", arguments: {} });
+    const once = await client.request(toolExecEndpoint("notify"), {
+      meta: meta({ userId: user }),
+      callId: "n1",
+      arguments: {},
+    });
+    const again = await client.request(toolExecEndpoint("notify"), {
+      meta: meta({ userId: user }),
+      callId: "n2",
+      arguments: {},
+    });
+    const otherUser = await client.request(toolExecEndpoint("notify"), {
+      meta: meta({ userId: `${user}-b` }),
+      callId: "n3",
+      arguments: {},
+    });
     expect(once.status).toBe("ok");
     expect(again.status).toBe("cooldown");
     expect(again.content).toMatch(/30 seconds/);
@@ -205,26 +325,45 @@ describe("tool-executor", () => {
   });
 
   it("caps large results before they reach the prompt", async () => {
-    const reply = await client.request(toolExecEndpoint("big"), { meta: meta(), callId: "big", arguments: {} });
+    const reply = await client.request(toolExecEndpoint("big"), {
+      meta: meta(),
+      callId: "big",
+      arguments: {},
+    });
     expect(reply.status).toBe("ok");
     expect(reply.truncated).toBe(true);
     expect(reply.content.length).toBeLessThan(16_100);
     expect(reply.content).toMatch(/truncated \d+ characters/);
-    const unreachable = await client.request(toolExecEndpoint("http_get"), { meta: meta(), callId: "dns", arguments: { url: "https://example.invalid/" } });
+    const unreachable = await client.request(toolExecEndpoint("http_get"), {
+      meta: meta(),
+      callId: "dns",
+      arguments: { url: "https://example.invalid/" },
+    });
     expect(unreachable.status).toBe("error"); // a readable failure, not a crash
     expect(unreachable.content).toMatch(/http_get failed/);
   });
 
   it("calls a tool that another process hosts on NATS", async () => {
-    const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", fileURLToPath(new URL("./fixtures/hosted-tool.ts", import.meta.url)), prefix], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        "--conditions=source",
+        "--import",
+        "tsx",
+        fileURLToPath(new URL("./fixtures/hosted-tool.ts", import.meta.url)),
+        prefix,
+      ],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => {
       output += chunk.toString();
     });
     try {
-      for (let i = 0; i < 200 && !output.includes("ready"); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+      for (let i = 0; i < 200 && !output.includes("ready"); i++)
+        await new Promise((resolve) => setTimeout(resolve, 50));
       let listed = false;
       for (let i = 0; i < 100 && !listed; i++) {
         const list = await client.request(Endpoints.toolList, { tenant: "acme" });
@@ -232,12 +371,18 @@ describe("tool-executor", () => {
         if (!listed) await new Promise((resolve) => setTimeout(resolve, 50));
       }
       expect(listed).toBe(true);
-      const batch = await client.request(Endpoints.toolBatch, { meta: meta(), calls: [{ callId: "w1", name: "weather", arguments: '{"city":"Oslo"}' }] });
+      const batch = await client.request(Endpoints.toolBatch, {
+        meta: meta(),
+        calls: [{ callId: "w1", name: "weather", arguments: '{"city":"Oslo"}' }],
+      });
       const reply = batch.results[0] as ToolExecReply;
       expect(reply.status).toBe("ok");
       expect(reply.output).toMatchObject({ city: "Oslo", tempC: 21, servedBy: child.pid });
       expect(output).toContain("called Oslo");
-      const invalid = await client.request(Endpoints.toolBatch, { meta: meta(), calls: [{ callId: "w2", name: "weather", arguments: { town: 1 } }] });
+      const invalid = await client.request(Endpoints.toolBatch, {
+        meta: meta(),
+        calls: [{ callId: "w2", name: "weather", arguments: { town: 1 } }],
+      });
       expect(invalid.results[0]?.status).toBe("invalid_arguments");
       expect(invalid.results[0]?.content).toMatch(/city/);
     } finally {

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Bus } from "@agent-runtime/bus";
 import {
+  formatZodError,
   type RequestMeta,
   RuntimeError,
   Subjects,
@@ -8,7 +9,6 @@ import {
   type ToolDescriptor,
   type ToolExecReply,
   ToolUsageRecord,
-  formatZodError,
   toolExecEndpoint,
 } from "@agent-runtime/contracts";
 import { type Redis, redisReady } from "@agent-runtime/stores";
@@ -70,7 +70,9 @@ export class ToolExecutor {
     const started = performance.now();
     const tool = this.deps.lookup(call.name);
     const reply = tool
-      ? await this.run(tool, call, started).catch((error: unknown) => this.failure(call, "error", error, started))
+      ? await this.run(tool, call, started).catch((error: unknown) =>
+          this.failure(call, "error", error, started),
+        )
       : this.reply(call, "not_found", `unknown tool "${call.name}"`, started);
     this.account(call, reply, tool);
     return reply;
@@ -83,13 +85,23 @@ export class ToolExecutor {
       try {
         args = args.trim() === "" ? {} : JSON.parse(args);
       } catch {
-        return this.reply(call, "invalid_arguments", "invalid arguments: not valid JSON; send a JSON object", started);
+        return this.reply(
+          call,
+          "invalid_arguments",
+          "invalid arguments: not valid JSON; send a JSON object",
+          started,
+        );
       }
     }
     if (tool.definition) {
       const parsed = tool.definition.input.safeParse(args);
       if (!parsed.success) {
-        return this.reply(call, "invalid_arguments", `invalid arguments: ${formatZodError(parsed.error)}`, started);
+        return this.reply(
+          call,
+          "invalid_arguments",
+          `invalid arguments: ${formatZodError(parsed.error)}`,
+          started,
+        );
       }
       args = parsed.data;
     } else if (typeof args !== "object" || args === null || Array.isArray(args)) {
@@ -99,12 +111,29 @@ export class ToolExecutor {
     const tenant = call.meta.tenant;
     const idempotent = descriptor.sideEffects && call.idempotencyKey;
     if (idempotent) {
-      const claim = await this.deps.idempotency.claim(tenant, call.idempotencyKey!, descriptor.name, descriptor.timeoutMs * 2);
-      if (claim.kind === "done") return { ...claim.reply, callId: call.callId, replayed: true, latencyMs: performance.now() - started };
+      const claim = await this.deps.idempotency.claim(
+        tenant,
+        call.idempotencyKey!,
+        descriptor.name,
+        descriptor.timeoutMs * 2,
+      );
+      if (claim.kind === "done")
+        return {
+          ...claim.reply,
+          callId: call.callId,
+          replayed: true,
+          latencyMs: performance.now() - started,
+        };
       if (claim.kind === "running") {
-        return this.reply(call, "error", `this call (${call.idempotencyKey}) is already running; try again shortly`, started, {
-          code: "conflict",
-        });
+        return this.reply(
+          call,
+          "error",
+          `this call (${call.idempotencyKey}) is already running; try again shortly`,
+          started,
+          {
+            code: "conflict",
+          },
+        );
       }
     }
 
@@ -114,7 +143,14 @@ export class ToolExecutor {
         : undefined;
     if (cacheKey) {
       const hit = await this.cacheGet(cacheKey);
-      if (hit) return { ...hit, callId: call.callId, cached: true, latencyMs: performance.now() - started, costUsd: 0 };
+      if (hit)
+        return {
+          ...hit,
+          callId: call.callId,
+          cached: true,
+          latencyMs: performance.now() - started,
+          costUsd: 0,
+        };
     }
 
     if (tool.cooldownSeconds > 0 && call.meta.userId) {
@@ -134,9 +170,15 @@ export class ToolExecutor {
     const release = await this.takeSlot(slotKey, descriptor.name, tool.maxConcurrency);
     if (!release) {
       if (idempotent) await this.deps.idempotency.release(tenant, call.idempotencyKey!);
-      return this.reply(call, "overloaded", `${descriptor.name} is busy (${tool.maxConcurrency} calls running); try again`, started, {
-        code: "overloaded",
-      });
+      return this.reply(
+        call,
+        "overloaded",
+        `${descriptor.name} is busy (${tool.maxConcurrency} calls running); try again`,
+        started,
+        {
+          code: "overloaded",
+        },
+      );
     }
     let reply: ToolExecReply;
     try {
@@ -145,16 +187,28 @@ export class ToolExecutor {
       await release();
     }
     if (idempotent) {
-      if (reply.status === "ok" || reply.status === "invalid_output") await this.deps.idempotency.complete(tenant, call.idempotencyKey!, reply);
+      if (reply.status === "ok" || reply.status === "invalid_output")
+        await this.deps.idempotency.complete(tenant, call.idempotencyKey!, reply);
       else await this.deps.idempotency.release(tenant, call.idempotencyKey!);
     }
-    if (cacheKey && reply.status === "ok") await this.cachePut(cacheKey, reply, descriptor.cacheTtlSeconds ?? 0);
+    if (cacheKey && reply.status === "ok")
+      await this.cachePut(cacheKey, reply, descriptor.cacheTtlSeconds ?? 0);
     return reply;
   }
 
-  private async invoke(tool: RegisteredTool, call: ExecCall, args: unknown, started: number): Promise<ToolExecReply> {
+  private async invoke(
+    tool: RegisteredTool,
+    call: ExecCall,
+    args: unknown,
+    started: number,
+  ): Promise<ToolExecReply> {
     const descriptor = tool.descriptor;
-    const timeoutMs = Math.min(call.timeoutMs ?? descriptor.timeoutMs, descriptor.timeoutMs, MAX_TIMEOUT_MS, Math.max(1, call.meta.deadline - Date.now()));
+    const timeoutMs = Math.min(
+      call.timeoutMs ?? descriptor.timeoutMs,
+      descriptor.timeoutMs,
+      MAX_TIMEOUT_MS,
+      Math.max(1, call.meta.deadline - Date.now()),
+    );
     const controller = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<"timeout">((resolve) => {
@@ -176,7 +230,11 @@ export class ToolExecutor {
       }
       const remote = await this.deps.bus.request(
         toolExecEndpoint(descriptor.name),
-        { meta: { ...call.meta, deadline: Date.now() + timeoutMs }, callId: call.callId, arguments: args as Record<string, unknown> },
+        {
+          meta: { ...call.meta, deadline: Date.now() + timeoutMs },
+          callId: call.callId,
+          arguments: args as Record<string, unknown>,
+        },
         { subject: Subjects.toolRemote(descriptor.name), timeoutMs },
       );
       return remote.output ?? remote.content;
@@ -185,13 +243,24 @@ export class ToolExecutor {
       const outcome = await Promise.race([work, timeout]);
       if (outcome === "timeout") {
         work.catch(() => undefined);
-        return this.reply(call, "timeout", `${descriptor.name} did not finish within ${timeoutMs} ms`, started, { code: "timeout" });
+        return this.reply(
+          call,
+          "timeout",
+          `${descriptor.name} did not finish within ${timeoutMs} ms`,
+          started,
+          { code: "timeout" },
+        );
       }
       let output = outcome;
       if (tool.definition?.output) {
         const checked = tool.definition.output.safeParse(output);
         if (!checked.success) {
-          return this.reply(call, "invalid_output", `${descriptor.name} returned an invalid result: ${formatZodError(checked.error)}`, started);
+          return this.reply(
+            call,
+            "invalid_output",
+            `${descriptor.name} returned an invalid result: ${formatZodError(checked.error)}`,
+            started,
+          );
         }
         output = checked.data;
       }
@@ -202,7 +271,9 @@ export class ToolExecutor {
         name: descriptor.name,
         status: "ok",
         output: truncated ? undefined : output,
-        content: truncated ? `${text.slice(0, tool.maxResultChars)}… [truncated ${text.length - tool.maxResultChars} characters]` : text,
+        content: truncated
+          ? `${text.slice(0, tool.maxResultChars)}… [truncated ${text.length - tool.maxResultChars} characters]`
+          : text,
         cached: false,
         replayed: false,
         truncated,
@@ -221,7 +292,8 @@ export class ToolExecutor {
 
   private failure(call: ExecCall, status: ToolCallStatus, error: unknown, started: number): ToolExecReply {
     const message = error instanceof Error ? error.message : String(error);
-    if (!(error instanceof RuntimeError)) this.deps.logger.warn({ tool: call.name, err: message }, "tool failed");
+    if (!(error instanceof RuntimeError))
+      this.deps.logger.warn({ tool: call.name, err: message }, "tool failed");
     return this.reply(call, status, `${call.name} failed: ${message.slice(0, 500)}`, started, {
       code: error instanceof RuntimeError ? error.code : "internal",
     });
@@ -239,7 +311,15 @@ export class ToolExecutor {
       name: call.name,
       status,
       content: status === "ok" ? content : `error: ${content}`,
-      ...(status === "ok" ? {} : { error: { code: error?.code ?? "validation", message: content, retryable: status === "timeout" || status === "overloaded" } }),
+      ...(status === "ok"
+        ? {}
+        : {
+            error: {
+              code: error?.code ?? "validation",
+              message: content,
+              retryable: status === "timeout" || status === "overloaded",
+            },
+          }),
       cached: false,
       replayed: false,
       truncated: false,
@@ -249,7 +329,11 @@ export class ToolExecutor {
   }
 
   private account(call: ExecCall, reply: ToolExecReply, tool: RegisteredTool | undefined): void {
-    this.metric.calls.inc({ tool: tool ? call.name : "unknown", status: reply.status, cached: String(reply.cached) });
+    this.metric.calls.inc({
+      tool: tool ? call.name : "unknown",
+      status: reply.status,
+      cached: String(reply.cached),
+    });
     this.metric.latency.observe({ tool: tool ? call.name : "unknown" }, reply.latencyMs / 1000);
     const record: ToolUsageRecord = {
       v: 1,
@@ -269,7 +353,9 @@ export class ToolExecutor {
     };
     this.deps.bus
       .publishDurable(Subjects.usageTool, ToolUsageRecord, record, { msgId: record.id })
-      .catch((error: unknown) => this.deps.logger.error({ err: error, usage: record }, "tool usage record not stored"));
+      .catch((error: unknown) =>
+        this.deps.logger.error({ err: error, usage: record }, "tool usage record not stored"),
+      );
   }
 
   private async cacheGet(key: string): Promise<ToolExecReply | undefined> {
@@ -288,7 +374,8 @@ export class ToolExecutor {
   private async cachePut(key: string, reply: ToolExecReply, ttlSeconds: number): Promise<void> {
     this.localCache.set(key, { expiresAt: Date.now() + ttlSeconds * 1000, reply });
     if (this.localCache.size > 10_000) this.localCache.delete(this.localCache.keys().next().value!);
-    if (redisReady(this.deps.redis)) await this.deps.redis.set(key, JSON.stringify(reply), "EX", ttlSeconds).catch(() => undefined);
+    if (redisReady(this.deps.redis))
+      await this.deps.redis.set(key, JSON.stringify(reply), "EX", ttlSeconds).catch(() => undefined);
   }
 
   private async takeCooldown(key: string, seconds: number): Promise<boolean> {

@@ -1,6 +1,6 @@
 import { ConfigError } from "@agent-runtime/config";
 import { createLogger, installShutdown, startTelemetry } from "@agent-runtime/telemetry";
-import { type ToolExecutorConfig, loadConfig } from "./config.js";
+import { loadConfig, type ToolExecutorConfig } from "./config.js";
 import { startToolExecutor } from "./service.js";
 
 let config: ToolExecutorConfig;

@@ -65,9 +65,9 @@ export class IdempotencyStore {
 
   /** A call that failed before acting may be tried again. */
   async release(tenant: string, key: string): Promise<void> {
-    await this.pool.query("DELETE FROM tool_calls WHERE tenant = $1 AND idempotency_key = $2 AND status = 'running'", [
-      tenant,
-      key,
-    ]);
+    await this.pool.query(
+      "DELETE FROM tool_calls WHERE tenant = $1 AND idempotency_key = $2 AND status = 'running'",
+      [tenant, key],
+    );
   }
 }

@@ -1,6 +1,6 @@
 import type { ToolsSection } from "@agent-runtime/config";
 import type { ToolDescriptor, ToolListRequest, ToolRegistration } from "@agent-runtime/contracts";
-import { type ToolDefinition, describeTool } from "@agent-runtime/tools";
+import { describeTool, type ToolDefinition } from "@agent-runtime/tools";
 import type { RegisteredTool } from "./executor.js";
 
 /** Every tool the executor knows: local ones and those other services announced. */
@@ -10,12 +10,17 @@ export class ToolRegistry {
 
   constructor(private readonly tools: ToolsSection["tools"]) {}
 
-  addLocal(definition: ToolDefinition, kind: ToolDescriptor["kind"], parameters?: Record<string, unknown>): void {
+  addLocal(
+    definition: ToolDefinition,
+    kind: ToolDescriptor["kind"],
+    parameters?: Record<string, unknown>,
+  ): void {
     const override = this.tools.overrides[definition.name] ?? {};
     const options = { ...definition.options, ...override } as ToolDefinition["options"];
     const tool = { ...definition, options };
     const descriptor = describeTool(tool, kind);
-    if (parameters) descriptor.spec = { ...descriptor.spec, function: { ...descriptor.spec.function, parameters } };
+    if (parameters)
+      descriptor.spec = { ...descriptor.spec, function: { ...descriptor.spec.function, parameters } };
     this.local.set(definition.name, {
       descriptor,
       definition: tool,
@@ -51,7 +56,10 @@ export class ToolRegistry {
 
   /** Tools offered for a context, after the selection policy. */
   list(request: ToolListRequest): ToolDescriptor[] {
-    const all = [...this.local.values(), ...[...this.remote.values()].filter((tool) => (tool.expiresAt ?? 0) > Date.now())];
+    const all = [
+      ...this.local.values(),
+      ...[...this.remote.values()].filter((tool) => (tool.expiresAt ?? 0) > Date.now()),
+    ];
     return all
       .map((tool) => tool.descriptor)
       .filter((descriptor) => !request.names || request.names.includes(descriptor.name))

@@ -58,7 +58,8 @@ export function allowListOf(entries: readonly string[]): AllowList {
   for (const entry of entries) {
     const [address, prefix] = entry.split("/");
     const family = address ? isIP(address) : 0;
-    if (address && family) ranges.addSubnet(address, Number(prefix ?? (family === 4 ? 32 : 128)), family === 4 ? "ipv4" : "ipv6");
+    if (address && family)
+      ranges.addSubnet(address, Number(prefix ?? (family === 4 ? 32 : 128)), family === 4 ? "ipv4" : "ipv6");
     else hosts.add(entry.toLowerCase());
   }
   return { hosts, ranges };
@@ -101,15 +102,20 @@ export async function safeRequest(
   } catch {
     throw new BlockedAddressError(`"${rawUrl}" is not a valid URL`);
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new BlockedAddressError(`scheme ${url.protocol} is not allowed`);
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new BlockedAddressError(`scheme ${url.protocol} is not allowed`);
   if (url.username || url.password) throw new BlockedAddressError("credentials in URLs are not allowed");
   const host = url.hostname.replace(/^\[|\]$/g, "");
   const hostAllowed = options.allow.hosts.has(host.toLowerCase());
-  const addresses = isIP(host) ? [{ address: host, family: isIP(host) }] : await lookup(host, { all: true, verbatim: true });
+  const addresses = isIP(host)
+    ? [{ address: host, family: isIP(host) }]
+    : await lookup(host, { all: true, verbatim: true });
   if (addresses.length === 0) throw new BlockedAddressError(`${host} does not resolve`);
   for (const entry of addresses) {
     if (!hostAllowed && isForbiddenAddress(entry.address, options.allow)) {
-      throw new BlockedAddressError(`${host} resolves to ${entry.address}, a private or local address, which is not allowed`);
+      throw new BlockedAddressError(
+        `${host} resolves to ${entry.address}, a private or local address, which is not allowed`,
+      );
     }
   }
   const pinned = addresses[0]!;
@@ -124,7 +130,9 @@ export async function safeRequest(
         // connect only to the address that was checked (no DNS rebinding between check and use)
         lookup: (_hostname, lookupOptions, callback) => {
           if ((lookupOptions as { all?: boolean }).all) {
-            (callback as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [pinned]);
+            (callback as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [
+              pinned,
+            ]);
           } else {
             callback(null, pinned.address, pinned.family);
           }
@@ -155,7 +163,12 @@ export async function safeRequest(
           for (const [key, value] of Object.entries(response.headers)) {
             if (typeof value === "string" && !/cookie|authorization/i.test(key)) headers[key] = value;
           }
-          resolve({ status: response.statusCode ?? 0, headers, body: Buffer.concat(chunks).toString("utf8"), truncated });
+          resolve({
+            status: response.statusCode ?? 0,
+            headers,
+            body: Buffer.concat(chunks).toString("utf8"),
+            truncated,
+          });
         };
         response.on("end", finish);
         response.on("error", (error) => (truncated ? finish() : reject(error)));

@@ -8,7 +8,7 @@ import {
   toolExecEndpoint,
 } from "@agent-runtime/contracts";
 import { createPool, createRedis } from "@agent-runtime/stores";
-import { type Logger, createLogger, createMetrics, startOpsServer } from "@agent-runtime/telemetry";
+import { createLogger, createMetrics, type Logger, startOpsServer } from "@agent-runtime/telemetry";
 import { calculator } from "./builtins/calculator.js";
 import { currentTime } from "./builtins/current-time.js";
 import { createHttpGet } from "./builtins/http-get.js";
@@ -33,9 +33,18 @@ export async function startToolExecutor(
   options: { logger?: Logger } = {},
 ): Promise<RunningToolExecutor> {
   const logger = options.logger ?? createLogger({ service: "tool-executor", level: config.logLevel });
-  const bus = await connectBus({ name: "tool-executor", url: config.natsUrl, prefix: config.natsPrefix, logger });
+  const bus = await connectBus({
+    name: "tool-executor",
+    url: config.natsUrl,
+    prefix: config.natsPrefix,
+    logger,
+  });
   await bus.ensureStreams(["USAGE"]);
-  const pool = await createPool({ url: config.databaseUrl, schema: config.databaseSchema, applicationName: "tool-executor" });
+  const pool = await createPool({
+    url: config.databaseUrl,
+    schema: config.databaseSchema,
+    applicationName: "tool-executor",
+  });
   const redis = createRedis(config.redisUrl, logger);
   const metrics = createMetrics("tool-executor");
   const allow = allowListOf(config.tools.allowPrivateNetworks);
@@ -95,7 +104,9 @@ export async function startToolExecutor(
     serveOptions,
   );
   bus.serve(Endpoints.toolList, async (request) => ({ tools: registry.list(request) }), serveOptions);
-  const registrations = bus.subscribe(Subjects.toolRegister, ToolRegistration, (registration) => registry.register(registration));
+  const registrations = bus.subscribe(Subjects.toolRegister, ToolRegistration, (registration) =>
+    registry.register(registration),
+  );
 
   const ops = await startOpsServer({
     port: config.opsPort,

@@ -41,7 +41,8 @@ export function createWebhookTool(
       const url = new URL(config.url);
       let body: string | undefined;
       if (config.method === "GET" || config.method === "DELETE") {
-        for (const [key, value] of Object.entries(args)) url.searchParams.set(key, typeof value === "string" ? value : JSON.stringify(value));
+        for (const [key, value] of Object.entries(args))
+          url.searchParams.set(key, typeof value === "string" ? value : JSON.stringify(value));
       } else {
         body = JSON.stringify(args);
       }
@@ -55,7 +56,10 @@ export function createWebhookTool(
         signal: context.signal,
       });
       if (response.status >= 400) {
-        throw new RuntimeError("upstream", `webhook answered ${response.status}: ${response.body.slice(0, 300)}`);
+        throw new RuntimeError(
+          "upstream",
+          `webhook answered ${response.status}: ${response.body.slice(0, 300)}`,
+        );
       }
       try {
         return JSON.parse(response.body) as unknown;

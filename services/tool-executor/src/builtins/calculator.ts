@@ -1,5 +1,5 @@
-import { z } from "zod";
 import { defineTool } from "@agent-runtime/tools";
+import { z } from "zod";
 
 /** A safe arithmetic evaluator (recursive descent; no eval). */
 export class ExpressionError extends Error {
@@ -28,13 +28,16 @@ const CONSTANTS: Record<string, number> = { pi: Math.PI, e: Math.E };
 
 export function evaluate(expression: string): number {
   if (expression.length > 1000) throw new ExpressionError("expression is longer than 1000 characters");
-  const tokens = expression.match(/\d+\.?\d*(?:e[+-]?\d+)?|\.\d+|[A-Za-z_][A-Za-z0-9_]*|\*\*|[-+*/%^(),]|\S/g) ?? [];
+  const tokens =
+    expression.match(/\d+\.?\d*(?:e[+-]?\d+)?|\.\d+|[A-Za-z_][A-Za-z0-9_]*|\*\*|[-+*/%^(),]|\S/g) ?? [];
   let position = 0;
   const peek = () => tokens[position];
   const take = (expected?: string) => {
     const token = tokens[position];
     if (expected !== undefined && token !== expected) {
-      throw new ExpressionError(`expected "${expected}" but found ${token === undefined ? "the end" : `"${token}"`}`);
+      throw new ExpressionError(
+        `expected "${expected}" but found ${token === undefined ? "the end" : `"${token}"`}`,
+      );
     }
     position++;
     return token;

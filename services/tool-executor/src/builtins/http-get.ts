@@ -1,14 +1,20 @@
+import type { BlockList } from "node:net";
 import { defineTool } from "@agent-runtime/tools";
 import { z } from "zod";
-import type { BlockList } from "node:net";
 import { safeRequest } from "../safe-http.js";
 
 export function createHttpGet(allow: { hosts: Set<string>; ranges: BlockList }, maxBytes = 256 * 1024) {
   return defineTool({
     name: "http_get",
-    description: "Fetches a public web page or API over HTTP(S) GET and returns its status and text (size-limited).",
+    description:
+      "Fetches a public web page or API over HTTP(S) GET and returns its status and text (size-limited).",
     input: z.object({ url: z.string().url().describe("absolute http(s) URL") }),
-    output: z.object({ status: z.number(), contentType: z.string(), body: z.string(), truncated: z.boolean() }),
+    output: z.object({
+      status: z.number(),
+      contentType: z.string(),
+      body: z.string(),
+      truncated: z.boolean(),
+    }),
     options: { timeoutMs: 10_000, cacheTtlSeconds: 60, maxConcurrency: 32 },
     handler: async ({ url }, context) => {
       const response = await safeRequest(url, {

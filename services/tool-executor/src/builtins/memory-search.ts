@@ -6,7 +6,8 @@ import { z } from "zod";
 export function createMemorySearch(bus: Bus) {
   return defineTool({
     name: "memory_search",
-    description: "Searches the user's and tenant's long-term memory and documents for passages relevant to a query.",
+    description:
+      "Searches the user's and tenant's long-term memory and documents for passages relevant to a query.",
     input: z.object({
       query: z.string().min(1).max(2000),
       limit: z.number().int().min(1).max(20).optional(),
