@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url";
 import { startFakeOpenAI } from "@agent-runtime/testkit";
 import autocannon from "autocannon";
 import { stringify } from "yaml";
-import { DATABASE_URL, dropIsolation, NATS_URL, newIsolation, REDIS_URL } from "../support/isolation.js";
+import { dropIsolation, isolatedEnv, newIsolation } from "../support/isolation.js";
 import { freePort, type ServiceProcess, startServiceProcess } from "../support/processes.js";
 import { summarize, writeResult } from "./stats.js";
 
@@ -51,21 +51,14 @@ export async function run() {
   const port = await freePort();
   const configPath = join(mkdtempSync(join(tmpdir(), "benching-")), "config.yaml");
   writeFileSync(configPath, stringify({ limits: { queues: { interactiveMaxDepth: 48 } } }));
-  const env = {
-    NATS_URL,
-    DATABASE_URL,
-    REDIS_URL,
-    NATS_PREFIX: isolation.natsPrefix,
-    DATABASE_SCHEMA: isolation.schema,
-    REDIS_PREFIX: isolation.redisPrefix,
-    OPS_PORT: "0",
+  const env = isolatedEnv(isolation, {
     PORT: String(port),
     HOST: "127.0.0.1",
     BOOTSTRAP_API_KEY: KEY,
     OPENAI_BASE_URL: fake.url,
     OPENAI_API_KEY: "k",
     AGENT_CONFIG: configPath,
-  };
+  });
   const services: ServiceProcess[] = [];
   for (const name of ["memory", "tool-executor", "model-proxy", "orchestrator", "ingress"])
     services.push(await startServiceProcess(name, env));

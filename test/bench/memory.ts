@@ -10,7 +10,7 @@ import { lshBucket } from "@agent-runtime/memory";
 import { fakeEmbedding, startFakeOpenAI } from "@agent-runtime/testkit";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { DATABASE_URL, dropIsolation, NATS_URL, newIsolation, REDIS_URL } from "../support/isolation.js";
+import { DATABASE_URL, dropIsolation, isolatedEnv, newIsolation, REDIS_URL } from "../support/isolation.js";
 import { startServiceProcess } from "../support/processes.js";
 import { summarize, writeResult } from "./stats.js";
 
@@ -35,18 +35,11 @@ export async function run() {
     content: "Summary: the customer discussed orders, refunds and billing; open question on invoice 42.",
   }));
   const isolation = newIsolation("benchmem");
-  const env = {
-    NATS_URL,
-    DATABASE_URL,
-    REDIS_URL,
-    NATS_PREFIX: isolation.natsPrefix,
-    DATABASE_SCHEMA: isolation.schema,
-    REDIS_PREFIX: isolation.redisPrefix,
-    OPS_PORT: "0",
+  const env = isolatedEnv(isolation, {
     OPENAI_BASE_URL: fake.url,
     OPENAI_API_KEY: "k",
     MODEL_EMBED: "fake-embed",
-  };
+  });
   const proxy = await startServiceProcess("model-proxy", env);
   const memory = await startServiceProcess("memory", env);
   const bus = await createTestBus({ prefix: isolation.natsPrefix });

@@ -15,7 +15,7 @@ import { createTestBus } from "@agent-runtime/bus/testing";
 import { RunEvent, RunRequest, Subjects } from "@agent-runtime/contracts";
 import { startFakeOpenAI } from "@agent-runtime/testkit";
 import { stringify } from "yaml";
-import { DATABASE_URL, dropIsolation, NATS_URL, newIsolation, REDIS_URL } from "../support/isolation.js";
+import { dropIsolation, isolatedEnv, newIsolation } from "../support/isolation.js";
 import { type ServiceProcess, startServiceProcess } from "../support/processes.js";
 import { runConcurrent, summarize, writeResult } from "./stats.js";
 
@@ -92,18 +92,11 @@ export async function run() {
       agents: { bench: { tools: ["calculator"], maxSteps: 8 }, slow: { tools: ["slowact"] } },
     }),
   );
-  const env = {
-    NATS_URL,
-    DATABASE_URL,
-    REDIS_URL,
-    NATS_PREFIX: isolation.natsPrefix,
-    DATABASE_SCHEMA: isolation.schema,
-    REDIS_PREFIX: isolation.redisPrefix,
-    OPS_PORT: "0",
+  const env = isolatedEnv(isolation, {
     OPENAI_BASE_URL: fake.url,
     OPENAI_API_KEY: "k",
     AGENT_CONFIG: configPath,
-  };
+  });
   const services: ServiceProcess[] = [];
   for (const name of ["memory", "tool-executor", "model-proxy", "orchestrator"])
     services.push(await startServiceProcess(name, env));

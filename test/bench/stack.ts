@@ -6,7 +6,7 @@
 import { pathToFileURL } from "node:url";
 import { startFakeOpenAI } from "@agent-runtime/testkit";
 import OpenAI from "openai";
-import { DATABASE_URL, dropIsolation, NATS_URL, newIsolation, REDIS_URL } from "../support/isolation.js";
+import { dropIsolation, isolatedEnv, newIsolation } from "../support/isolation.js";
 import { freePort, startServiceProcess } from "../support/processes.js";
 import { runConcurrent, summarize, writeResult } from "./stats.js";
 
@@ -27,14 +27,7 @@ export async function run(options: { samples?: number; throughputTurns?: number 
   });
   const isolation = newIsolation("bench");
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = {
-    NATS_URL,
-    DATABASE_URL,
-    REDIS_URL,
-    NATS_PREFIX: isolation.natsPrefix,
-    DATABASE_SCHEMA: isolation.schema,
-    REDIS_PREFIX: isolation.redisPrefix,
-    OPS_PORT: "0",
+  const env: NodeJS.ProcessEnv = isolatedEnv(isolation, {
     PORT: String(port),
     HOST: "127.0.0.1",
     LOG_LEVEL: "warn",
@@ -43,8 +36,7 @@ export async function run(options: { samples?: number; throughputTurns?: number 
     OPENAI_API_KEY: "sk-fake",
     MODEL_FAST: "fake-fast",
     MODEL_STRONG: "fake-strong",
-    OTEL_SDK_DISABLED: "true",
-  };
+  });
   const services = [];
   for (const name of ["memory", "tool-executor", "model-proxy", "orchestrator", "ingress"]) {
     services.push(await startServiceProcess(name, { ...env, LOG_LEVEL: "info" }));

@@ -13,7 +13,7 @@ import { createTestBus } from "@agent-runtime/bus/testing";
 import { Endpoints, toolExecEndpoint } from "@agent-runtime/contracts";
 import { evaluate } from "@agent-runtime/tool-executor";
 import { stringify } from "yaml";
-import { DATABASE_URL, dropIsolation, NATS_URL, newIsolation, REDIS_URL } from "../support/isolation.js";
+import { dropIsolation, isolatedEnv, newIsolation } from "../support/isolation.js";
 import { startServiceProcess } from "../support/processes.js";
 import { runConcurrent, summarize, writeResult } from "./stats.js";
 
@@ -42,16 +42,12 @@ export async function run() {
       },
     }),
   );
-  const executor = await startServiceProcess("tool-executor", {
-    NATS_URL,
-    DATABASE_URL,
-    REDIS_URL,
-    NATS_PREFIX: isolation.natsPrefix,
-    DATABASE_SCHEMA: isolation.schema,
-    REDIS_PREFIX: isolation.redisPrefix,
-    OPS_PORT: "0",
-    AGENT_CONFIG: configPath,
-  });
+  const executor = await startServiceProcess(
+    "tool-executor",
+    isolatedEnv(isolation, {
+      AGENT_CONFIG: configPath,
+    }),
+  );
   const bus = await createTestBus({ prefix: isolation.natsPrefix });
   let counter = 0;
   const meta = () => ({

@@ -43,3 +43,18 @@ export async function dropIsolation(isolation: Isolation): Promise<void> {
     redis.disconnect();
   }
 }
+
+/** The environment that points a service at the local servers inside an isolation. */
+export function isolatedEnv(isolation: Isolation, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    NATS_URL,
+    DATABASE_URL,
+    REDIS_URL,
+    NATS_PREFIX: isolation.natsPrefix,
+    DATABASE_SCHEMA: isolation.schema,
+    REDIS_PREFIX: isolation.redisPrefix,
+    OPS_PORT: "0",
+    OTEL_SDK_DISABLED: "true",
+    ...extra,
+  };
+}

@@ -4,14 +4,7 @@ import * as modelProxy from "@agent-runtime/model-proxy";
 import * as orchestrator from "@agent-runtime/orchestrator";
 import { createLogger } from "@agent-runtime/telemetry";
 import * as toolExecutor from "@agent-runtime/tool-executor";
-import {
-  DATABASE_URL,
-  dropIsolation,
-  type Isolation,
-  NATS_URL,
-  newIsolation,
-  REDIS_URL,
-} from "./isolation.js";
+import { dropIsolation, type Isolation, isolatedEnv, newIsolation } from "./isolation.js";
 
 export interface Stack {
   url: string;
@@ -34,25 +27,17 @@ export interface StackOptions {
 /** All five services in this process, isolated by NATS prefix, Postgres schema and Redis prefix. */
 export async function startStack(options: StackOptions): Promise<Stack> {
   const isolation = options.isolation ?? newIsolation();
-  const env: NodeJS.ProcessEnv = {
-    NATS_URL,
-    DATABASE_URL,
-    REDIS_URL,
-    NATS_PREFIX: isolation.natsPrefix,
-    DATABASE_SCHEMA: isolation.schema,
-    REDIS_PREFIX: isolation.redisPrefix,
-    OPS_PORT: "0",
+  const env: NodeJS.ProcessEnv = isolatedEnv(isolation, {
     PORT: "0",
     HOST: "127.0.0.1",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error",
     BOOTSTRAP_API_KEY: options.bootstrapApiKey,
-    OTEL_SDK_DISABLED: "true",
     ...(options.openaiBaseUrl ? { OPENAI_BASE_URL: options.openaiBaseUrl, OPENAI_API_KEY: "sk-fake" } : {}),
     MODEL_FAST: "fake-fast",
     MODEL_STRONG: "fake-strong",
     MODEL_EMBED: "fake-embed",
     ...options.env,
-  };
+  });
   const level = env.LOG_LEVEL ?? "error";
   const started: { stop(): Promise<void> }[] = [];
   try {

@@ -4,4 +4,6 @@ export { ConfigError, interpolateEnv, parseConfig, readConfigFile } from "./load
 export { MemorySection } from "./memory.js";
 export { ModelConfig, ModelsSection, ProviderConfig, RouteRule } from "./models.js";
 export { loadRuntimeConfig, RuntimeConfig } from "./runtime-config.js";
+export type { Connections } from "./service-env.js";
+export { ConnectionEnv, parseServiceEnv } from "./service-env.js";
 export { ToolsSection, WebhookToolConfig } from "./tools.js";

@@ -79,24 +79,24 @@ export function registerChatRoute(app: FastifyInstance, deps: RouteDeps): void {
       const created = Math.floor(Date.now() / 1000);
       const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
 
+      const maxTokens = body.max_completion_tokens ?? body.max_tokens;
+      const submission = {
+        tenant: key.tenant,
+        agent: body.model,
+        input: input.length > 0 ? input : body.messages,
+        threadId,
+        ...(body.user ? { userId: body.user } : {}),
+        priority: "interactive" as const,
+        source: "chat" as const,
+        timeoutMs: deps.runTimeoutMs,
+        ...(body.tools ? { clientTools: body.tools } : {}),
+        ...(body.metadata ? { metadata: body.metadata } : {}),
+        ...(body.temperature != null ? { temperature: body.temperature } : {}),
+        ...(maxTokens ? { maxTokens } : {}),
+      };
+
       if (!body.stream) {
-        const run = await deps.runs.submit({
-          tenant: key.tenant,
-          agent: body.model,
-          input: input.length > 0 ? input : body.messages,
-          threadId,
-          ...(body.user ? { userId: body.user } : {}),
-          priority: "interactive",
-          stream: false,
-          source: "chat",
-          timeoutMs: deps.runTimeoutMs,
-          ...(body.tools ? { clientTools: body.tools } : {}),
-          ...(body.metadata ? { metadata: body.metadata } : {}),
-          ...(body.temperature != null ? { temperature: body.temperature } : {}),
-          ...((body.max_completion_tokens ?? body.max_tokens)
-            ? { maxTokens: (body.max_completion_tokens ?? body.max_tokens)! }
-            : {}),
-        });
+        const run = await deps.runs.submit({ ...submission, stream: false });
         const finished = await run.finished;
         const failure = failureOf(finished);
         if (failure) throw failure;
@@ -175,20 +175,7 @@ export function registerChatRoute(app: FastifyInstance, deps: RouteDeps): void {
           }
         }
       };
-      const run = await deps.runs.submit({
-        tenant: key.tenant,
-        agent: body.model,
-        input: input.length > 0 ? input : body.messages,
-        threadId,
-        ...(body.user ? { userId: body.user } : {}),
-        priority: "interactive",
-        stream: true,
-        source: "chat",
-        timeoutMs: deps.runTimeoutMs,
-        ...(body.tools ? { clientTools: body.tools } : {}),
-        ...(body.temperature != null ? { temperature: body.temperature } : {}),
-        onEvent,
-      });
+      const run = await deps.runs.submit({ ...submission, stream: true, onEvent });
       runId = run.runId;
       request.raw.on("close", () => {
         if (!raw.writableEnded) run.close();

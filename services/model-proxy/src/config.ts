@@ -1,13 +1,14 @@
-import { ConfigError, loadRuntimeConfig, type ModelsSection } from "@agent-runtime/config";
+import {
+  ConfigError,
+  type Connections,
+  loadRuntimeConfig,
+  type ModelsSection,
+  parseServiceEnv,
+} from "@agent-runtime/config";
 import { z } from "zod";
 
-const Env = z.object({
-  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
-  NATS_PREFIX: z.string().default(""),
-  REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
-  REDIS_PREFIX: z.string().default("ar:"),
+const OwnEnv = {
   OPS_PORT: z.coerce.number().int().min(0).default(9102),
-  LOG_LEVEL: z.string().default("info"),
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(256),
   OPENAI_BASE_URL: z.string().url().optional(),
   OPENAI_API_KEY: z.string().optional(),
@@ -27,15 +28,10 @@ const Env = z.object({
   BREAKER_FAILURES: z.coerce.number().int().positive().default(5),
   BREAKER_COOLDOWN_MS: z.coerce.number().int().positive().default(10_000),
   LIMIT_MAX_WAIT_MS: z.coerce.number().int().nonnegative().default(2000),
-});
+};
 
-export interface ModelProxyConfig {
-  natsUrl: string;
-  natsPrefix: string;
-  redisUrl: string;
-  redisPrefix: string;
+export interface ModelProxyConfig extends Connections {
   opsPort: number;
-  logLevel: string;
   maxInFlight: number;
   models: ModelsSection;
   /** True when no provider was configured and the offline dev model answers. */
@@ -49,13 +45,7 @@ export interface ModelProxyConfig {
 
 /** Env alone (OPENAI_BASE_URL, OPENAI_API_KEY, MODEL_FAST, MODEL_STRONG) is enough; AGENT_CONFIG adds the rest. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelProxyConfig {
-  const parsed = Env.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(
-      `invalid environment: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-    );
-  }
-  const e = parsed.data;
+  const e = parseServiceEnv(OwnEnv, env);
   const runtime = loadRuntimeConfig(env);
   const models: ModelsSection = {
     providers: { ...runtime.providers },
@@ -99,12 +89,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelProxyConf
   }
   validateReferences(models, env.AGENT_CONFIG ?? "environment");
   return {
-    natsUrl: e.NATS_URL,
-    natsPrefix: e.NATS_PREFIX,
-    redisUrl: e.REDIS_URL,
-    redisPrefix: e.REDIS_PREFIX,
+    ...e.connections,
     opsPort: e.OPS_PORT,
-    logLevel: e.LOG_LEVEL,
     maxInFlight: e.MAX_IN_FLIGHT,
     models,
     offline,

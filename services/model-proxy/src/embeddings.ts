@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import type { ModelsSection } from "@agent-runtime/config";
 import {
   type ModelEmbedReply,
@@ -12,6 +11,7 @@ import { fakeEmbeddingForOffline } from "./offline-embedding.js";
 import { costOf } from "./pricing.js";
 import { classifyProviderError, type Provider } from "./provider-call.js";
 import { countTextTokens } from "./tokens.js";
+import { usageRecord } from "./usage-record.js";
 
 const BATCH = 256;
 
@@ -85,30 +85,24 @@ export async function embed(
   const usage = { promptTokens, completionTokens: 0, cachedTokens: 0, totalTokens: promptTokens };
   const costUsd = costOf(model, usage);
   const meta = request.meta;
-  deps.publishUsage({
-    v: 1,
-    id: randomUUID(),
-    ts: Date.now(),
-    tenant: meta.tenant,
-    ...(meta.userId ? { userId: meta.userId } : {}),
-    ...(meta.runId ? { runId: meta.runId } : {}),
-    ...(meta.agent ? { agent: meta.agent } : {}),
-    requestId: meta.requestId,
-    kind: "embed",
-    route: "embed",
-    routeReason: request.model ? "explicit model" : "configured embedding model",
-    tier: "embedding",
-    model: modelName,
-    provider: provider.name,
-    usage,
-    usageEstimated: false,
-    costUsd,
-    latencyMs: performance.now() - started,
-    retries: 0,
-    fallbacks: 0,
-    cached: missing.length === 0,
-    status: "ok",
-  });
+  deps.publishUsage(
+    usageRecord(meta, {
+      kind: "embed",
+      route: "embed",
+      routeReason: request.model ? "explicit model" : "configured embedding model",
+      tier: "embedding",
+      model: modelName,
+      provider: provider.name,
+      usage,
+      usageEstimated: false,
+      costUsd,
+      latencyMs: performance.now() - started,
+      retries: 0,
+      fallbacks: 0,
+      cached: missing.length === 0,
+      status: "ok",
+    }),
+  );
   return {
     embeddings: result as number[][],
     model: modelName,

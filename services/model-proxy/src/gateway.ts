@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import type { ModelsSection } from "@agent-runtime/config";
 import {
   type ModelChatReply,
@@ -23,6 +22,7 @@ import {
 } from "./provider-call.js";
 import { routeRequest } from "./router.js";
 import { estimatePromptTokens } from "./tokens.js";
+import { type UsageFields, usageRecord } from "./usage-record.js";
 
 export interface GatewayDeps {
   models: ModelsSection;
@@ -372,38 +372,16 @@ export class Gateway {
   private usageRecord(
     request: ModelChatRequest,
     route: ModelChatReply["route"],
-    fields: Pick<
-      ModelUsageRecord,
-      | "model"
-      | "provider"
-      | "usage"
-      | "usageEstimated"
-      | "costUsd"
-      | "latencyMs"
-      | "retries"
-      | "fallbacks"
-      | "cached"
-      | "status"
-    > &
-      Partial<Pick<ModelUsageRecord, "ttftMs" | "errorCode">>,
+    fields: Omit<UsageFields, "kind" | "route" | "routeReason" | "tier" | "variant">,
   ): ModelUsageRecord {
-    const meta = request.meta;
-    return {
-      v: 1,
-      id: randomUUID(),
-      ts: Date.now(),
-      tenant: meta.tenant,
-      ...(meta.userId ? { userId: meta.userId } : {}),
-      ...(meta.runId ? { runId: meta.runId } : {}),
-      ...(meta.agent ? { agent: meta.agent } : {}),
-      requestId: meta.requestId,
+    return usageRecord(request.meta, {
       kind: "chat",
       route: request.task ?? "chat",
       routeReason: route.reason,
       tier: route.tier,
       ...(route.variant ? { variant: route.variant } : {}),
       ...fields,
-    };
+    });
   }
 }
 

@@ -1,27 +1,23 @@
-import { AgentConfig, ConfigError, DEFAULT_AGENTS, loadRuntimeConfig } from "@agent-runtime/config";
+import {
+  AgentConfig,
+  type Connections,
+  DEFAULT_AGENTS,
+  loadRuntimeConfig,
+  parseServiceEnv,
+} from "@agent-runtime/config";
 import { z } from "zod";
 
-const Env = z.object({
-  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
-  NATS_PREFIX: z.string().default(""),
-  DATABASE_URL: z.string().default("postgres://postgres@127.0.0.1:5432/postgres"),
-  DATABASE_SCHEMA: z.string().default("public"),
+const OwnEnv = {
   OPS_PORT: z.coerce.number().int().min(0).default(9101),
-  LOG_LEVEL: z.string().default("info"),
   INTERACTIVE_CONCURRENCY: z.coerce.number().int().positive().default(64),
   BATCH_CONCURRENCY: z.coerce.number().int().positive().default(4),
   RUN_ACK_WAIT_MS: z.coerce.number().int().positive().default(5000),
   BATCH_MAX_ATTEMPTS: z.coerce.number().int().positive().default(4),
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(256),
-});
+};
 
-export interface OrchestratorConfig {
-  natsUrl: string;
-  natsPrefix: string;
-  databaseUrl: string;
-  databaseSchema: string;
+export interface OrchestratorConfig extends Connections {
   opsPort: number;
-  logLevel: string;
   interactiveConcurrency: number;
   batchConcurrency: number;
   ackWaitMs: number;
@@ -31,24 +27,14 @@ export interface OrchestratorConfig {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): OrchestratorConfig {
-  const parsed = Env.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(
-      `invalid environment: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-    );
-  }
-  const e = parsed.data;
+  const e = parseServiceEnv(OwnEnv, env);
   const runtime = loadRuntimeConfig(env);
   const agents: Record<string, AgentConfig> = {};
   for (const [name, agent] of Object.entries(DEFAULT_AGENTS)) agents[name] = AgentConfig.parse(agent);
   Object.assign(agents, runtime.agents);
   return {
-    natsUrl: e.NATS_URL,
-    natsPrefix: e.NATS_PREFIX,
-    databaseUrl: e.DATABASE_URL,
-    databaseSchema: e.DATABASE_SCHEMA,
+    ...e.connections,
     opsPort: e.OPS_PORT,
-    logLevel: e.LOG_LEVEL,
     interactiveConcurrency: e.INTERACTIVE_CONCURRENCY,
     batchConcurrency: e.BATCH_CONCURRENCY,
     ackWaitMs: e.RUN_ACK_WAIT_MS,

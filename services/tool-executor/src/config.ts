@@ -1,32 +1,23 @@
-import { ConfigError, loadRuntimeConfig, type ToolsSection } from "@agent-runtime/config";
+import {
+  type Connections,
+  loadRuntimeConfig,
+  parseServiceEnv,
+  type ToolsSection,
+} from "@agent-runtime/config";
 import { z } from "zod";
 
-const Env = z.object({
-  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
-  NATS_PREFIX: z.string().default(""),
-  DATABASE_URL: z.string().default("postgres://postgres@127.0.0.1:5432/postgres"),
-  DATABASE_SCHEMA: z.string().default("public"),
-  REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
-  REDIS_PREFIX: z.string().default("ar:"),
+const OwnEnv = {
   OPS_PORT: z.coerce.number().int().min(0).default(9103),
-  LOG_LEVEL: z.string().default("info"),
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(512),
   IDEMPOTENCY_TTL_SECONDS: z.coerce
     .number()
     .int()
     .positive()
     .default(7 * 24 * 3600),
-});
+};
 
-export interface ToolExecutorConfig {
-  natsUrl: string;
-  natsPrefix: string;
-  databaseUrl: string;
-  databaseSchema: string;
-  redisUrl: string;
-  redisPrefix: string;
+export interface ToolExecutorConfig extends Connections {
   opsPort: number;
-  logLevel: string;
   maxInFlight: number;
   idempotencyTtlSeconds: number;
   tools: ToolsSection["tools"];
@@ -34,22 +25,10 @@ export interface ToolExecutorConfig {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolExecutorConfig {
-  const parsed = Env.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(
-      `invalid environment: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-    );
-  }
-  const e = parsed.data;
+  const e = parseServiceEnv(OwnEnv, env);
   return {
-    natsUrl: e.NATS_URL,
-    natsPrefix: e.NATS_PREFIX,
-    databaseUrl: e.DATABASE_URL,
-    databaseSchema: e.DATABASE_SCHEMA,
-    redisUrl: e.REDIS_URL,
-    redisPrefix: e.REDIS_PREFIX,
+    ...e.connections,
     opsPort: e.OPS_PORT,
-    logLevel: e.LOG_LEVEL,
     maxInFlight: e.MAX_IN_FLIGHT,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     tools: loadRuntimeConfig(env).tools,

@@ -1,0 +1,49 @@
+import { z } from "zod";
+import { ConfigError } from "./load.js";
+
+/** Environment every service shares: where NATS, Postgres and Redis are, and its namespaces. */
+export const ConnectionEnv = {
+  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  NATS_PREFIX: z.string().default(""),
+  DATABASE_URL: z.string().default("postgres://postgres@127.0.0.1:5432/postgres"),
+  DATABASE_SCHEMA: z.string().default("public"),
+  REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
+  REDIS_PREFIX: z.string().default("ar:"),
+  LOG_LEVEL: z.string().default("info"),
+};
+
+export interface Connections {
+  natsUrl: string;
+  natsPrefix: string;
+  databaseUrl: string;
+  databaseSchema: string;
+  redisUrl: string;
+  redisPrefix: string;
+  logLevel: string;
+}
+
+/** Validates the shared variables plus a service's own; errors name each bad variable. */
+export function parseServiceEnv<T extends z.ZodRawShape>(
+  own: T,
+  env: NodeJS.ProcessEnv,
+): z.infer<z.ZodObject<typeof ConnectionEnv & T>> & { connections: Connections } {
+  const schema = z.object({ ...ConnectionEnv, ...own });
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      `invalid environment: ${parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ")}`,
+    );
+  }
+  const e = parsed.data as z.infer<z.ZodObject<typeof ConnectionEnv>>;
+  return Object.assign(parsed.data, {
+    connections: {
+      natsUrl: e.NATS_URL,
+      natsPrefix: e.NATS_PREFIX,
+      databaseUrl: e.DATABASE_URL,
+      databaseSchema: e.DATABASE_SCHEMA,
+      redisUrl: e.REDIS_URL,
+      redisPrefix: e.REDIS_PREFIX,
+      logLevel: e.LOG_LEVEL,
+    },
+  }) as z.infer<z.ZodObject<typeof ConnectionEnv & T>> & { connections: Connections };
+}
