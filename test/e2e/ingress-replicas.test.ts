@@ -25,12 +25,7 @@ beforeAll(async () => {
   for (let i = 0; i < 2; i++) {
     const port = await freePort();
     const process = await startServiceProcess("ingress", {
-      NATS_URL,
-      DATABASE_URL,
-      REDIS_URL,
-      NATS_PREFIX: isolation.natsPrefix,
-      DATABASE_SCHEMA: isolation.schema,
-      REDIS_PREFIX: isolation.redisPrefix,
+      ...isolatedEnv(isolation),
       PORT: String(port),
       HOST: "127.0.0.1",
       BOOTSTRAP_API_KEY: KEY,

@@ -56,3 +56,10 @@ export const DEFAULT_AGENTS: Record<string, z.input<typeof AgentConfig>> = {
     tools: ["calculator", "current_time"],
   },
 };
+
+/** The configured agents over the defaults (a configured `assistant` replaces the default one). */
+export function resolveAgents(configured: Record<string, AgentConfig>): Record<string, AgentConfig> {
+  const agents: Record<string, AgentConfig> = {};
+  for (const [name, agent] of Object.entries(DEFAULT_AGENTS)) agents[name] = AgentConfig.parse(agent);
+  return Object.assign(agents, configured);
+}

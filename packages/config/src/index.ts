@@ -1,4 +1,4 @@
-export { AgentConfig, AgentsSection, DEFAULT_AGENTS, GuardrailsConfig } from "./agents.js";
+export { AgentConfig, AgentsSection, DEFAULT_AGENTS, GuardrailsConfig, resolveAgents } from "./agents.js";
 export { LimitsSection, TenantLimits } from "./limits.js";
 export { ConfigError, interpolateEnv, parseConfig, readConfigFile } from "./load.js";
 export { MemorySection } from "./memory.js";

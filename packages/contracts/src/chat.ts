@@ -66,3 +66,12 @@ export function textOf(content: MessageContent | null | undefined): string {
   if (typeof content === "string") return content;
   return content.map((part) => (part.type === "text" ? part.text : "")).join("");
 }
+
+/** A fragment of a streamed tool call (OpenAI delta format, camel-cased). */
+export const ToolCallDelta = z.object({
+  index: z.number().int().nonnegative(),
+  id: z.string().optional(),
+  name: z.string().optional(),
+  arguments: z.string().optional(),
+});
+export type ToolCallDelta = z.infer<typeof ToolCallDelta>;

@@ -7,6 +7,7 @@ export {
   MessageContent,
   SystemMessage,
   ToolCall,
+  ToolCallDelta,
   ToolMessage,
   ToolSpec,
   textOf,

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AssistantMessage, ChatMessage, ToolCall, ToolSpec } from "./chat.js";
+import { AssistantMessage, ChatMessage, ToolCall, ToolCallDelta, ToolSpec } from "./chat.js";
 import { RequestMeta, TokenUsage } from "./common.js";
 
 export const TaskKind = z.enum(["route", "plan", "summarize", "classify", "answer", "act"]);
@@ -70,16 +70,7 @@ export const ModelStreamChunk = z.object({
   requestId: z.string(),
   index: z.number().int().nonnegative(),
   content: z.string().optional(),
-  toolCalls: z
-    .array(
-      z.object({
-        index: z.number().int().nonnegative(),
-        id: z.string().optional(),
-        name: z.string().optional(),
-        arguments: z.string().optional(),
-      }),
-    )
-    .optional(),
+  toolCalls: z.array(ToolCallDelta).optional(),
 });
 export type ModelStreamChunk = z.infer<typeof ModelStreamChunk>;
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AssistantMessage, ChatMessage } from "./chat.js";
+import { AssistantMessage, ChatMessage, ToolCallDelta } from "./chat.js";
 import { RequestMeta, TenantId, TokenUsage } from "./common.js";
 import { WireError } from "./errors.js";
 
@@ -67,16 +67,7 @@ export const DeltaEvent = EventBase.extend({
   type: z.literal("delta"),
   step: z.number().int().nonnegative(),
   content: z.string().optional(),
-  toolCalls: z
-    .array(
-      z.object({
-        index: z.number().int().nonnegative(),
-        id: z.string().optional(),
-        name: z.string().optional(),
-        arguments: z.string().optional(),
-      }),
-    )
-    .optional(),
+  toolCalls: z.array(ToolCallDelta).optional(),
 });
 export const ToolCalledEvent = EventBase.extend({
   type: z.literal("tool-called"),

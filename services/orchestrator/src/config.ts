@@ -1,9 +1,9 @@
 import {
-  AgentConfig,
+  type AgentConfig,
   type Connections,
-  DEFAULT_AGENTS,
   loadRuntimeConfig,
   parseServiceEnv,
+  resolveAgents,
 } from "@agent-runtime/config";
 import { z } from "zod";
 
@@ -29,9 +29,7 @@ export interface OrchestratorConfig extends Connections {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): OrchestratorConfig {
   const e = parseServiceEnv(OwnEnv, env);
   const runtime = loadRuntimeConfig(env);
-  const agents: Record<string, AgentConfig> = {};
-  for (const [name, agent] of Object.entries(DEFAULT_AGENTS)) agents[name] = AgentConfig.parse(agent);
-  Object.assign(agents, runtime.agents);
+  const agents = resolveAgents(runtime.agents);
   return {
     ...e.connections,
     opsPort: e.OPS_PORT,
