@@ -6,7 +6,7 @@ import { KeyStore } from "@agent-runtime/ingress";
 import { createPool } from "@agent-runtime/stores";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { DATABASE_URL, dropIsolation, NATS_URL, newIsolation, REDIS_URL } from "../support/isolation.js";
+import { DATABASE_URL, dropIsolation, isolatedEnv, newIsolation } from "../support/isolation.js";
 import { freePort, type ServiceProcess, startServiceProcess } from "../support/processes.js";
 
 const KEY = "sk-ingress-replicas";
