@@ -46,10 +46,15 @@ describe("with Redis down", () => {
       { headers: { "x-thread-id": thread } },
     );
     expect(second.choices[0]?.message.content).toContain("answer:");
-    const messages = await fetch(`${stack.url}/v1/threads/${thread}/messages`, { headers: { authorization: `Bearer ${KEY}` } });
+    const messages = await fetch(`${stack.url}/v1/threads/${thread}/messages`, {
+      headers: { authorization: `Bearer ${KEY}` },
+    });
     // turn one: user, tool call, tool result, answer; turn two: user, answer
     expect(((await messages.json()) as { data: unknown[] }).data).toHaveLength(6);
-    await client.chat.completions.create({ model: "assistant", messages: [{ role: "user", content: "third" }] });
+    await client.chat.completions.create({
+      model: "assistant",
+      messages: [{ role: "user", content: "third" }],
+    });
     const limited = await client.chat.completions
       .create({ model: "assistant", messages: [{ role: "user", content: "fourth" }] })
       .catch((error: unknown) => error);

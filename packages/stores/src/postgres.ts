@@ -22,6 +22,10 @@ export async function createPool(options: PostgresOptions): Promise<pg.Pool> {
     idleTimeoutMillis: 30_000,
   });
   pool.on("error", () => undefined);
+  // also set per connection: some Postgres-protocol servers ignore startup options
+  pool.on("connect", (client) => {
+    client.query(`SET search_path TO "${options.schema}", public`).catch(() => undefined);
+  });
   await pool
     .query(`CREATE SCHEMA IF NOT EXISTS "${options.schema}"`)
     .catch(async (error: { code?: string }) => {

@@ -10,12 +10,14 @@ const OwnEnv = {
   OPS_PORT: z.coerce.number().int().min(0).default(9104),
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(512),
   JOB_CONCURRENCY: z.coerce.number().int().positive().default(2),
+  DATABASE_POOL_SIZE: z.coerce.number().int().positive().default(20),
 };
 
 export interface MemoryConfig extends Connections {
   opsPort: number;
   maxInFlight: number;
   jobConcurrency: number;
+  databasePoolSize: number;
   memory: MemorySection["memory"];
 }
 
@@ -26,6 +28,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MemoryConfig {
     opsPort: e.OPS_PORT,
     maxInFlight: e.MAX_IN_FLIGHT,
     jobConcurrency: e.JOB_CONCURRENCY,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
     memory: loadRuntimeConfig(env).memory,
   };
 }

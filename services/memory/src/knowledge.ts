@@ -10,6 +10,7 @@ import {
 import type pg from "pg";
 import { lshBucket, nearbyBuckets } from "./lsh.js";
 import { countText } from "./tokens.js";
+import { vectorLiteral } from "./vector-store.js";
 
 const sha = (text: string) => createHash("sha256").update(text).digest("hex");
 
@@ -55,7 +56,13 @@ export class Knowledge {
     private readonly pool: pg.Pool,
     private readonly bus: Bus,
     private readonly chunkTokens: number,
+    /** Set when pgvector is available: its column's dimensions. */
+    private readonly pgvectorDimensions?: number,
   ) {}
+
+  get usesPgvector(): boolean {
+    return this.pgvectorDimensions !== undefined;
+  }
 
   async remember(
     request: MemoryRememberRequest,
@@ -136,6 +143,22 @@ export class Knowledge {
         reply.embeddings.map(lshBucket),
       ],
     );
+    if (this.pgvectorDimensions !== undefined) {
+      const fitting = reply.embeddings.flatMap((vector, index) =>
+        vector.length === this.pgvectorDimensions ? [{ id: rows.rows[index]!.id, vector }] : [],
+      );
+      await this.pool.query(
+        `UPDATE chunks SET embedding_v = e.embedding::vector
+         FROM (SELECT unnest($3::text[]) AS id, unnest($4::text[]) AS embedding) e
+         WHERE chunks.tenant = $1 AND chunks.document_id = $2 AND chunks.id = e.id`,
+        [
+          tenant,
+          documentId,
+          fitting.map((entry) => entry.id),
+          fitting.map((entry) => vectorLiteral(entry.vector)),
+        ],
+      );
+    }
     return rows.rows.length;
   }
 
@@ -175,21 +198,32 @@ export class Knowledge {
         input: [request.query],
       });
       const queryVector = embedded.embeddings[0] ?? [];
-      const select = (extra: string, extraParams: unknown[]) =>
-        this.pool.query<ChunkRow & { embedding: number[] }>(
-          `SELECT id, document_id, kind, text, metadata, tokens, embedding FROM chunks
-           WHERE ${scope} AND embedding IS NOT NULL ${extra} LIMIT 5000`,
-          [...params.slice(0, -1), ...extraParams],
+      if (this.pgvectorDimensions !== undefined && queryVector.length === this.pgvectorDimensions) {
+        // HNSW index: nearest neighbours in the database
+        const nearest = await this.pool.query<ChunkRow & { similarity: number }>(
+          `SELECT id, document_id, kind, text, metadata, tokens, 1 - (embedding_v <=> $${params.length}::vector) AS similarity
+           FROM chunks WHERE ${scope} AND embedding_v IS NOT NULL
+           ORDER BY embedding_v <=> $${params.length}::vector LIMIT 50`,
+          [...params.slice(0, -1), vectorLiteral(queryVector)],
         );
-      // nearby LSH buckets first; a small corpus (few candidates) is read whole
-      let candidates = await select(`AND lsh = ANY($${params.length}::smallint[])`, [
-        nearbyBuckets(lshBucket(queryVector)),
-      ]);
-      if (candidates.rows.length < request.limit * 4) candidates = await select("", []);
-      semantic = candidates.rows
-        .map((row) => ({ ...row, similarity: cosine(queryVector, row.embedding) }))
-        .sort((a, b) => b.similarity - a.similarity)
-        .slice(0, 50);
+        semantic = nearest.rows;
+      } else {
+        const select = (extra: string, extraParams: unknown[]) =>
+          this.pool.query<ChunkRow & { embedding: number[] }>(
+            `SELECT id, document_id, kind, text, metadata, tokens, embedding FROM chunks
+             WHERE ${scope} AND embedding IS NOT NULL ${extra} LIMIT 5000`,
+            [...params.slice(0, -1), ...extraParams],
+          );
+        // nearby LSH buckets first; a small corpus (few candidates) is read whole
+        let candidates = await select(`AND lsh = ANY($${params.length}::smallint[])`, [
+          nearbyBuckets(lshBucket(queryVector)),
+        ]);
+        if (candidates.rows.length < request.limit * 4) candidates = await select("", []);
+        semantic = candidates.rows
+          .map(({ embedding, ...row }) => ({ ...row, similarity: cosine(queryVector, embedding) }))
+          .sort((a, b) => b.similarity - a.similarity)
+          .slice(0, 50);
+      }
     } catch {
       // no embeddings available: keyword ranking alone
     }

@@ -18,9 +18,12 @@ import { Knowledge } from "./knowledge.js";
 import { MIGRATIONS } from "./schema.js";
 import { Summarizer } from "./summarizer.js";
 import { ThreadStore } from "./thread-store.js";
+import { enablePgvector } from "./vector-store.js";
 
 export interface RunningMemory {
   bus: Bus;
+  /** Which embedding search runs: pgvector's HNSW index or the stock-PostgreSQL LSH path. */
+  vectorSearch: "pgvector" | "lsh";
   opsPort: number;
   stop(): Promise<void>;
 }
@@ -35,13 +38,22 @@ export async function startMemory(
     url: config.databaseUrl,
     schema: config.databaseSchema,
     applicationName: "memory",
-    max: 20,
+    max: config.databasePoolSize,
   });
   await migrate(pool, "memory", MIGRATIONS);
   const redis = createRedis(config.redisUrl, logger);
   const metrics = createMetrics("memory");
   const threads = new ThreadStore(pool, redis, config.redisPrefix, config.memory.hotTurns);
-  const knowledge = new Knowledge(pool, bus, config.memory.chunkTokens);
+  const pgvector = await enablePgvector(pool, config.memory.embeddingDimensions).catch((error: unknown) => {
+    logger.warn({ err: error }, "pgvector could not be set up; using the stock PostgreSQL search");
+    return false;
+  });
+  const knowledge = new Knowledge(
+    pool,
+    bus,
+    config.memory.chunkTokens,
+    pgvector ? config.memory.embeddingDimensions : undefined,
+  );
   const summarizer = new Summarizer(pool, bus, threads, config.memory.keepRecentTurns);
   const hotHits = metrics.counter("memory_context_total", "context builds", ["source"]);
   const serve = { queue: QueueGroups.memory, maxInFlight: config.maxInFlight };
@@ -292,9 +304,13 @@ export async function startMemory(
       },
     },
   });
-  logger.info({ opsPort: ops.port }, "memory ready");
+  logger.info(
+    { opsPort: ops.port, vectorSearch: pgvector ? "pgvector hnsw" : "lsh buckets" },
+    "memory ready",
+  );
   return {
     bus,
+    vectorSearch: pgvector ? "pgvector" : "lsh",
     opsPort: ops.port,
     stop: async () => {
       await bus.drain();
