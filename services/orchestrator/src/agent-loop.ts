@@ -333,9 +333,12 @@ export async function executeRun(
           assistant.content = repair.message.content;
         }
         checkOutput(text, agent.guardrails);
-        await store.recordStep(request.runId, record([]));
         steps.push(record([]));
-        await appendTurn(deps, request, input, steps, meta(`${request.runId}:append`));
+        // the last step and the turn in memory are written together
+        await Promise.all([
+          store.recordStep(request.runId, record([])),
+          appendTurn(deps, request, input, steps, meta(`${request.runId}:append`)),
+        ]);
         return finish(
           "completed",
           assistant,

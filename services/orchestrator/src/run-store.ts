@@ -138,13 +138,20 @@ export class RunStore {
     };
   }
 
+  /** Records a finished step and adds it to the run's totals, atomically and once. */
   async recordStep(
     runId: string,
     step: RecordedStep & { model: string; provider: string; latencyMs: number; route: string },
   ): Promise<void> {
     await this.pool.query(
-      `INSERT INTO run_steps (run_id, step, assistant, tool_messages, model, provider, prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, route)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (run_id, step) DO NOTHING`,
+      `WITH recorded AS (
+         INSERT INTO run_steps (run_id, step, assistant, tool_messages, model, provider, prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, route)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (run_id, step) DO NOTHING
+         RETURNING run_id
+       )
+       UPDATE runs SET steps = GREATEST(steps, $2 + 1), prompt_tokens = prompt_tokens + $7, completion_tokens = completion_tokens + $8,
+         cached_tokens = cached_tokens + $9, cost_usd = cost_usd + $10, updated_at = now()
+       WHERE id = (SELECT run_id FROM recorded)`,
       [
         runId,
         step.step,
@@ -158,18 +165,6 @@ export class RunStore {
         step.costUsd,
         step.latencyMs,
         step.route,
-      ],
-    );
-    await this.pool.query(
-      `UPDATE runs SET steps = GREATEST(steps, $2 + 1), prompt_tokens = prompt_tokens + $3, completion_tokens = completion_tokens + $4,
-         cached_tokens = cached_tokens + $5, cost_usd = cost_usd + $6, updated_at = now() WHERE id = $1`,
-      [
-        runId,
-        step.step,
-        step.usage.promptTokens,
-        step.usage.completionTokens,
-        step.usage.cachedTokens,
-        step.costUsd,
       ],
     );
   }
