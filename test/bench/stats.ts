@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -56,11 +56,37 @@ export async function runConcurrent(
   return { latencies, wallMs: performance.now() - started, errors };
 }
 
-/** Writes `test/bench/results/<name>.json` with a timestamp and machine facts. */
+function leaves(value: unknown, prefix = "", out = new Map<string, number>()): Map<string, number> {
+  if (typeof value === "number") out.set(prefix, value);
+  else if (value && typeof value === "object") {
+    for (const [key, inner] of Object.entries(value)) leaves(inner, prefix ? `${prefix}.${key}` : key, out);
+  }
+  return out;
+}
+
+/**
+ * Writes `test/bench/results/<name>.json` with a timestamp; the run before is
+ * kept as `<name>.previous.json` and the medians, p99s and rates of the two
+ * are printed side by side.
+ */
 export function writeResult(name: string, figures: Record<string, unknown>): string {
   const dir = join(dirname(fileURLToPath(import.meta.url)), "results");
   mkdirSync(dir, { recursive: true });
   const path = join(dir, `${name}.json`);
+  if (existsSync(path)) {
+    const previous = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+    writeFileSync(join(dir, `${name}.previous.json`), `${JSON.stringify(previous, null, 2)}\n`);
+    const before = leaves(previous);
+    const rows = [...leaves(figures)]
+      .filter(
+        ([key]) =>
+          /(p50|p99|PerSecond|Ms$|saving|speedup)/.test(key) && before.has(key) && before.get(key) !== 0,
+      )
+      .map(
+        ([key, now]) => `  ${key}: ${before.get(key)} -> ${now} (x${(now / before.get(key)!).toFixed(2)})`,
+      );
+    if (rows.length > 0) console.log(`compared with the run of ${String(previous.at)}:\n${rows.join("\n")}`);
+  }
   const body = {
     name,
     at: new Date().toISOString(),
