@@ -41,7 +41,7 @@ beforeAll(async () => {
   stack = await startStack({
     bootstrapApiKey: KEY,
     openaiBaseUrl: fake.url,
-    env: { AGENT_CONFIG: configPath },
+    env: { AGENT_CONFIG: configPath, KEY_CACHE_MS: "300" },
   });
   pool = await createPool({ url: DATABASE_URL, schema: stack.isolation.schema, max: 2 });
   const keys = await KeyStore.open(pool, 0);
@@ -124,6 +124,16 @@ describe("ingress errors", () => {
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
     const body = await expectError(limited, 429, /rate_limit/);
     expect(body.error.message).toMatch(/tenant requests per minute/);
+  });
+
+  it("stops accepting a revoked key within the key cache time", async () => {
+    const keys = await KeyStore.open(pool, 0);
+    const made = await keys.create("acme", ["chat"], "short-lived");
+    const ask = () => http("/v1/models", { key: made.key });
+    expect((await ask()).status).toBe(200);
+    expect(await keys.revoke(made.id)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await expectError(await ask(), 401);
   });
 
   it("surfaces errors through the official openai client", async () => {
