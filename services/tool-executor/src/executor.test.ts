@@ -7,7 +7,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Bus } from "@agent-runtime/bus";
 import { createTestBus, uniquePrefix } from "@agent-runtime/bus/testing";
-import { Endpoints, type ToolExecReply, toolExecEndpoint } from "@agent-runtime/contracts";
+import { Endpoints, type ToolExecReply, ToolUsageRecord, toolExecEndpoint } from "@agent-runtime/contracts";
+import { defineTool } from "@agent-runtime/tools";
+import { z } from "zod";
 import { createLogger } from "@agent-runtime/telemetry";
 import { startFakeOpenAI } from "@agent-runtime/testkit";
 import OpenAI from "openai";
@@ -388,5 +390,52 @@ describe("tool-executor", () => {
     } finally {
       child.kill("SIGTERM");
     }
+  });
+
+  it("verifies results against the output schema, bounds concurrency, and records usage", async () => {
+    executor.registry.addLocal(
+      defineTool({
+        name: "broken_tool",
+        description: "returns the wrong shape",
+        input: z.object({}),
+        output: z.object({ total: z.number() }),
+        handler: () => ({ total: "many" }) as never,
+      }),
+      "builtin",
+    );
+    executor.registry.addLocal(
+      defineTool({
+        name: "single_lane",
+        description: "one call at a time",
+        input: z.object({ n: z.number() }),
+        options: { maxConcurrency: 1 },
+        handler: async ({ n }) => {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          return { n };
+        },
+      }),
+      "builtin",
+    );
+    const batch = await client.request(Endpoints.toolBatch, {
+      meta: meta(),
+      calls: [
+        { callId: "b1", name: "broken_tool", arguments: {} },
+        { callId: "s1", name: "single_lane", arguments: { n: 1 } },
+        { callId: "s2", name: "single_lane", arguments: { n: 2 } },
+      ],
+    });
+    expect(batch.results[0]?.status).toBe("invalid_output");
+    expect(batch.results[0]?.content).toMatch(/total/);
+    expect(batch.results.slice(1).map((result) => result.status).sort()).toEqual(["ok", "overloaded"]);
+    const overloaded = batch.results.find((result) => result.status === "overloaded");
+    expect(overloaded?.error).toMatchObject({ code: "overloaded", retryable: true });
+
+    const jsm = await client.jsm();
+    const stream = client.streamName("USAGE");
+    const info = await jsm.streams.info(stream);
+    const last = await jsm.streams.getMessage(stream, { seq: info.state.last_seq });
+    const record = ToolUsageRecord.parse(JSON.parse(new TextDecoder().decode(last!.data)));
+    expect(record).toMatchObject({ tenant: "acme", runId: "run-1" });
+    expect(["broken_tool", "single_lane"]).toContain(record.tool);
   });
 });
