@@ -9,6 +9,7 @@ import {
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { errorBody, parseBody } from "./http-errors.js";
 import type { RouteDeps } from "./route-deps.js";
+import type { SubmitOptions } from "./run-gateway.js";
 
 function usageOf(event: RunFinishedEvent) {
   return {
@@ -38,6 +39,22 @@ function failureOf(event: RunFinishedEvent): RuntimeError | undefined {
   });
 }
 
+/** One chat turn being answered. */
+interface ChatTurn {
+  deps: RouteDeps;
+  request: FastifyRequest;
+  reply: FastifyReply;
+  body: ChatCompletionRequest;
+  submission: Omit<SubmitOptions, "stream" | "onEvent">;
+  threadId: string;
+  id: string;
+  created: number;
+}
+
+function finishReasonOf(event: RunFinishedEvent): string {
+  return event.finishReason === "tool_calls" ? "tool_calls" : (event.finishReason ?? "stop");
+}
+
 /** `POST /v1/chat/completions` — OpenAI wire format over an agent run. */
 export function registerChatRoute(app: FastifyInstance, deps: RouteDeps): void {
   app.post("/v1/chat/completions", async (request: FastifyRequest, reply: FastifyReply) => {
@@ -50,25 +67,21 @@ export function registerChatRoute(app: FastifyInstance, deps: RouteDeps): void {
         details: [{ path: "model", message: "unknown agent" }],
       });
     }
+    const headerThread = request.headers["x-thread-id"];
+    const existingThread =
+      typeof headerThread === "string" && headerThread.length > 0 ? headerThread : undefined;
+    if (existingThread && !/^[A-Za-z0-9_.:-]{1,200}$/.test(existingThread)) {
+      throw new RuntimeError(
+        "validation",
+        "x-thread-id must be 1-200 letters, digits, '_', '.', ':' or '-'",
+        {
+          retryable: false,
+        },
+      );
+    }
     await deps.runs.admit("interactive");
     const release = await deps.limit(key.tenant, body.user, { run: true });
     try {
-      return await answer();
-    } finally {
-      release();
-    }
-
-    async function answer() {
-      const headerThread = request.headers["x-thread-id"];
-      const existingThread =
-        typeof headerThread === "string" && headerThread.length > 0 ? headerThread : undefined;
-      if (existingThread && !/^[A-Za-z0-9_.:-]{1,200}$/.test(existingThread)) {
-        throw new RuntimeError(
-          "validation",
-          "x-thread-id must be 1-200 letters, digits, '_', '.', ':' or '-'",
-          { retryable: false },
-        );
-      }
       const threadId = existingThread ?? `thread_${randomUUID()}`;
       // a continued thread keeps its history server-side: only the new messages of this turn are sent
       const input = existingThread
@@ -76,146 +89,152 @@ export function registerChatRoute(app: FastifyInstance, deps: RouteDeps): void {
             Math.max(0, body.messages.findLastIndex((message) => message.role === "assistant") + 1),
           )
         : body.messages;
-      const created = Math.floor(Date.now() / 1000);
-      const id = `chatcmpl-${randomUUID().replaceAll("-", "")}`;
-
       const maxTokens = body.max_completion_tokens ?? body.max_tokens;
-      const submission = {
-        tenant: key.tenant,
-        agent: body.model,
-        input: input.length > 0 ? input : body.messages,
+      const turn: ChatTurn = {
+        deps,
+        request,
+        reply,
+        body,
         threadId,
-        ...(body.user ? { userId: body.user } : {}),
-        priority: "interactive" as const,
-        source: "chat" as const,
-        timeoutMs: deps.runTimeoutMs,
-        ...(body.tools ? { clientTools: body.tools } : {}),
-        ...(body.metadata ? { metadata: body.metadata } : {}),
-        ...(body.temperature != null ? { temperature: body.temperature } : {}),
-        ...(maxTokens ? { maxTokens } : {}),
+        id: `chatcmpl-${randomUUID().replaceAll("-", "")}`,
+        created: Math.floor(Date.now() / 1000),
+        submission: {
+          tenant: key.tenant,
+          agent: body.model,
+          input: input.length > 0 ? input : body.messages,
+          threadId,
+          ...(body.user ? { userId: body.user } : {}),
+          priority: "interactive",
+          source: "chat",
+          timeoutMs: deps.runTimeoutMs,
+          ...(body.tools ? { clientTools: body.tools } : {}),
+          ...(body.metadata ? { metadata: body.metadata } : {}),
+          ...(body.temperature != null ? { temperature: body.temperature } : {}),
+          ...(maxTokens ? { maxTokens } : {}),
+        },
       };
-
-      if (!body.stream) {
-        const run = await deps.runs.submit({ ...submission, stream: false });
-        const finished = await run.finished;
-        const failure = failureOf(finished);
-        if (failure) throw failure;
-        const output = finished.output ?? { role: "assistant" as const, content: "" };
-        reply.header("x-thread-id", threadId).header("x-run-id", run.runId);
-        return {
-          id,
-          object: "chat.completion",
-          created,
-          model: body.model,
-          choices: [
-            {
-              index: 0,
-              message: {
-                role: "assistant",
-                content: output.content === null ? null : textOf(output.content),
-                ...(output.tool_calls?.length ? { tool_calls: output.tool_calls } : {}),
-                refusal: null,
-              },
-              finish_reason:
-                finished.finishReason === "tool_calls" ? "tool_calls" : (finished.finishReason ?? "stop"),
-              logprobs: null,
-            },
-          ],
-          usage: usageOf(finished),
-        };
-      }
-
-      // streaming: SSE chunks from delta events, then finish_reason, usage, [DONE]
-      const raw = reply.raw;
-      let started = false;
-      const write = (data: unknown) =>
-        raw.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
-      const chunk = (delta: Record<string, unknown>, finishReason: string | null = null) =>
-        write({
-          id,
-          object: "chat.completion.chunk",
-          created,
-          model: body.model,
-          choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
-        });
-      const start = (runId: string) => {
-        if (started) return;
-        started = true;
-        reply.hijack();
-        raw.writeHead(200, {
-          "content-type": "text/event-stream; charset=utf-8",
-          "cache-control": "no-cache",
-          connection: "keep-alive",
-          "x-thread-id": threadId,
-          "x-run-id": runId,
-          "x-accel-buffering": "no",
-        });
-        chunk({ role: "assistant", content: "" });
-      };
-      let runId = "";
-      const pending: RunEvent[] = [];
-      const onEvent = (event: RunEvent) => {
-        if (!started) {
-          pending.push(event);
-          return;
-        }
-        if (event.type === "delta") {
-          if (event.content) chunk({ content: event.content });
-          if (event.toolCalls?.length) {
-            chunk({
-              tool_calls: event.toolCalls.map((call) => ({
-                index: call.index,
-                ...(call.id ? { id: call.id, type: "function" } : {}),
-                function: {
-                  ...(call.name ? { name: call.name } : {}),
-                  ...(call.arguments ? { arguments: call.arguments } : {}),
-                },
-              })),
-            });
-          }
-        }
-      };
-      const run = await deps.runs.submit({ ...submission, stream: true, onEvent });
-      runId = run.runId;
-      request.raw.on("close", () => {
-        if (!raw.writableEnded) run.close();
-      });
-      start(runId);
-      for (const event of pending.splice(0)) onEvent(event);
-      let finished: RunFinishedEvent;
-      try {
-        finished = await run.finished;
-      } catch (error) {
-        const wire =
-          error instanceof RuntimeError
-            ? error.toWire()
-            : { code: "internal" as const, message: "internal error", retryable: false };
-        write(errorBody(wire));
-        write("[DONE]");
-        raw.end();
-        return reply;
-      }
-      const failure = failureOf(finished);
-      if (failure) {
-        write(errorBody(failure.toWire()));
-      } else {
-        const finishReason =
-          finished.finishReason === "tool_calls" ? "tool_calls" : (finished.finishReason ?? "stop");
-        chunk({}, finishReason);
-        if (body.stream_options?.include_usage) {
-          write({
-            id,
-            object: "chat.completion.chunk",
-            created,
-            model: body.model,
-            choices: [],
-            usage: usageOf(finished),
-          });
-        }
-      }
-      write("[DONE]");
-      raw.end();
-      return reply;
+      return body.stream ? await streamAnswer(turn) : await completeAnswer(turn);
+    } finally {
+      release();
     }
   });
+}
+
+/** Waits for the run and answers one `chat.completion`. */
+async function completeAnswer(turn: ChatTurn) {
+  const run = await turn.deps.runs.submit({ ...turn.submission, stream: false });
+  const finished = await run.finished;
+  const failure = failureOf(finished);
+  if (failure) throw failure;
+  const output = finished.output ?? { role: "assistant" as const, content: "" };
+  turn.reply.header("x-thread-id", turn.threadId).header("x-run-id", run.runId);
+  return {
+    id: turn.id,
+    object: "chat.completion",
+    created: turn.created,
+    model: turn.body.model,
+    choices: [
+      {
+        index: 0,
+        message: {
+          role: "assistant",
+          content: output.content === null ? null : textOf(output.content),
+          ...(output.tool_calls?.length ? { tool_calls: output.tool_calls } : {}),
+          refusal: null,
+        },
+        finish_reason: finishReasonOf(finished),
+        logprobs: null,
+      },
+    ],
+    usage: usageOf(finished),
+  };
+}
+
+/** SSE `chat.completion.chunk`s from the run's delta events, then finish_reason, usage and `[DONE]`. */
+async function streamAnswer(turn: ChatTurn): Promise<FastifyReply> {
+  const { reply, body } = turn;
+  const raw = reply.raw;
+  const write = (data: unknown) =>
+    raw.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
+  const chunk = (delta: Record<string, unknown>, finishReason: string | null = null) =>
+    write({
+      id: turn.id,
+      object: "chat.completion.chunk",
+      created: turn.created,
+      model: body.model,
+      choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
+    });
+  // events that arrive before the response head is written wait here
+  let started = false;
+  const pending: RunEvent[] = [];
+  const onEvent = (event: RunEvent) => {
+    if (!started) {
+      pending.push(event);
+      return;
+    }
+    if (event.type !== "delta") return;
+    if (event.content) chunk({ content: event.content });
+    if (event.toolCalls?.length) {
+      chunk({
+        tool_calls: event.toolCalls.map((call) => ({
+          index: call.index,
+          ...(call.id ? { id: call.id, type: "function" } : {}),
+          function: {
+            ...(call.name ? { name: call.name } : {}),
+            ...(call.arguments ? { arguments: call.arguments } : {}),
+          },
+        })),
+      });
+    }
+  };
+  const run = await turn.deps.runs.submit({ ...turn.submission, stream: true, onEvent });
+  turn.request.raw.on("close", () => {
+    if (!raw.writableEnded) run.close();
+  });
+  reply.hijack();
+  raw.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    connection: "keep-alive",
+    "x-thread-id": turn.threadId,
+    "x-run-id": run.runId,
+    "x-accel-buffering": "no",
+  });
+  chunk({ role: "assistant", content: "" });
+  started = true;
+  for (const event of pending.splice(0)) onEvent(event);
+
+  let finished: RunFinishedEvent | undefined;
+  try {
+    finished = await run.finished;
+  } catch (error) {
+    write(
+      errorBody(
+        error instanceof RuntimeError
+          ? error.toWire()
+          : { code: "internal", message: "internal error", retryable: false },
+      ),
+    );
+  }
+  if (finished) {
+    const failure = failureOf(finished);
+    if (failure) {
+      write(errorBody(failure.toWire()));
+    } else {
+      chunk({}, finishReasonOf(finished));
+      if (body.stream_options?.include_usage) {
+        write({
+          id: turn.id,
+          object: "chat.completion.chunk",
+          created: turn.created,
+          model: body.model,
+          choices: [],
+          usage: usageOf(finished),
+        });
+      }
+    }
+  }
+  write("[DONE]");
+  raw.end();
+  return reply;
 }
