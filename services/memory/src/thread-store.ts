@@ -111,44 +111,37 @@ export class ThreadStore {
     messages: readonly StoredMessage[],
     owner: { userId?: string; agent?: string },
   ): Promise<{ appended: number; skipped: number; historyTokens: number }> {
-    const client = await this.pool.connect();
-    let inserted: { id: string; seq: string }[] = [];
-    let historyTokens = 0;
-    let tokenCounts: number[] = [];
-    try {
-      await client.query("BEGIN");
-      await client.query(
-        `INSERT INTO threads (tenant, id, user_id, agent) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (tenant, id) DO UPDATE SET updated_at = now()`,
-        [tenant, threadId, owner.userId ?? null, owner.agent ?? null],
-      );
-      const ids = messages.map((message) => message.id);
-      const bodies = messages.map((message) => JSON.stringify(message.message));
-      const tokens = messages.map((message) => message.tokens ?? messageTokens(message.message));
-      tokenCounts = tokens;
-      const result = await client.query<{ id: string; seq: string }>(
-        `INSERT INTO messages (tenant, thread_id, id, message, tokens)
+    const tokenCounts = messages.map((message) => message.tokens ?? messageTokens(message.message));
+    // one statement, one round trip: upsert the thread, insert new messages, total the unsummarised history
+    const result = await this.pool.query<{ added: { id: string; seq: number }[] | null; history_tokens: string }>(
+      `WITH thread AS (
+         INSERT INTO threads (tenant, id, user_id, agent) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (tenant, id) DO UPDATE SET updated_at = now()
+         RETURNING summary_upto
+       ), added AS (
+         INSERT INTO messages (tenant, thread_id, id, message, tokens)
          SELECT $1, $2, id, message::jsonb, tokens
-         FROM unnest($3::text[], $4::text[], $5::int[]) WITH ORDINALITY AS m(id, message, tokens, n)
+         FROM unnest($5::text[], $6::text[], $7::int[]) WITH ORDINALITY AS m(id, message, tokens, n)
          ORDER BY n
          ON CONFLICT (tenant, id) DO NOTHING
-         RETURNING id, seq`,
-        [tenant, threadId, ids, bodies, tokens],
-      );
-      inserted = result.rows;
-      const total = await client.query<{ tokens: string | null }>(
-        `SELECT sum(m.tokens) AS tokens FROM messages m JOIN threads t ON t.tenant = m.tenant AND t.id = m.thread_id
-         WHERE m.tenant = $1 AND m.thread_id = $2 AND m.seq > t.summary_upto`,
-        [tenant, threadId],
-      );
-      historyTokens = Number(total.rows[0]?.tokens ?? 0);
-      await client.query("COMMIT");
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+         RETURNING id, seq, tokens
+       )
+       SELECT (SELECT json_agg(json_build_object('id', id, 'seq', seq) ORDER BY seq) FROM added) AS added,
+              (SELECT coalesce(sum(m.tokens), 0) FROM messages m, thread t
+                WHERE m.tenant = $1 AND m.thread_id = $2 AND m.seq > t.summary_upto)
+              + (SELECT coalesce(sum(tokens), 0) FROM added) AS history_tokens`,
+      [
+        tenant,
+        threadId,
+        owner.userId ?? null,
+        owner.agent ?? null,
+        messages.map((message) => message.id),
+        messages.map((message) => JSON.stringify(message.message)),
+        tokenCounts,
+      ],
+    );
+    const inserted = result.rows[0]?.added ?? [];
+    const historyTokens = Number(result.rows[0]?.history_tokens ?? 0);
     if (inserted.length > 0) {
       const byId = new Map(
         messages.map((message, index) => [

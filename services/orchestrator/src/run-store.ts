@@ -112,6 +112,7 @@ export class RunStore {
       ],
     );
     const row = result.rows[0]!;
+    if (row.attempts === 1) return { status: row.status, attempt: 1, steps: [] }; // a new run has no steps yet
     const steps = await this.pool.query(
       `SELECT step, assistant, tool_messages, prompt_tokens, completion_tokens, cached_tokens, cost_usd
        FROM run_steps WHERE run_id = $1 ORDER BY step`,
