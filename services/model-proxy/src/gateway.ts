@@ -97,7 +97,8 @@ export class Gateway {
       const recorded = await this.deps.caches.getIdempotent(request.meta.tenant, request.meta.requestId);
       if (recorded) return recorded;
       const reply = await this.chatOnce(request, signal);
-      await this.deps.caches.putIdempotent(request.meta.tenant, request.meta.requestId, reply);
+      // stored without holding the reply; duplicates in flight meanwhile share this promise
+      void this.deps.caches.putIdempotent(request.meta.tenant, request.meta.requestId, reply);
       return reply;
     })();
     this.pending.set(key, promise);

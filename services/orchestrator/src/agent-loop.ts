@@ -116,8 +116,10 @@ export async function executeRun(
     output: AssistantMessage | undefined,
     error: WireError | undefined,
     finishReason?: string,
+    /** Writes that must land before the client hears the run is over (they run alongside the status update). */
+    persisted?: Promise<unknown>,
   ): Promise<RunStatus> => {
-    const final = await store.finish(request.runId, status, output, error);
+    const [final] = await Promise.all([store.finish(request.runId, status, output, error), persisted]);
     const event: Omit<RunFinishedEvent, "runId" | "seq" | "ts"> = {
       type: "run-finished",
       status: final,
@@ -334,8 +336,8 @@ export async function executeRun(
         }
         checkOutput(text, agent.guardrails);
         steps.push(record([]));
-        // the last step and the turn in memory are written together
-        await Promise.all([
+        // the last step, the turn in memory and the run's status are written together
+        const persisted = Promise.all([
           store.recordStep(request.runId, record([])),
           appendTurn(deps, request, input, steps, meta(`${request.runId}:append`)),
         ]);
@@ -344,6 +346,7 @@ export async function executeRun(
           assistant,
           undefined,
           calls.length > 0 ? "tool_calls" : reply.finishReason,
+          persisted,
         );
       }
 
