@@ -22,7 +22,7 @@ import { headers, type Msg, type MsgHdrs, type NatsConnection, type Subscription
 import { connect } from "@nats-io/transport-node";
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { z } from "zod";
-import { decodeText, decodeWith, encodeJson } from "./codec.js";
+import { decodeWith, encodeJson } from "./codec.js";
 import { fromNatsRequestError, overloadedError } from "./errors.js";
 import { InFlightLimiter } from "./limiter.js";
 import type { BusLogger } from "./logger.js";
@@ -459,5 +459,3 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
   })().catch(() => undefined);
   return new Bus(nc, { logger, ...(options.prefix ? { prefix: options.prefix } : {}) });
 }
-
-export { decodeText };

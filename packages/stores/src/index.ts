@@ -1,5 +1,5 @@
 export type { Redis } from "ioredis";
 export type { PostgresOptions } from "./postgres.js";
-export { createPool, migrate } from "./postgres.js";
+export { createPool, migrate, withTransaction } from "./postgres.js";
 export type { RedisLogger } from "./redis.js";
 export { createRedis, redisReady } from "./redis.js";

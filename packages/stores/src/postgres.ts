@@ -35,21 +35,29 @@ export async function createPool(options: PostgresOptions): Promise<pg.Pool> {
   return pool;
 }
 
-/**
- * Runs migrations once per schema even when replicas start together
- * (transaction-scoped advisory lock keyed by schema and owner).
- */
-export async function migrate(pool: pg.Pool, owner: string, statements: readonly string[]): Promise<void> {
+/** Runs `work` in a transaction on one connection: committed if it resolves, rolled back if it throws. */
+export async function withTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query("BEGIN");
-    await client.query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || $1))", [owner]);
-    for (const statement of statements) await client.query(statement);
+    const result = await work(client);
     await client.query("COMMIT");
+    return result;
   } catch (error) {
     await client.query("ROLLBACK").catch(() => undefined);
     throw error;
   } finally {
     client.release();
   }
+}
+
+/**
+ * Runs migrations once per schema even when replicas start together
+ * (transaction-scoped advisory lock keyed by schema and owner).
+ */
+export async function migrate(pool: pg.Pool, owner: string, statements: readonly string[]): Promise<void> {
+  await withTransaction(pool, async (client) => {
+    await client.query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || $1))", [owner]);
+    for (const statement of statements) await client.query(statement);
+  });
 }

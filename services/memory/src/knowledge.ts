@@ -7,6 +7,7 @@ import {
   type MemorySearchRequest,
   type RequestMeta,
 } from "@agent-runtime/contracts";
+import { withTransaction } from "@agent-runtime/stores";
 import type pg from "pg";
 import { lshBucket, nearbyBuckets } from "./lsh.js";
 import { countText } from "./tokens.js";
@@ -87,9 +88,7 @@ export class Knowledge {
       return { documentId, chunks: count.rows[0].n, changed: false };
     }
     const pieces = chunkText(request.text, this.chunkTokens);
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
+    await withTransaction(this.pool, async (client) => {
       await client.query(
         `INSERT INTO documents (tenant, id, user_id, kind, metadata, text_hash) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (tenant, id) DO UPDATE SET user_id = $3, kind = $4, metadata = $5, text_hash = $6`,
@@ -110,13 +109,7 @@ export class Knowledge {
           pieces.map(countText),
         ],
       );
-      await client.query("COMMIT");
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
     return { documentId, chunks: pieces.length, changed: true };
   }
 

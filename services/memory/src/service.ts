@@ -14,6 +14,7 @@ import { createPool, createRedis, migrate, redisReady } from "@agent-runtime/sto
 import { createLogger, createMetrics, type Logger, startOpsServer } from "@agent-runtime/telemetry";
 import type { MemoryConfig } from "./config.js";
 import { assembleContext } from "./context.js";
+import { forgetRows } from "./forget.js";
 import { Knowledge } from "./knowledge.js";
 import { MIGRATIONS } from "./schema.js";
 import { Summarizer } from "./summarizer.js";
@@ -192,68 +193,7 @@ export async function startMemory(
     Endpoints.memoryForget,
     async (request) => {
       const tenant = request.meta.tenant;
-      const client = await pool.connect();
-      const deleted = { messages: 0, threads: 0, documents: 0, chunks: 0 };
-      const threadIds: string[] = [];
-      try {
-        await client.query("BEGIN");
-        const threadFilter = request.threadId ? "id = $2" : request.userId ? "user_id = $2" : "false";
-        const key = request.threadId ?? request.userId ?? null;
-        if (key !== null && (request.threadId || request.userId)) {
-          const rows = await client.query<{ id: string }>(
-            `SELECT id FROM threads WHERE tenant = $1 AND ${threadFilter}`,
-            [tenant, key],
-          );
-          threadIds.push(...rows.rows.map((row) => row.id));
-          if (threadIds.length > 0) {
-            deleted.messages =
-              (
-                await client.query("DELETE FROM messages WHERE tenant = $1 AND thread_id = ANY($2)", [
-                  tenant,
-                  threadIds,
-                ])
-              ).rowCount ?? 0;
-            deleted.threads =
-              (
-                await client.query("DELETE FROM threads WHERE tenant = $1 AND id = ANY($2)", [
-                  tenant,
-                  threadIds,
-                ])
-              ).rowCount ?? 0;
-          }
-        }
-        const documentFilter = request.documentId
-          ? "id = $2"
-          : request.userId && !request.threadId
-            ? "user_id = $2"
-            : null;
-        if (documentFilter) {
-          const value = request.documentId ?? request.userId;
-          const docs = await client.query<{ id: string }>(
-            `SELECT id FROM documents WHERE tenant = $1 AND ${documentFilter}`,
-            [tenant, value],
-          );
-          const ids = docs.rows.map((row) => row.id);
-          if (ids.length > 0) {
-            deleted.chunks =
-              (
-                await client.query("DELETE FROM chunks WHERE tenant = $1 AND document_id = ANY($2)", [
-                  tenant,
-                  ids,
-                ])
-              ).rowCount ?? 0;
-            deleted.documents =
-              (await client.query("DELETE FROM documents WHERE tenant = $1 AND id = ANY($2)", [tenant, ids]))
-                .rowCount ?? 0;
-          }
-        }
-        await client.query("COMMIT");
-      } catch (error) {
-        await client.query("ROLLBACK").catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+      const { deleted, threadIds } = await forgetRows(pool, tenant, request);
       for (const threadId of threadIds) await threads.invalidate(tenant, threadId);
       if (redisReady(redis)) {
         // cached searches of this tenant may hold deleted text

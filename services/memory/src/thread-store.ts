@@ -113,7 +113,10 @@ export class ThreadStore {
   ): Promise<{ appended: number; skipped: number; historyTokens: number }> {
     const tokenCounts = messages.map((message) => message.tokens ?? messageTokens(message.message));
     // one statement, one round trip: upsert the thread, insert new messages, total the unsummarised history
-    const result = await this.pool.query<{ added: { id: string; seq: number }[] | null; history_tokens: string }>(
+    const result = await this.pool.query<{
+      added: { id: string; seq: number }[] | null;
+      history_tokens: string;
+    }>(
       `WITH thread AS (
          INSERT INTO threads (tenant, id, user_id, agent) VALUES ($1, $2, $3, $4)
          ON CONFLICT (tenant, id) DO UPDATE SET updated_at = now()
