@@ -5,7 +5,7 @@ import type {
   MemoryHit,
 } from "@agent-runtime/contracts";
 import type { ThreadState } from "./thread-store.js";
-import { countText, messageTokens } from "./tokens.js";
+import { countText, encodingFor, messageTokens } from "./tokens.js";
 
 type Entry = ThreadState["messages"][number];
 
@@ -37,12 +37,15 @@ export function assembleContext(
   retrieved: readonly MemoryHit[],
 ): MemoryContextReply {
   const budget = request.budgetTokens;
+  // stored counts are o200k_base; a model with another encoding is counted again
+  const encoding = encodingFor(request.model);
+  const count = (message: ChatMessage) => messageTokens(message, encoding);
   const dropped: string[] = [];
   const system: ChatMessage[] = request.systemPrompt
     ? [{ role: "system", content: request.systemPrompt }]
     : [];
-  const systemTokens = system.reduce((sum, message) => sum + messageTokens(message), 0);
-  const inputTokens = request.input.reduce((sum, message) => sum + messageTokens(message), 0);
+  const systemTokens = system.reduce((sum, message) => sum + count(message), 0);
+  const inputTokens = request.input.reduce((sum, message) => sum + count(message), 0);
   let remaining = budget - systemTokens - inputTokens;
 
   let summaryMessage: ChatMessage | undefined;
@@ -52,7 +55,7 @@ export function assembleContext(
       role: "system",
       content: `Summary of the earlier conversation:\n${state.summary}`,
     };
-    const tokens = messageTokens(candidate);
+    const tokens = count(candidate);
     if (tokens <= Math.max(0, remaining) * 0.5) {
       summaryMessage = candidate;
       summaryTokens = tokens;
@@ -67,7 +70,7 @@ export function assembleContext(
   let retrievedDropped = 0;
   const retrievalCap = Math.max(0, remaining) * 0.25;
   for (const hit of retrieved) {
-    const tokens = countText(hit.text) + 2;
+    const tokens = countText(hit.text, encoding) + 2;
     if (retrievedTokens + tokens > retrievalCap) {
       retrievedDropped++;
       continue;
@@ -80,7 +83,7 @@ export function assembleContext(
       ? { role: "system", content: `Relevant memories:\n${memoryLines.join("\n")}` }
       : undefined;
   if (memoryMessage) {
-    retrievedTokens = messageTokens(memoryMessage);
+    retrievedTokens = count(memoryMessage);
     remaining -= retrievedTokens;
   }
   if (retrievedDropped > 0) dropped.push(`retrieved: ${retrievedDropped} memories over the retrieval cap`);
@@ -91,7 +94,7 @@ export function assembleContext(
   let historyDropped = 0;
   for (let index = groups.length - 1; index >= 0; index--) {
     const group = groups[index]!;
-    const tokens = group.reduce((sum, entry) => sum + entry.tokens, 0);
+    const tokens = group.reduce((sum, entry) => sum + (encoding === "o200k_base" ? entry.tokens : count(entry.message)), 0);
     if (historyTokens + tokens > remaining) {
       historyDropped += groups.slice(0, index + 1).reduce((sum, g) => sum + g.length, 0);
       break;

@@ -106,7 +106,7 @@ export class Knowledge {
           request.kind,
           request.metadata,
           pieces,
-          pieces.map(countText),
+          pieces.map((piece) => countText(piece)),
         ],
       );
     });

@@ -167,6 +167,14 @@ describe("model-proxy accounting, caching and idempotency", () => {
     expect(optOut.cached).toBe(false);
   });
 
+  it("estimates usage with the tokenizer when the provider reports none", async () => {
+    primary.enqueue({ content: "a reply without usage numbers", usage: false });
+    const reply = (await harness.chat({ messages: user("count my tokens please"), tier: "fast" })) as ModelChatReply;
+    expect(reply.usage.promptTokens).toBeGreaterThan(5);
+    expect(reply.usage.completionTokens).toBe(5); // "a reply without usage numbers" in o200k_base
+    expect(reply.costUsd).toBeGreaterThan(0);
+  });
+
   it("returns the first result for a repeated request id", async () => {
     const before = primary.chatRequests().length;
     const meta = { requestId: `idem-${Date.now()}` };
