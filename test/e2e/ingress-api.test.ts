@@ -19,6 +19,7 @@ let pool: pg.Pool;
 let otherKey: string;
 let eventsOnlyKey: string;
 let limitedKey: string;
+let quotaKey: string;
 
 const http = (path: string, init: RequestInit & { key?: string | null } = {}) => {
   const headers = new Headers(init.headers);
@@ -35,7 +36,10 @@ beforeAll(async () => {
     configPath,
     stringify({
       agents: { notifier: { triggers: ["com.example.signup"], tools: [] } },
-      limits: { tenants: { limited: { requestsPerMinute: 3 } }, maxBodyBytes: 64 * 1024 },
+      limits: {
+        tenants: { limited: { requestsPerMinute: 3 }, quota: { tokensPerDay: 10 } },
+        maxBodyBytes: 64 * 1024,
+      },
     }),
   );
   stack = await startStack({
@@ -48,6 +52,7 @@ beforeAll(async () => {
   otherKey = (await keys.create("other", ["chat", "runs", "events"], "other")).key;
   eventsOnlyKey = (await keys.create("acme", ["events"], "events only")).key;
   limitedKey = (await keys.create("limited", ["chat", "runs", "events"], "limited")).key;
+  quotaKey = (await keys.create("quota", ["chat", "runs"], "quota")).key;
 });
 
 afterAll(async () => {
@@ -134,6 +139,22 @@ describe("ingress errors", () => {
     expect(await keys.revoke(made.id)).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, 400));
     await expectError(await ask(), 401);
+  });
+
+  it("enforces a tokens-per-day quota from the usage records", async () => {
+    const ask = () =>
+      http("/v1/runs", {
+        method: "POST",
+        body: JSON.stringify({ input: "spend tokens", wait: true }),
+        key: quotaKey,
+      });
+    expect((await ask()).status).toBe(200);
+    // usage is folded into the aggregates asynchronously; spend totals are re-read every 5 s
+    await new Promise((resolve) => setTimeout(resolve, 5500));
+    const over = await ask();
+    const body = await expectError(over, 429, /rate_limit/);
+    expect(body.error.message).toMatch(/tokens per day/);
+    expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(0);
   });
 
   it("surfaces errors through the official openai client", async () => {

@@ -94,7 +94,10 @@ export function assembleContext(
   let historyDropped = 0;
   for (let index = groups.length - 1; index >= 0; index--) {
     const group = groups[index]!;
-    const tokens = group.reduce((sum, entry) => sum + (encoding === "o200k_base" ? entry.tokens : count(entry.message)), 0);
+    const tokens = group.reduce(
+      (sum, entry) => sum + (encoding === "o200k_base" ? entry.tokens : count(entry.message)),
+      0,
+    );
     if (historyTokens + tokens > remaining) {
       historyDropped += groups.slice(0, index + 1).reduce((sum, g) => sum + g.length, 0);
       break;

@@ -378,7 +378,13 @@ describe("token counting", () => {
     expect(encodingFor("gpt-3.5-turbo")).toBe("cl100k_base");
     const text = "Überraschung! 東京 ist größer als München 🙂";
     expect(countText(text, "cl100k_base")).not.toBe(countText(text, "o200k_base"));
-    const request = { meta: meta(), agent: "a", input: [say("user", text)], budgetTokens: 1000, retrieval: false };
+    const request = {
+      meta: meta(),
+      agent: "a",
+      input: [say("user", text)],
+      budgetTokens: 1000,
+      retrieval: false,
+    };
     const o200k = await client.request(Endpoints.memoryContext, { ...request, model: "gpt-4o" });
     const cl100k = await client.request(Endpoints.memoryContext, { ...request, model: "gpt-4" });
     expect(o200k.sections.input.tokens).toBe(4 + countText(text, "o200k_base"));

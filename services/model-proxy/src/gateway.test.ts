@@ -169,7 +169,10 @@ describe("model-proxy accounting, caching and idempotency", () => {
 
   it("estimates usage with the tokenizer when the provider reports none", async () => {
     primary.enqueue({ content: "a reply without usage numbers", usage: false });
-    const reply = (await harness.chat({ messages: user("count my tokens please"), tier: "fast" })) as ModelChatReply;
+    const reply = (await harness.chat({
+      messages: user("count my tokens please"),
+      tier: "fast",
+    })) as ModelChatReply;
     expect(reply.usage.promptTokens).toBeGreaterThan(5);
     expect(reply.usage.completionTokens).toBe(5); // "a reply without usage numbers" in o200k_base
     expect(reply.costUsd).toBeGreaterThan(0);

@@ -8,14 +8,14 @@ import { fileURLToPath } from "node:url";
 import type { Bus } from "@agent-runtime/bus";
 import { createTestBus, uniquePrefix } from "@agent-runtime/bus/testing";
 import { Endpoints, type ToolExecReply, ToolUsageRecord, toolExecEndpoint } from "@agent-runtime/contracts";
-import { defineTool } from "@agent-runtime/tools";
-import { z } from "zod";
 import { createLogger } from "@agent-runtime/telemetry";
 import { startFakeOpenAI } from "@agent-runtime/testkit";
+import { defineTool } from "@agent-runtime/tools";
 import OpenAI from "openai";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
+import { z } from "zod";
 import { evaluate } from "./builtins/calculator.js";
 import { loadConfig } from "./config.js";
 import { type RunningToolExecutor, startToolExecutor } from "./service.js";
@@ -426,7 +426,12 @@ describe("tool-executor", () => {
     });
     expect(batch.results[0]?.status).toBe("invalid_output");
     expect(batch.results[0]?.content).toMatch(/total/);
-    expect(batch.results.slice(1).map((result) => result.status).sort()).toEqual(["ok", "overloaded"]);
+    expect(
+      batch.results
+        .slice(1)
+        .map((result) => result.status)
+        .sort(),
+    ).toEqual(["ok", "overloaded"]);
     const overloaded = batch.results.find((result) => result.status === "overloaded");
     expect(overloaded?.error).toMatchObject({ code: "overloaded", retryable: true });
 
