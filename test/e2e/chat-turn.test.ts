@@ -138,6 +138,39 @@ describe("one chat turn through all five services", () => {
     }
   });
 
+  it("returns calls of the client's own tools in OpenAI's format, and continues after their results", async () => {
+    fake.setHandler((body) => {
+      const result = body.messages.find((message) => message.role === "tool");
+      if (!result)
+        return { toolCalls: [{ id: "call_weather", name: "get_weather", arguments: { city: "Oslo" } }] };
+      return { content: `It is ${String(result.content)} in Oslo.` };
+    });
+    const tools = [
+      {
+        type: "function" as const,
+        function: {
+          name: "get_weather",
+          description: "weather of a city",
+          parameters: { type: "object", properties: { city: { type: "string" } } },
+        },
+      },
+    ];
+    const first = await client.chat.completions
+      .create({ model: "assistant", messages: [{ role: "user", content: "weather in Oslo?" }], tools })
+      .withResponse();
+    const choice = first.data.choices[0]!;
+    expect(choice.finish_reason).toBe("tool_calls");
+    const call = choice.message.tool_calls?.[0];
+    expect(call?.type === "function" && call.function.name).toBe("get_weather");
+    expect(call?.type === "function" && JSON.parse(call.function.arguments)).toEqual({ city: "Oslo" });
+    expect(first.data.usage?.prompt_tokens).toBeGreaterThan(0);
+    const second = await client.chat.completions.create(
+      { model: "assistant", messages: [{ role: "tool", tool_call_id: call!.id, content: "12°C" }], tools },
+      { headers: { "x-thread-id": first.response.headers.get("x-thread-id")! } },
+    );
+    expect(second.choices[0]?.message.content).toBe("It is 12°C in Oslo.");
+  });
+
   it("answers a malformed body with 400 naming the field", async () => {
     const error = await client.chat.completions
       .create({ model: "assistant", messages: [{ role: "wizard", content: "hi" }] as never })
