@@ -13,19 +13,33 @@ const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 /** A pool whose connections all use `search_path = <schema>`. */
 export async function createPool(options: PostgresOptions): Promise<pg.Pool> {
   if (!SCHEMA_NAME.test(options.schema)) throw new RangeError(`invalid schema name "${options.schema}"`);
+  const searchPath = `SET search_path TO "${options.schema}", public`;
+  /** Sets the search path once per connection, before the pool hands it out (some servers ignore startup options). */
+  class SchemaClient extends pg.Client {
+    override connect(): Promise<pg.Client>;
+    override connect(callback: (error: Error) => void): void;
+    override connect(callback?: (error: Error) => void): Promise<pg.Client> | undefined {
+      const ready = super
+        .connect()
+        .then(() => super.query(searchPath))
+        .then(() => this as pg.Client);
+      if (!callback) return ready;
+      ready.then(
+        (client) => (callback as unknown as (error: null, client: pg.Client) => void)(null, client),
+        (error: Error) => callback(error),
+      );
+      return undefined;
+    }
+  }
   const pool = new pg.Pool({
+    Client: SchemaClient,
     connectionString: options.url,
     max: options.max ?? 10,
     application_name: options.applicationName ?? "agent-runtime",
-    options: `-c search_path="${options.schema}",public`,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
   });
   pool.on("error", () => undefined);
-  // also set per connection: some Postgres-protocol servers ignore startup options
-  pool.on("connect", (client) => {
-    client.query(`SET search_path TO "${options.schema}", public`).catch(() => undefined);
-  });
   await pool
     .query(`CREATE SCHEMA IF NOT EXISTS "${options.schema}"`)
     .catch(async (error: { code?: string }) => {
