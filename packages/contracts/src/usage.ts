@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { TokenUsage } from "./common.js";
 
-export const ModelUsageRecord = z.object({
+/** Who used what, when: common to every usage record. */
+const UsageBase = z.object({
   v: z.literal(1).default(1),
   id: z.string(),
   ts: z.number(),
@@ -9,6 +10,9 @@ export const ModelUsageRecord = z.object({
   userId: z.string().optional(),
   runId: z.string().optional(),
   agent: z.string().optional(),
+});
+
+export const ModelUsageRecord = UsageBase.extend({
   requestId: z.string(),
   kind: z.enum(["chat", "embed"]),
   route: z.string(),
@@ -30,14 +34,7 @@ export const ModelUsageRecord = z.object({
 });
 export type ModelUsageRecord = z.infer<typeof ModelUsageRecord>;
 
-export const ToolUsageRecord = z.object({
-  v: z.literal(1).default(1),
-  id: z.string(),
-  ts: z.number(),
-  tenant: z.string(),
-  userId: z.string().optional(),
-  runId: z.string().optional(),
-  agent: z.string().optional(),
+export const ToolUsageRecord = UsageBase.extend({
   tool: z.string(),
   callId: z.string(),
   status: z.string(),
