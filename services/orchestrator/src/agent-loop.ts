@@ -193,6 +193,8 @@ export async function executeRun(
       budgetTokens: agent.memory.contextBudgetTokens,
       retrieval: agent.memory.retrieval,
       ...(request.userId ? { userId: request.userId } : {}),
+      // the context is counted with the target model's tokenizer when the model is known
+      ...((request.model ?? agent.model) ? { model: request.model ?? agent.model } : {}),
     });
     const messages: ChatMessage[] = [...context.messages];
     let executorTier = agent.tier;
