@@ -266,6 +266,31 @@ describe("orchestrator", () => {
     expect(otherTenant.run).toBeNull();
   });
 
+  it("cancels the in-flight model call of a cancelled run", async () => {
+    fake.setHandler(() => ({ content: "too late", latencyMs: 3000 }));
+    const before = fake.abandoned;
+    const { runId, done } = await startRun("assistant", "think for a long time");
+    for (
+      let i = 0;
+      i < 100 && fake.chatRequests().at(-1)?.messages.at(-1)?.content !== "think for a long time";
+      i++
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const cancelledAt = Date.now();
+    await bus.request(Endpoints.runCancel, {
+      meta: { v: 1, tenant: "acme", requestId: "c2", deadline: Date.now() + 5000 },
+      runId,
+    });
+    const { finished } = await done;
+    expect(finished.status).toBe("cancelled");
+    expect(Date.now() - cancelledAt).toBeLessThan(1500);
+    // the provider saw its caller hang up: the call was aborted, not left to run
+    for (let i = 0; i < 50 && fake.abandoned === before; i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(fake.abandoned).toBe(before + 1);
+  });
+
   it("keeps interactive runs ahead of a batch flood", async () => {
     fake.setHandler(() => ({ content: "ok", latencyMs: 100 }));
     const batch = [];

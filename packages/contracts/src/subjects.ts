@@ -12,6 +12,7 @@ export const Subjects = {
   runCancel: "run.cancel",
   /** Core NATS broadcast so every worker can stop a cancelled run between steps. */
   runCancelled: (runId: string) => `run.${runId}.cancelled`,
+  runCancelledAll: "run.*.cancelled",
   events: (source: string, type: string) => `events.${source}.${type}`,
   eventsAll: "events.>",
   modelChat: "model.chat",

@@ -18,6 +18,8 @@ export interface FakeOpenAI {
   readonly url: string;
   readonly port: number;
   readonly requests: RecordedRequest[];
+  /** Requests whose caller hung up before the answer was complete (cancelled or timed-out calls). */
+  readonly abandoned: number;
   chatRequests(): ChatCompletionRequestBody[];
   enqueue(...steps: ScriptStep[]): void;
   setHandler(handler: ChatHandler | null): void;
@@ -83,6 +85,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
   let handler: ChatHandler | null = options.defaultHandler ?? null;
   let fault: Fault | null = null;
   let chatIndex = 0;
+  let abandoned = 0;
   let idCounter = 0;
 
   /** Applies a fault; returns true when the response is fully handled. */
@@ -279,6 +282,9 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
   }
 
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
+    response.on("close", () => {
+      if (!response.writableFinished) abandoned++;
+    });
     const chunks: Buffer[] = [];
     request.on("data", (chunk: Buffer) => chunks.push(chunk));
     request.on("end", () => {
@@ -341,6 +347,9 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     url: `http://${options.host ?? "127.0.0.1"}:${port}/v1`,
     port,
     requests,
+    get abandoned() {
+      return abandoned;
+    },
     chatRequests: () =>
       requests
         .filter((entry) => entry.path === "/v1/chat/completions")

@@ -88,8 +88,33 @@ export class Gateway {
     return this.breakers.get(provider)?.state;
   }
 
+  private readonly runCalls = new Map<string, Set<AbortController>>();
+
+  /** Aborts the in-flight calls of a cancelled run. */
+  cancelRun(runId: string): number {
+    const calls = this.runCalls.get(runId);
+    for (const controller of calls ?? [])
+      controller.abort(new RuntimeError("cancelled", "run was cancelled"));
+    return calls?.size ?? 0;
+  }
+
   /** model.chat; a repeated request id returns the first result. */
-  async chat(request: ModelChatRequest, signal: AbortSignal): Promise<ModelChatReply> {
+  async chat(request: ModelChatRequest, callerSignal: AbortSignal): Promise<ModelChatReply> {
+    const runId = request.meta.runId;
+    if (!runId) return this.chatDeduplicated(request, callerSignal);
+    const controller = new AbortController();
+    const calls = this.runCalls.get(runId) ?? new Set<AbortController>();
+    calls.add(controller);
+    this.runCalls.set(runId, calls);
+    try {
+      return await this.chatDeduplicated(request, AbortSignal.any([callerSignal, controller.signal]));
+    } finally {
+      calls.delete(controller);
+      if (calls.size === 0) this.runCalls.delete(runId);
+    }
+  }
+
+  private async chatDeduplicated(request: ModelChatRequest, signal: AbortSignal): Promise<ModelChatReply> {
     const key = `${request.meta.tenant}:${request.meta.requestId}`;
     const running = this.pending.get(key);
     if (running) return running;

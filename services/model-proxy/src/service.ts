@@ -8,6 +8,7 @@ import {
 } from "@agent-runtime/contracts";
 import { createRedis } from "@agent-runtime/stores";
 import { createLogger, createMetrics, type Logger, startOpsServer } from "@agent-runtime/telemetry";
+import { z } from "zod";
 import { ModelCaches } from "./caches.js";
 import type { ModelProxyConfig } from "./config.js";
 import { embed } from "./embeddings.js";
@@ -66,6 +67,11 @@ export async function startModelProxy(
     publishUsage,
   });
 
+  // a cancelled run's model calls stop at once
+  const cancellations = bus.subscribe(Subjects.runCancelledAll, z.unknown(), (_data, subject) => {
+    const aborted = gateway.cancelRun(subject.split(".")[1] ?? "");
+    if (aborted > 0) logger.info({ subject, aborted }, "cancelled in-flight model calls");
+  });
   bus.serve(Endpoints.modelChat, (request, context) => gateway.chat(request, context.signal), {
     queue: QueueGroups.modelProxy,
     maxInFlight: config.maxInFlight,
@@ -94,6 +100,7 @@ export async function startModelProxy(
     gateway,
     opsPort: ops.port,
     stop: async () => {
+      cancellations.unsubscribe();
       await bus.drain();
       await ops.close();
       redis.disconnect();

@@ -57,6 +57,7 @@ export class ToolExecutor {
   private readonly localActive = new Map<string, number>();
   private readonly localCooldown = new Map<string, number>();
   private readonly localCache = new Map<string, { expiresAt: number; reply: ToolExecReply }>();
+  private readonly runCalls = new Map<string, Set<AbortController>>();
   private readonly metric;
 
   constructor(private readonly deps: ExecutorDeps) {
@@ -210,6 +211,12 @@ export class ToolExecutor {
       Math.max(1, call.meta.deadline - Date.now()),
     );
     const controller = new AbortController();
+    const runId = call.meta.runId;
+    if (runId) {
+      const calls = this.runCalls.get(runId) ?? new Set<AbortController>();
+      calls.add(controller);
+      this.runCalls.set(runId, calls);
+    }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<"timeout">((resolve) => {
       timer = setTimeout(() => {
@@ -287,7 +294,18 @@ export class ToolExecutor {
       return this.failure(call, "error", error, started);
     } finally {
       clearTimeout(timer);
+      const calls = runId ? this.runCalls.get(runId) : undefined;
+      calls?.delete(controller);
+      if (runId && calls?.size === 0) this.runCalls.delete(runId);
     }
+  }
+
+  /** Aborts the running tool calls of a cancelled run (handlers see their signal abort). */
+  cancelRun(runId: string): number {
+    const calls = this.runCalls.get(runId);
+    for (const controller of calls ?? [])
+      controller.abort(new RuntimeError("cancelled", "run was cancelled"));
+    return calls?.size ?? 0;
   }
 
   private failure(call: ExecCall, status: ToolCallStatus, error: unknown, started: number): ToolExecReply {

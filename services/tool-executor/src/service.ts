@@ -9,6 +9,7 @@ import {
 } from "@agent-runtime/contracts";
 import { createPool, createRedis } from "@agent-runtime/stores";
 import { createLogger, createMetrics, type Logger, startOpsServer } from "@agent-runtime/telemetry";
+import { z } from "zod";
 import { calculator } from "./builtins/calculator.js";
 import { currentTime } from "./builtins/current-time.js";
 import { createHttpGet } from "./builtins/http-get.js";
@@ -104,6 +105,9 @@ export async function startToolExecutor(
     serveOptions,
   );
   bus.serve(Endpoints.toolList, async (request) => ({ tools: registry.list(request) }), serveOptions);
+  const cancellations = bus.subscribe(Subjects.runCancelledAll, z.unknown(), (_data, subject) => {
+    executor.cancelRun(subject.split(".")[1] ?? "");
+  });
   const registrations = bus.subscribe(Subjects.toolRegister, ToolRegistration, (registration) =>
     registry.register(registration),
   );
@@ -128,6 +132,7 @@ export async function startToolExecutor(
     opsPort: ops.port,
     stop: async () => {
       registrations.unsubscribe();
+      cancellations.unsubscribe();
       await bus.drain();
       await ops.close();
       await pool.end();
