@@ -52,6 +52,17 @@ export function serveTool(
         signal: context.signal,
         deadline: context.deadline,
       });
+      // the hosting service checks its own results against the tool's output schema
+      const checked = tool.output?.safeParse(output);
+      if (checked && !checked.success) {
+        return {
+          callId: request.callId,
+          name: tool.name,
+          status: "invalid_output" as const,
+          content: `error: ${tool.name} returned an invalid result: ${formatZodError(checked.error)}`,
+          latencyMs: performance.now() - started,
+        };
+      }
       return {
         callId: request.callId,
         name: tool.name,

@@ -387,6 +387,12 @@ describe("tool-executor", () => {
       });
       expect(invalid.results[0]?.status).toBe("invalid_arguments");
       expect(invalid.results[0]?.content).toMatch(/city/);
+      const broken = await client.request(Endpoints.toolBatch, {
+        meta: meta(),
+        calls: [{ callId: "w3", name: "broken_forecast", arguments: {} }],
+      });
+      expect(broken.results[0]?.status).toBe("invalid_output");
+      expect(broken.results[0]?.content).toMatch(/tempC/);
     } finally {
       child.kill("SIGTERM");
     }

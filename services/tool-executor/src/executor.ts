@@ -48,6 +48,10 @@ export interface ExecutorDeps {
 
 const MAX_TIMEOUT_MS = 120_000;
 
+class RemoteFailure {
+  constructor(readonly reply: ToolExecReply) {}
+}
+
 function hashOf(value: unknown): string {
   return createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 32);
 }
@@ -244,6 +248,8 @@ export class ToolExecutor {
         },
         { subject: Subjects.toolRemote(descriptor.name), timeoutMs },
       );
+      // a hosted tool that rejected its arguments or its own result says so in its status
+      if (remote.status !== "ok") return new RemoteFailure(remote);
       return remote.output ?? remote.content;
     })();
     try {
@@ -257,6 +263,9 @@ export class ToolExecutor {
           started,
           { code: "timeout" },
         );
+      }
+      if (outcome instanceof RemoteFailure) {
+        return this.reply(call, outcome.reply.status, outcome.reply.content.replace(/^error: /, ""), started);
       }
       let output = outcome;
       if (tool.definition?.output) {
