@@ -217,6 +217,11 @@ describe("ingress errors", () => {
     const ids = (body: string) => [...body.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1]));
     expect([...firstIds, ...ids(resumed)]).toEqual(ids(full));
     expect(resumed).toMatch(/event: run-finished/);
+    // resuming after the last event of a finished run ends at once with nothing more
+    const after = await http(`/v1/runs/${id}/events`, {
+      headers: { "last-event-id": String(ids(full).at(-1)) },
+    });
+    expect(await after.text()).toBe("");
   });
 
   it("accepts an event once per id and starts one run", async () => {

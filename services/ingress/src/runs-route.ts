@@ -1,5 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { Endpoints, RunEvent, RuntimeError, Streams, Subjects } from "@agent-runtime/contracts";
+import {
+  Endpoints,
+  RunEvent,
+  RuntimeError,
+  Streams,
+  Subjects,
+  TERMINAL_RUN_STATUSES,
+} from "@agent-runtime/contracts";
 import { DeliverPolicy } from "@nats-io/jetstream";
 import type { FastifyInstance } from "fastify";
 import { CreateRunBody, ListRunsQuery } from "./api-schemas.js";
@@ -121,20 +128,47 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
       "cache-control": "no-cache",
       connection: "keep-alive",
     });
+    const finishedRun = TERMINAL_RUN_STATUSES.has(found.run.status) ? found.run : undefined;
+    if (finishedRun && (await consumer.info()).num_pending === 0) {
+      // nothing (left) to replay for a finished run: after a resume the client is done; if the events
+      // have expired it learns the outcome from the run record
+      if (!(lastEventId > 0)) {
+        const event = {
+          type: "run-finished",
+          runId,
+          seq: 0,
+          ts: Date.parse(finishedRun.finishedAt ?? finishedRun.updatedAt),
+          status: finishedRun.status,
+          ...(finishedRun.output ? { output: finishedRun.output } : {}),
+          usage: finishedRun.usage,
+          costUsd: finishedRun.costUsd,
+          steps: finishedRun.steps,
+          ...(finishedRun.error ? { error: finishedRun.error } : {}),
+        };
+        raw.write(`event: run-finished\ndata: ${JSON.stringify(event)}\n\n`);
+      }
+      await consumer.delete().catch(() => undefined);
+      raw.end();
+      return reply;
+    }
     const messages = await consumer.consume();
     let closed = false;
     request.raw.on("close", () => {
       closed = true;
       void messages.close();
     });
-    // a run that finished before its events expired ends the stream even if nothing is left to replay
     const idle = setInterval(() => raw.write(": keep-alive\n\n"), 15_000);
     try {
       for await (const message of messages) {
         const parsed = RunEvent.safeParse(message.json());
-        if (!parsed.success) continue;
-        raw.write(`id: ${message.seq}\nevent: ${parsed.data.type}\ndata: ${JSON.stringify(parsed.data)}\n\n`);
-        if (parsed.data.type === "run-finished") break;
+        if (parsed.success) {
+          raw.write(
+            `id: ${message.seq}\nevent: ${parsed.data.type}\ndata: ${JSON.stringify(parsed.data)}\n\n`,
+          );
+          if (parsed.data.type === "run-finished") break;
+        }
+        // a finished run ends the stream once everything stored has been replayed
+        if (finishedRun && message.info.pending === 0) break;
       }
     } finally {
       clearInterval(idle);
