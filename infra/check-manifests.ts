@@ -1,115 +1,427 @@
 /**
- * Schema checks of the Kubernetes manifests and docker-compose.yml (no cluster
- * or docker engine needed). Usage: check-manifests.ts <built-manifests.yaml> <docker-compose.yml>
+ * Offline checks of the deployment files (no cluster, no docker engine):
+ * the built Kubernetes manifests, the Secret template and docker-compose.yml
+ * are checked against the fields and cross-references this runtime relies on.
+ *
+ *   check-manifests.ts --built <kustomize-output.yaml> | --kustomization <dir>
+ *                      --secret <secret.example.yaml> --compose <docker-compose.yml>
+ *
+ * `--kustomization` is a fallback for machines without kubectl: it applies the
+ * two kustomize features used here (resources, namespace) and nothing else.
+ * Prints one line per check group; exits 1 listing every problem found.
  */
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
 import { parse, parseAllDocuments } from "yaml";
 import { z } from "zod";
 
-const SERVICES = ["ingress", "orchestrator", "model-proxy", "tool-executor", "memory"];
-const Probe = z.object({
-  httpGet: z.object({ path: z.string().startsWith("/"), port: z.union([z.string(), z.number()]) }),
-});
+const NAMESPACE = "agent-runtime";
+const SERVICES = ["ingress", "orchestrator", "model-proxy", "tool-executor", "memory"] as const;
+const HIGHLY_AVAILABLE = new Set(["ingress", "orchestrator", "model-proxy"]);
+const PORTS: Record<string, { variable: string; port: number }> = {
+  ingress: { variable: "PORT", port: 8080 },
+  orchestrator: { variable: "OPS_PORT", port: 9101 },
+  "model-proxy": { variable: "OPS_PORT", port: 9102 },
+  "tool-executor": { variable: "OPS_PORT", port: 9103 },
+  memory: { variable: "OPS_PORT", port: 9104 },
+};
+const CONFIG_MOUNT = "/etc/agent-runtime";
+
+type KubeObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+} & Record<string, unknown>;
+
+const PortRef = z.union([z.string(), z.number()]);
+const Probe = z.object({ httpGet: z.object({ path: z.string(), port: PortRef }) });
 const Container = z.object({
   name: z.string(),
   image: z.string().min(1),
-  ports: z.array(z.object({ containerPort: z.number().int().positive() })).min(1),
-  readinessProbe: Probe.refine(
-    (probe) => probe.httpGet.path === "/readyz",
-    "readiness probe must hit /readyz",
-  ),
-  livenessProbe: Probe.refine(
-    (probe) => probe.httpGet.path === "/healthz",
-    "liveness probe must hit /healthz",
-  ),
-  resources: z.object({ requests: z.object({ cpu: z.string(), memory: z.string() }) }),
-  env: z.array(z.object({ name: z.string(), value: z.string().optional() })),
+  env: z.array(z.object({ name: z.string(), value: z.string().optional() })).default([]),
+  envFrom: z
+    .array(
+      z.object({
+        configMapRef: z.object({ name: z.string(), optional: z.boolean().optional() }).optional(),
+        secretRef: z.object({ name: z.string(), optional: z.boolean().optional() }).optional(),
+      }),
+    )
+    .default([]),
+  ports: z
+    .array(z.object({ name: z.string().optional(), containerPort: z.number().int().positive() }))
+    .min(1),
+  startupProbe: Probe.optional(),
+  livenessProbe: Probe,
+  readinessProbe: Probe,
+  lifecycle: z.object({ preStop: z.object({}).passthrough() }),
+  resources: z.object({
+    requests: z.object({ cpu: z.string(), memory: z.string() }),
+    limits: z.object({ memory: z.string() }).passthrough(),
+  }),
+  volumeMounts: z.array(z.object({ name: z.string(), mountPath: z.string() })).default([]),
 });
+type Container = z.infer<typeof Container>;
 const Deployment = z.object({
   apiVersion: z.literal("apps/v1"),
-  kind: z.literal("Deployment"),
-  metadata: z.object({ name: z.string(), namespace: z.string() }),
   spec: z.object({
-    replicas: z.number().int().positive(),
     selector: z.object({ matchLabels: z.record(z.string(), z.string()) }),
     template: z.object({
-      metadata: z.object({ labels: z.record(z.string(), z.string()) }),
+      metadata: z.object({
+        labels: z.record(z.string(), z.string()),
+        annotations: z.record(z.string(), z.string()).default({}),
+      }),
       spec: z.object({
         terminationGracePeriodSeconds: z.number().int().min(10),
+        securityContext: z.object({ runAsNonRoot: z.literal(true) }).passthrough(),
         containers: z.array(Container).length(1),
+        volumes: z
+          .array(
+            z
+              .object({ name: z.string(), configMap: z.object({ name: z.string() }).optional() })
+              .passthrough(),
+          )
+          .default([]),
       }),
     }),
   }),
 });
 const Service = z.object({
   apiVersion: z.literal("v1"),
-  kind: z.literal("Service"),
   spec: z.object({
     selector: z.record(z.string(), z.string()),
-    ports: z.array(z.object({ port: z.number(), targetPort: z.union([z.string(), z.number()]) })).min(1),
+    ports: z.array(z.object({ port: z.number().int().positive(), targetPort: PortRef })).min(1),
   }),
 });
 const Hpa = z.object({
   apiVersion: z.literal("autoscaling/v2"),
-  kind: z.literal("HorizontalPodAutoscaler"),
   spec: z.object({
-    scaleTargetRef: z.object({ kind: z.literal("Deployment"), name: z.string() }),
-    minReplicas: z.number(),
-    maxReplicas: z.number(),
+    scaleTargetRef: z.object({
+      apiVersion: z.literal("apps/v1"),
+      kind: z.literal("Deployment"),
+      name: z.string(),
+    }),
+    minReplicas: z.number().int().positive(),
+    maxReplicas: z.number().int().positive(),
+    metrics: z
+      .array(
+        z.object({ type: z.string(), resource: z.object({ name: z.string() }).passthrough().optional() }),
+      )
+      .min(1),
   }),
 });
-const Known = z.object({
-  apiVersion: z.string(),
-  kind: z.string(),
-  metadata: z.object({ name: z.string() }),
+const Pdb = z.object({
+  apiVersion: z.literal("policy/v1"),
+  spec: z.object({ selector: z.object({ matchLabels: z.record(z.string(), z.string()) }) }).passthrough(),
 });
+const SecretTemplate = z.object({
+  apiVersion: z.literal("v1"),
+  kind: z.literal("Secret"),
+  metadata: z.object({ name: z.string() }),
+  stringData: z.object({ OPENAI_API_KEY: z.string(), BOOTSTRAP_API_KEY: z.string() }),
+});
+const AgentConfigShape = z.object({
+  providers: z.record(z.string(), z.object({ baseUrl: z.string().url() }).passthrough()),
+  models: z.record(z.string(), z.object({ provider: z.string() }).passthrough()),
+  tiers: z.record(z.string(), z.array(z.string()).min(1)),
+  agents: z.record(z.string(), z.object({}).passthrough()),
+});
+const ComposeService = z.object({
+  image: z.string().optional(),
+  build: z.unknown().optional(),
+  command: z.union([z.string(), z.array(z.string())]).optional(),
+  environment: z.record(z.string(), z.union([z.string(), z.null()])).optional(),
+  healthcheck: z
+    .object({ test: z.union([z.string(), z.array(z.string())]) })
+    .passthrough()
+    .optional(),
+  depends_on: z.record(z.string(), z.object({ condition: z.string() })).optional(),
+  ports: z.array(z.union([z.string(), z.number()])).optional(),
+});
+const Compose = z.object({ services: z.record(z.string(), ComposeService) });
 
-const [manifestPath, composePath] = process.argv.slice(2);
-if (!manifestPath || !composePath)
-  throw new Error("usage: check-manifests.ts <manifests.yaml> <docker-compose.yml>");
 const problems: string[] = [];
-const objects = parseAllDocuments(readFileSync(manifestPath, "utf8"))
-  .map((document) => document.toJSON() as unknown)
-  .filter((object): object is Record<string, unknown> => Boolean(object));
-const check = (schema: z.ZodType, object: unknown, label: string) => {
-  const result = schema.safeParse(object);
-  if (!result.success)
-    problems.push(
-      `${label}: ${result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+const report: string[] = [];
+
+function check<T>(schema: z.ZodType<T>, value: unknown, label: string): T | undefined {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  for (const issue of result.error.issues)
+    problems.push(`${label}: ${issue.path.join(".") || "(root)"}: ${issue.message}`);
+  return undefined;
+}
+
+function expect(condition: boolean, problem: string): void {
+  if (!condition) problems.push(problem);
+}
+
+function readDocuments(path: string): KubeObject[] {
+  return parseAllDocuments(readFileSync(path, "utf8"))
+    .map((document) => {
+      if (document.errors.length > 0)
+        problems.push(`${path}: ${document.errors.map((e) => e.message).join("; ")}`);
+      return document.toJSON() as KubeObject | null;
+    })
+    .filter((object): object is KubeObject => object !== null && typeof object === "object");
+}
+
+/** Just enough kustomize for these manifests when kubectl is not installed. */
+function buildKustomization(directory: string): KubeObject[] {
+  const kustomization = parse(readFileSync(join(directory, "kustomization.yaml"), "utf8")) as {
+    namespace?: string;
+    resources?: string[];
+  };
+  return (kustomization.resources ?? []).flatMap((resource) =>
+    readDocuments(join(directory, resource)).map((object) =>
+      object.kind === "Namespace" || !kustomization.namespace
+        ? object
+        : { ...object, metadata: { ...object.metadata, namespace: kustomization.namespace } },
+    ),
+  );
+}
+
+function matches(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  return Object.entries(selector).every(([key, value]) => labels[key] === value);
+}
+
+function portExists(container: Container, port: string | number): boolean {
+  return container.ports.some((p) => p.name === port || p.containerPort === port);
+}
+
+function checkKubernetes(objects: KubeObject[], secretTemplate: KubeObject[]): void {
+  const named = (kind: string, name: string) =>
+    objects.find((o) => o.kind === kind && o.metadata?.name === name);
+  const counts = new Map<string, number>();
+  for (const object of objects) {
+    if (
+      !check(
+        z.object({ apiVersion: z.string(), kind: z.string(), metadata: z.object({ name: z.string() }) }),
+        object,
+        "object",
+      )
+    )
+      continue;
+    counts.set(object.kind, (counts.get(object.kind) ?? 0) + 1);
+    if (object.kind !== "Namespace")
+      expect(
+        object.metadata.namespace === NAMESPACE,
+        `${object.kind}/${object.metadata.name}: namespace is not ${NAMESPACE}`,
+      );
+  }
+  expect(Boolean(named("Namespace", NAMESPACE)), `missing Namespace/${NAMESPACE}`);
+
+  // The example AGENT_CONFIG parses and has the sections the services read.
+  const configMap = named("ConfigMap", "agent-runtime-config") as
+    | { data?: Record<string, string> }
+    | undefined;
+  const envMap = named("ConfigMap", "agent-runtime-env") as { data?: Record<string, string> } | undefined;
+  if (!configMap?.data?.["config.yaml"]) problems.push("ConfigMap/agent-runtime-config lacks config.yaml");
+  else
+    check(
+      AgentConfigShape,
+      parse(configMap.data["config.yaml"]),
+      "ConfigMap/agent-runtime-config config.yaml",
     );
-};
-const byKind = new Map<string, Record<string, unknown>[]>();
-for (const object of objects) {
-  check(Known, object, "object");
-  const kind = String(object.kind);
-  byKind.set(kind, [...(byKind.get(kind) ?? []), object]);
-  const label = `${kind}/${(object.metadata as { name?: string })?.name}`;
-  if (kind === "Deployment") check(Deployment, object, label);
-  if (kind === "Service") check(Service, object, label);
-  if (kind === "HorizontalPodAutoscaler") check(Hpa, object, label);
-}
-for (const service of SERVICES) {
-  for (const kind of ["Deployment", "Service", "HorizontalPodAutoscaler"]) {
-    if (!byKind.get(kind)?.some((object) => (object.metadata as { name: string }).name === service))
-      problems.push(`missing ${kind}/${service}`);
+  for (const variable of ["NATS_URL", "DATABASE_URL", "REDIS_URL", "AGENT_CONFIG"])
+    expect(Boolean(envMap?.data?.[variable]), `ConfigMap/agent-runtime-env lacks ${variable}`);
+  expect(
+    envMap?.data?.AGENT_CONFIG === `${CONFIG_MOUNT}/config.yaml`,
+    `ConfigMap/agent-runtime-env: AGENT_CONFIG must be ${CONFIG_MOUNT}/config.yaml`,
+  );
+
+  const secret = check(SecretTemplate, secretTemplate[0], "Secret template");
+  expect(
+    !named("Secret", "agent-runtime-secrets"),
+    "the Secret template must not be part of the kustomization",
+  );
+
+  for (const service of SERVICES) {
+    const label = `Deployment/${service}`;
+    const raw = named("Deployment", service);
+    if (!raw) {
+      problems.push(`missing ${label}`);
+      continue;
+    }
+    const deployment = check(Deployment, raw, label);
+    if (!deployment) continue;
+    const template = deployment.spec.template;
+    const container = template.spec.containers[0] as Container;
+    const { variable, port } = PORTS[service]!;
+    const env = Object.fromEntries(container.env.map((entry) => [entry.name, entry.value]));
+    expect(
+      matches(deployment.spec.selector.matchLabels, template.metadata.labels),
+      `${label}: selector does not match the pod labels`,
+    );
+    expect(env.SERVICE === service, `${label}: env SERVICE must be ${service}`);
+    expect(env[variable] === String(port), `${label}: env ${variable} must be ${port}`);
+    expect(
+      container.ports.some((p) => p.containerPort === port),
+      `${label}: no containerPort ${port}`,
+    );
+    expect(container.livenessProbe.httpGet.path === "/healthz", `${label}: liveness probe must GET /healthz`);
+    expect(container.readinessProbe.httpGet.path === "/readyz", `${label}: readiness probe must GET /readyz`);
+    for (const probe of [container.livenessProbe, container.readinessProbe, container.startupProbe])
+      if (probe)
+        expect(
+          portExists(container, probe.httpGet.port),
+          `${label}: probe port ${probe.httpGet.port} is not a container port`,
+        );
+    const annotations = template.metadata.annotations;
+    expect(annotations["prometheus.io/scrape"] === "true", `${label}: prometheus.io/scrape must be "true"`);
+    expect(
+      annotations["prometheus.io/port"] === String(port),
+      `${label}: prometheus.io/port must be ${port}`,
+    );
+    expect(annotations["prometheus.io/path"] === "/metrics", `${label}: prometheus.io/path must be /metrics`);
+    expect(
+      template.spec.terminationGracePeriodSeconds === 30,
+      `${label}: terminationGracePeriodSeconds must be 30`,
+    );
+    for (const reference of container.envFrom) {
+      if (reference.configMapRef)
+        expect(
+          Boolean(named("ConfigMap", reference.configMapRef.name)),
+          `${label}: ConfigMap ${reference.configMapRef.name} is not defined`,
+        );
+      if (reference.secretRef)
+        expect(
+          reference.secretRef.optional === true || secret?.metadata.name === reference.secretRef.name,
+          `${label}: Secret ${reference.secretRef.name} is neither optional nor the template's`,
+        );
+    }
+    const configVolume = template.spec.volumes.find(
+      (volume) => volume.configMap?.name === "agent-runtime-config",
+    );
+    expect(
+      Boolean(
+        configVolume &&
+          container.volumeMounts.some((m) => m.name === configVolume.name && m.mountPath === CONFIG_MOUNT),
+      ),
+      `${label}: agent-runtime-config is not mounted at ${CONFIG_MOUNT}`,
+    );
+
+    const kubeService = check(Service, named("Service", service), `Service/${service}`);
+    if (kubeService) {
+      expect(
+        matches(kubeService.spec.selector, template.metadata.labels),
+        `Service/${service}: selector does not match the pods`,
+      );
+      for (const servicePort of kubeService.spec.ports)
+        expect(
+          portExists(container, servicePort.targetPort),
+          `Service/${service}: targetPort ${servicePort.targetPort} is not a container port`,
+        );
+      if (service === "ingress")
+        expect(
+          kubeService.spec.ports.some((p) => p.port === 80),
+          "Service/ingress must listen on port 80",
+        );
+      else
+        expect(
+          kubeService.spec.ports.some((p) => p.port === port),
+          `Service/${service} must expose ${port}`,
+        );
+    }
+
+    const hpa = check(Hpa, named("HorizontalPodAutoscaler", service), `HorizontalPodAutoscaler/${service}`);
+    if (hpa) {
+      expect(
+        hpa.spec.scaleTargetRef.name === service,
+        `HorizontalPodAutoscaler/${service}: targets ${hpa.spec.scaleTargetRef.name}`,
+      );
+      expect(
+        hpa.spec.maxReplicas >= hpa.spec.minReplicas,
+        `HorizontalPodAutoscaler/${service}: maxReplicas < minReplicas`,
+      );
+      expect(
+        hpa.spec.metrics.some((metric) => metric.type === "Resource" && metric.resource?.name === "cpu"),
+        `HorizontalPodAutoscaler/${service}: no CPU metric`,
+      );
+      if (HIGHLY_AVAILABLE.has(service))
+        expect(hpa.spec.minReplicas >= 2, `HorizontalPodAutoscaler/${service}: minReplicas must be >= 2`);
+    }
+    if (HIGHLY_AVAILABLE.has(service)) {
+      const pdb = check(Pdb, named("PodDisruptionBudget", service), `PodDisruptionBudget/${service}`);
+      if (pdb)
+        expect(
+          matches(pdb.spec.selector.matchLabels, template.metadata.labels),
+          `PodDisruptionBudget/${service}: selector does not match the pods`,
+        );
+    }
   }
+  report.push(
+    `kubernetes: ${objects.length} objects (${[...counts].map(([kind, count]) => `${count} ${kind}`).join(", ")})` +
+      " — namespaces, probes /healthz + /readyz, ports, Services, HPAs, PDBs, Prometheus annotations, config mount, example AGENT_CONFIG",
+  );
+  report.push(
+    `secret template: ${secret ? `Secret/${secret.metadata.name} with ${Object.keys(secret.stringData).join(", ")}` : "invalid"}`,
+  );
 }
-const compose = parse(readFileSync(composePath, "utf8"), { merge: true }) as {
-  services?: Record<string, { environment?: Record<string, string> }>;
-};
-for (const name of ["nats", "postgres", "redis", ...SERVICES]) {
-  if (!compose.services?.[name]) problems.push(`docker-compose.yml: missing service ${name}`);
-}
-for (const name of SERVICES) {
-  const env = compose.services?.[name]?.environment ?? {};
-  for (const variable of ["NATS_URL", "DATABASE_URL", "REDIS_URL", "SERVICE"]) {
-    if (!env[variable]) problems.push(`docker-compose.yml: ${name} lacks ${variable}`);
+
+function checkCompose(path: string): void {
+  const compose = check(Compose, parse(readFileSync(path, "utf8"), { merge: true }), path);
+  if (!compose) return;
+  for (const name of ["nats", "postgres", "redis"]) {
+    const service = compose.services[name];
+    expect(Boolean(service?.healthcheck), `${path}: ${name} needs a healthcheck`);
   }
+  expect(String(compose.services.nats?.command ?? "").includes("-js"), `${path}: nats must run with -js`);
+  expect(
+    Boolean(compose.services.postgres?.image?.startsWith("pgvector/pgvector")),
+    `${path}: postgres must use a pgvector image`,
+  );
+  for (const name of SERVICES) {
+    const service = compose.services[name];
+    if (!service) {
+      problems.push(`${path}: missing service ${name}`);
+      continue;
+    }
+    const env = service.environment ?? {};
+    for (const variable of ["NATS_URL", "DATABASE_URL", "REDIS_URL"])
+      expect(typeof env[variable] === "string" && env[variable] !== "", `${path}: ${name} lacks ${variable}`);
+    expect(env.SERVICE === name, `${path}: ${name} must set SERVICE=${name}`);
+    const { variable, port } = PORTS[name]!;
+    expect(env[variable] === String(port), `${path}: ${name} must set ${variable}=${port}`);
+    for (const dependency of ["nats", "postgres", "redis"])
+      expect(
+        service.depends_on?.[dependency]?.condition === "service_healthy",
+        `${path}: ${name} must depend on ${dependency} being healthy`,
+      );
+    // An empty value is not "unset": the services' zod schemas would reject it.
+    for (const [key, value] of Object.entries(env))
+      expect(
+        value !== "" && !/^\$\{\w+:?-\}$/.test(value ?? ""),
+        `${path}: ${name} may set ${key} to an empty string (leave the value out to pass the host's through)`,
+      );
+  }
+  expect(
+    Boolean(compose.services.ingress?.ports?.some((p) => String(p).endsWith(":8080"))),
+    `${path}: ingress must publish 8080`,
+  );
+  report.push(
+    `docker-compose.yml: ${Object.keys(compose.services).length} services (${Object.keys(compose.services).join(", ")}) — env, healthchecks, depends_on`,
+  );
 }
+
+const { values } = parseArgs({
+  options: {
+    built: { type: "string" },
+    kustomization: { type: "string" },
+    secret: { type: "string" },
+    compose: { type: "string" },
+  },
+});
+if ((!values.built && !values.kustomization) || !values.secret || !values.compose) {
+  console.error(
+    "usage: check-manifests.ts --built <file> | --kustomization <dir>  --secret <file> --compose <file>",
+  );
+  process.exit(2);
+}
+const objects = values.built ? readDocuments(values.built) : buildKustomization(values.kustomization!);
+checkKubernetes(objects, readDocuments(values.secret));
+checkCompose(values.compose);
 if (problems.length > 0) {
-  console.error(problems.join("\n"));
+  console.error(`${problems.length} problem(s):\n  ${problems.join("\n  ")}`);
   process.exit(1);
 }
-console.log(
-  `kubernetes: ${objects.length} objects pass the schema checks; docker-compose.yml: ${Object.keys(compose.services ?? {}).length} services`,
-);
+for (const line of report) console.log(`ok  ${line}`);

@@ -123,6 +123,18 @@ export async function run() {
     await resumed;
     const resumeMs = performance.now() - killedAt;
 
+    // SIGTERM instead: the draining worker lets the slow tool step finish, records it and hands
+    // the run off at once (a nak, not the ack wait); a third worker answers
+    const draining = services.at(-1)!;
+    const handedOff = start("slow", "act slowly again");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    services.push(await startServiceProcess("orchestrator", env));
+    const terminatedAt = performance.now();
+    const drained = draining.stop("SIGTERM");
+    await handedOff;
+    const handoffMs = performance.now() - terminatedAt;
+    await drained;
+
     const figures = {
       runsPerSecond: {
         oneToolStep: Math.round((one.latencies.length / one.wallMs) * 10000) / 10,
@@ -135,7 +147,10 @@ export async function run() {
       interactive: { calm: summarize(calm.latencies), underBatchFloodOf400: summarize(underFlood.latencies) },
       resumeAfterKillMs: Math.round(resumeMs),
       resumeNote:
-        "from SIGKILL to the run's answer on the second worker: the 5 s ack wait (RUN_ACK_WAIT_MS) before redelivery dominates",
+        "from SIGKILL (during a 3 s side-effecting tool call) to the run's answer on the second worker: the 5 s ack wait (RUN_ACK_WAIT_MS) before redelivery dominates",
+      handoffAfterSigtermMs: Math.round(handoffMs),
+      handoffNote:
+        "from SIGTERM (during a 3 s tool call) to the answer from another worker: the step in flight finishes on the draining worker, which hands the run off at once",
       errors: one.errors + three.errors + calm.errors + underFlood.errors,
     };
     console.log(JSON.stringify(figures, null, 2));

@@ -1,52 +1,247 @@
-import { execFileSync } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
-import { parse } from "yaml";
+import { loadConfig as loadIngressConfig } from "@agent-runtime/ingress";
+import { loadConfig as loadMemoryConfig } from "@agent-runtime/memory";
+import { loadConfig as loadModelProxyConfig } from "@agent-runtime/model-proxy";
+import { loadConfig as loadOrchestratorConfig } from "@agent-runtime/orchestrator";
+import { loadConfig as loadToolExecutorConfig } from "@agent-runtime/tool-executor";
+import { afterAll, describe, expect, it } from "vitest";
+import { parse, parseAllDocuments } from "yaml";
+import { dropIsolation, isolatedEnv, newIsolation } from "../support/isolation.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const SERVICES = ["ingress", "orchestrator", "model-proxy", "tool-executor", "memory"] as const;
+type ServiceName = (typeof SERVICES)[number];
+const loaders: Record<ServiceName, (env: NodeJS.ProcessEnv) => unknown> = {
+  ingress: loadIngressConfig,
+  orchestrator: loadOrchestratorConfig,
+  "model-proxy": loadModelProxyConfig,
+  "tool-executor": loadToolExecutorConfig,
+  memory: loadMemoryConfig,
+};
+const hasKubectl = spawnSync("kubectl", ["version", "--client"], { stdio: "ignore" }).status === 0;
+const scratch = mkdtempSync(join(tmpdir(), "infra-test-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-describe("deployment files", () => {
-  it("pass the manifest and compose checks", () => {
+interface ComposeService {
+  image?: string;
+  command?: string[];
+  environment?: Record<string, string | null>;
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+  ports?: string[];
+}
+interface EnvVar {
+  name: string;
+  value?: string;
+}
+interface Probe {
+  httpGet: { path: string; port: string | number };
+}
+interface KubeObject {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  data?: Record<string, string>;
+  spec?: {
+    template?: {
+      spec: {
+        containers: { env?: EnvVar[]; livenessProbe?: Probe; readinessProbe?: Probe }[];
+      };
+    };
+  };
+}
+
+function readCompose(): { services: Record<string, ComposeService> } {
+  return parse(readFileSync(join(root, "docker-compose.yml"), "utf8"), { merge: true });
+}
+
+/** What compose puts in the container with an empty host environment. */
+function composeEnvironment(service: ComposeService): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(service.environment ?? {})) {
+    if (value === null) continue; // passed through from the host only when set there
+    env[name] = value.replace(/\$\{\w+(?::?-([^}]*))?\}/g, (_match, fallback?: string) => fallback ?? "");
+  }
+  return env;
+}
+
+function checkManifests(built: string): ReturnType<typeof spawnSync> {
+  return spawnSync(
+    process.execPath,
+    [
+      "--conditions=source",
+      "--import",
+      "tsx",
+      "infra/check-manifests.ts",
+      "--built",
+      built,
+      "--secret",
+      "infra/k8s/secret.example.yaml",
+      "--compose",
+      "docker-compose.yml",
+    ],
+    { cwd: root, encoding: "utf8" },
+  );
+}
+
+describe("infra/validate.sh", () => {
+  it("validates the Kubernetes manifests and docker-compose.yml", () => {
     const output = execFileSync(join(root, "infra", "validate.sh"), { cwd: root, encoding: "utf8" });
-    expect(output).toMatch(/objects pass the schema checks/);
+    expect(output).toMatch(/^ok {2}kubernetes: \d+ objects/m);
+    expect(output).toMatch(/^ok {2}secret template: Secret\/agent-runtime-secrets/m);
+    expect(output).toMatch(/^ok {2}docker-compose\.yml: 8 services/m);
   });
 
-  it("compose runs the five services against its own NATS, Postgres and Redis", () => {
-    const compose = parse(readFileSync(join(root, "docker-compose.yml"), "utf8"), { merge: true }) as {
-      services: Record<
-        string,
-        { environment?: Record<string, string>; depends_on?: Record<string, unknown> }
-      >;
-    };
-    for (const name of ["ingress", "orchestrator", "model-proxy", "tool-executor", "memory"]) {
+  it.skipIf(!hasKubectl)("rejects manifests that break the runtime's expectations", () => {
+    const built = execFileSync("kubectl", ["kustomize", "infra/k8s"], { cwd: root, encoding: "utf8" });
+    const path = join(scratch, "broken.yaml");
+    writeFileSync(
+      path,
+      built.replace("path: /readyz", "path: /ready").replace(/minReplicas: 2/, "minReplicas: 1"),
+    );
+    const result = checkManifests(path);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/readiness probe must GET \/readyz/);
+    expect(result.stderr).toMatch(/minReplicas must be >= 2/);
+  });
+});
+
+describe("docker-compose.yml", () => {
+  const compose = readCompose();
+
+  it("runs the five services against its own NATS (JetStream), Postgres (pgvector) and Redis", () => {
+    expect(Object.keys(compose.services).sort()).toEqual(["nats", "postgres", "redis", ...SERVICES].sort());
+    expect(compose.services.nats?.command).toContain("-js");
+    expect(compose.services.postgres?.image).toMatch(/^pgvector\/pgvector:pg16/);
+    expect(compose.services.ingress?.ports).toContain("8080:8080");
+    for (const name of ["nats", "postgres", "redis"])
+      expect(compose.services[name]?.healthcheck).toBeDefined();
+    for (const name of SERVICES) {
       const service = compose.services[name]!;
       expect(service.environment?.NATS_URL).toBe("nats://nats:4222");
-      expect(service.environment?.DATABASE_URL).toMatch(/@postgres:5432/);
+      expect(service.environment?.DATABASE_URL).toBe("postgres://postgres@postgres:5432/postgres");
+      expect(service.environment?.REDIS_URL).toBe("redis://redis:6379");
       expect(service.environment?.SERVICE).toBe(name);
-      expect(Object.keys(service.depends_on ?? {})).toEqual(["nats", "postgres", "redis"]);
+      for (const dependency of ["nats", "postgres", "redis"])
+        expect(service.depends_on?.[dependency]?.condition).toBe("service_healthy");
     }
   });
 
-  it("the check fails on a broken manifest", () => {
-    const broken =
-      "apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: ingress, namespace: x }\nspec: { replicas: 1 }\n";
-    const path = join(root, "test", "bench", "results", "broken-manifest.yaml");
-    writeFileSync(path, broken);
-    try {
-      expect(() =>
-        execFileSync(
-          process.execPath,
-          ["--conditions=source", "--import", "tsx", "infra/check-manifests.ts", path, "docker-compose.yml"],
-          {
-            cwd: root,
-            stdio: "pipe",
-          },
-        ),
-      ).toThrow();
-    } finally {
-      rmSync(path);
+  it.each(SERVICES)("gives %s an environment its config accepts", (name) => {
+    const env = composeEnvironment(compose.services[name]!);
+    expect(() => loaders[name](env)).not.toThrow();
+  });
+});
+
+describe.skipIf(!hasKubectl)("Kubernetes manifests (kubectl kustomize infra/k8s)", () => {
+  const objects = hasKubectl
+    ? parseAllDocuments(execFileSync("kubectl", ["kustomize", "infra/k8s"], { cwd: root, encoding: "utf8" }))
+        .map((document) => document.toJSON() as KubeObject)
+        .filter(Boolean)
+    : [];
+  const find = (kind: string, name: string) =>
+    objects.find((object) => object.kind === kind && object.metadata.name === name);
+
+  it.each(SERVICES)("deploys %s with liveness /healthz and readiness /readyz probes", (name) => {
+    const deployment = find("Deployment", name);
+    expect(deployment?.metadata.namespace).toBe("agent-runtime");
+    const container = deployment?.spec?.template?.spec.containers[0];
+    expect(container?.livenessProbe?.httpGet.path).toBe("/healthz");
+    expect(container?.readinessProbe?.httpGet.path).toBe("/readyz");
+    expect(find("Service", name)).toBeDefined();
+    expect(find("HorizontalPodAutoscaler", name)).toBeDefined();
+  });
+
+  it.each(SERVICES)("gives %s an environment and example AGENT_CONFIG its config accepts", (name) => {
+    const configPath = join(scratch, `${name}-config.yaml`);
+    writeFileSync(configPath, find("ConfigMap", "agent-runtime-config")?.data?.["config.yaml"] ?? "");
+    const env: NodeJS.ProcessEnv = {
+      ...find("ConfigMap", "agent-runtime-env")?.data,
+      ...Object.fromEntries(
+        (find("Deployment", name)?.spec?.template?.spec.containers[0]?.env ?? []).map((variable) => [
+          variable.name,
+          variable.value,
+        ]),
+      ),
+      OPENAI_API_KEY: "sk-test",
+      AGENT_CONFIG: configPath,
+    };
+    expect(() => loaders[name](env)).not.toThrow();
+  });
+});
+
+describe("scripts/start.mjs", () => {
+  const isolation = newIsolation("start");
+  afterAll(() => dropIsolation(isolation));
+
+  function start(env: NodeJS.ProcessEnv): {
+    child: ChildProcess;
+    output: () => string;
+    exit: Promise<number | null>;
+  } {
+    const child = spawn(process.execPath, ["scripts/start.mjs"], {
+      cwd: root,
+      env: { ...process.env, ...isolatedEnv(isolation), ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const exit = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+    return { child, output: () => output, exit };
+  }
+
+  async function waitFor(predicate: () => boolean, timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (!predicate()) {
+      if (Date.now() > until) throw new Error("timed out");
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
+  }
+
+  it("refuses unknown names in SERVICES", async () => {
+    const run = start({ SERVICES: "ingress,nope" });
+    expect(await run.exit).toBe(2);
+    expect(run.output()).toMatch(/unknown service\(s\) in SERVICES: nope/);
+  });
+
+  it("runs a subset with prefixed JSON lines and drains every service on SIGTERM", async () => {
+    const run = start({ SERVICES: "tool-executor,model-proxy" });
+    try {
+      await waitFor(
+        () => run.output().includes("tool-executor ready") && run.output().includes("model-proxy ready"),
+        30_000,
+      );
+    } catch (error) {
+      run.child.kill("SIGKILL");
+      throw new Error(`services did not get ready:\n${run.output().slice(-3000)}`, { cause: error });
+    }
+    run.child.kill("SIGTERM");
+    expect(await run.exit).toBe(0);
+    const lines = run.output().split("\n");
+    for (const name of ["tool-executor", "model-proxy"]) {
+      const own = lines.filter((line) => line.startsWith(`[${name}] {`));
+      const messages = own.map((line) => (JSON.parse(line.slice(name.length + 3)) as { msg: string }).msg);
+      expect(messages).toContain(`${name} ready`);
+      expect(messages).toContain("shutdown complete");
+    }
+    expect(run.output()).not.toMatch(/^\[(memory|ingress|orchestrator)\]/m);
+  });
+
+  it("stops the others and exits non-zero when one service exits", async () => {
+    // MAX_RETRIES is model-proxy's alone: it fails its config check, memory does not.
+    const run = start({ SERVICES: "memory,model-proxy", MAX_RETRIES: "-1" });
+    const code = await run.exit;
+    expect(code).not.toBe(0);
+    expect(run.output()).toMatch(/^\[model-proxy\] \{.*MAX_RETRIES/m);
+    expect(run.output()).toMatch(/model-proxy exited unexpectedly/);
+    expect(run.output()).toMatch(/memory stopped/);
   });
 });

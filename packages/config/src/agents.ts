@@ -1,10 +1,22 @@
 import { z } from "zod";
 
+/** A regular expression source that compiles (checked at start-up, not on the first run that needs it). */
+const Pattern = z.string().superRefine((source, context) => {
+  try {
+    new RegExp(source, "i");
+  } catch (error) {
+    context.addIssue({
+      code: "custom",
+      message: `not a valid regular expression: ${error instanceof Error ? error.message : String(error)}`,
+    });
+  }
+});
+
 export const GuardrailsConfig = z.object({
   maxInputChars: z.number().int().positive().default(32_000),
-  denyPatterns: z.array(z.string()).default([]),
+  denyPatterns: z.array(Pattern).default([]),
   redactPii: z.array(z.enum(["email", "phone", "credit_card", "ssn", "ip"])).default([]),
-  outputDenyPatterns: z.array(z.string()).default([]),
+  outputDenyPatterns: z.array(Pattern).default([]),
   outputJsonSchema: z.record(z.string(), z.unknown()).optional(),
   numericBounds: z
     .record(z.string(), z.object({ min: z.number().optional(), max: z.number().optional() }))
@@ -45,7 +57,30 @@ export const AgentConfig = z.object({
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
 export const AgentsSection = z.object({
-  agents: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/), AgentConfig).default({}),
+  agents: z
+    .record(z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/), AgentConfig)
+    .default({})
+    .superRefine((agents, context) => {
+      // a delegate must name an agent that exists (configured or default)
+      for (const [name, agent] of Object.entries(agents)) {
+        agent.delegates.forEach((delegate, index) => {
+          if (!(delegate in agents) && !(delegate in DEFAULT_AGENTS)) {
+            context.addIssue({
+              code: "custom",
+              path: [name, "delegates", index],
+              message: `no agent named "${delegate}" to delegate to`,
+            });
+          }
+          if (delegate === name) {
+            context.addIssue({
+              code: "custom",
+              path: [name, "delegates", index],
+              message: "an agent cannot delegate to itself",
+            });
+          }
+        });
+      }
+    }),
 });
 export type AgentsSection = z.infer<typeof AgentsSection>;
 

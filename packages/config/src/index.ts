@@ -2,7 +2,13 @@ export { AgentConfig, AgentsSection, DEFAULT_AGENTS, GuardrailsConfig, resolveAg
 export { LimitsSection, TenantLimits } from "./limits.js";
 export { ConfigError, interpolateEnv, parseConfig, readConfigFile } from "./load.js";
 export { MemorySection } from "./memory.js";
-export { ModelConfig, ModelsSection, ProviderConfig, RouteRule } from "./models.js";
+export {
+  ComplexityClassifier,
+  ModelConfig,
+  ModelsSection,
+  ProviderConfig,
+  RouteRule,
+} from "./models.js";
 export { loadRuntimeConfig, RuntimeConfig } from "./runtime-config.js";
 export type { Connections } from "./service-env.js";
 export { ConnectionEnv, parseServiceEnv } from "./service-env.js";

@@ -54,6 +54,23 @@ export const RouteRule = z.object({
 });
 export type RouteRule = z.infer<typeof RouteRule>;
 
+/**
+ * Optional second opinion on complexity: when the cheap heuristic lands
+ * inside [minComplexity, maxComplexity] (unsure), a short call to `tier`
+ * answers SIMPLE or COMPLEX and decides which side of the threshold the
+ * request falls. Off unless configured.
+ */
+export const ComplexityClassifier = z.object({
+  tier: z.string().default("fast"),
+  minComplexity: z.number().min(0).max(1).default(0.2),
+  maxComplexity: z.number().min(0).max(1).default(0.6),
+  /** Budget for the classifier call; on timeout or error the heuristic decides. */
+  timeoutMs: z.number().int().positive().default(3000),
+  /** Characters of the last user message shown to the classifier. */
+  maxInputChars: z.number().int().positive().default(2000),
+});
+export type ComplexityClassifier = z.infer<typeof ComplexityClassifier>;
+
 export const ModelsSection = z.object({
   providers: z.record(z.string(), ProviderConfig).default({}),
   models: z.record(z.string(), ModelConfig).default({}),
@@ -62,5 +79,8 @@ export const ModelsSection = z.object({
   routes: z.array(RouteRule).default([]),
   defaultTier: z.string().default("fast"),
   embeddingModel: z.string().optional(),
+  /** Complexity at or above which unrouted requests go to the `strong` tier. */
+  complexityThreshold: z.number().min(0).max(1).default(0.45),
+  classifier: ComplexityClassifier.optional(),
 });
 export type ModelsSection = z.infer<typeof ModelsSection>;

@@ -1,16 +1,20 @@
-import { trace } from "@opentelemetry/api";
+import { hostname } from "node:os";
+import { isSpanContextValid, trace } from "@opentelemetry/api";
 import { type DestinationStream, type Logger, pino } from "pino";
+import { parseLogLevel } from "./log-level.js";
 
 export type { Logger };
 
 export interface LoggerOptions {
   service: string;
+  /** Wins over `LOG_LEVEL`; both unset gives `info`. */
   level?: string;
   /** Where lines go (stdout by default); tests pass a stream to capture them. */
   destination?: DestinationStream;
 }
 
-const REDACT = [
+/** Secrets never written to logs, at the top level and one level down. */
+export const REDACTED_PATHS: readonly string[] = [
   "authorization",
   "apiKey",
   "api_key",
@@ -20,24 +24,30 @@ const REDACT = [
   "*.api_key",
   "*.password",
   "headers.authorization",
+  "headers.cookie",
+  'headers["x-api-key"]',
   "*.headers.authorization",
+  "*.headers.cookie",
+  '*.headers["x-api-key"]',
 ];
 
-/** pino JSON logs; every line inside a span carries `trace_id` and `span_id`. */
+/** Trace and span ids of the active span, if there is a real one. */
+function traceFields(): { trace_id?: string; span_id?: string } {
+  const spanContext = trace.getActiveSpan()?.spanContext();
+  if (!spanContext || !isSpanContextValid(spanContext)) return {};
+  return { trace_id: spanContext.traceId, span_id: spanContext.spanId };
+}
+
+/** pino JSON logs; every line written inside a span carries `trace_id` and `span_id`. */
 export function createLogger(options: LoggerOptions): Logger {
-  const level = options.level ?? process.env.LOG_LEVEL ?? "info";
   return pino(
     {
-      level,
-      base: { service: options.service },
+      level: parseLogLevel(options.level ?? process.env.LOG_LEVEL),
+      base: { service: options.service, pid: process.pid, hostname: hostname() },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: REDACT, censor: "[redacted]" },
+      redact: { paths: [...REDACTED_PATHS], censor: "[redacted]" },
       formatters: { level: (label) => ({ level: label }) },
-      mixin() {
-        const spanContext = trace.getActiveSpan()?.spanContext();
-        if (!spanContext || spanContext.traceId === "00000000000000000000000000000000") return {};
-        return { trace_id: spanContext.traceId, span_id: spanContext.spanId };
-      },
+      mixin: traceFields,
     },
     options.destination,
   );

@@ -1,33 +1,57 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { MetricKindConflictError } from "./errors.js";
 
 /** Latency buckets in seconds, 1 ms … 30 s. */
-export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+export const LATENCY_BUCKETS: readonly number[] = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+];
 
 export interface Metrics {
+  /** This service's own registry (never prom-client's global one). */
   readonly registry: Registry;
+  /** The counter of that name, made on the first call. */
   counter<L extends string = string>(name: string, help: string, labelNames?: readonly L[]): Counter<L>;
+  /** The histogram of that name, made on the first call; buckets default to `LATENCY_BUCKETS`. */
   histogram<L extends string = string>(
     name: string,
     help: string,
     labelNames?: readonly L[],
-    buckets?: number[],
+    buckets?: readonly number[],
   ): Histogram<L>;
+  /** The gauge of that name, made on the first call. */
   gauge<L extends string = string>(name: string, help: string, labelNames?: readonly L[]): Gauge<L>;
 }
 
-/** A Prometheus registry of one service (not the global one), with process metrics. */
-export function createMetrics(service: string, options: { defaultMetrics?: boolean } = {}): Metrics {
+export interface MetricsOptions {
+  /** Process metrics (CPU, memory, event loop lag, GC); on by default. */
+  defaultMetrics?: boolean;
+}
+
+type AnyMetric = Counter<string> | Histogram<string> | Gauge<string>;
+type MetricClass = typeof Counter | typeof Histogram | typeof Gauge;
+
+/**
+ * Prometheus metrics of one service, in their own registry so several services
+ * can share a process (tests), every series labelled with `service`.
+ */
+export function createMetrics(service: string, options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   registry.setDefaultLabels({ service });
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
-  const made = new Map<string, Counter<string> | Histogram<string> | Gauge<string>>();
+  const made = new Map<string, AnyMetric>();
 
-  function once<T extends Counter<string> | Histogram<string> | Gauge<string>>(
-    name: string,
-    make: () => T,
-  ): T {
+  function once<M extends AnyMetric>(name: string, kind: MetricClass, make: () => M): M {
     const existing = made.get(name);
-    if (existing) return existing as T;
+    if (existing) {
+      if (!(existing instanceof kind)) {
+        throw new MetricKindConflictError(
+          name,
+          existing.constructor.name.toLowerCase(),
+          kind.name.toLowerCase(),
+        );
+      }
+      return existing as M;
+    }
     const metric = make();
     made.set(name, metric);
     return metric;
@@ -35,20 +59,20 @@ export function createMetrics(service: string, options: { defaultMetrics?: boole
 
   return {
     registry,
-    counter: (name, help, labelNames = []) =>
+    counter: <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
+      once(name, Counter, () => new Counter<L>({ name, help, labelNames, registers: [registry] })),
+    histogram: <L extends string>(
+      name: string,
+      help: string,
+      labelNames: readonly L[] = [],
+      buckets: readonly number[] = LATENCY_BUCKETS,
+    ) =>
       once(
         name,
-        () => new Counter({ name, help, labelNames: [...labelNames], registers: [registry] }),
-      ) as never,
-    histogram: (name, help, labelNames = [], buckets = LATENCY_BUCKETS) =>
-      once(
-        name,
-        () => new Histogram({ name, help, labelNames: [...labelNames], buckets, registers: [registry] }),
-      ) as never,
-    gauge: (name, help, labelNames = []) =>
-      once(
-        name,
-        () => new Gauge({ name, help, labelNames: [...labelNames], registers: [registry] }),
-      ) as never,
+        Histogram,
+        () => new Histogram<L>({ name, help, labelNames, buckets: [...buckets], registers: [registry] }),
+      ),
+    gauge: <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
+      once(name, Gauge, () => new Gauge<L>({ name, help, labelNames, registers: [registry] })),
   };
 }

@@ -9,45 +9,45 @@ import {
   trace,
 } from "@opentelemetry/api";
 
-export function getTracer(name = "@agent-runtime"): Tracer {
+/** Instrumentation scope of spans made through this package. */
+export const DEFAULT_TRACER_NAME = "@agent-runtime";
+
+export function getTracer(name: string = DEFAULT_TRACER_NAME): Tracer {
   return trace.getTracer(name);
 }
 
 export interface SpanOptions {
   attributes?: Attributes;
   kind?: SpanKind;
+  /** Parent context (for example one extracted from a `traceparent` header); the active one otherwise. */
   parent?: Context;
 }
 
-/** Runs `fn` in an active span: records the exception, sets error status, always ends. */
-export async function withSpan<T>(
+/**
+ * Runs `fn` inside a new active span. On a throw it records the exception,
+ * sets ERROR status and rethrows; the span always ends.
+ */
+export function withSpan<T>(
   name: string,
   fn: (span: Span) => Promise<T> | T,
   options: SpanOptions = {},
 ): Promise<T> {
-  const parent = options.parent ?? context.active();
-  return getTracer().startActiveSpan(
-    name,
-    {
-      kind: options.kind ?? SpanKind.INTERNAL,
-      ...(options.attributes ? { attributes: options.attributes } : {}),
-    },
-    parent,
-    async (span) => {
-      try {
-        return await fn(span);
-      } catch (error) {
-        span.recordException(error instanceof Error ? error : new Error(String(error)));
-        span.setStatus({
-          code: SpanStatusCode.ERROR,
-          message: error instanceof Error ? error.message : String(error),
-        });
-        throw error;
-      } finally {
-        span.end();
-      }
-    },
-  );
+  const spanOptions = {
+    kind: options.kind ?? SpanKind.INTERNAL,
+    ...(options.attributes ? { attributes: options.attributes } : {}),
+  };
+  return getTracer().startActiveSpan(name, spanOptions, options.parent ?? context.active(), async (span) => {
+    try {
+      return await fn(span);
+    } catch (error) {
+      const exception = error instanceof Error ? error : new Error(String(error));
+      span.recordException(exception);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: exception.message });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
 }
 
 export { SpanKind };

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 
 export interface EmbeddingOptions {
   dimensions?: number;
-  /** Groups of words that mean the same; each maps to the group's first word. */
+  /** Groups of words that mean the same; each maps to the group's first word. Not to be mutated once used. */
   synonyms?: string[][];
 }
 
@@ -19,7 +19,20 @@ const STOPWORDS = new Set(
   ),
 );
 
-function synonymMap(groups: string[][] = []): Map<string, string> {
+const NO_SYNONYMS = new Map<string, string>();
+const synonymMaps = new WeakMap<string[][], Map<string, string>>();
+
+/** Built once per `synonyms` array (the server passes the same one for every text). */
+function synonymMap(groups: string[][] | undefined): Map<string, string> {
+  if (!groups) return NO_SYNONYMS;
+  const cached = synonymMaps.get(groups);
+  if (cached) return cached;
+  const map = buildSynonymMap(groups);
+  synonymMaps.set(groups, map);
+  return map;
+}
+
+function buildSynonymMap(groups: string[][]): Map<string, string> {
   const map = new Map<string, string>();
   for (const group of groups) {
     const head = group[0];

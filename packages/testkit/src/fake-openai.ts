@@ -20,6 +20,7 @@ export interface FakeOpenAI {
   readonly requests: RecordedRequest[];
   /** Requests whose caller hung up before the answer was complete (cancelled or timed-out calls). */
   readonly abandoned: number;
+  /** Parsed bodies of the chat-completion calls, oldest first (bodies that were not JSON are left out). */
   chatRequests(): ChatCompletionRequestBody[];
   enqueue(...steps: ScriptStep[]): void;
   setHandler(handler: ChatHandler | null): void;
@@ -31,8 +32,12 @@ export interface FakeOpenAI {
 
 /** Replies `echo: <last user message>`. */
 export const echoHandler: ChatHandler = (body) => {
-  const lastUser = [...body.messages].reverse().find((message) => message.role === "user");
-  return { content: `echo: ${contentText(lastUser?.content)}` };
+  const messages = body.messages;
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const message = messages[i]!;
+    if (message.role === "user") return { content: `echo: ${contentText(message.content)}` };
+  }
+  return { content: "echo: " };
 };
 
 export function contentText(content: unknown): string {
@@ -64,6 +69,12 @@ function sendJson(
 
 function openaiError(message: string, type: string, code: string | null = null) {
   return { error: { message, type, param: null, code } };
+}
+
+type StreamBreak = Extract<Fault, { kind: "stream-break" }>;
+
+function streamBreakOf(fault: Fault | null | undefined): StreamBreak | undefined {
+  return fault?.kind === "stream-break" ? fault : undefined;
 }
 
 /** Splits text into stream pieces of a few characters, keeping word boundaries where it can. */
@@ -125,8 +136,13 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
 
   function usageOf(step: ScriptStep, body: ChatCompletionRequestBody, completionText: string) {
     if (step.usage === false) return undefined;
-    const promptText = body.messages.map((message) => contentText(message.content)).join("\n");
-    const prompt = step.usage?.prompt_tokens ?? estimateTokens(promptText);
+    let prompt = step.usage?.prompt_tokens;
+    if (prompt === undefined) {
+      // as if the message texts were joined by newlines, without building the string
+      let promptChars = Math.max(0, body.messages.length - 1);
+      for (const message of body.messages) promptChars += contentText(message.content).length;
+      prompt = Math.max(1, Math.ceil(promptChars / 4));
+    }
     const completion = step.usage?.completion_tokens ?? estimateTokens(completionText);
     return {
       prompt_tokens: prompt,
@@ -148,9 +164,15 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
   }
 
   async function chat(body: ChatCompletionRequestBody, response: ServerResponse) {
+    if (!body || typeof body !== "object" || !Array.isArray(body.messages)) {
+      sendJson(response, 400, openaiError("'messages' must be an array", "invalid_request_error"));
+      return;
+    }
     const index = chatIndex++;
+    const persistent = fault;
+    // the persistent fault comes first, so scripted steps are kept for when the "provider" recovers
+    if (await applyFault(persistent, response)) return;
     const step = queue.shift() ?? (await (handler ?? echoHandler)(body, { index }));
-    if (await applyFault(fault, response)) return;
     if (await applyFault(step.fault, response)) return;
     const delay = (step.latencyMs ?? 0) + (options.latencyMs ?? 0);
     if (delay > 0) await sleep(delay);
@@ -192,16 +214,15 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       "cache-control": "no-cache",
       connection: "keep-alive",
     });
-    const breakAfter = [fault, step.fault].find((f) => f?.kind === "stream-break") as
-      | { kind: "stream-break"; afterChunks: number }
-      | undefined;
+    const breakAfter = streamBreakOf(persistent) ?? streamBreakOf(step.fault);
     let sent = 0;
+    const breakStream = async () => {
+      await sleep(20); // let what was sent reach the client first
+      response.socket?.destroy();
+      throw new Error("stream broken on purpose");
+    };
     const chunk = async (choices: unknown[], extra: Record<string, unknown> = {}) => {
-      if (breakAfter && sent >= breakAfter.afterChunks) {
-        await sleep(20); // let what was sent reach the client first
-        response.socket?.destroy();
-        throw new Error("stream broken on purpose");
-      }
+      if (breakAfter && sent >= breakAfter.afterChunks) await breakStream();
       response.write(
         `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices, ...extra })}\n\n`,
       );
@@ -245,6 +266,8 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       }
       await chunk([{ index: 0, delta: {}, finish_reason: finishReason }]);
       if (usage && body.stream_options?.include_usage) await chunk([], { usage });
+      // a break never ends cleanly, even when it asks for more chunks than there are
+      if (breakAfter) await breakStream();
       response.end("data: [DONE]\n\n");
     } catch {
       // the socket was destroyed on purpose
@@ -316,6 +339,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
         } else if (request.method === "POST" && path === "/v1/embeddings") {
           await embeddings(body as Record<string, unknown>, response);
         } else if (request.method === "GET" && path === "/v1/models") {
+          if (await applyFault(fault, response)) return;
           sendJson(response, 200, {
             object: "list",
             data: [{ id: "fake-model", object: "model", created: 0, owned_by: "testkit" }],
@@ -352,7 +376,10 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     },
     chatRequests: () =>
       requests
-        .filter((entry) => entry.path === "/v1/chat/completions")
+        .filter(
+          (entry) =>
+            entry.path === "/v1/chat/completions" && typeof entry.body === "object" && entry.body !== null,
+        )
         .map((entry) => entry.body as ChatCompletionRequestBody),
     enqueue: (...steps) => {
       queue.push(...steps);
@@ -368,6 +395,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
       requests.length = 0;
       handler = options.defaultHandler ?? null;
       fault = null;
+      chatIndex = 0;
     },
     close: async () => {
       for (const response of hanging) response.socket?.destroy();

@@ -12,8 +12,13 @@ const USAGE = `usage:
   admin keys create --tenant <tenant> [--scopes chat,runs,events,admin] [--name <label>]
   admin keys list [--tenant <tenant>]
   admin keys revoke <key id>
+  admin tenants list
   admin tenants set-limits <tenant> [--requests-per-minute N] [--user-requests-per-minute N]
-                                   [--concurrent-runs N] [--tokens-per-day N] [--cost-per-month-usd N]`;
+                                   [--concurrent-runs N] [--user-concurrent-runs N]
+                                   [--tokens-per-day N] [--cost-per-month-usd N]
+                                   [--user-tokens-per-day N] [--user-cost-per-month-usd N]
+  admin tenants clear-limits <tenant> [--only requestsPerMinute,concurrentRuns,...]
+Limits set here override the config file's defaults and take effect on every replica within 10 s.`;
 
 function fail(message: string): never {
   console.error(`error: ${message}\n${USAGE}`);
@@ -31,6 +36,10 @@ const { values, positionals } = parseArgs({
     "requests-per-minute": { type: "string" },
     "user-requests-per-minute": { type: "string" },
     "concurrent-runs": { type: "string" },
+    "user-concurrent-runs": { type: "string" },
+    "user-tokens-per-day": { type: "string" },
+    "user-cost-per-month-usd": { type: "string" },
+    only: { type: "string" },
     "tokens-per-day": { type: "string" },
     "cost-per-month-usd": { type: "string" },
   },
@@ -69,6 +78,9 @@ try {
       "requests-per-minute": "requestsPerMinute",
       "user-requests-per-minute": "userRequestsPerMinute",
       "concurrent-runs": "concurrentRuns",
+      "user-concurrent-runs": "userConcurrentRuns",
+      "user-tokens-per-day": "userTokensPerDay",
+      "user-cost-per-month-usd": "userCostPerMonthUsd",
       "tokens-per-day": "tokensPerDay",
       "cost-per-month-usd": "costPerMonthUsd",
     };
@@ -77,10 +89,23 @@ try {
       if (raw === undefined) continue;
       const value = Number(raw);
       if (!Number.isFinite(value) || value <= 0) fail(`--${flag} must be a positive number`);
+      if (!field.endsWith("Usd") && !Number.isInteger(value)) fail(`--${flag} must be a whole number`);
       limits[field] = value;
     }
     if (Object.keys(limits).length === 0) fail("give at least one limit");
     await keys.setTenantLimits(tenant, limits);
+    console.log(`limits of ${tenant}: ${JSON.stringify(await keys.tenantLimits(tenant))}`);
+  } else if (group === "tenants" && command === "list") {
+    for (const tenant of await keys.listTenants()) {
+      console.log(`${tenant.id}\t${tenant.activeKeys} active keys\t${JSON.stringify(tenant.limits)}`);
+    }
+  } else if (group === "tenants" && command === "clear-limits") {
+    const tenant = positionals[0] ?? fail("give the tenant");
+    const only = values.only
+      ?.split(",")
+      .map((name) => name.trim())
+      .filter(Boolean);
+    await keys.clearTenantLimits(tenant, only);
     console.log(`limits of ${tenant}: ${JSON.stringify(await keys.tenantLimits(tenant))}`);
   } else {
     fail("unknown command");

@@ -10,7 +10,10 @@ export const CreateRunBody = z.object({
     .optional(),
   user: z.string().max(200).optional(),
   priority: RunPriority.default("interactive"),
+  /** Answer with the finished run (up to the run timeout). */
   wait: z.boolean().default(false),
+  /** Answer with the run's events as SSE (resumable through GET /v1/runs/:id/events). */
+  stream: z.boolean().default(false),
   metadata: z.record(z.string(), z.string()).optional(),
 });
 export type CreateRunBody = z.infer<typeof CreateRunBody>;
@@ -23,4 +26,10 @@ export const ListRunsQuery = z.object({
   cursor: z.string().optional(),
 });
 
-export const EventsBody = z.union([CloudEvent, z.array(CloudEvent).min(1).max(100)]);
+export const ThreadMessagesQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  before: z.string().max(200).optional(),
+});
+
+export const EventBatch = z.array(CloudEvent).min(1, "send at least one event").max(100);
+export const EventsBody = z.union([CloudEvent, EventBatch]);

@@ -9,7 +9,8 @@ import {
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { errorBody, parseBody } from "./http-errors.js";
 import type { RouteDeps } from "./route-deps.js";
-import type { SubmitOptions } from "./run-gateway.js";
+import type { SubmitOptions, SubmittedRun } from "./run-gateway.js";
+import type { SseStream } from "./sse.js";
 
 function usageOf(event: RunFinishedEvent) {
   return {
@@ -80,7 +81,7 @@ export function registerChatRoute(app: FastifyInstance, deps: RouteDeps): void {
       );
     }
     await deps.runs.admit("interactive");
-    const release = await deps.limit(key.tenant, body.user, { run: true });
+    const release = await deps.limit(key.tenant, body.user, { runLeaseMs: deps.runTimeoutMs + 30_000 });
     try {
       const threadId = existingThread ?? `thread_${randomUUID()}`;
       // a continued thread keeps its history server-side: only the new messages of this turn are sent
@@ -120,14 +121,27 @@ export function registerChatRoute(app: FastifyInstance, deps: RouteDeps): void {
   });
 }
 
+/** Stops following and cancels the run when the client goes away before its answer. */
+function cancelOnDisconnect(turn: ChatTurn, run: SubmittedRun, answered: () => boolean): void {
+  turn.reply.raw.on("close", () => {
+    if (answered()) return;
+    run.close();
+    turn.deps.runs.cancelQuietly(turn.submission.tenant, run.runId, "the client disconnected");
+  });
+}
+
 /** Waits for the run and answers one `chat.completion`. */
 async function completeAnswer(turn: ChatTurn) {
   const run = await turn.deps.runs.submit({ ...turn.submission, stream: false });
-  const finished = await run.finished;
+  turn.reply.header("x-thread-id", turn.threadId).header("x-run-id", run.runId);
+  let answered = false;
+  cancelOnDisconnect(turn, run, () => answered);
+  const finished = await run.finished.finally(() => {
+    answered = true;
+  });
   const failure = failureOf(finished);
   if (failure) throw failure;
   const output = finished.output ?? { role: "assistant" as const, content: "" };
-  turn.reply.header("x-thread-id", turn.threadId).header("x-run-id", run.runId);
   return {
     id: turn.id,
     object: "chat.completion",
@@ -153,11 +167,9 @@ async function completeAnswer(turn: ChatTurn) {
 /** SSE `chat.completion.chunk`s from the run's delta events, then finish_reason, usage and `[DONE]`. */
 async function streamAnswer(turn: ChatTurn): Promise<FastifyReply> {
   const { reply, body } = turn;
-  const raw = reply.raw;
-  const write = (data: unknown) =>
-    raw.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
+  let sse: SseStream | undefined;
   const chunk = (delta: Record<string, unknown>, finishReason: string | null = null) =>
-    write({
+    sse?.send({
       id: turn.id,
       object: "chat.completion.chunk",
       created: turn.created,
@@ -165,10 +177,9 @@ async function streamAnswer(turn: ChatTurn): Promise<FastifyReply> {
       choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
     });
   // events that arrive before the response head is written wait here
-  let started = false;
   const pending: RunEvent[] = [];
   const onEvent = (event: RunEvent) => {
-    if (!started) {
+    if (!sse) {
       pending.push(event);
       return;
     }
@@ -188,27 +199,17 @@ async function streamAnswer(turn: ChatTurn): Promise<FastifyReply> {
     }
   };
   const run = await turn.deps.runs.submit({ ...turn.submission, stream: true, onEvent });
-  turn.request.raw.on("close", () => {
-    if (!raw.writableEnded) run.close();
-  });
-  reply.hijack();
-  raw.writeHead(200, {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache",
-    connection: "keep-alive",
-    "x-thread-id": turn.threadId,
-    "x-run-id": run.runId,
-    "x-accel-buffering": "no",
-  });
+  sse = turn.deps.sse.start(reply, { headers: { "x-thread-id": turn.threadId, "x-run-id": run.runId } });
+  let answered = false;
+  cancelOnDisconnect(turn, run, () => answered);
   chunk({ role: "assistant", content: "" });
-  started = true;
   for (const event of pending.splice(0)) onEvent(event);
 
   let finished: RunFinishedEvent | undefined;
   try {
     finished = await run.finished;
   } catch (error) {
-    write(
+    sse.send(
       errorBody(
         error instanceof RuntimeError
           ? error.toWire()
@@ -216,14 +217,15 @@ async function streamAnswer(turn: ChatTurn): Promise<FastifyReply> {
       ),
     );
   }
+  answered = true;
   if (finished) {
     const failure = failureOf(finished);
     if (failure) {
-      write(errorBody(failure.toWire()));
+      sse.send(errorBody(failure.toWire()));
     } else {
       chunk({}, finishReasonOf(finished));
       if (body.stream_options?.include_usage) {
-        write({
+        sse.send({
           id: turn.id,
           object: "chat.completion.chunk",
           created: turn.created,
@@ -234,7 +236,7 @@ async function streamAnswer(turn: ChatTurn): Promise<FastifyReply> {
       }
     }
   }
-  write("[DONE]");
-  raw.end();
+  sse.send("[DONE]");
+  sse.end();
   return reply;
 }

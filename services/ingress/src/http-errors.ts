@@ -100,7 +100,8 @@ export function handleError(
     });
   }
   const wire = toWireError(error);
-  if (wire.code === "internal")
+  // a typed error is reported by whoever raised it (e.g. a failed run); anything else is our bug
+  if (wire.code === "internal" && !(error instanceof RuntimeError))
     logger.error({ err: error, route: request.routeOptions.url }, "request failed");
   return sendError(reply, wire);
 }

@@ -33,6 +33,27 @@ export const MIGRATIONS = [
      latency_ms_sum double precision NOT NULL DEFAULT 0,
      PRIMARY KEY (tenant, day, kind, name, agent)
    )`,
+  // usage record ids already folded in, so a redelivered record is not counted twice
+  `CREATE TABLE IF NOT EXISTS usage_seen (
+     id text PRIMARY KEY,
+     at timestamptz NOT NULL DEFAULT now()
+   )`,
+  `CREATE INDEX IF NOT EXISTS usage_seen_at ON usage_seen (at)`,
+  `CREATE TABLE IF NOT EXISTS usage_user_daily (
+     tenant text NOT NULL,
+     user_id text NOT NULL,
+     day date NOT NULL,
+     tokens bigint NOT NULL DEFAULT 0,
+     cost_usd double precision NOT NULL DEFAULT 0,
+     PRIMARY KEY (tenant, user_id, day)
+   )`,
+  `CREATE TABLE IF NOT EXISTS usage_runs (
+     tenant text NOT NULL,
+     day date NOT NULL,
+     agent text NOT NULL DEFAULT '',
+     run_id text NOT NULL,
+     PRIMARY KEY (tenant, day, agent, run_id)
+   )`,
 ];
 
 export const SCOPES = ["chat", "runs", "events", "admin"] as const;
@@ -51,6 +72,7 @@ export function hashKey(key: string): string {
 /** API keys stored hashed, each bound to a tenant; look-ups cached briefly. */
 export class KeyStore {
   private readonly cache = new Map<string, { key: ApiKey | null; expiresAt: number }>();
+  private readonly lookups = new Map<string, Promise<ApiKey | null>>();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -66,14 +88,28 @@ export class KeyStore {
     await this.pool.query("INSERT INTO tenants (id) VALUES ($1) ON CONFLICT DO NOTHING", [tenant]);
   }
 
-  /** Registers a known key (BOOTSTRAP_API_KEY) idempotently. */
-  async register(key: string, tenant: string, scopes: Scope[], name: string): Promise<void> {
+  /**
+   * Registers a known key (BOOTSTRAP_API_KEY) idempotently. A key revoked since
+   * stays revoked: restarting with the same environment does not bring it back.
+   */
+  async register(
+    key: string,
+    tenant: string,
+    scopes: Scope[],
+    name: string,
+  ): Promise<"created" | "exists" | "revoked"> {
     await this.ensureTenant(tenant);
-    await this.pool.query(
+    const inserted = await this.pool.query(
       `INSERT INTO api_keys (id, hash, tenant, name, scopes) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (hash) DO UPDATE SET revoked_at = NULL, scopes = $5`,
+       ON CONFLICT (hash) DO NOTHING`,
       [`key_${hashKey(key).slice(0, 12)}`, hashKey(key), tenant, name, scopes],
     );
+    if (inserted.rowCount === 1) return "created";
+    const existing = await this.pool.query<{ revoked: boolean }>(
+      "SELECT revoked_at IS NOT NULL AS revoked FROM api_keys WHERE hash = $1",
+      [hashKey(key)],
+    );
+    return existing.rows[0]?.revoked ? "revoked" : "exists";
   }
 
   /** Makes a new key; the plain key is returned once and never stored. */
@@ -119,6 +155,23 @@ export class KeyStore {
     ]);
   }
 
+  /** Removes stored limits of a tenant (all, or the named ones); config defaults apply again. */
+  async clearTenantLimits(tenant: string, names?: string[]): Promise<void> {
+    if (names?.length) {
+      await this.pool.query("UPDATE tenants SET limits = limits - $2::text[] WHERE id = $1", [tenant, names]);
+    } else {
+      await this.pool.query("UPDATE tenants SET limits = '{}' WHERE id = $1", [tenant]);
+    }
+  }
+
+  async listTenants() {
+    const result = await this.pool.query<{ id: string; limits: Record<string, number>; keys: string }>(
+      `SELECT t.id, t.limits, count(k.id) FILTER (WHERE k.revoked_at IS NULL) AS keys
+       FROM tenants t LEFT JOIN api_keys k ON k.tenant = t.id GROUP BY t.id ORDER BY t.id`,
+    );
+    return result.rows.map((row) => ({ id: row.id, limits: row.limits, activeKeys: Number(row.keys) }));
+  }
+
   async tenantLimits(tenant: string): Promise<Record<string, number>> {
     const result = await this.pool.query<{ limits: Record<string, number> }>(
       "SELECT limits FROM tenants WHERE id = $1",
@@ -127,7 +180,29 @@ export class KeyStore {
     return result.rows[0]?.limits ?? {};
   }
 
-  /** Resolves `Authorization: Bearer <key>` to a key, or throws 401. */
+  private async lookup(hash: string): Promise<ApiKey | null> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const result = await Promise.race([
+        this.pool.query<{ id: string; tenant: string; scopes: Scope[] }>(
+          "SELECT id, tenant, scopes FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
+          [hash],
+        ),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error("API key look-up timed out")), LOOKUP_TIMEOUT_MS);
+        }),
+      ]);
+      const key = result.rows[0] ?? null;
+      this.cache.delete(hash); // re-insert at the end: the map stays in least-recently-refreshed order
+      this.cache.set(hash, { key, expiresAt: Date.now() + this.cacheMs });
+      if (this.cache.size > 50_000) this.cache.delete(this.cache.keys().next().value!);
+      return key;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Resolves `Authorization: Bearer <key>` to a key, or throws 401 (503 while keys cannot be checked). */
   async authenticate(header: string | undefined): Promise<ApiKey> {
     const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
     if (!match?.[1]) {
@@ -136,24 +211,36 @@ export class KeyStore {
       });
     }
     const hash = hashKey(match[1]);
-    const now = Date.now();
     const cached = this.cache.get(hash);
     let key: ApiKey | null;
-    if (cached && cached.expiresAt > now) {
+    if (cached && cached.expiresAt > Date.now()) {
       key = cached.key;
     } else {
-      const result = await this.pool.query<{ id: string; tenant: string; scopes: Scope[] }>(
-        "SELECT id, tenant, scopes FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
-        [hash],
-      );
-      key = result.rows[0] ?? null;
-      this.cache.set(hash, { key, expiresAt: now + this.cacheMs });
-      if (this.cache.size > 50_000) this.cache.delete(this.cache.keys().next().value!);
+      // requests that find the same key stale share one look-up
+      let lookup = this.lookups.get(hash);
+      if (!lookup) {
+        lookup = this.lookup(hash).finally(() => this.lookups.delete(hash));
+        this.lookups.set(hash, lookup);
+      }
+      try {
+        key = await lookup;
+      } catch (error) {
+        // Postgres unreachable: the last answer stands (nobody can revoke a key meanwhile either)
+        if (!cached) {
+          throw new RuntimeError("unavailable", "API keys cannot be checked right now; retry shortly", {
+            retryAfterMs: 1000,
+            cause: error,
+          });
+        }
+        key = cached.key;
+      }
     }
     if (!key) throw new RuntimeError("unauthorized", "invalid API key", { retryable: false });
     return key;
   }
 }
+
+const LOOKUP_TIMEOUT_MS = 3000;
 
 export function requireScope(key: ApiKey, scope: Scope): void {
   if (!key.scopes.includes(scope) && !key.scopes.includes("admin")) {

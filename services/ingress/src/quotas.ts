@@ -1,97 +1,130 @@
 import type { TenantLimits } from "@agent-runtime/config";
 import { RuntimeError } from "@agent-runtime/contracts";
-import { type Redis, redisReady } from "@agent-runtime/stores";
 import type pg from "pg";
 
+const REFRESH_MS = 5000;
+
+interface Spend {
+  tokensToday: number;
+  costMonth: number;
+}
+
+interface Scope {
+  /** Cache key. */
+  key: string;
+  /** Words used in the error: "tenant", "user", "global". */
+  label: string;
+  tokensPerDay: number | undefined;
+  costPerMonthUsd: number | undefined;
+  read(): Promise<Spend>;
+}
+
+const TODAY = "(now() AT TIME ZONE 'UTC')::date";
+const MONTH = "date_trunc('month', now() AT TIME ZONE 'UTC')::date";
+
 /**
- * Concurrent runs per tenant (a Redis counter shared by replicas; per-replica
- * when Redis is down) and token/cost quotas from the usage aggregates.
+ * Tokens-per-day and cost-per-month quotas of the user, the tenant and the whole
+ * runtime, from the usage aggregates the USAGE stream feeds (days in UTC). Totals
+ * are re-read at most every 5 s per scope; requests that find them stale share one read.
  */
 export class Quotas {
-  private readonly localRuns = new Map<string, number>();
-  private readonly spent = new Map<string, { at: number; tokensToday: number; costMonth: number }>();
+  private readonly spent = new Map<string, { at: number; spend: Promise<Spend | undefined> }>();
 
-  constructor(
-    private readonly redis: Redis,
-    private readonly pool: pg.Pool,
-    private readonly prefix: string,
-  ) {}
+  constructor(private readonly pool: pg.Pool) {}
 
-  /** Checks tokens-per-day and cost-per-month (usage totals cached for 5 s). */
-  async checkSpend(tenant: string, limits: TenantLimits): Promise<void> {
-    if (!limits.tokensPerDay && !limits.costPerMonthUsd) return;
-    let entry = this.spent.get(tenant);
-    if (!entry || Date.now() - entry.at > 5000) {
-      const result = await this.pool.query<{ tokens: string | null; cost: number | null }>(
-        `SELECT sum(prompt_tokens + completion_tokens) FILTER (WHERE day = current_date) AS tokens,
-                sum(cost_usd) AS cost
-         FROM usage_daily WHERE tenant = $1 AND day >= date_trunc('month', current_date)`,
-        [tenant],
-      );
-      entry = {
-        at: Date.now(),
-        tokensToday: Number(result.rows[0]?.tokens ?? 0),
-        costMonth: Number(result.rows[0]?.cost ?? 0),
-      };
-      this.spent.set(tenant, entry);
-    }
-    if (limits.tokensPerDay && entry.tokensToday >= limits.tokensPerDay) {
-      const midnight = new Date();
-      midnight.setUTCHours(24, 0, 0, 0);
-      throw new RuntimeError("rate_limited", `quota reached: tokens per day (${limits.tokensPerDay})`, {
-        retryAfterMs: midnight.getTime() - Date.now(),
-        details: { limit: "tokens per day", max: limits.tokensPerDay, used: entry.tokensToday },
+  async checkSpend(
+    tenant: string,
+    userId: string | undefined,
+    limits: TenantLimits,
+    global: { tokensPerDay?: number | undefined; costPerMonthUsd?: number | undefined } = {},
+  ): Promise<void> {
+    const scopes: Scope[] = [];
+    if (userId && (limits.userTokensPerDay || limits.userCostPerMonthUsd)) {
+      scopes.push({
+        key: `u:${tenant}:${userId}`,
+        label: "user",
+        tokensPerDay: limits.userTokensPerDay,
+        costPerMonthUsd: limits.userCostPerMonthUsd,
+        read: () =>
+          this.read(
+            `SELECT sum(tokens) FILTER (WHERE day = ${TODAY}) AS tokens, sum(cost_usd) AS cost
+             FROM usage_user_daily WHERE tenant = $1 AND user_id = $2 AND day >= ${MONTH}`,
+            [tenant, userId],
+          ),
       });
     }
-    if (limits.costPerMonthUsd && entry.costMonth >= limits.costPerMonthUsd) {
-      const next = new Date();
-      next.setUTCMonth(next.getUTCMonth() + 1, 1);
-      next.setUTCHours(0, 0, 0, 0);
-      throw new RuntimeError("rate_limited", `quota reached: cost per month ($${limits.costPerMonthUsd})`, {
-        retryAfterMs: next.getTime() - Date.now(),
-        details: { limit: "cost per month", maxUsd: limits.costPerMonthUsd, usedUsd: entry.costMonth },
+    if (limits.tokensPerDay || limits.costPerMonthUsd) {
+      scopes.push({
+        key: `t:${tenant}`,
+        label: "tenant",
+        tokensPerDay: limits.tokensPerDay,
+        costPerMonthUsd: limits.costPerMonthUsd,
+        read: () =>
+          this.read(
+            `SELECT sum(prompt_tokens + completion_tokens) FILTER (WHERE day = ${TODAY}) AS tokens, sum(cost_usd) AS cost
+             FROM usage_daily WHERE tenant = $1 AND day >= ${MONTH}`,
+            [tenant],
+          ),
       });
     }
-  }
-
-  /** Takes a concurrent-run slot; the returned function gives it back. */
-  async takeRunSlot(tenant: string, limits: TenantLimits): Promise<() => void> {
-    const max = limits.concurrentRuns;
-    if (!max) return () => undefined;
-    const key = `${this.prefix}runs:active:${tenant}`;
-    if (redisReady(this.redis)) {
-      try {
-        const results = await this.redis.multi().incr(key).expire(key, 3600).exec();
-        const count = Number(results?.[0]?.[1] ?? 0);
-        if (count > max) {
-          await this.redis.decr(key);
-          throw this.overLimit(max);
-        }
-        let released = false;
-        return () => {
-          if (released) return;
-          released = true;
-          void this.redis.decr(key).catch(() => undefined);
-        };
-      } catch (error) {
-        if (error instanceof RuntimeError) throw error;
-      }
+    if (global.tokensPerDay || global.costPerMonthUsd) {
+      scopes.push({
+        key: "*",
+        label: "global",
+        tokensPerDay: global.tokensPerDay,
+        costPerMonthUsd: global.costPerMonthUsd,
+        read: () =>
+          this.read(
+            `SELECT sum(prompt_tokens + completion_tokens) FILTER (WHERE day = ${TODAY}) AS tokens, sum(cost_usd) AS cost
+             FROM usage_daily WHERE day >= ${MONTH}`,
+            [],
+          ),
+      });
     }
-    const active = this.localRuns.get(tenant) ?? 0;
-    if (active >= max) throw this.overLimit(max);
-    this.localRuns.set(tenant, active + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.localRuns.set(tenant, Math.max(0, (this.localRuns.get(tenant) ?? 1) - 1));
-    };
+    if (scopes.length === 0) return;
+    const spends = await Promise.all(scopes.map((scope) => this.spendOf(scope)));
+    scopes.forEach((scope, index) => {
+      const spend = spends[index];
+      if (spend) check(scope, spend);
+    });
   }
 
-  private overLimit(max: number): RuntimeError {
-    return new RuntimeError("rate_limited", `limit reached: concurrent runs (${max})`, {
-      retryAfterMs: 1000,
-      details: { limit: "concurrent runs", max },
+  private spendOf(scope: Scope): Promise<Spend | undefined> {
+    const cached = this.spent.get(scope.key);
+    if (cached && Date.now() - cached.at < REFRESH_MS) return cached.spend;
+    const spend = scope.read().catch(
+      // Postgres unreachable: keep the last known totals (or none) rather than refuse every request
+      () => cached?.spend ?? undefined,
+    );
+    this.spent.set(scope.key, { at: Date.now(), spend });
+    if (this.spent.size > 100_000) this.spent.delete(this.spent.keys().next().value!);
+    return spend;
+  }
+
+  private async read(sql: string, parameters: string[]): Promise<Spend> {
+    const result = await this.pool.query<{ tokens: string | null; cost: number | null }>(sql, parameters);
+    return { tokensToday: Number(result.rows[0]?.tokens ?? 0), costMonth: Number(result.rows[0]?.cost ?? 0) };
+  }
+}
+
+function check(scope: Scope, spend: Spend): void {
+  if (scope.tokensPerDay && spend.tokensToday >= scope.tokensPerDay) {
+    const midnight = new Date();
+    midnight.setUTCHours(24, 0, 0, 0);
+    const which = `${scope.label === "tenant" ? "" : `${scope.label} `}tokens per day`;
+    throw new RuntimeError("rate_limited", `quota reached: ${which} (${scope.tokensPerDay})`, {
+      retryAfterMs: midnight.getTime() - Date.now(),
+      details: { limit: which, max: scope.tokensPerDay, used: spend.tokensToday },
+    });
+  }
+  if (scope.costPerMonthUsd && spend.costMonth >= scope.costPerMonthUsd) {
+    const next = new Date();
+    next.setUTCMonth(next.getUTCMonth() + 1, 1);
+    next.setUTCHours(0, 0, 0, 0);
+    const which = `${scope.label === "tenant" ? "" : `${scope.label} `}cost per month`;
+    throw new RuntimeError("rate_limited", `quota reached: ${which} ($${scope.costPerMonthUsd})`, {
+      retryAfterMs: next.getTime() - Date.now(),
+      details: { limit: which, maxUsd: scope.costPerMonthUsd, usedUsd: spend.costMonth },
     });
   }
 }

@@ -1,7 +1,9 @@
 import { randomUUID } from "node:crypto";
 import type { Bus } from "@agent-runtime/bus";
+import type { LimitsSection } from "@agent-runtime/config";
 import {
   type ChatMessage,
+  Endpoints,
   RunEvent,
   type RunFinishedEvent,
   type RunPriority,
@@ -12,6 +14,8 @@ import {
 } from "@agent-runtime/contracts";
 
 export interface SubmitOptions {
+  /** A caller-chosen id (from an idempotency key); a fresh one otherwise. */
+  runId?: string;
   tenant: string;
   agent: string;
   input: ChatMessage[];
@@ -20,7 +24,12 @@ export interface SubmitOptions {
   priority: RunPriority;
   stream: boolean;
   source: RunRequest["source"];
+  /** The run's deadline from now (sent to the orchestrator). */
   timeoutMs: number;
+  /** How long this replica follows the run; defaults to `timeoutMs`. */
+  followMs?: number;
+  /** Only publish: no subscription to the run's events. */
+  detached?: boolean;
   clientTools?: unknown[];
   metadata?: Record<string, string>;
   temperature?: number;
@@ -30,93 +39,149 @@ export interface SubmitOptions {
 
 export interface SubmittedRun {
   runId: string;
-  /** Resolves with the run-finished event (or rejects on timeout). */
+  /** JetStream already held this run id (a retried request): no new run was started. */
+  duplicate: boolean;
+  /** Resolves with the run-finished event; rejects on timeout or when closed first. */
   finished: Promise<RunFinishedEvent>;
+  /** Stops following the run (the run itself goes on). */
   close(): void;
 }
 
+export type QueueBounds = LimitsSection["limits"]["queues"];
+
+const DEPTH_SAMPLE_MS = 250;
+
 /**
  * Sends runs to the orchestrator through JetStream and follows their events.
- * Also sheds load when the run queue is deeper than its bound.
+ * Sheds load when the run queue of a priority is deeper than its bound.
  */
 export class RunGateway {
   private depthSample = { at: 0, interactive: 0, batch: 0 };
+  private sampling: Promise<void> | undefined;
 
   constructor(
     private readonly bus: Bus,
-    private readonly queueBounds: { interactiveMaxDepth: number; batchMaxDepth: number },
+    private readonly bounds: QueueBounds,
   ) {}
 
-  /** Pending runs per priority, sampled at most every 250 ms. */
+  /**
+   * Runs waiting per priority: the pending count of the orchestrator's durable consumer,
+   * or, while it does not exist, the messages stored for that priority. Sampled at most
+   * every 250 ms: requests in between use the last sample, and requests that find it stale
+   * share one new sample.
+   */
   async queueDepth(): Promise<{ interactive: number; batch: number }> {
-    const now = Date.now();
-    if (now - this.depthSample.at < 250) return this.depthSample;
-    this.depthSample.at = now;
-    const jsm = await this.bus.jsm();
-    const stream = this.bus.streamName(Streams.runs);
-    const read = async (durable: string) => {
-      try {
-        const info = await jsm.consumers.info(stream, durable);
-        return info.num_pending + info.num_ack_pending;
-      } catch {
-        return 0;
-      }
-    };
-    const [interactive, batch] = await Promise.all([
-      read("orchestrator-interactive"),
-      read("orchestrator-batch"),
-    ]);
-    this.depthSample = { at: now, interactive, batch };
+    if (Date.now() - this.depthSample.at >= DEPTH_SAMPLE_MS) {
+      this.sampling ??= this.sample().finally(() => {
+        this.sampling = undefined;
+      });
+      // a slow JetStream API does not hold requests: past 500 ms they use the last sample
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.sampling,
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, 500);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
     return this.depthSample;
   }
 
-  async admit(priority: RunPriority): Promise<void> {
-    const depth = await this.queueDepth();
-    const bound =
-      priority === "interactive" ? this.queueBounds.interactiveMaxDepth : this.queueBounds.batchMaxDepth;
-    if (depth[priority] >= bound) {
-      throw new RuntimeError(
-        "rate_limited",
-        `the ${priority} run queue is full (${depth[priority]} waiting); retry shortly`,
-        {
-          retryAfterMs: priority === "interactive" ? 1000 : 10_000,
-          details: { limit: `${priority} queue depth`, max: bound, depth: depth[priority] },
-        },
-      );
+  private async sample(): Promise<void> {
+    const jsm = await this.bus.jsm().catch(() => undefined);
+    if (!jsm) {
+      this.depthSample.at = Date.now(); // NATS unreachable: publishing will fail with 503 anyway
+      return;
     }
+    const stream = this.bus.streamName(Streams.runs);
+    const read = async (priority: RunPriority) => {
+      try {
+        const info = await jsm.consumers.info(stream, `orchestrator-${priority}`);
+        return info.num_pending + info.num_ack_pending;
+      } catch {
+        try {
+          const filter = this.bus.subject(
+            priority === "interactive" ? Subjects.runsInteractiveAll : Subjects.runsBatchAll,
+          );
+          const info = await jsm.streams.info(stream, { subjects_filter: filter });
+          return Object.values(info.state.subjects ?? {}).reduce((sum, count) => sum + count, 0);
+        } catch {
+          return 0;
+        }
+      }
+    };
+    const [interactive, batch] = await Promise.all([read("interactive"), read("batch")]);
+    this.depthSample = { at: Date.now(), interactive, batch };
+  }
+
+  /** Throws `rate_limited` with Retry-After when the priority's queue is past its bound (by policy for batch). */
+  async admit(priority: RunPriority): Promise<{ depth: number }> {
+    const depths = await this.queueDepth();
+    const depth = depths[priority];
+    if (priority === "interactive") {
+      if (depth >= this.bounds.interactiveMaxDepth)
+        throw queueFull(priority, depth, this.bounds.interactiveMaxDepth, 1000);
+      return { depth };
+    }
+    const bound =
+      this.bounds.batchOverflow === "queue" ? this.bounds.batchHardMaxDepth : this.bounds.batchMaxDepth;
+    if (depth >= bound) throw queueFull(priority, depth, bound, 30_000);
+    return { depth };
   }
 
   async submit(options: SubmitOptions): Promise<SubmittedRun> {
-    const runId = `run_${randomUUID()}`;
+    const runId = options.runId ?? `run_${randomUUID()}`;
+    const followMs = options.followMs ?? options.timeoutMs;
+    let settled = false;
     let resolveFinished!: (event: RunFinishedEvent) => void;
     let rejectFinished!: (error: Error) => void;
     const finished = new Promise<RunFinishedEvent>((resolve, reject) => {
-      resolveFinished = resolve;
-      rejectFinished = reject;
+      resolveFinished = (event) => {
+        settled = true;
+        resolve(event);
+      };
+      rejectFinished = (error) => {
+        settled = true;
+        reject(error);
+      };
     });
     finished.catch(() => undefined);
     // subscribe before publishing so no event is missed
-    const subscription = this.bus.subscribe(Subjects.runEvents(runId), RunEvent, (event) => {
-      options.onEvent?.(event);
-      if (event.type === "run-finished") resolveFinished(event);
-    });
-    const timer = setTimeout(
-      () =>
-        rejectFinished(
-          new RuntimeError("timeout", `run ${runId} did not finish within ${options.timeoutMs} ms`, {
-            retryable: true,
-          }),
-        ),
-      options.timeoutMs,
-    );
+    const subscription = options.detached
+      ? undefined
+      : this.bus.subscribe(Subjects.runEvents(runId), RunEvent, (event) => {
+          if (settled) return;
+          options.onEvent?.(event);
+          if (event.type === "run-finished") resolveFinished(event);
+        });
+    const timer = options.detached
+      ? undefined
+      : setTimeout(
+          () =>
+            rejectFinished(
+              new RuntimeError(
+                "timeout",
+                `run ${runId} did not finish within ${followMs} ms; it may still finish: GET /v1/runs/${runId}`,
+                {
+                  retryable: false,
+                  details: { runId },
+                },
+              ),
+            ),
+          followMs,
+        );
     const close = () => {
       clearTimeout(timer);
-      subscription.unsubscribe();
+      subscription?.unsubscribe();
+      if (!settled)
+        rejectFinished(new RuntimeError("cancelled", `stopped following run ${runId}`, { retryable: false }));
     };
     finished.then(close, close);
     const now = Date.now();
+    let duplicate = false;
     try {
-      await this.bus.publishDurable(
+      const ack = await this.bus.publishDurable(
         Subjects.runs(options.priority, options.tenant),
         RunRequest,
         {
@@ -138,10 +203,33 @@ export class RunGateway {
         },
         { msgId: runId },
       );
+      duplicate = ack.duplicate;
     } catch (error) {
       close();
       throw error;
     }
-    return { runId, finished, close };
+    return { runId, duplicate, finished, close };
   }
+
+  /** Asks the orchestrator to cancel a run (best effort, for clients that went away). */
+  cancelQuietly(tenant: string, runId: string, reason: string): void {
+    void this.bus
+      .request(Endpoints.runCancel, {
+        meta: { v: 1, tenant, requestId: randomUUID(), runId, deadline: Date.now() + 5000 },
+        runId,
+        reason,
+      })
+      .catch(() => undefined);
+  }
+}
+
+function queueFull(priority: RunPriority, depth: number, max: number, retryAfterMs: number): RuntimeError {
+  return new RuntimeError(
+    "rate_limited",
+    `the ${priority} run queue is full (${depth} waiting); retry shortly`,
+    {
+      retryAfterMs,
+      details: { limit: `${priority} queue depth`, max, depth },
+    },
+  );
 }

@@ -1,76 +1,133 @@
-import { randomUUID } from "node:crypto";
-import {
-  Endpoints,
-  RunEvent,
-  RuntimeError,
-  Streams,
-  Subjects,
-  TERMINAL_RUN_STATUSES,
-} from "@agent-runtime/contracts";
-import { DeliverPolicy } from "@nats-io/jetstream";
+import { createHash, randomUUID } from "node:crypto";
+import { Endpoints, type RequestMeta, RuntimeError, TERMINAL_RUN_STATUSES } from "@agent-runtime/contracts";
 import type { FastifyInstance } from "fastify";
-import { CreateRunBody, ListRunsQuery } from "./api-schemas.js";
+import { CreateRunBody, ListRunsQuery, ThreadMessagesQuery } from "./api-schemas.js";
 import { parseBody } from "./http-errors.js";
 import type { RouteDeps } from "./route-deps.js";
+import { lastEventIdOf, streamRunEvents } from "./run-events-sse.js";
 
-const meta = (tenant: string) => ({
-  v: 1 as const,
+const BATCH_DEADLINE_MS = 24 * 3600_000;
+const ID = /^[A-Za-z0-9_.:-]{1,200}$/;
+
+export const metaFor = (tenant: string, timeoutMs = 10_000): RequestMeta => ({
+  v: 1,
   tenant,
   requestId: randomUUID(),
-  deadline: Date.now() + 10_000,
+  deadline: Date.now() + timeoutMs,
 });
-const RunIdParams = (params: unknown) => {
-  const id = (params as { id?: string }).id ?? "";
-  if (!/^[A-Za-z0-9_.:-]{1,200}$/.test(id))
-    throw new RuntimeError("validation", "invalid id in the path", { retryable: false });
-  return id;
-};
 
-/** Native runs API and threads API. */
+/**
+ * `Idempotency-Key` → a run id of its own per tenant, so a retried POST /v1/runs is
+ * recognised by JetStream's duplicate window (2 min) instead of starting a second run.
+ */
+function idempotentRunId(tenant: string, header: unknown): string | undefined {
+  if (header === undefined) return undefined;
+  if (typeof header !== "string" || !/^[\x21-\x7e]{1,200}$/.test(header)) {
+    throw new RuntimeError("validation", "Idempotency-Key must be 1-200 visible ASCII characters", {
+      retryable: false,
+      details: [{ path: "idempotency-key", message: "1-200 visible ASCII characters" }],
+    });
+  }
+  return `run_${createHash("sha256").update(`${tenant}\n${header}`).digest("hex").slice(0, 32)}`;
+}
+
+export function idParam(params: unknown): string {
+  const id = (params as { id?: string }).id ?? "";
+  if (!ID.test(id)) {
+    throw new RuntimeError("validation", "invalid id in the path", {
+      retryable: false,
+      details: [{ path: "id", message: "1-200 letters, digits, '_', '.', ':' or '-'" }],
+    });
+  }
+  return id;
+}
+
+/** Native runs API: create (sync with `wait`, async 202, or SSE with `stream`), get, list, cancel, events. */
 export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
   app.post("/v1/runs", async (request, reply) => {
     const key = await deps.authenticate(request, "runs");
     const body = parseBody(CreateRunBody, request.body);
     const agent = deps.agents[body.agent];
     if (!agent || (agent.tenants.length > 0 && !agent.tenants.includes(key.tenant))) {
-      throw new RuntimeError("not_found", `no agent named "${body.agent}"`, { retryable: false });
+      throw new RuntimeError("not_found", `no agent named "${body.agent}"; GET /v1/models lists the agents`, {
+        retryable: false,
+        details: [{ path: "agent", message: "unknown agent" }],
+      });
     }
-    await deps.runs.admit(body.priority);
-    const release = await deps.limit(key.tenant, body.user, { run: true });
-    const run = await deps.runs.submit({
-      tenant: key.tenant,
-      agent: body.agent,
-      input: typeof body.input === "string" ? [{ role: "user", content: body.input }] : body.input,
-      threadId: body.thread_id ?? `thread_${randomUUID()}`,
-      ...(body.user ? { userId: body.user } : {}),
-      priority: body.priority,
-      stream: false,
-      source: "runs",
-      timeoutMs: body.priority === "batch" ? 24 * 3600_000 : deps.runTimeoutMs,
-      ...(body.metadata ? { metadata: body.metadata } : {}),
+    const runId = idempotentRunId(key.tenant, request.headers["idempotency-key"]);
+    const { depth } = await deps.runs.admit(body.priority);
+    const follows = body.wait || body.stream;
+    const batch = body.priority === "batch";
+    // a run holds a concurrent-run lease while it may run; queued batch runs wait in JetStream instead
+    const deadlineMs = batch ? BATCH_DEADLINE_MS : deps.runTimeoutMs;
+    const release = await deps.limit(key.tenant, body.user, {
+      ...(!batch || follows ? { runLeaseMs: Math.min(deadlineMs, deps.runTimeoutMs) + 30_000 } : {}),
     });
+    let run: Awaited<ReturnType<typeof deps.runs.submit>>;
+    try {
+      run = await deps.runs.submit({
+        ...(runId ? { runId } : {}),
+        tenant: key.tenant,
+        agent: body.agent,
+        input: typeof body.input === "string" ? [{ role: "user", content: body.input }] : body.input,
+        threadId: body.thread_id ?? `thread_${randomUUID()}`,
+        ...(body.user ? { userId: body.user } : {}),
+        priority: body.priority,
+        stream: body.stream,
+        source: "runs",
+        timeoutMs: deadlineMs,
+        followMs: deps.runTimeoutMs,
+        detached: batch && !follows,
+        ...(body.metadata ? { metadata: body.metadata } : {}),
+      });
+    } catch (error) {
+      release();
+      throw error;
+    }
+    // a retried request: the first one holds the lease
+    if (run.duplicate) release();
+    else run.finished.then(release, release);
+    reply.header("x-run-id", run.runId);
+    if (body.stream) {
+      // events come from the RUN_EVENTS stream, so this response is resumable like GET /v1/runs/:id/events
+      return streamRunEvents(deps, reply, { runId: run.runId, after: 0, headers: { "x-run-id": run.runId } });
+    }
     if (!body.wait) {
-      if (body.priority === "batch") {
-        // batch runs queue by design: they do not hold a concurrent-run slot or a subscription
-        release();
-        run.close();
-      } else {
-        // the slot is held until the run finishes, even though the client does not wait
-        run.finished.then(release, release);
-      }
+      if (batch) release();
       return reply
         .code(202)
         .header("location", `/v1/runs/${run.runId}`)
-        .send({ id: run.runId, status: "queued" });
+        .send({
+          id: run.runId,
+          object: "run",
+          status: "queued",
+          priority: body.priority,
+          queue_depth: depth,
+          ...(run.duplicate ? { duplicate: true } : {}),
+        });
     }
-    const finished = await run.finished.finally(release);
-    const record = await deps.bus.request(Endpoints.runGet, { meta: meta(key.tenant), runId: run.runId });
+    if (run.duplicate) {
+      // the first request's run may be over already: answer from its record
+      const known = await deps.bus.request(Endpoints.runGet, { meta: metaFor(key.tenant), runId: run.runId });
+      if (known.run && TERMINAL_RUN_STATUSES.has(known.run.status)) {
+        run.close();
+        return { id: run.runId, object: "run", ...known.run, duplicate: true };
+      }
+    }
+    const finished = await run.finished;
+    const record = await deps.bus
+      .request(Endpoints.runGet, { meta: metaFor(key.tenant), runId: run.runId })
+      .catch(() => ({ run: null }));
     return {
       id: run.runId,
-      ...(record.run ?? {}),
+      object: "run",
+      ...(record.run ?? { runId: run.runId, agent: body.agent, threadId: finished.threadId ?? null }),
       status: finished.status,
       output: finished.output ?? null,
       error: finished.error ?? null,
+      usage: finished.usage,
+      costUsd: finished.costUsd,
+      steps: finished.steps,
     };
   });
 
@@ -78,119 +135,56 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
     const key = await deps.authenticate(request, "runs");
     const query = parseBody(ListRunsQuery, request.query);
     const result = await deps.bus.request(Endpoints.runList, {
-      meta: meta(key.tenant),
+      meta: metaFor(key.tenant),
       limit: query.limit,
       ...(query.thread_id ? { threadId: query.thread_id } : {}),
       ...(query.status ? { status: query.status } : {}),
       ...(query.agent ? { agent: query.agent } : {}),
       ...(query.cursor ? { cursor: query.cursor } : {}),
     });
-    return { object: "list", data: result.runs, next_cursor: result.nextCursor };
+    return { object: "list", data: result.runs, next_cursor: result.nextCursor ?? null };
   });
 
   app.get("/v1/runs/:id", async (request) => {
     const key = await deps.authenticate(request, "runs");
-    const runId = RunIdParams(request.params);
-    const result = await deps.bus.request(Endpoints.runGet, { meta: meta(key.tenant), runId });
+    const runId = idParam(request.params);
+    const result = await deps.bus.request(Endpoints.runGet, { meta: metaFor(key.tenant), runId });
     if (!result.run) throw new RuntimeError("not_found", `no run ${runId}`, { retryable: false });
     return result.run;
   });
 
   app.post("/v1/runs/:id/cancel", async (request) => {
     const key = await deps.authenticate(request, "runs");
-    const runId = RunIdParams(request.params);
+    const runId = idParam(request.params);
     return deps.bus.request(Endpoints.runCancel, {
-      meta: meta(key.tenant),
+      meta: metaFor(key.tenant),
       runId,
       reason: "cancelled through the API",
     });
   });
 
-  // SSE of a run's events from the RUN_EVENTS stream; `id:` is the stream sequence, so Last-Event-ID resumes exactly
+  // SSE of a run's events; `id:` is the RUN_EVENTS sequence, so Last-Event-ID resumes exactly
   app.get("/v1/runs/:id/events", async (request, reply) => {
     const key = await deps.authenticate(request, "runs");
-    const runId = RunIdParams(request.params);
-    const found = await deps.bus.request(Endpoints.runGet, { meta: meta(key.tenant), runId });
+    const runId = idParam(request.params);
+    const found = await deps.bus.request(Endpoints.runGet, { meta: metaFor(key.tenant), runId });
     if (!found.run) throw new RuntimeError("not_found", `no run ${runId}`, { retryable: false });
-    const lastEventId = Number(
-      request.headers["last-event-id"] ?? (request.query as { after?: string }).after ?? 0,
-    );
-    const consumer = await deps.bus.js.consumers.get(deps.bus.streamName(Streams.runEvents), {
-      filter_subjects: deps.bus.subject(Subjects.runEvents(runId)),
-      ...(Number.isFinite(lastEventId) && lastEventId > 0
-        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastEventId + 1 }
-        : { deliver_policy: DeliverPolicy.All }),
+    return streamRunEvents(deps, reply, {
+      runId,
+      after: lastEventIdOf(request.headers, request.query),
+      run: found.run,
     });
-    reply.hijack();
-    const raw = reply.raw;
-    raw.writeHead(200, {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache",
-      connection: "keep-alive",
-    });
-    const finishedRun = TERMINAL_RUN_STATUSES.has(found.run.status) ? found.run : undefined;
-    if (finishedRun && (await consumer.info()).num_pending === 0) {
-      // nothing (left) to replay for a finished run: after a resume the client is done; if the events
-      // have expired it learns the outcome from the run record
-      if (!(lastEventId > 0)) {
-        const event = {
-          type: "run-finished",
-          runId,
-          seq: 0,
-          ts: Date.parse(finishedRun.finishedAt ?? finishedRun.updatedAt),
-          status: finishedRun.status,
-          ...(finishedRun.output ? { output: finishedRun.output } : {}),
-          usage: finishedRun.usage,
-          costUsd: finishedRun.costUsd,
-          steps: finishedRun.steps,
-          ...(finishedRun.error ? { error: finishedRun.error } : {}),
-        };
-        raw.write(`event: run-finished\ndata: ${JSON.stringify(event)}\n\n`);
-      }
-      await consumer.delete().catch(() => undefined);
-      raw.end();
-      return reply;
-    }
-    const messages = await consumer.consume();
-    let closed = false;
-    request.raw.on("close", () => {
-      closed = true;
-      void messages.close();
-    });
-    const idle = setInterval(() => raw.write(": keep-alive\n\n"), 15_000);
-    try {
-      for await (const message of messages) {
-        const parsed = RunEvent.safeParse(message.json());
-        if (parsed.success) {
-          raw.write(
-            `id: ${message.seq}\nevent: ${parsed.data.type}\ndata: ${JSON.stringify(parsed.data)}\n\n`,
-          );
-          if (parsed.data.type === "run-finished") break;
-        }
-        // a finished run ends the stream once everything stored has been replayed
-        if (finishedRun && message.info.pending === 0) break;
-      }
-    } finally {
-      clearInterval(idle);
-      if (!closed) {
-        await messages.close().catch(() => undefined);
-        raw.end();
-      }
-    }
-    return reply;
   });
 
   app.get("/v1/threads/:id/messages", async (request) => {
     const key = await deps.authenticate(request, "runs");
-    const threadId = RunIdParams(request.params);
-    const limit = Math.min(
-      1000,
-      Math.max(1, Number((request.query as { limit?: string }).limit ?? 100) || 100),
-    );
+    const threadId = idParam(request.params);
+    const query = parseBody(ThreadMessagesQuery, request.query);
     const result = await deps.bus.request(Endpoints.memoryMessages, {
-      meta: meta(key.tenant),
+      meta: metaFor(key.tenant),
       threadId,
-      limit,
+      limit: query.limit,
+      ...(query.before ? { before: query.before } : {}),
     });
     if (!result.found) throw new RuntimeError("not_found", `no thread ${threadId}`, { retryable: false });
     return { object: "list", thread_id: threadId, data: result.messages };
@@ -198,8 +192,8 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
 
   app.delete("/v1/threads/:id", async (request) => {
     const key = await deps.authenticate(request, "runs");
-    const threadId = RunIdParams(request.params);
-    const result = await deps.bus.request(Endpoints.memoryForget, { meta: meta(key.tenant), threadId });
+    const threadId = idParam(request.params);
+    const result = await deps.bus.request(Endpoints.memoryForget, { meta: metaFor(key.tenant), threadId });
     if (result.deleted.threads === 0)
       throw new RuntimeError("not_found", `no thread ${threadId}`, { retryable: false });
     return { id: threadId, deleted: true, ...result.deleted };

@@ -1,5 +1,6 @@
 import { type Bus, connectBus } from "@agent-runtime/bus";
 
+import { TenantLimits } from "@agent-runtime/config";
 import { createPool, createRedis } from "@agent-runtime/stores";
 import { createLogger, createMetrics, type Logger, registerOpsRoutes } from "@agent-runtime/telemetry";
 import Fastify, { type FastifyInstance } from "fastify";
@@ -11,11 +12,12 @@ import { handleError, sendError } from "./http-errors.js";
 import { KeyStore, requireScope, type Scope } from "./keys.js";
 import { openApiDocument } from "./openapi.js";
 import { Quotas } from "./quotas.js";
-import { RateLimiter } from "./rate-limits.js";
+import { Limiter } from "./rate-limits.js";
 import type { RouteDeps } from "./route-deps.js";
 import { RunGateway } from "./run-gateway.js";
 import { registerRunRoutes } from "./runs-route.js";
-import { startUsageAggregation, tenantStats } from "./usage-stats.js";
+import { SseStreams } from "./sse.js";
+import { startUsageAggregation, usageStats } from "./usage-stats.js";
 
 export interface RunningIngress {
   app: FastifyInstance;
@@ -39,21 +41,43 @@ export async function startIngress(
     applicationName: "ingress",
   });
   const keys = await KeyStore.open(pool, config.keyCacheMs);
-  if (config.bootstrapApiKey)
-    await keys.register(config.bootstrapApiKey, "default", ["chat", "runs", "events", "admin"], "bootstrap");
+  if (config.bootstrapApiKey) {
+    const registered = await keys.register(
+      config.bootstrapApiKey,
+      "default",
+      ["chat", "runs", "events", "admin"],
+      "bootstrap",
+    );
+    if (registered === "revoked")
+      logger.warn("BOOTSTRAP_API_KEY was revoked with the admin CLI and stays revoked; unset it");
+  }
   const redis = createRedis(config.redisUrl, logger);
-  const limiter = new RateLimiter(redis, config.redisPrefix);
+  const limiter = new Limiter(redis, config.redisPrefix);
   const runs = new RunGateway(bus, config.limits.queues);
-  const quotas = new Quotas(redis, pool, config.redisPrefix);
+  const quotas = new Quotas(pool);
+  const sse = new SseStreams();
   const metrics = createMetrics("ingress");
   const requests = metrics.counter("http_requests_total", "HTTP requests", ["route", "status"]);
   const latency = metrics.histogram("http_request_seconds", "HTTP latency", ["route"]);
-  await startUsageAggregation(bus, pool);
+  const stopUsageAggregation = await startUsageAggregation(bus, pool);
 
-  const tenantLimitCache = new Map<string, { at: number; limits: Record<string, number> }>();
+  // limits stored for a tenant (admin CLI), re-read every 10 s; requests that find them stale share one read
+  const tenantLimitCache = new Map<string, { at: number; limits: Promise<TenantLimits> }>();
+  const storedLimits = (tenant: string): Promise<TenantLimits> => {
+    const cached = tenantLimitCache.get(tenant);
+    if (cached && Date.now() - cached.at < 10_000) return cached.limits;
+    const limits = keys
+      .tenantLimits(tenant)
+      .then((stored) => TenantLimits.partial().catch({}).parse(stored))
+      .catch(() => cached?.limits ?? {});
+    tenantLimitCache.set(tenant, { at: Date.now(), limits });
+    if (tenantLimitCache.size > 100_000) tenantLimitCache.delete(tenantLimitCache.keys().next().value!);
+    return limits;
+  };
   const deps: RouteDeps = {
     bus,
     runs,
+    sse,
     agents: config.agents,
     runTimeoutMs: config.runTimeoutMs,
     authenticate: async (request, scope: Scope) => {
@@ -62,22 +86,28 @@ export async function startIngress(
       return key;
     },
     limit: async (tenant, userId, options) => {
-      let stored = tenantLimitCache.get(tenant);
-      if (!stored || Date.now() - stored.at > 10_000) {
-        stored = { at: Date.now(), limits: await keys.tenantLimits(tenant).catch(() => ({})) };
-        tenantLimitCache.set(tenant, stored);
-      }
-      const limits = { ...config.limits.defaults, ...config.limits.tenants[tenant], ...stored.limits };
-      await limiter.check(tenant, userId, limits, config.limits.global.requestsPerMinute);
-      await quotas.checkSpend(tenant, limits);
-      return options?.run ? quotas.takeRunSlot(tenant, limits) : () => undefined;
+      const limits: TenantLimits = {
+        ...config.limits.defaults,
+        ...config.limits.tenants[tenant],
+        ...(await storedLimits(tenant)),
+      };
+      // spend first: a request refused for its quota does not use up the request rate
+      await quotas.checkSpend(tenant, userId, limits, config.limits.global);
+      return limiter.admit({
+        tenant,
+        userId,
+        limits,
+        global: config.limits.global,
+        ...(options?.runLeaseMs ? { runLeaseMs: options.runLeaseMs } : {}),
+      });
     },
   };
 
   const app: FastifyInstance = Fastify({
     logger: false,
     bodyLimit: config.limits.maxBodyBytes,
-    return503OnClosing: true,
+    // requests that arrive while draining get our own 503 (with Retry-After) from the hook below
+    return503OnClosing: false,
   });
   app.setErrorHandler((error: Error, request, reply) => handleError(error, request, reply, logger));
   app.setNotFoundHandler((request, reply) =>
@@ -87,6 +117,17 @@ export async function startIngress(
       retryable: false,
     }),
   );
+  let closing = false;
+  app.addHook("onRequest", async (_request, reply) => {
+    if (!closing) return;
+    reply.header("connection", "close");
+    return sendError(reply, {
+      code: "unavailable",
+      message: "this ingress replica is shutting down; retry",
+      retryable: true,
+      retryAfterMs: 1000,
+    });
+  });
   app.addHook("onResponse", async (request, reply) => {
     const route = request.routeOptions.url ?? "unknown";
     requests.inc({ route, status: String(reply.statusCode) });
@@ -94,7 +135,7 @@ export async function startIngress(
   });
   registerOpsRoutes(app, {
     metrics,
-    isDraining: () => bus.isDraining,
+    isDraining: () => closing || bus.isDraining,
     checks: {
       nats: () => bus.ping(),
       postgres: async () => {
@@ -120,8 +161,15 @@ export async function startIngress(
   });
   app.get("/v1/stats", async (request) => {
     const key = await deps.authenticate(request, "runs");
-    const days = Math.min(365, Math.max(1, Number((request.query as { days?: string }).days ?? 7) || 7));
-    return tenantStats(pool, key.tenant, days);
+    const query = request.query as { days?: string; tenant?: string };
+    const days = Math.min(365, Math.max(1, Number(query.days ?? 7) || 7));
+    // an admin key may look at another tenant, or at every tenant with tenant=*
+    let tenant: string | undefined = key.tenant;
+    if (typeof query.tenant === "string" && query.tenant !== key.tenant) {
+      requireScope(key, "admin");
+      tenant = query.tenant === "*" ? undefined : query.tenant;
+    }
+    return usageStats(pool, tenant, days);
   });
   app.get("/openapi.json", async () => openApiDocument());
   app.get("/dashboard", async (_request, reply) =>
@@ -139,7 +187,11 @@ export async function startIngress(
     port,
     url: `http://127.0.0.1:${port}`,
     stop: async () => {
+      // resumable event streams end now (clients resume elsewhere with Last-Event-ID); chat answers finish
+      closing = true;
+      sse.endAll();
       await app.close();
+      stopUsageAggregation();
       await bus.drain();
       await pool.end();
       redis.disconnect();

@@ -10,6 +10,8 @@ const OwnEnv = {
   OPS_PORT: z.coerce.number().int().min(0).default(9104),
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(512),
   JOB_CONCURRENCY: z.coerce.number().int().positive().default(2),
+  /** First retry delay of a failed memory job; doubles per delivery up to a minute. */
+  JOB_RETRY_MS: z.coerce.number().int().positive().default(2000),
   DATABASE_POOL_SIZE: z.coerce.number().int().positive().default(20),
 };
 
@@ -17,6 +19,7 @@ export interface MemoryConfig extends Connections {
   opsPort: number;
   maxInFlight: number;
   jobConcurrency: number;
+  jobRetryMs: number;
   databasePoolSize: number;
   memory: MemorySection["memory"];
 }
@@ -28,6 +31,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MemoryConfig {
     opsPort: e.OPS_PORT,
     maxInFlight: e.MAX_IN_FLIGHT,
     jobConcurrency: e.JOB_CONCURRENCY,
+    jobRetryMs: e.JOB_RETRY_MS,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     memory: loadRuntimeConfig(env).memory,
   };

@@ -5,48 +5,122 @@ import type {
   MemoryHit,
 } from "@agent-runtime/contracts";
 import type { ThreadState } from "./thread-store.js";
-import { countText, encodingFor, messageTokens } from "./tokens.js";
+import { countText, type Encoding, encodingFor, messageTokens } from "./tokens.js";
 
-type Entry = ThreadState["messages"][number];
-
-/**
- * Groups history so a tool result never travels without the assistant
- * message that called it: each group is an assistant turn with its tool
- * results, or a single message.
- */
-export function groupTurns(messages: readonly Entry[]): Entry[][] {
-  const groups: Entry[][] = [];
-  for (const entry of messages) {
-    const last = groups[groups.length - 1];
-    if (entry.message.role === "tool" && last && last[0]?.message.role === "assistant") last.push(entry);
-    else if (entry.message.role === "tool")
-      continue; // orphaned tool result: its call was summarised away
-    else groups.push([entry]);
-  }
-  return groups;
+/** A message of the conversation (stored history or this turn's input) with its cost. */
+export interface Entry {
+  message: ChatMessage;
+  tokens: number;
+  origin: "history" | "input";
+  /** Position in stored history + input, oldest first. */
+  index: number;
 }
 
+export interface ContextShares {
+  /** Largest share of the budget left after system prompt and input the summary may take. */
+  summary: number;
+  /** Largest share of what is left after the summary that retrieved memories may take. */
+  retrieved: number;
+}
+
+export const DEFAULT_SHARES: ContextShares = { summary: 0.5, retrieved: 0.25 };
+
 /**
- * Builds the prompt for a turn inside a token budget: system prompt, running
- * summary, retrieved memories (capped), then the newest history that fits,
- * then the new input.
+ * Groups a conversation so a tool result never travels without the assistant
+ * message that called it, nor a call without all its results: each group is
+ * an assistant turn with its tool results, or one other message. Tool results
+ * whose call is gone (summarised away) are returned as orphans; a call left
+ * without results is marked incomplete.
+ */
+export function groupTurns(entries: readonly Entry[]): {
+  groups: { entries: Entry[]; incomplete: boolean }[];
+  orphans: Entry[];
+} {
+  const groups: { entries: Entry[]; incomplete: boolean; open: Set<string> }[] = [];
+  const orphans: Entry[] = [];
+  for (const entry of entries) {
+    const message = entry.message;
+    if (message.role === "tool") {
+      const last = groups[groups.length - 1];
+      if (last?.open.has(message.tool_call_id)) {
+        last.entries.push(entry);
+        last.open.delete(message.tool_call_id);
+        last.incomplete = last.open.size > 0;
+      } else orphans.push(entry);
+      continue;
+    }
+    const calls = message.role === "assistant" ? (message.tool_calls ?? []) : [];
+    const open = new Set(calls.map((call) => call.id));
+    groups.push({ entries: [entry], incomplete: open.size > 0, open });
+  }
+  return { groups: groups.map(({ entries, incomplete }) => ({ entries, incomplete })), orphans };
+}
+
+const sum = (entries: readonly Entry[]) => entries.reduce((total, entry) => total + entry.tokens, 0);
+
+/**
+ * Builds the prompt for a turn inside a token budget: the system prompt, the
+ * running summary (capped), retrieved memories (capped), then the newest
+ * conversation that fits, ending with this turn's input. Everything is
+ * counted with the target model's tokenizer. The input from its last user
+ * message on is always kept; older input (a client's whole history) is
+ * trimmed like stored history.
  */
 export function assembleContext(
   request: MemoryContextRequest,
   state: ThreadState,
   retrieved: readonly MemoryHit[],
+  shares: ContextShares = DEFAULT_SHARES,
 ): MemoryContextReply {
   const budget = request.budgetTokens;
-  // stored counts are o200k_base; a model with another encoding is counted again
-  const encoding = encodingFor(request.model);
+  const encoding: Encoding = encodingFor(request.model);
   const count = (message: ChatMessage) => messageTokens(message, encoding);
   const dropped: string[] = [];
+
   const system: ChatMessage[] = request.systemPrompt
     ? [{ role: "system", content: request.systemPrompt }]
     : [];
-  const systemTokens = system.reduce((sum, message) => sum + count(message), 0);
-  const inputTokens = request.input.reduce((sum, message) => sum + count(message), 0);
-  let remaining = budget - systemTokens - inputTokens;
+  const systemTokens = system.reduce((total, message) => total + count(message), 0);
+
+  // stored counts are o200k_base; another encoding is counted again
+  const conversation: Entry[] = [
+    ...state.messages.map((stored, index) => ({
+      message: stored.message,
+      tokens: encoding === "o200k_base" ? stored.tokens : count(stored.message),
+      origin: "history" as const,
+      index,
+    })),
+    ...request.input.map((message, offset) => ({
+      message,
+      tokens: count(message),
+      origin: "input" as const,
+      index: state.messages.length + offset,
+    })),
+  ];
+  const lastUser = request.input.findLastIndex((message) => message.role === "user");
+  const tailStart = state.messages.length + Math.max(0, lastUser);
+  const { groups, orphans } = groupTurns(conversation);
+  const isMandatory = (group: Entry[]) =>
+    group.some((entry) => entry.index >= tailStart) ||
+    group.some(
+      (entry) =>
+        entry.origin === "input" && (entry.message.role === "system" || entry.message.role === "developer"),
+    );
+  const mandatory = groups.filter((group) => isMandatory(group.entries));
+  // a call whose results never came would make the provider reject the prompt
+  const optional = groups.filter(
+    (group, position) => !isMandatory(group.entries) && !(group.incomplete && position < groups.length - 1),
+  );
+  const unusable = [
+    ...orphans,
+    ...groups
+      .filter((group) => !mandatory.includes(group) && !optional.includes(group))
+      .flatMap((group) => group.entries),
+  ];
+
+  const mandatoryTokens = sum(mandatory.flatMap((group) => group.entries));
+  let remaining = budget - systemTokens - mandatoryTokens;
+  if (remaining < 0) dropped.push("input: the system prompt and new input alone exceed the budget");
 
   let summaryMessage: ChatMessage | undefined;
   let summaryTokens = 0;
@@ -56,68 +130,71 @@ export function assembleContext(
       content: `Summary of the earlier conversation:\n${state.summary}`,
     };
     const tokens = count(candidate);
-    if (tokens <= Math.max(0, remaining) * 0.5) {
+    if (tokens <= Math.max(0, remaining) * shares.summary) {
       summaryMessage = candidate;
       summaryTokens = tokens;
       remaining -= tokens;
-    } else {
-      dropped.push("summary: over its share of the budget");
-    }
+    } else dropped.push("summary: over its share of the budget");
   }
 
   const memoryLines: string[] = [];
-  let retrievedTokens = 0;
   let retrievedDropped = 0;
-  const retrievalCap = Math.max(0, remaining) * 0.25;
+  let linesTokens = 0;
+  const retrievalCap = Math.max(0, remaining) * shares.retrieved;
   for (const hit of retrieved) {
-    const tokens = countText(hit.text, encoding) + 2;
-    if (retrievedTokens + tokens > retrievalCap) {
+    const tokens = countText(`- ${hit.text}\n`, encoding);
+    if (linesTokens + tokens + 8 > retrievalCap) {
       retrievedDropped++;
       continue;
     }
     memoryLines.push(`- ${hit.text}`);
-    retrievedTokens += tokens;
+    linesTokens += tokens;
   }
   const memoryMessage: ChatMessage | undefined =
     memoryLines.length > 0
       ? { role: "system", content: `Relevant memories:\n${memoryLines.join("\n")}` }
       : undefined;
-  if (memoryMessage) {
-    retrievedTokens = count(memoryMessage);
-    remaining -= retrievedTokens;
-  }
+  const retrievedTokens = memoryMessage ? count(memoryMessage) : 0;
+  remaining -= retrievedTokens;
   if (retrievedDropped > 0) dropped.push(`retrieved: ${retrievedDropped} memories over the retrieval cap`);
 
-  const groups = groupTurns(state.messages);
-  const kept: Entry[][] = [];
-  let historyTokens = 0;
-  let historyDropped = 0;
-  for (let index = groups.length - 1; index >= 0; index--) {
-    const group = groups[index]!;
-    const tokens = group.reduce(
-      (sum, entry) => sum + (encoding === "o200k_base" ? entry.tokens : count(entry.message)),
-      0,
-    );
-    if (historyTokens + tokens > remaining) {
-      historyDropped += groups.slice(0, index + 1).reduce((sum, g) => sum + g.length, 0);
+  // newest first, stopping at the first group that does not fit (no gaps in the conversation)
+  const kept = new Set(mandatory);
+  let conversationDropped = unusable;
+  for (let position = optional.length - 1; position >= 0; position--) {
+    const group = optional[position]!;
+    const tokens = sum(group.entries);
+    if (tokens > remaining) {
+      conversationDropped = [
+        ...conversationDropped,
+        ...optional.slice(0, position + 1).flatMap((g) => g.entries),
+      ];
       break;
     }
-    kept.unshift(group);
-    historyTokens += tokens;
+    kept.add(group);
+    remaining -= tokens;
   }
-  if (historyDropped > 0) dropped.push(`history: ${historyDropped} older messages over the budget`);
-  if (budget - systemTokens - inputTokens < 0) dropped.push("input: the new input alone exceeds the budget");
+  const keptEntries = groups.filter((group) => kept.has(group)).flatMap((group) => group.entries);
+  const history = keptEntries.filter((entry) => entry.origin === "history");
+  const input = keptEntries.filter((entry) => entry.origin === "input");
+  const historyDropped =
+    conversationDropped.filter((entry) => entry.origin === "history").length + state.older;
+  const inputDropped = conversationDropped.filter((entry) => entry.origin === "input").length;
+  if (historyDropped > 0) {
+    const outside = state.older > 0 ? ` (${state.older} outside the recent window, not yet summarised)` : "";
+    dropped.push(`history: ${historyDropped} older messages over the budget${outside}`);
+  }
+  if (inputDropped > 0) dropped.push(`input: ${inputDropped} older input messages over the budget`);
 
-  const history = kept.flat().map((entry) => entry.message);
-  const messages: ChatMessage[] = [
-    ...system,
-    ...(summaryMessage ? [summaryMessage] : []),
-    ...(memoryMessage ? [memoryMessage] : []),
-    ...history,
-    ...request.input,
-  ];
+  const historyTokens = sum(history);
+  const inputTokens = sum(input);
   return {
-    messages,
+    messages: [
+      ...system,
+      ...(summaryMessage ? [summaryMessage] : []),
+      ...(memoryMessage ? [memoryMessage] : []),
+      ...keptEntries.map((entry) => entry.message),
+    ],
     sections: {
       system: { tokens: systemTokens, items: system.length, dropped: 0 },
       summary: {
@@ -126,15 +203,10 @@ export function assembleContext(
         dropped: state.summary && !summaryMessage ? 1 : 0,
       },
       history: { tokens: historyTokens, items: history.length, dropped: historyDropped },
-      retrieved: {
-        tokens: memoryMessage ? retrievedTokens : 0,
-        items: memoryLines.length,
-        dropped: retrievedDropped,
-      },
-      input: { tokens: inputTokens, items: request.input.length, dropped: 0 },
+      retrieved: { tokens: retrievedTokens, items: memoryLines.length, dropped: retrievedDropped },
+      input: { tokens: inputTokens, items: input.length, dropped: inputDropped },
     },
-    totalTokens:
-      systemTokens + summaryTokens + (memoryMessage ? retrievedTokens : 0) + historyTokens + inputTokens,
+    totalTokens: systemTokens + summaryTokens + retrievedTokens + historyTokens + inputTokens,
     dropped,
   };
 }

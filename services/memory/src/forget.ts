@@ -3,8 +3,10 @@ import { withTransaction } from "@agent-runtime/stores";
 import type pg from "pg";
 
 /**
- * Deletes a thread, a document, or everything of a user (threads, messages,
- * documents, chunks) of one tenant, in one transaction. Returns what went and
+ * Deletes, within one tenant and one transaction: a thread (`threadId`), a
+ * document (`documentId`), or everything of a user (`userId` alone: threads,
+ * messages, documents, chunks). Named together, the conditions combine (a
+ * thread or document only if it belongs to that user). Returns what went and
  * which threads the caller must drop from the hot cache.
  */
 export async function forgetRows(
@@ -14,48 +16,38 @@ export async function forgetRows(
 ): Promise<{ deleted: MemoryForgetReply["deleted"]; threadIds: string[] }> {
   return withTransaction(pool, async (client) => {
     const deleted = { messages: 0, threads: 0, documents: 0, chunks: 0 };
-    const count = async (sql: string, values: unknown[]) => (await client.query(sql, values)).rowCount ?? 0;
     let threadIds: string[] = [];
-    if (request.threadId || request.userId) {
-      const filter = request.threadId ? "id = $2" : "user_id = $2";
-      const rows = await client.query<{ id: string }>(
-        `SELECT id FROM threads WHERE tenant = $1 AND ${filter}`,
-        [tenant, request.threadId ?? request.userId],
+    const userId = request.userId ?? null;
+    if (request.threadId || (request.userId && !request.documentId)) {
+      const result = await client.query<{ id: string; messages: number }>(
+        `WITH gone AS (
+           DELETE FROM threads WHERE tenant = $1
+             AND ($2::text IS NULL OR id = $2) AND ($3::text IS NULL OR user_id = $3)
+           RETURNING id
+         ), messages AS (
+           DELETE FROM messages m USING gone WHERE m.tenant = $1 AND m.thread_id = gone.id RETURNING 1
+         )
+         SELECT id, (SELECT count(*)::int FROM messages) AS messages FROM gone`,
+        [tenant, request.threadId ?? null, userId],
       );
-      threadIds = rows.rows.map((row) => row.id);
-      if (threadIds.length > 0) {
-        deleted.messages = await count("DELETE FROM messages WHERE tenant = $1 AND thread_id = ANY($2)", [
-          tenant,
-          threadIds,
-        ]);
-        deleted.threads = await count("DELETE FROM threads WHERE tenant = $1 AND id = ANY($2)", [
-          tenant,
-          threadIds,
-        ]);
-      }
+      threadIds = result.rows.map((row) => row.id);
+      deleted.threads = threadIds.length;
+      deleted.messages = result.rows[0]?.messages ?? 0;
     }
-    // documents go with a documentId, or with a user when no single thread was named
-    const documentFilter = request.documentId
-      ? "id = $2"
-      : request.userId && !request.threadId
-        ? "user_id = $2"
-        : null;
-    if (documentFilter) {
-      const docs = await client.query<{ id: string }>(
-        `SELECT id FROM documents WHERE tenant = $1 AND ${documentFilter}`,
-        [tenant, request.documentId ?? request.userId],
+    if (request.documentId || (request.userId && !request.threadId)) {
+      const result = await client.query<{ documents: number; chunks: number }>(
+        `WITH gone AS (
+           DELETE FROM documents WHERE tenant = $1
+             AND ($2::text IS NULL OR id = $2) AND ($3::text IS NULL OR user_id = $3)
+           RETURNING id
+         ), chunks AS (
+           DELETE FROM chunks c USING gone WHERE c.tenant = $1 AND c.document_id = gone.id RETURNING 1
+         )
+         SELECT (SELECT count(*)::int FROM gone) AS documents, (SELECT count(*)::int FROM chunks) AS chunks`,
+        [tenant, request.documentId ?? null, userId],
       );
-      const ids = docs.rows.map((row) => row.id);
-      if (ids.length > 0) {
-        deleted.chunks = await count("DELETE FROM chunks WHERE tenant = $1 AND document_id = ANY($2)", [
-          tenant,
-          ids,
-        ]);
-        deleted.documents = await count("DELETE FROM documents WHERE tenant = $1 AND id = ANY($2)", [
-          tenant,
-          ids,
-        ]);
-      }
+      deleted.documents = result.rows[0]?.documents ?? 0;
+      deleted.chunks = result.rows[0]?.chunks ?? 0;
     }
     return { deleted, threadIds };
   });

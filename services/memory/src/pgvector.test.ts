@@ -8,6 +8,7 @@ import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
 import { PGlite } from "@electric-sql/pglite";
 import { vector } from "@electric-sql/pglite-pgvector";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import { Redis } from "ioredis";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "./config.js";
@@ -67,6 +68,11 @@ afterAll(async () => {
   await fake?.close();
   await server?.stop();
   await db?.close();
+  // the model-proxy's embedding cache lives under this test's Redis prefix
+  const redis = new Redis("redis://127.0.0.1:6379");
+  const keys = await redis.keys(`${prefix}:*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
 });
 
 describe("memory on PostgreSQL with pgvector", () => {
@@ -102,14 +108,53 @@ describe("memory on PostgreSQL with pgvector", () => {
         "SELECT indexdef FROM pg_indexes WHERE schemaname = 'vectors' AND indexname = 'chunks_embedding_hnsw'",
       );
       expect(index.rows[0]?.indexdef).toMatch(/USING hnsw \(embedding_v vector_cosine_ops\)/);
+      // the search's query shape is served by the index (a table this small would otherwise be scanned)
+      await inspect.query("BEGIN");
+      await inspect.query("SET LOCAL enable_seqscan = off");
+      await inspect.query("SET LOCAL enable_sort = off");
+      const plan = await inspect.query(
+        `EXPLAIN SELECT id FROM vectors.chunks WHERE tenant = 'acme' AND user_id IS NULL AND embedding_v IS NOT NULL
+         ORDER BY embedding_v <=> '[${Array(64).fill(0.125).join(",")}]'::vector LIMIT 50`,
+      );
+      await inspect.query("COMMIT");
+      expect(plan.rows.map((row) => row["QUERY PLAN"]).join("\n")).toMatch(/chunks_embedding_hnsw/);
     } finally {
       await inspect.end();
     }
     const hits = await client.request(Endpoints.memorySearch, {
       meta: meta(),
-      query: "what vehicle does she use",
+      query: "which vehicle",
       limit: 2,
     });
-    expect(hits.hits[0]?.documentId).toBe("car");
+    // no word in common: found through the HNSW index alone
+    expect(hits.hits.map((hit) => hit.documentId)).toEqual(["car"]);
+    const other = await client.request(Endpoints.memorySearch, {
+      meta: { ...meta(), tenant: "other" },
+      query: "which vehicle",
+    });
+    expect(other.hits).toEqual([]);
+    // new text replaces the indexed vector too: the old meaning is no longer found
+    await client.request(Endpoints.memoryRemember, {
+      meta: meta(),
+      documentId: "car",
+      text: "She rides a bicycle now.",
+    });
+    const check = new pg.Client({ connectionString: url });
+    await check.connect();
+    try {
+      for (let i = 0; i < 200; i++) {
+        const pending = await check.query(
+          "SELECT count(*)::int AS n FROM vectors.chunks WHERE embedding_v IS NULL",
+        );
+        if (pending.rows[0].n === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      await check.end();
+    }
+    const after = await client.request(Endpoints.memorySearch, { meta: meta(), query: "which vehicle" });
+    expect(after.hits).toEqual([]);
+    const bicycle = await client.request(Endpoints.memorySearch, { meta: meta(), query: "bicycle" });
+    expect(bicycle.hits[0]?.text).toBe("She rides a bicycle now.");
   });
 });

@@ -4,17 +4,26 @@ import type pg from "pg";
 import type { ThreadStore } from "./thread-store.js";
 import { countText } from "./tokens.js";
 
+/** Most transcript tokens folded by one model call; a long backlog takes several calls. */
+const FOLD_TOKENS = 6000;
+const MAX_ROUNDS = 8;
+const MESSAGE_CHARS = 2000;
+
+const INSTRUCTIONS =
+  "You maintain the running summary of a conversation. Merge the previous summary with the new turns. Keep facts, names, numbers, decisions, user preferences and open questions; drop pleasantries. At most 200 words.";
+
 function render(message: ChatMessage): string {
+  let text: string;
   if (message.role === "assistant" && message.tool_calls?.length) {
     const calls = message.tool_calls
       .map((call) => `${call.function.name}(${call.function.arguments})`)
       .join(", ");
-    return `assistant called ${calls}${message.content ? `: ${textOf(message.content)}` : ""}`;
-  }
-  return `${message.role}: ${textOf(message.content ?? "")}`;
+    text = `assistant called ${calls}${message.content ? `: ${textOf(message.content)}` : ""}`;
+  } else text = `${message.role}: ${textOf(message.content ?? "")}`;
+  return text.length > MESSAGE_CHARS ? `${text.slice(0, MESSAGE_CHARS)} …` : text;
 }
 
-/** Folds older turns of a thread into its running summary (a `memory.jobs` job). */
+/** Folds older turns of a thread into its running summary (the `summarize` job). */
 export class Summarizer {
   constructor(
     private readonly pool: pg.Pool,
@@ -23,51 +32,66 @@ export class Summarizer {
     private readonly keepRecent: number,
   ) {}
 
-  async summarize(tenant: string, threadId: string, meta: RequestMeta): Promise<boolean> {
+  /** Summarises until only the newest turns are left; returns the number of model calls. */
+  async summarize(tenant: string, threadId: string, meta: RequestMeta): Promise<number> {
+    let rounds = 0;
+    while (rounds < MAX_ROUNDS && (await this.foldOnce(tenant, threadId, meta))) rounds++;
+    return rounds;
+  }
+
+  private async foldOnce(tenant: string, threadId: string, meta: RequestMeta): Promise<boolean> {
     const thread = await this.pool.query<{ summary: string | null; summary_upto: string }>(
       "SELECT summary, summary_upto FROM threads WHERE tenant = $1 AND id = $2",
       [tenant, threadId],
     );
     const row = thread.rows[0];
-    if (!row) return false;
-    const pending = await this.pool.query<{ seq: string; message: unknown }>(
-      "SELECT seq, message FROM messages WHERE tenant = $1 AND thread_id = $2 AND seq > $3 ORDER BY seq",
+    if (!row) return false; // forgotten meanwhile
+    const pending = await this.pool.query<{ seq: string; message: unknown; tokens: number }>(
+      "SELECT seq, message, tokens FROM messages WHERE tenant = $1 AND thread_id = $2 AND seq > $3 ORDER BY seq",
       [tenant, threadId, row.summary_upto],
     );
-    const rows = pending.rows;
-    // keep the newest turns verbatim; never split an assistant turn from its tool results
+    const rows = pending.rows.map((entry) => ({
+      seq: entry.seq,
+      tokens: entry.tokens,
+      message: ChatMessage.parse(entry.message),
+    }));
+    // keep the newest turns verbatim; never split an assistant call from its tool results
     let cut = rows.length - this.keepRecent;
-    while (cut > 0 && ChatMessage.parse(rows[cut]?.message).role === "tool") cut--;
+    let folded = 0;
+    for (let index = 0; index < cut; index++) {
+      folded += rows[index]!.tokens;
+      if (folded > FOLD_TOKENS && index > 0) {
+        cut = index;
+        break;
+      }
+    }
+    while (cut > 0 && rows[cut]?.message.role === "tool") cut--;
     if (cut <= 0) return false;
-    const folded = rows.slice(0, cut);
-    const transcript = folded.map((entry) => render(ChatMessage.parse(entry.message))).join("\n");
+    const batch = rows.slice(0, cut);
     const reply = await this.bus.request(Endpoints.modelChat, {
-      meta: { ...meta, threadId },
+      meta: { ...meta, threadId, deadline: Date.now() + 120_000 },
       task: "summarize",
       tier: "fast",
       temperature: 0,
       maxTokens: 600,
       messages: [
-        {
-          role: "system",
-          content:
-            "You maintain the running summary of a conversation. Merge the previous summary with the new turns. Keep facts, names, numbers, decisions and open questions; drop pleasantries. At most 200 words.",
-        },
+        { role: "system", content: INSTRUCTIONS },
         {
           role: "user",
-          content: `Previous summary:\n${row.summary ?? "(none)"}\n\nNew turns:\n${transcript}`,
+          content: `Previous summary:\n${row.summary ?? "(none)"}\n\nNew turns:\n${batch.map((entry) => render(entry.message)).join("\n")}`,
         },
       ],
     });
     const summary = textOf(reply.message.content ?? "").trim();
     if (!summary) throw new Error("the model returned an empty summary");
-    const upto = folded[folded.length - 1]!.seq;
-    await this.pool.query(
+    const upto = batch[batch.length - 1]!.seq;
+    // only moves forward: a slower job that read an older state loses
+    const updated = await this.pool.query(
       `UPDATE threads SET summary = $3, summary_upto = $4, summary_tokens = $5, updated_at = now()
-       WHERE tenant = $1 AND id = $2 AND summary_upto < $4`,
-      [tenant, threadId, summary, upto, countText(summary)],
+       WHERE tenant = $1 AND id = $2 AND summary_upto = $6`,
+      [tenant, threadId, summary, upto, countText(summary), row.summary_upto],
     );
     await this.threads.invalidate(tenant, threadId);
-    return true;
+    return (updated.rowCount ?? 0) > 0;
   }
 }

@@ -1,125 +1,86 @@
 import { ChatMessage, type StoredMessage } from "@agent-runtime/contracts";
-import { type Redis, redisReady } from "@agent-runtime/stores";
+import type { Redis } from "@agent-runtime/stores";
 import type pg from "pg";
-import { z } from "zod";
+import { type HotEntry, HotThreads, type ThreadState } from "./hot-thread.js";
 import { messageTokens } from "./tokens.js";
 
-export interface ThreadState {
-  found: boolean;
-  summary: string | null;
-  summaryTokens: number;
-  /** Newest last; only messages after the summary. */
-  messages: { id: string; seq: number; message: ChatMessage; tokens: number }[];
-}
+export type { ThreadState } from "./hot-thread.js";
 
-const HotState = z.object({
-  found: z.boolean(),
-  summary: z.string().nullable(),
-  summaryTokens: z.number(),
-  messages: z.array(z.object({ id: z.string(), seq: z.number(), message: ChatMessage, tokens: z.number() })),
-});
+const EMPTY: ThreadState = { found: false, summary: null, summaryTokens: 0, messages: [], older: 0 };
 
-const EXTEND_SCRIPT = `
-local current = redis.call("GET", KEYS[1])
-if not current then return 0 end
-local state = cjson.decode(current)
-local added = cjson.decode(ARGV[1])
-local last = 0
-for _, m in ipairs(state.messages) do if m.seq > last then last = m.seq end end
-for _, m in ipairs(added) do if m.seq > last then table.insert(state.messages, m) end end
-table.sort(state.messages, function(a, b) return a.seq < b.seq end)
-local keep = tonumber(ARGV[2])
-while #state.messages > keep do table.remove(state.messages, 1) end
-if #state.messages == 0 then state.messages = cjson.decode("[]") end
-redis.call("SET", KEYS[1], cjson.encode(state), "KEEPTTL")
-return #added
-`;
-
-/** Threads and messages in Postgres, with a hot copy of recent turns in Redis. */
+/** Threads and messages in Postgres (the record), with a hot copy of recent turns in Redis. */
 export class ThreadStore {
+  readonly hot: HotThreads;
+
   constructor(
     private readonly pool: pg.Pool,
-    private readonly redis: Redis,
-    private readonly prefix: string,
+    redis: Redis,
+    prefix: string,
     private readonly hotTurns: number,
-  ) {}
-
-  private hotKey(tenant: string, threadId: string): string {
-    return `${this.prefix}mem:thread:${tenant}:${threadId}`;
+  ) {
+    this.hot = new HotThreads(redis, prefix, hotTurns);
   }
 
   /** The summary and the newest messages after it: Redis first, Postgres on a miss. */
   async state(tenant: string, threadId: string): Promise<ThreadState & { hot: boolean }> {
-    if (redisReady(this.redis)) {
-      try {
-        const cached = await this.redis.get(this.hotKey(tenant, threadId));
-        if (cached) {
-          const parsed = HotState.safeParse(JSON.parse(cached));
-          if (parsed.success) return { ...parsed.data, hot: true };
-        }
-      } catch {
-        // read Postgres instead
-      }
-    }
+    const cached = await this.hot.read(tenant, threadId);
+    if (cached.state) return { ...cached.state, hot: true };
     const state = await this.load(tenant, threadId);
-    await this.cache(tenant, threadId, state);
+    await this.hot.fill(tenant, threadId, cached.version, state);
     return { ...state, hot: false };
   }
 
   private async load(tenant: string, threadId: string): Promise<ThreadState> {
-    const thread = await this.pool.query<{
+    const result = await this.pool.query<{
       summary: string | null;
-      summary_upto: string;
       summary_tokens: number;
-    }>("SELECT summary, summary_upto, summary_tokens FROM threads WHERE tenant = $1 AND id = $2", [
-      tenant,
-      threadId,
-    ]);
-    const row = thread.rows[0];
-    if (!row) return { found: false, summary: null, summaryTokens: 0, messages: [] };
-    const messages = await this.pool.query<{ id: string; seq: string; message: unknown; tokens: number }>(
-      `SELECT id, seq, message, tokens FROM (
-         SELECT id, seq, message, tokens FROM messages
-         WHERE tenant = $1 AND thread_id = $2 AND seq > $3 ORDER BY seq DESC LIMIT $4
-       ) recent ORDER BY seq`,
-      [tenant, threadId, row.summary_upto, this.hotTurns],
+      pending: string;
+      recent: { id: string; seq: string; message: unknown; tokens: number }[] | null;
+    }>(
+      `SELECT t.summary, t.summary_tokens,
+         (SELECT count(*) FROM messages m WHERE m.tenant = t.tenant AND m.thread_id = t.id AND m.seq > t.summary_upto) AS pending,
+         (SELECT json_agg(r ORDER BY r.seq) FROM (
+            SELECT m.id, m.seq, m.message, m.tokens FROM messages m
+            WHERE m.tenant = t.tenant AND m.thread_id = t.id AND m.seq > t.summary_upto
+            ORDER BY m.seq DESC LIMIT $3) r) AS recent
+       FROM threads t WHERE t.tenant = $1 AND t.id = $2`,
+      [tenant, threadId, this.hotTurns],
     );
+    const row = result.rows[0];
+    if (!row) return EMPTY;
+    const messages = (row.recent ?? []).map((message) => ({
+      id: message.id,
+      seq: Number(message.seq),
+      message: ChatMessage.parse(message.message),
+      tokens: message.tokens,
+    }));
     return {
       found: true,
       summary: row.summary,
       summaryTokens: row.summary_tokens,
-      messages: messages.rows.map((message) => ({
-        id: message.id,
-        seq: Number(message.seq),
-        message: ChatMessage.parse(message.message),
-        tokens: message.tokens,
-      })),
+      messages,
+      older: Number(row.pending) - messages.length,
     };
   }
 
-  private async cache(tenant: string, threadId: string, state: ThreadState): Promise<void> {
-    if (!state.found || !redisReady(this.redis)) return;
-    await this.redis
-      .set(this.hotKey(tenant, threadId), JSON.stringify(state), "EX", 3600)
-      .catch(() => undefined);
-  }
-
-  /** Stores messages idempotently by id; returns how many were new. */
+  /** Stores messages idempotently by id; returns how many were new and the unsummarised history size. */
   async append(
     tenant: string,
     threadId: string,
     messages: readonly StoredMessage[],
     owner: { userId?: string; agent?: string },
-  ): Promise<{ appended: number; skipped: number; historyTokens: number }> {
+  ): Promise<{ appended: number; skipped: number; historyTokens: number; summaryUpto: number }> {
     const tokenCounts = messages.map((message) => message.tokens ?? messageTokens(message.message));
     // one statement, one round trip: upsert the thread, insert new messages, total the unsummarised history
     const result = await this.pool.query<{
       added: { id: string; seq: number }[] | null;
       history_tokens: string;
+      summary_upto: string;
     }>(
       `WITH thread AS (
          INSERT INTO threads (tenant, id, user_id, agent) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (tenant, id) DO UPDATE SET updated_at = now()
+         ON CONFLICT (tenant, id) DO UPDATE SET updated_at = now(),
+           user_id = coalesce(threads.user_id, EXCLUDED.user_id), agent = coalesce(threads.agent, EXCLUDED.agent)
          RETURNING summary_upto
        ), added AS (
          INSERT INTO messages (tenant, thread_id, id, message, tokens)
@@ -132,7 +93,8 @@ export class ThreadStore {
        SELECT (SELECT json_agg(json_build_object('id', id, 'seq', seq) ORDER BY seq) FROM added) AS added,
               (SELECT coalesce(sum(m.tokens), 0) FROM messages m, thread t
                 WHERE m.tenant = $1 AND m.thread_id = $2 AND m.seq > t.summary_upto)
-              + (SELECT coalesce(sum(tokens), 0) FROM added) AS history_tokens`,
+              + (SELECT coalesce(sum(tokens), 0) FROM added) AS history_tokens,
+              (SELECT summary_upto FROM thread) AS summary_upto`,
       [
         tenant,
         threadId,
@@ -152,66 +114,54 @@ export class ThreadStore {
           { message: message.message, tokens: tokenCounts[index]! },
         ]),
       );
-      await this.extendHot(
-        tenant,
-        threadId,
-        inserted.map((row) => ({ id: row.id, seq: Number(row.seq), ...byId.get(row.id)! })),
-      );
+      const added: HotEntry[] = inserted.map((row) => ({
+        id: row.id,
+        seq: Number(row.seq),
+        ...byId.get(row.id)!,
+      }));
+      await this.hot.extend(tenant, threadId, added);
     }
-    return { appended: inserted.length, skipped: messages.length - inserted.length, historyTokens };
-  }
-
-  /**
-   * Adds new messages to the hot copy atomically (a Lua script), so the next
-   * context needs no Postgres round trip; a missing copy stays missing.
-   */
-  private async extendHot(
-    tenant: string,
-    threadId: string,
-    added: { id: string; seq: number; message: ChatMessage; tokens: number }[],
-  ): Promise<void> {
-    if (!redisReady(this.redis)) return;
-    try {
-      await this.redis.eval(
-        EXTEND_SCRIPT,
-        1,
-        this.hotKey(tenant, threadId),
-        JSON.stringify(added),
-        String(this.hotTurns),
-      );
-    } catch {
-      await this.invalidate(tenant, threadId);
-    }
+    return {
+      appended: inserted.length,
+      skipped: messages.length - inserted.length,
+      historyTokens,
+      summaryUpto: Number(result.rows[0]?.summary_upto ?? 0),
+    };
   }
 
   /** Drops the hot copy; the next context rebuilds it from Postgres. */
-  async invalidate(tenant: string, threadId: string): Promise<void> {
-    if (redisReady(this.redis)) await this.redis.del(this.hotKey(tenant, threadId)).catch(() => undefined);
+  invalidate(tenant: string, threadId: string): Promise<void> {
+    return this.hot.invalidate(tenant, threadId);
   }
 
+  /** A page of a thread's stored messages, oldest first; `before` (a message id) pages backwards. */
   async list(
     tenant: string,
     threadId: string,
     limit: number,
+    before?: string,
   ): Promise<{ found: boolean; messages: StoredMessage[] }> {
-    const thread = await this.pool.query("SELECT 1 FROM threads WHERE tenant = $1 AND id = $2", [
-      tenant,
-      threadId,
-    ]);
-    if (thread.rowCount === 0) return { found: false, messages: [] };
-    const rows = await this.pool.query<{ id: string; message: unknown; tokens: number; created_at: Date }>(
-      `SELECT id, message, tokens, created_at FROM (
-         SELECT id, seq, message, tokens, created_at FROM messages WHERE tenant = $1 AND thread_id = $2 ORDER BY seq DESC LIMIT $3
-       ) recent ORDER BY seq`,
-      [tenant, threadId, limit],
+    const result = await this.pool.query<{
+      page: { id: string; message: unknown; tokens: number; created_at: string }[] | null;
+    }>(
+      `SELECT (SELECT json_agg(r ORDER BY r.seq) FROM (
+           SELECT m.id, m.seq, m.message, m.tokens, m.created_at FROM messages m
+           WHERE m.tenant = t.tenant AND m.thread_id = t.id
+             AND ($4::text IS NULL OR m.seq < (SELECT b.seq FROM messages b
+                   WHERE b.tenant = t.tenant AND b.thread_id = t.id AND b.id = $4))
+           ORDER BY m.seq DESC LIMIT $3) r) AS page
+       FROM threads t WHERE t.tenant = $1 AND t.id = $2`,
+      [tenant, threadId, limit, before ?? null],
     );
+    const row = result.rows[0];
+    if (!row) return { found: false, messages: [] };
     return {
       found: true,
-      messages: rows.rows.map((row) => ({
-        id: row.id,
-        message: ChatMessage.parse(row.message),
-        tokens: row.tokens,
-        createdAt: row.created_at.toISOString(),
+      messages: (row.page ?? []).map((entry) => ({
+        id: entry.id,
+        message: ChatMessage.parse(entry.message),
+        tokens: entry.tokens,
+        createdAt: new Date(entry.created_at).toISOString(),
       })),
     };
   }

@@ -45,6 +45,15 @@ export class CircuitBreaker {
     if (this.stateValue !== "closed") this.set("closed");
   }
 
+  /**
+   * The call was not made for a reason that says nothing about the provider
+   * (our own rate or concurrency limit): give the probe slot back without
+   * changing the state.
+   */
+  release(): void {
+    this.probing = false;
+  }
+
   failure(): void {
     this.consecutiveFailures++;
     const wasProbe = this.probing;

@@ -53,7 +53,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelProxyConf
     tiers: { ...runtime.tiers },
     routes: runtime.routes,
     defaultTier: runtime.defaultTier,
+    complexityThreshold: runtime.complexityThreshold,
     ...(runtime.embeddingModel ? { embeddingModel: runtime.embeddingModel } : {}),
+    ...(runtime.classifier ? { classifier: runtime.classifier } : {}),
   };
   let offline = false;
   if (Object.keys(models.providers).length === 0) {
@@ -128,6 +130,12 @@ function validateReferences(models: ModelsSection, source: string): void {
   });
   if (Object.keys(models.tiers).length > 0 && !models.tiers[models.defaultTier]) {
     problems.push(`defaultTier: unknown tier "${models.defaultTier}"`);
+  }
+  if (models.classifier) {
+    if (!models.tiers[models.classifier.tier])
+      problems.push(`classifier.tier: unknown tier "${models.classifier.tier}"`);
+    if (models.classifier.minComplexity > models.classifier.maxComplexity)
+      problems.push("classifier.minComplexity: must not be above classifier.maxComplexity");
   }
   if (models.embeddingModel && !models.models[models.embeddingModel]) {
     problems.push(`embeddingModel: unknown model "${models.embeddingModel}"`);

@@ -42,6 +42,7 @@ export async function embed(
   const result: (number[] | undefined)[] = [...cached];
   const missing = result.flatMap((vector, index) => (vector ? [] : [index]));
   let promptTokens = 0;
+  let estimated = false;
   for (let start = 0; start < missing.length; start += BATCH) {
     const batch = missing.slice(start, start + BATCH);
     const texts = batch.map((index) => request.input[index]!);
@@ -49,6 +50,7 @@ export async function embed(
     if (!provider.client) {
       vectors = texts.map((text) => fakeEmbeddingForOffline(text));
       promptTokens += texts.reduce((sum, text) => sum + countTextTokens(text), 0);
+      estimated = true;
     } else {
       try {
         const response = await provider.client.embeddings.create(
@@ -60,8 +62,11 @@ export async function embed(
           },
         );
         vectors = response.data.sort((a, b) => a.index - b.index).map((entry) => entry.embedding);
-        promptTokens +=
-          response.usage?.prompt_tokens ?? texts.reduce((sum, text) => sum + countTextTokens(text), 0);
+        if (typeof response.usage?.prompt_tokens === "number") promptTokens += response.usage.prompt_tokens;
+        else {
+          promptTokens += texts.reduce((sum, text) => sum + countTextTokens(text), 0);
+          estimated = true;
+        }
       } catch (error) {
         throw classifyProviderError(error, provider.name);
       }
@@ -94,7 +99,7 @@ export async function embed(
       model: modelName,
       provider: provider.name,
       usage,
-      usageEstimated: false,
+      usageEstimated: estimated,
       costUsd,
       latencyMs: performance.now() - started,
       retries: 0,

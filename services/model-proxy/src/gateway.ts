@@ -7,21 +7,15 @@ import {
   RuntimeError,
 } from "@agent-runtime/contracts";
 import type { Metrics } from "@agent-runtime/telemetry";
-import { retryDelayMs, sleep } from "./backoff.js";
-import { type BreakerState, CircuitBreaker } from "./breaker.js";
+import type { BreakerState } from "./breaker.js";
 import { isCacheable, type ModelCaches, responseCacheKey } from "./caches.js";
+import { type Attempted, ChainRunner } from "./chain-runner.js";
+import { classifierRequest, parseVerdict, wantsClassifier } from "./classifier.js";
+import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
 import type { ProviderLimiter } from "./limits.js";
-import { offlineCompletion } from "./offline-model.js";
 import { costOf } from "./pricing.js";
-import {
-  type CompletionResult,
-  callProvider,
-  classifyProviderError,
-  type Provider,
-  type StreamDelta,
-} from "./provider-call.js";
-import { routeRequest } from "./router.js";
-import { estimatePromptTokens } from "./tokens.js";
+import { classifyProviderError, type Provider, type StreamDelta } from "./provider-call.js";
+import { type RoutedDecision, routeRequest } from "./router.js";
 import { type UsageFields, usageRecord } from "./usage-record.js";
 
 export interface GatewayDeps {
@@ -35,57 +29,22 @@ export interface GatewayDeps {
   limitMaxWaitMs: number;
   publishDelta: (subject: string, chunk: ModelStreamChunk) => void;
   publishUsage: (record: ModelUsageRecord) => void;
-}
-
-interface Attempted {
-  result: CompletionResult;
-  modelName: string;
-  provider: string;
-  retries: number;
-  fallbacks: number;
+  logger?: { warn(object: object, message?: string): void };
 }
 
 /** The model gateway: route, dedupe, cache, limit, retry, fail over, account. */
 export class Gateway {
-  private readonly breakers = new Map<string, CircuitBreaker>();
-  private readonly inFlightPerProvider = new Map<string, number>();
   private readonly pending = new Map<string, Promise<ModelChatReply>>();
-  private readonly metricsOf;
+  private readonly metricsOf: GatewayMetrics;
+  private readonly runner: ChainRunner;
 
   constructor(private readonly deps: GatewayDeps) {
-    const m = deps.metrics;
-    this.metricsOf = {
-      requests: m.counter("model_requests_total", "model.chat calls", [
-        "tier",
-        "model",
-        "provider",
-        "status",
-        "cached",
-      ]),
-      latency: m.histogram("model_request_seconds", "model.chat latency", ["tier", "cached"]),
-      ttft: m.histogram("model_ttft_seconds", "time to first token of streamed calls", ["model"]),
-      tokens: m.counter("model_tokens_total", "tokens by kind", ["model", "kind"]),
-      cost: m.counter("model_cost_usd_total", "cost in USD", ["model"]),
-      retries: m.counter("model_retries_total", "provider retries", ["provider"]),
-      fallbacks: m.counter("model_fallbacks_total", "fallbacks along a tier chain", ["tier"]),
-      breaker: m.gauge("model_breaker_open", "1 when the provider's breaker is open", ["provider"]),
-      limited: m.counter("model_limit_waits_total", "calls that waited for or skipped a provider limit", [
-        "provider",
-        "limit",
-      ]),
-    };
-    for (const name of deps.providers.keys()) {
-      this.breakers.set(
-        name,
-        new CircuitBreaker(name, deps.breaker, (provider: string, state: BreakerState) =>
-          this.metricsOf.breaker.set({ provider }, state === "open" ? 1 : 0),
-        ),
-      );
-    }
+    this.metricsOf = createGatewayMetrics(deps.metrics);
+    this.runner = new ChainRunner(deps, this.metricsOf);
   }
 
   breakerState(provider: string): BreakerState | undefined {
-    return this.breakers.get(provider)?.state;
+    return this.runner.breakerState(provider);
   }
 
   private readonly runCalls = new Map<string, Set<AbortController>>();
@@ -136,7 +95,7 @@ export class Gateway {
 
   private async chatOnce(request: ModelChatRequest, signal: AbortSignal): Promise<ModelChatReply> {
     const started = performance.now();
-    const decision = routeRequest(this.deps.models, request);
+    const decision = await this.route(request, signal);
     const route = {
       tier: decision.tier,
       reason: decision.reason,
@@ -157,7 +116,7 @@ export class Gateway {
           retries: 0,
           fallbacks: 0,
         };
-        if (request.streamSubject) this.emit(request, 0, { content: textOfMessage(hit) });
+        if (request.streamSubject) this.emitWhole(request, hit);
         this.account(request, reply, false);
         return reply;
       }
@@ -168,7 +127,7 @@ export class Gateway {
       : undefined;
     let attempted: Attempted;
     try {
-      attempted = await this.runChain(
+      attempted = await this.runner.run(
         request,
         decision.chain,
         decision.tier,
@@ -218,138 +177,54 @@ export class Gateway {
       retries: attempted.retries,
       fallbacks: attempted.fallbacks,
     };
-    if (cacheKey && result.finishReason !== "length") await this.deps.caches.putResponse(cacheKey, reply);
+    // off the reply path: a failed cache write only costs a later miss
+    if (cacheKey && result.finishReason !== "length") void this.deps.caches.putResponse(cacheKey, reply);
     this.account(request, reply, result.usageEstimated);
     return reply;
   }
 
-  private async runChain(
-    request: ModelChatRequest,
-    chain: readonly string[],
-    tier: string,
-    signal: AbortSignal,
-    onDelta: ((delta: StreamDelta) => void) | undefined,
-    streamed: () => boolean,
-  ): Promise<Attempted> {
-    const deadline = request.meta.deadline;
-    const estimated = estimatePromptTokens(request);
-    let retries = 0;
-    let lastError: RuntimeError | undefined;
-    const skipped: string[] = [];
-    for (const [position, modelName] of chain.entries()) {
-      const model = this.deps.models.models[modelName];
-      const provider = model ? this.deps.providers.get(model.provider) : undefined;
-      if (!model || !provider) continue;
-      if (position > 0) this.metricsOf.fallbacks.inc({ tier });
-      const fallbacks = position;
-      if (!provider.client) {
-        return { result: offlineCompletion(request), modelName, provider: provider.name, retries, fallbacks };
+  /** Routes; when the heuristic is unsure and a classifier is configured, asks it. */
+  private async route(request: ModelChatRequest, signal: AbortSignal): Promise<RoutedDecision> {
+    const decision = routeRequest(this.deps.models, request);
+    const classifier = this.deps.models.classifier;
+    if (!wantsClassifier(classifier, decision)) return decision;
+    const heuristic = decision.complexity!;
+    try {
+      const reply = await this.chatOnce(classifierRequest(classifier, request), signal);
+      const verdict = parseVerdict(reply, heuristic);
+      this.metricsOf.classifier.inc({ outcome: verdict ? verdict.label : "unreadable" });
+      if (!verdict) {
+        decision.reason += "; classifier answer unreadable, heuristic kept";
+        return decision;
       }
-      const breaker = this.breakers.get(provider.name)!;
-      for (let attempt = 0; attempt <= this.deps.retry.maxRetries; attempt++) {
-        if (!breaker.tryPass()) {
-          skipped.push(`${provider.name}: circuit open`);
-          lastError = new RuntimeError("unavailable", `${provider.name} is failing; circuit open`, {
-            retryAfterMs: breaker.retryInMs(),
-          });
-          break;
-        }
-        const limitOk = await this.waitForLimit(provider, estimated, deadline, signal);
-        if (!limitOk) {
-          breaker.success(); // not a provider failure; release a half-open probe slot
-          skipped.push(`${provider.name}: rate limit reached`);
-          lastError = new RuntimeError("rate_limited", `${provider.name} is at its configured rate limit`, {
-            retryAfterMs: 1000,
-          });
-          break;
-        }
-        const active = this.inFlightPerProvider.get(provider.name) ?? 0;
-        if (active >= provider.config.maxConcurrency) {
-          breaker.success();
-          skipped.push(`${provider.name}: at max concurrency`);
-          lastError = new RuntimeError("overloaded", `${provider.name} is at its concurrency limit`, {
-            retryAfterMs: 200,
-          });
-          break;
-        }
-        const remaining = deadline - Date.now();
-        if (remaining <= 0)
-          throw new RuntimeError("timeout", "deadline passed while calling the model", { retryable: false });
-        this.inFlightPerProvider.set(provider.name, active + 1);
-        try {
-          const result = await callProvider(provider, model, modelName, request, {
-            signal,
-            timeoutMs: Math.min(provider.config.timeoutMs, remaining),
-            ...(onDelta ? { onDelta } : {}),
-          });
-          breaker.success();
-          void this.deps.limiter.settle(provider.name, provider.config, estimated, result.usage.totalTokens);
-          return { result, modelName, provider: provider.name, retries, fallbacks };
-        } catch (error) {
-          const failure = classifyProviderError(error, provider.name);
-          if (failure.code === "cancelled") throw failure;
-          if (failure.retryable && failure.code !== "rate_limited") breaker.failure();
-          else breaker.success();
-          lastError = failure;
-          if (streamed()) {
-            throw new RuntimeError(
-              "upstream",
-              `stream from ${provider.name} broke after deltas were sent: ${failure.message}`,
-              {
-                retryable: true,
-                details: { provider: provider.name, model: modelName, partial: true },
-              },
-            );
-          }
-          if (!failure.retryable) throw failure;
-          if (attempt === this.deps.retry.maxRetries) break;
-          const delay = retryDelayMs(attempt, this.deps.retry, failure.retryAfterMs);
-          if (Date.now() + delay >= deadline) break;
-          // a long Retry-After on this provider: try the next model instead of waiting
-          if (
-            failure.retryAfterMs !== undefined &&
-            failure.retryAfterMs > this.deps.limitMaxWaitMs &&
-            position < chain.length - 1
-          )
-            break;
-          retries++;
-          this.metricsOf.retries.inc({ provider: provider.name });
-          await sleep(delay, signal);
-        } finally {
-          this.inFlightPerProvider.set(provider.name, (this.inFlightPerProvider.get(provider.name) ?? 1) - 1);
-        }
-      }
-    }
-    const reason = skipped.length > 0 ? ` (${skipped.join("; ")})` : "";
-    if (lastError) {
-      throw new RuntimeError(
-        lastError.code,
-        `all models of tier ${tier} failed: ${lastError.message}${reason}`,
-        {
-          retryable: lastError.retryable,
-          ...(lastError.retryAfterMs === undefined ? {} : { retryAfterMs: lastError.retryAfterMs }),
-          details: { tier, chain, skipped },
-        },
+      return routeRequest(this.deps.models, request, verdict);
+    } catch (error) {
+      if (signal.aborted) throw error;
+      this.metricsOf.classifier.inc({ outcome: "error" });
+      this.deps.logger?.warn(
+        { err: error, requestId: request.meta.requestId },
+        "complexity classifier failed",
       );
+      decision.reason += "; classifier failed, heuristic kept";
+      return decision;
     }
-    throw new RuntimeError("unavailable", `no usable model in tier ${tier}`, { details: { chain } });
   }
 
-  /** Waits briefly for a provider's RPM/TPM window; false means fail over instead. */
-  private async waitForLimit(
-    provider: Provider,
-    estimated: number,
-    deadline: number,
-    signal: AbortSignal,
-  ): Promise<boolean> {
-    const giveUpAt = Math.min(deadline, Date.now() + this.deps.limitMaxWaitMs);
-    for (;;) {
-      const verdict = await this.deps.limiter.acquire(provider.name, provider.config, estimated);
-      if (verdict.allowed) return true;
-      this.metricsOf.limited.inc({ provider: provider.name, limit: verdict.which ?? "rpm" });
-      const wait = Math.min(verdict.waitMs + Math.round(Math.random() * 50), 1000);
-      if (Date.now() + wait >= giveUpAt) return false;
-      await sleep(wait, signal);
+  /** A cached reply to a streamed request: its text and tool calls as deltas 0 and 1. */
+  private emitWhole(request: ModelChatRequest, reply: ModelChatReply): void {
+    let index = 0;
+    const text = textOfMessage(reply);
+    if (text) this.emit(request, index++, { content: text });
+    const calls = reply.message.tool_calls ?? [];
+    if (calls.length > 0) {
+      this.emit(request, index, {
+        toolCalls: calls.map((call, position) => ({
+          index: position,
+          id: call.id,
+          name: call.function.name,
+          arguments: call.function.arguments,
+        })),
+      });
     }
   }
 

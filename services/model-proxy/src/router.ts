@@ -35,23 +35,55 @@ export function pickVariant<T extends { weight: number }>(variants: readonly T[]
   return variants[variants.length - 1]!;
 }
 
-function ruleMatches(rule: RouteRule, request: ModelChatRequest, complexity: number): boolean {
+/** Whether a rule applies, and whether complexity took part in that answer. */
+function ruleMatches(
+  rule: RouteRule,
+  request: ModelChatRequest,
+  complexity: number,
+): { matches: boolean; usedComplexity: boolean } {
   const when = rule.when;
-  if (when.task && !(request.task && when.task.includes(request.task))) return false;
-  if (when.agent && !(request.meta.agent && when.agent.includes(request.meta.agent))) return false;
-  if (when.deepAnalysis !== undefined && Boolean(request.deepAnalysis) !== when.deepAnalysis) return false;
-  if (when.minComplexity !== undefined && complexity < when.minComplexity) return false;
-  if (when.maxComplexity !== undefined && complexity > when.maxComplexity) return false;
-  return true;
+  const no = { matches: false, usedComplexity: false };
+  if (when.task && !(request.task && when.task.includes(request.task))) return no;
+  if (when.agent && !(request.meta.agent && when.agent.includes(request.meta.agent))) return no;
+  if (when.deepAnalysis !== undefined && Boolean(request.deepAnalysis) !== when.deepAnalysis) return no;
+  const usedComplexity = when.minComplexity !== undefined || when.maxComplexity !== undefined;
+  if (when.minComplexity !== undefined && complexity < when.minComplexity)
+    return { matches: false, usedComplexity };
+  if (when.maxComplexity !== undefined && complexity > when.maxComplexity)
+    return { matches: false, usedComplexity };
+  return { matches: true, usedComplexity };
 }
 
+/** The default threshold; `models.complexityThreshold` overrides it. */
 export const COMPLEXITY_THRESHOLD = 0.45;
+
+export interface RoutedDecision extends RouteDecision {
+  chain: string[];
+  /** True when the complexity estimate chose this route (a classifier may then refine it). */
+  byComplexity: boolean;
+}
+
+/** A classifier's verdict, which moves the heuristic score to its side of the threshold. */
+export interface ComplexityVerdict {
+  label: "simple" | "complex";
+  heuristic: number;
+}
+
+/** Applies a classifier verdict to the heuristic score. */
+export function complexityFromVerdict(verdict: ComplexityVerdict, threshold: number): number {
+  const score =
+    verdict.label === "complex"
+      ? Math.max(verdict.heuristic, threshold)
+      : Math.min(verdict.heuristic, Math.max(0, threshold - 0.01));
+  return Math.round(score * 100) / 100;
+}
 
 /** Chooses the tier for a request and records why. */
 export function routeRequest(
   models: ModelsSection,
   request: ModelChatRequest,
-): RouteDecision & { chain: string[] } {
+  verdict?: ComplexityVerdict,
+): RoutedDecision {
   if (request.model) {
     if (!models.models[request.model]) {
       throw new RuntimeError("validation", `unknown model "${request.model}"`, {
@@ -62,6 +94,7 @@ export function routeRequest(
       tier: request.tier ?? "explicit",
       reason: `explicit model ${request.model}`,
       chain: [request.model],
+      byComplexity: false,
     };
   }
   if (request.tier) {
@@ -70,11 +103,19 @@ export function routeRequest(
       throw new RuntimeError("validation", `unknown tier "${request.tier}"`, {
         details: { known: Object.keys(models.tiers) },
       });
-    return { tier: request.tier, reason: `explicit tier ${request.tier}`, chain };
+    return { tier: request.tier, reason: `explicit tier ${request.tier}`, chain, byComplexity: false };
   }
-  const complexity = estimateComplexity(request);
+  const threshold = models.complexityThreshold ?? COMPLEXITY_THRESHOLD;
+  const complexity = verdict ? complexityFromVerdict(verdict, threshold) : estimateComplexity(request);
+  const source = verdict
+    ? `classifier said ${verdict.label} (heuristic ${verdict.heuristic}), complexity ${complexity}`
+    : `complexity ${complexity}`;
+  let consultedComplexity = false;
   for (const rule of models.routes) {
-    if (!ruleMatches(rule, request, complexity)) continue;
+    const { matches, usedComplexity } = ruleMatches(rule, request, complexity);
+    consultedComplexity ||= usedComplexity;
+    if (!matches) continue;
+    const why = usedComplexity ? ` (${source})` : "";
     if (rule.variants) {
       const key =
         rule.stickyBy === "thread"
@@ -85,14 +126,21 @@ export function routeRequest(
       const variant = pickVariant(rule.variants, `${rule.name}:${key}`);
       return {
         tier: variant.tier,
-        reason: `route ${rule.name}: variant ${variant.name} (sticky by ${rule.stickyBy})`,
+        reason: `route ${rule.name}: variant ${variant.name} (sticky by ${rule.stickyBy})${why}`,
         variant: variant.name,
         complexity,
         chain: models.tiers[variant.tier]!,
+        byComplexity: consultedComplexity,
       };
     }
     if (rule.tier)
-      return { tier: rule.tier, reason: `route ${rule.name}`, complexity, chain: models.tiers[rule.tier]! };
+      return {
+        tier: rule.tier,
+        reason: `route ${rule.name}${why}`,
+        complexity,
+        chain: models.tiers[rule.tier]!,
+        byComplexity: consultedComplexity,
+      };
   }
   if (request.deepAnalysis && models.tiers.strong) {
     return {
@@ -100,28 +148,35 @@ export function routeRequest(
       reason: "caller opted in to deep analysis",
       complexity,
       chain: models.tiers.strong,
+      byComplexity: consultedComplexity,
     };
   }
   const simpleTasks = new Set(["route", "classify", "summarize"]);
   if (request.task && simpleTasks.has(request.task) && models.tiers.fast) {
-    return { tier: "fast", reason: `task ${request.task} is routine`, complexity, chain: models.tiers.fast };
+    return {
+      tier: "fast",
+      reason: `task ${request.task} is routine`,
+      complexity,
+      chain: models.tiers.fast,
+      byComplexity: consultedComplexity,
+    };
   }
-  if (models.tiers.strong && complexity >= COMPLEXITY_THRESHOLD) {
+  if (models.tiers.strong && complexity >= threshold) {
     return {
       tier: "strong",
-      reason: `complexity ${complexity} >= ${COMPLEXITY_THRESHOLD}`,
+      reason: `${source} >= ${threshold}`,
       complexity,
       chain: models.tiers.strong,
+      byComplexity: true,
     };
   }
   const tier = models.tiers[models.defaultTier] ? models.defaultTier : Object.keys(models.tiers)[0];
   if (!tier) throw new RuntimeError("unavailable", "no model tiers are configured");
   return {
     tier,
-    reason: models.tiers.strong
-      ? `complexity ${complexity} < ${COMPLEXITY_THRESHOLD}`
-      : `default tier ${tier}`,
+    reason: models.tiers.strong ? `${source} < ${threshold}` : `default tier ${tier}`,
     complexity,
     chain: models.tiers[tier]!,
+    byComplexity: Boolean(models.tiers.strong) || consultedComplexity,
   };
 }

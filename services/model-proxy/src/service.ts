@@ -65,6 +65,7 @@ export async function startModelProxy(
     limitMaxWaitMs: config.limitMaxWaitMs,
     publishDelta: (subject, chunk) => bus.publish(subject, ModelStreamChunk, chunk),
     publishUsage,
+    logger,
   });
 
   // a cancelled run's model calls stop at once

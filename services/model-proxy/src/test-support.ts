@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Bus } from "@agent-runtime/bus";
 import { createTestBus, uniquePrefix } from "@agent-runtime/bus/testing";
-import { Endpoints, type ModelChatRequest } from "@agent-runtime/contracts";
+import { Endpoints, type ModelChatReply, type ModelChatRequest } from "@agent-runtime/contracts";
 import { createLogger } from "@agent-runtime/telemetry";
 import { stringify } from "yaml";
 import { loadConfig } from "./config.js";
@@ -22,7 +22,7 @@ export interface ProxyHarness {
   env: NodeJS.ProcessEnv;
   chat(
     request: Omit<ModelChatRequest, "meta"> & { meta?: Partial<ModelChatRequest["meta"]> },
-  ): ReturnType<Bus["request"]>;
+  ): Promise<ModelChatReply>;
   stop(): Promise<void>;
 }
 

@@ -14,6 +14,7 @@ const OwnEnv = {
   RUN_ACK_WAIT_MS: z.coerce.number().int().positive().default(5000),
   BATCH_MAX_ATTEMPTS: z.coerce.number().int().positive().default(4),
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(256),
+  DRAIN_GRACE_MS: z.coerce.number().int().nonnegative().default(10_000),
 };
 
 export interface OrchestratorConfig extends Connections {
@@ -23,6 +24,8 @@ export interface OrchestratorConfig extends Connections {
   ackWaitMs: number;
   batchMaxAttempts: number;
   maxInFlight: number;
+  /** On SIGTERM, how long a step in flight may finish before its run is handed to another worker. */
+  drainGraceMs: number;
   agents: Record<string, AgentConfig>;
 }
 
@@ -38,6 +41,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OrchestratorCo
     ackWaitMs: e.RUN_ACK_WAIT_MS,
     batchMaxAttempts: e.BATCH_MAX_ATTEMPTS,
     maxInFlight: e.MAX_IN_FLIGHT,
+    drainGraceMs: e.DRAIN_GRACE_MS,
     agents,
   };
 }

@@ -2,7 +2,7 @@ import type { AgentConfig } from "@agent-runtime/config";
 import type { RunRequest, ToolCall, ToolExecReply, ToolSpec } from "@agent-runtime/contracts";
 import { textOf } from "@agent-runtime/contracts";
 import { z } from "zod";
-import { executeRun, type LoopDeps } from "./agent-loop.js";
+import { executeRun, type LoopDeps, type RunOptions } from "./agent-loop.js";
 
 export const DELEGATE_TOOL = "delegate";
 const MAX_DEPTH = 3;
@@ -44,7 +44,7 @@ export async function delegate(
   call: ToolCall,
   step: number,
   remainingBudgetUsd: number,
-  options: { signal: AbortSignal; deliveryCount: number; finalAttempt: boolean },
+  options: RunOptions,
 ): Promise<ToolExecReply> {
   const started = performance.now();
   const reply = (status: ToolExecReply["status"], content: string, costUsd = 0): ToolExecReply => ({

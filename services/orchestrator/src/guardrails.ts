@@ -25,7 +25,8 @@ export function checkInput(messages: readonly ChatMessage[], rules: GuardrailsCo
   for (const pattern of rules.denyPatterns) {
     const regex = new RegExp(pattern, "i");
     for (const message of messages) {
-      if (message.role === "user" && regex.test(textOf(message.content))) {
+      // everything the caller wrote is checked (a policy cannot be dodged through a system message)
+      if (message.role !== "assistant" && regex.test(textOf(message.content))) {
         throw new RuntimeError("guardrail_blocked", "input matches a blocked policy", {
           details: { rule: "deny_pattern", pattern },
         });
@@ -33,12 +34,27 @@ export function checkInput(messages: readonly ChatMessage[], rules: GuardrailsCo
     }
   }
   if (rules.redactPii.length === 0) return [...messages];
-  return messages.map((message) => {
-    if (message.role !== "user" || typeof message.content !== "string") return message;
-    let content = message.content;
-    for (const kind of rules.redactPii) content = content.replace(PII[kind], `[${kind}]`);
+  const redact = (text: string) => {
+    let result = text;
+    for (const kind of rules.redactPii) result = result.replace(PII[kind], `[${kind}]`);
+    return result;
+  };
+  return messages.map((message): ChatMessage => {
+    if (message.role !== "user" && message.role !== "tool") return message;
+    if (typeof message.content === "string") return { ...message, content: redact(message.content) };
+    // text parts of a multi-part message are redacted too; images pass as they are
+    const content = message.content.map((part) =>
+      part.type === "text" ? { ...part, text: redact(part.text) } : part,
+    );
     return { ...message, content };
   });
+}
+
+/** Whether the agent checks its answers (then a streamed answer is held back until it passes). */
+export function hasOutputChecks(rules: GuardrailsConfig): boolean {
+  return (
+    rules.outputDenyPatterns.length > 0 || Boolean(rules.outputJsonSchema) || Boolean(rules.numericBounds)
+  );
 }
 
 /** Output checks before the user sees the answer. */

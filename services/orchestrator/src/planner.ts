@@ -6,7 +6,10 @@ import {
   type TokenUsage,
   textOf,
 } from "@agent-runtime/contracts";
+import type { Logger } from "@agent-runtime/telemetry";
 import { z } from "zod";
+import type { EventPublisher } from "./run-events.js";
+import type { RunStore } from "./run-store.js";
 
 export const Plan = z.object({
   steps: z.array(z.string().min(1).max(500)).min(1).max(8),
@@ -74,4 +77,40 @@ export async function makePlan(
     };
   }
   return { plan: parsed.data, reason: check.reason, usage: reply.usage, costUsd: reply.costUsd };
+}
+
+/**
+ * The planning step of a planner agent: decided once per run and recorded (plan and reason), so a
+ * resumed run follows the same plan without asking again. Returns the plan as a system message
+ * for the executor (none when planning was skipped or failed) and what the planner cost.
+ */
+export async function planRun(context: {
+  bus: Bus;
+  store: RunStore;
+  logger: Logger;
+  runId: string;
+  meta: RequestMeta;
+  input: readonly ChatMessage[];
+  toolNames: string[];
+  step: number;
+  events: EventPublisher;
+}): Promise<{ instruction?: ChatMessage; spent?: { usage: TokenUsage; costUsd: number } }> {
+  const { store, runId } = context;
+  let decision = await store.loadPlan(runId);
+  let spent: { usage: TokenUsage; costUsd: number } | undefined;
+  if (!decision.decided) {
+    context.events.emit({ type: "step-started", step: context.step, kind: "plan" });
+    const made = await makePlan(context.bus, context.meta, context.input, context.toolNames);
+    await store.savePlan(runId, made.plan, made.reason, made.costUsd, made.usage);
+    if (made.usage) spent = { usage: made.usage, costUsd: made.costUsd };
+    decision = { decided: true, plan: made.plan, reason: made.reason };
+  }
+  const plan = Plan.safeParse(decision.plan);
+  context.logger.debug({ runId, planned: plan.success, reason: decision.reason }, "planning decision");
+  if (!plan.success) return spent ? { spent } : {};
+  const instruction: ChatMessage = {
+    role: "system",
+    content: `Follow this plan:\n${plan.data.steps.map((step, index) => `${index + 1}. ${step}`).join("\n")}`,
+  };
+  return spent ? { instruction, spent } : { instruction };
 }

@@ -63,14 +63,31 @@ export const MIGRATIONS = [
      created_at timestamptz NOT NULL DEFAULT now(),
      PRIMARY KEY (tenant, event_id, agent)
    )`,
+  // when the run first started (the time budget counts from here, not from when it was queued)
+  "ALTER TABLE runs ADD COLUMN IF NOT EXISTS started_at timestamptz",
+  // whether the triggered run reached the RUNS stream (rows from before this column had)
+  "ALTER TABLE event_runs ADD COLUMN IF NOT EXISTS published boolean NOT NULL DEFAULT true",
+  "ALTER TABLE run_steps ADD COLUMN IF NOT EXISTS finish_reason text",
+  "CREATE INDEX IF NOT EXISTS runs_tenant_status ON runs (tenant, status) WHERE status IN ('queued', 'running')",
 ];
 
 export interface RecordedStep {
   step: number;
   assistant: AssistantMessage;
+  /** Empty for a final answer (its tool calls, if any, are the client's to run). */
   toolMessages: ChatMessage[];
   usage: TokenUsage;
   costUsd: number;
+  finishReason?: string;
+}
+
+/** How a step's model call went (kept with the step for the dashboard and for cost analysis). */
+export interface StepDetails {
+  model: string;
+  provider: string;
+  latencyMs: number;
+  route: string;
+  finishReason?: string;
 }
 
 const StepRow = z.object({
@@ -81,6 +98,7 @@ const StepRow = z.object({
   completion_tokens: z.number(),
   cached_tokens: z.number(),
   cost_usd: z.number(),
+  finish_reason: z.string().nullable(),
 });
 
 /** Runs and their steps in Postgres: the only state a worker needs to resume a run. */
@@ -92,35 +110,48 @@ export class RunStore {
     return new RunStore(pool);
   }
 
-  /** Creates the run or takes it over after a crash; returns its status and recorded steps. */
-  async begin(request: RunRequest): Promise<{ status: RunStatus; attempt: number; steps: RecordedStep[] }> {
-    const result = await this.pool.query<{ status: RunStatus; attempts: number }>(
-      `INSERT INTO runs (id, tenant, agent, status, priority, thread_id, user_id, parent_run_id, request, attempts)
-       VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, 1)
+  /**
+   * Records a run as queued as soon as it is submitted (before a worker takes it), so it can be
+   * looked up and cancelled while it waits. A run that already exists is left as it is.
+   */
+  async register(request: RunRequest): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO runs (id, tenant, agent, status, priority, thread_id, user_id, parent_run_id, request, attempts, created_at)
+       VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, 0, LEAST(to_timestamp($9 / 1000.0), now()))
+       ON CONFLICT (id) DO NOTHING`,
+      [...runColumns(request), request.createdAt],
+    );
+  }
+
+  /**
+   * Creates the run or takes it over (after a crash, a hand-off or a retry); returns its status,
+   * when it first started (epoch ms) and its recorded steps.
+   */
+  async begin(
+    request: RunRequest,
+  ): Promise<{ status: RunStatus; attempt: number; startedAt: number; steps: RecordedStep[] }> {
+    const result = await this.pool.query<{ status: RunStatus; attempts: number; started_ms: number }>(
+      `INSERT INTO runs (id, tenant, agent, status, priority, thread_id, user_id, parent_run_id, request, attempts, created_at, started_at)
+       VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, 1, LEAST(to_timestamp($9 / 1000.0), now()), now())
        ON CONFLICT (id) DO UPDATE SET attempts = runs.attempts + 1, updated_at = now(),
+         started_at = COALESCE(runs.started_at, now()),
          status = CASE WHEN runs.status = 'queued' THEN 'running' ELSE runs.status END
-       RETURNING status, attempts`,
-      [
-        request.runId,
-        request.tenant,
-        request.agent,
-        request.priority,
-        request.threadId ?? null,
-        request.userId ?? null,
-        request.parentRunId ?? null,
-        JSON.stringify(request),
-      ],
+       RETURNING status, attempts, (extract(epoch FROM started_at) * 1000)::float8 AS started_ms`,
+      [...runColumns(request), request.createdAt],
     );
     const row = result.rows[0]!;
-    if (row.attempts === 1) return { status: row.status, attempt: 1, steps: [] }; // a new run has no steps yet
+    const startedAt = Math.round(Number(row.started_ms));
+    // a new run has no steps yet
+    if (row.attempts === 1) return { status: row.status, attempt: 1, startedAt, steps: [] };
     const steps = await this.pool.query(
-      `SELECT step, assistant, tool_messages, prompt_tokens, completion_tokens, cached_tokens, cost_usd
+      `SELECT step, assistant, tool_messages, prompt_tokens, completion_tokens, cached_tokens, cost_usd, finish_reason
        FROM run_steps WHERE run_id = $1 ORDER BY step`,
       [request.runId],
     );
     return {
       status: row.status,
       attempt: row.attempts,
+      startedAt,
       steps: steps.rows.map((raw) => {
         const step = StepRow.parse(raw);
         return {
@@ -134,20 +165,18 @@ export class RunStore {
             totalTokens: step.prompt_tokens + step.completion_tokens,
           },
           costUsd: step.cost_usd,
+          ...(step.finish_reason ? { finishReason: step.finish_reason } : {}),
         };
       }),
     };
   }
 
   /** Records a finished step and adds it to the run's totals, atomically and once. */
-  async recordStep(
-    runId: string,
-    step: RecordedStep & { model: string; provider: string; latencyMs: number; route: string },
-  ): Promise<void> {
+  async recordStep(runId: string, step: RecordedStep, details: StepDetails): Promise<void> {
     await this.pool.query(
       `WITH recorded AS (
-         INSERT INTO run_steps (run_id, step, assistant, tool_messages, model, provider, prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, route)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (run_id, step) DO NOTHING
+         INSERT INTO run_steps (run_id, step, assistant, tool_messages, model, provider, prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, route, finish_reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (run_id, step) DO NOTHING
          RETURNING run_id
        )
        UPDATE runs SET steps = GREATEST(steps, $2 + 1), prompt_tokens = prompt_tokens + $7, completion_tokens = completion_tokens + $8,
@@ -158,14 +187,15 @@ export class RunStore {
         step.step,
         JSON.stringify(step.assistant),
         JSON.stringify(step.toolMessages),
-        step.model,
-        step.provider,
+        details.model,
+        details.provider,
         step.usage.promptTokens,
         step.usage.completionTokens,
         step.usage.cachedTokens,
         step.costUsd,
-        step.latencyMs,
-        step.route,
+        details.latencyMs,
+        details.route,
+        step.finishReason ?? details.finishReason ?? null,
       ],
     );
   }
@@ -223,14 +253,18 @@ export class RunStore {
   async cancel(
     tenant: string,
     runId: string,
-  ): Promise<{ found: boolean; status: RunStatus; cancelled: boolean }> {
-    const result = await this.pool.query<{ status: RunStatus }>(
-      `UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now(),
+  ): Promise<{ found: boolean; status: RunStatus; cancelled: boolean; previous?: RunStatus }> {
+    const result = await this.pool.query<{ previous: RunStatus }>(
+      `WITH before AS (
+         SELECT id, status FROM runs WHERE id = $1 AND tenant = $2 AND status IN ('queued', 'running') FOR UPDATE
+       )
+       UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now(),
          error = '{"code":"cancelled","message":"cancelled by request","retryable":false}'
-       WHERE id = $1 AND tenant = $2 AND status IN ('queued', 'running') RETURNING status`,
+       FROM before WHERE runs.id = before.id RETURNING before.status AS previous`,
       [runId, tenant],
     );
-    if (result.rowCount === 1) return { found: true, status: "cancelled", cancelled: true };
+    const cancelled = result.rows[0];
+    if (cancelled) return { found: true, status: "cancelled", cancelled: true, previous: cancelled.previous };
     const current = await this.pool.query<{ status: RunStatus }>(
       "SELECT status FROM runs WHERE id = $1 AND tenant = $2",
       [runId, tenant],
@@ -280,14 +314,61 @@ export class RunStore {
     return { runs: rows.map(toRecord), nextCursor };
   }
 
-  /** Records that an event started (or will start) a run of an agent; false when already recorded. */
-  async claimEvent(tenant: string, eventId: string, agent: string, runId: string): Promise<boolean> {
-    const result = await this.pool.query(
-      "INSERT INTO event_runs (tenant, event_id, agent, run_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+  /**
+   * Claims the run an event starts for an agent (deduplicated by tenant, event id and agent, for
+   * as long as the row is kept). Returns the run id to use — the first claim's — and whether that
+   * run already reached the RUNS stream; an unpublished claim (a crash between the claim and the
+   * publish) is published again under the same id.
+   */
+  async claimEvent(
+    tenant: string,
+    eventId: string,
+    agent: string,
+    runId: string,
+  ): Promise<{ runId: string; published: boolean }> {
+    const result = await this.pool.query<{ run_id: string; published: boolean }>(
+      `WITH claimed AS (
+         INSERT INTO event_runs (tenant, event_id, agent, run_id, published) VALUES ($1, $2, $3, $4, false)
+         ON CONFLICT DO NOTHING RETURNING run_id, published
+       )
+       SELECT run_id, published FROM claimed
+       UNION ALL
+       SELECT run_id, published FROM event_runs WHERE tenant = $1 AND event_id = $2 AND agent = $3
+       LIMIT 1`,
       [tenant, eventId, agent, runId],
     );
-    return result.rowCount === 1;
+    // a claim racing this one commits after this statement's snapshot: read it afterwards
+    const row =
+      result.rows[0] ??
+      (
+        await this.pool.query<{ run_id: string; published: boolean }>(
+          "SELECT run_id, published FROM event_runs WHERE tenant = $1 AND event_id = $2 AND agent = $3",
+          [tenant, eventId, agent],
+        )
+      ).rows[0];
+    if (!row) throw new Error(`event claim for ${eventId} vanished`);
+    return { runId: row.run_id, published: row.published };
   }
+
+  async eventPublished(tenant: string, eventId: string, agent: string): Promise<void> {
+    await this.pool.query(
+      "UPDATE event_runs SET published = true WHERE tenant = $1 AND event_id = $2 AND agent = $3",
+      [tenant, eventId, agent],
+    );
+  }
+}
+
+function runColumns(request: RunRequest): unknown[] {
+  return [
+    request.runId,
+    request.tenant,
+    request.agent,
+    request.priority,
+    request.threadId ?? null,
+    request.userId ?? null,
+    request.parentRunId ?? null,
+    JSON.stringify(request),
+  ];
 }
 
 function toRecord(row: Record<string, unknown>): RunRecord {

@@ -1,0 +1,124 @@
+import {
+  RunEvent,
+  type RunRecord,
+  RuntimeError,
+  Streams,
+  Subjects,
+  TERMINAL_RUN_STATUSES,
+} from "@agent-runtime/contracts";
+import { DeliverPolicy } from "@nats-io/jetstream";
+import type { FastifyReply } from "fastify";
+import type { RouteDeps } from "./route-deps.js";
+
+/** An SSE connection ends after this long even if the run goes on; clients resume with Last-Event-ID. */
+const MAX_STREAM_MS = 15 * 60_000;
+
+/** The `Last-Event-ID` header (or `?after=`): the RUN_EVENTS sequence the client saw last. */
+export function lastEventIdOf(headers: Record<string, unknown>, query: unknown): number {
+  const raw = headers["last-event-id"] ?? (query as { after?: unknown } | undefined)?.after;
+  const value = Number(typeof raw === "string" ? raw.trim() : Number.NaN);
+  return Number.isSafeInteger(value) && value > 0 ? value : 0;
+}
+
+/**
+ * Streams a run's events from the RUN_EVENTS stream as SSE. Each event's `id:` is
+ * its stream sequence, so a client that lost the connection resumes exactly after
+ * the last event it saw. Ends after `run-finished`.
+ */
+export async function streamRunEvents(
+  deps: RouteDeps,
+  reply: FastifyReply,
+  options: {
+    runId: string;
+    after: number;
+    /** The run record when already known to be finished (replay, then end). */
+    run?: RunRecord;
+    headers?: Record<string, string>;
+  },
+): Promise<FastifyReply> {
+  const { runId, after } = options;
+  const consumer = await deps.bus.js.consumers
+    .get(deps.bus.streamName(Streams.runEvents), {
+      filter_subjects: deps.bus.subject(Subjects.runEvents(runId)),
+      ...(after > 0
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 }
+        : { deliver_policy: DeliverPolicy.All }),
+    })
+    .catch((error: unknown) => {
+      throw new RuntimeError("unavailable", "run events cannot be read right now; retry shortly", {
+        retryAfterMs: 1000,
+        cause: error,
+      });
+    });
+  const finishedRun = options.run && TERMINAL_RUN_STATUSES.has(options.run.status) ? options.run : undefined;
+  const sse = deps.sse.start(reply, {
+    resumable: true,
+    ...(options.headers ? { headers: options.headers } : {}),
+  });
+  if (finishedRun && !(await storedAfter(deps, runId, after))) {
+    // nothing (left) to replay for a finished run: after a resume the client is done; if the events
+    // have expired it learns the outcome from the run record
+    if (after === 0) {
+      sse.send(
+        {
+          type: "run-finished",
+          runId,
+          seq: 0,
+          ts: Date.parse(finishedRun.finishedAt ?? finishedRun.updatedAt),
+          status: finishedRun.status,
+          ...(finishedRun.output ? { output: finishedRun.output } : {}),
+          usage: finishedRun.usage,
+          costUsd: finishedRun.costUsd,
+          steps: finishedRun.steps,
+          ...(finishedRun.error ? { error: finishedRun.error } : {}),
+        },
+        { event: "run-finished" },
+      );
+    }
+    await consumer.delete().catch(() => undefined);
+    sse.end();
+    return reply;
+  }
+  const messages = await consumer.consume();
+  sse.onAbort(() => void messages.close());
+  const cap = setTimeout(() => void messages.close(), MAX_STREAM_MS);
+  try {
+    for await (const message of messages) {
+      const parsed = RunEvent.safeParse(jsonOf(message.data));
+      if (parsed.success) {
+        sse.send(parsed.data, { id: message.seq, event: parsed.data.type });
+        if (parsed.data.type === "run-finished") break;
+      }
+      // a finished run ends the stream once everything stored has been replayed
+      if (finishedRun && message.info.pending === 0) break;
+    }
+  } catch {
+    // the consumer failed (NATS went away): end the stream, the client resumes with Last-Event-ID
+  } finally {
+    clearTimeout(cap);
+    await messages.close().catch(() => undefined);
+    sse.end();
+  }
+  return reply;
+}
+
+/** Whether RUN_EVENTS holds an event of the run past sequence `after` (its last one is compared). */
+async function storedAfter(deps: RouteDeps, runId: string, after: number): Promise<boolean> {
+  try {
+    const jsm = await deps.bus.jsm();
+    const last = await jsm.streams.getMessage(deps.bus.streamName(Streams.runEvents), {
+      last_by_subj: deps.bus.subject(Subjects.runEvents(runId)),
+    });
+    return last !== null && last.seq > after;
+  } catch {
+    return false;
+  }
+}
+
+function jsonOf(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,195 @@
+import type { Bus } from "@agent-runtime/bus";
+import {
+  type MemoryAppendReply,
+  type MemoryAppendRequest,
+  type MemoryContextReply,
+  type MemoryContextRequest,
+  type MemoryForgetReply,
+  type MemoryForgetRequest,
+  type MemoryHit,
+  MemoryJob,
+  type MemoryMessagesReply,
+  type MemoryMessagesRequest,
+  type MemoryRememberReply,
+  type MemoryRememberRequest,
+  type MemorySearchReply,
+  type MemorySearchRequest,
+  RuntimeError,
+  Subjects,
+  textOf,
+} from "@agent-runtime/contracts";
+import type { Logger, Metrics } from "@agent-runtime/telemetry";
+import type pg from "pg";
+import { assembleContext, type ContextShares } from "./context.js";
+import { forgetRows } from "./forget.js";
+import type { Knowledge } from "./knowledge.js";
+import type { HybridSearch } from "./search.js";
+import type { SearchCache } from "./search-cache.js";
+import type { ThreadStore } from "./thread-store.js";
+
+export interface HandlerDeps {
+  bus: Bus;
+  pool: pg.Pool;
+  threads: ThreadStore;
+  knowledge: Knowledge;
+  hybrid: HybridSearch;
+  cache: SearchCache;
+  metrics: Metrics;
+  logger: Logger;
+  settings: {
+    summarizeAfterTokens: number;
+    retrievalLimit: number;
+    shares: ContextShares;
+  };
+}
+
+/** PostgreSQL unreachable or shutting down: the caller may retry elsewhere. */
+function databaseUnavailable(error: unknown): never {
+  const code = (error as { code?: string } | null)?.code ?? "";
+  if (
+    code === "ECONNREFUSED" ||
+    code === "ECONNRESET" ||
+    code === "ETIMEDOUT" ||
+    code.startsWith("08") ||
+    code === "57P01" ||
+    code === "57P03" ||
+    code === "53300"
+  )
+    throw new RuntimeError("unavailable", "the memory database is unavailable", { cause: error });
+  throw error;
+}
+
+const guarded =
+  <A, R>(handler: (request: A) => Promise<R>) =>
+  (request: A): Promise<R> =>
+    handler(request).catch(databaseUnavailable);
+
+/** The request/reply handlers of the memory service. */
+export function createHandlers(deps: HandlerDeps) {
+  const { bus, pool, threads, knowledge, hybrid, cache, metrics, logger, settings } = deps;
+  const contextSeconds = metrics.histogram("memory_context_seconds", "memory.context latency", ["source"]);
+  const searchSeconds = metrics.histogram("memory_search_seconds", "memory.search latency", ["cached"]);
+  const appended = metrics.counter("memory_messages_appended_total", "messages stored", ["outcome"]);
+
+  const search = async (request: MemorySearchRequest): Promise<MemorySearchReply> => {
+    const started = performance.now();
+    const lookup = await cache.get(request);
+    if (lookup.hits) {
+      searchSeconds.observe({ cached: "true" }, (performance.now() - started) / 1000);
+      return { hits: lookup.hits, cached: true };
+    }
+    const outcome = await hybrid.search(request);
+    // a keyword-only answer (embeddings unavailable) is not worth keeping
+    if (outcome.semantic) await cache.put(request, lookup.epoch, outcome.hits);
+    searchSeconds.observe({ cached: "false" }, (performance.now() - started) / 1000);
+    return { hits: outcome.hits, cached: false };
+  };
+
+  const queueJob = async (job: MemoryJob, msgId: string): Promise<void> => {
+    await bus.publishDurable(Subjects.memoryJobs, MemoryJob, job, { msgId });
+  };
+
+  const context = async (request: MemoryContextRequest): Promise<MemoryContextReply> => {
+    const started = performance.now();
+    const tenant = request.meta.tenant;
+    const userId = request.userId ?? request.meta.userId;
+    const query = request.retrieval
+      ? textOf(request.input.findLast((message) => message.role === "user")?.content ?? "").slice(0, 4000)
+      : "";
+    // thread state and retrieval at once: one Redis round trip plus the search, in parallel
+    const [state, retrieved] = await Promise.all([
+      request.threadId
+        ? threads.state(tenant, request.threadId)
+        : Promise.resolve({
+            found: false,
+            summary: null,
+            summaryTokens: 0,
+            messages: [],
+            older: 0,
+            hot: false,
+          }),
+      query.trim()
+        ? search({
+            meta: request.meta,
+            query,
+            ...(userId ? { userId } : {}),
+            limit: settings.retrievalLimit,
+          })
+            .then((result) => result.hits)
+            .catch((error: unknown): MemoryHit[] => {
+              logger.warn({ err: error, tenant }, "retrieval failed; context without memories");
+              return [];
+            })
+        : Promise.resolve([] as MemoryHit[]),
+    ]);
+    const reply = assembleContext(request, state, retrieved, settings.shares);
+    const source = state.hot ? "redis" : request.threadId ? "postgres" : "none";
+    contextSeconds.observe({ source }, (performance.now() - started) / 1000);
+    return reply;
+  };
+
+  const append = async (request: MemoryAppendRequest): Promise<MemoryAppendReply> => {
+    const tenant = request.meta.tenant;
+    const userId = request.userId ?? request.meta.userId;
+    const result = await threads.append(tenant, request.threadId, request.messages, {
+      ...(userId ? { userId } : {}),
+      ...(request.agent ? { agent: request.agent } : {}),
+    });
+    appended.inc({ outcome: "stored" }, result.appended);
+    appended.inc({ outcome: "skipped" }, result.skipped);
+    if (result.appended > 0 && result.historyTokens > settings.summarizeAfterTokens) {
+      // one job per threshold multiple per summary generation (JetStream drops duplicates); never awaited
+      const step = Math.floor(result.historyTokens / settings.summarizeAfterTokens);
+      queueJob(
+        { kind: "summarize", tenant, threadId: request.threadId, requestedAt: Date.now() },
+        `summarize:${tenant}:${request.threadId}:${result.summaryUpto}:${step}`,
+      ).catch((error: unknown) => logger.warn({ err: error, tenant }, "summary job not queued"));
+    }
+    return { appended: result.appended, skipped: result.skipped };
+  };
+
+  const messages = async (request: MemoryMessagesRequest): Promise<MemoryMessagesReply> => {
+    const result = await threads.list(request.meta.tenant, request.threadId, request.limit, request.before);
+    return { threadId: request.threadId, found: result.found, messages: result.messages };
+  };
+
+  const remember = async (request: MemoryRememberRequest): Promise<MemoryRememberReply> => {
+    const tenant = request.meta.tenant;
+    const result = await knowledge.remember(request);
+    await cache.clear(tenant);
+    if (result.pending > 0) {
+      try {
+        await queueJob(
+          { kind: "index", tenant, documentId: result.documentId, requestedAt: Date.now() },
+          `index:${tenant}:${result.documentId}:${Date.now()}`,
+        );
+      } catch (error) {
+        // stored, but not yet embedded: the caller retries and the retry queues the job
+        throw new RuntimeError("unavailable", "stored the document but could not queue its indexing", {
+          cause: error,
+          retryAfterMs: 1000,
+        });
+      }
+    }
+    return { documentId: result.documentId, chunks: result.chunks, queued: result.pending > 0 };
+  };
+
+  const forget = async (request: MemoryForgetRequest): Promise<MemoryForgetReply> => {
+    const tenant = request.meta.tenant;
+    const { deleted, threadIds } = await forgetRows(pool, tenant, request);
+    await Promise.all(threadIds.map((threadId) => threads.invalidate(tenant, threadId)));
+    // cached searches may hold the deleted text
+    if (deleted.chunks > 0 || deleted.documents > 0) await cache.clear(tenant);
+    logger.info({ tenant, deleted }, "forgot");
+    return { deleted };
+  };
+
+  return {
+    context: guarded(context),
+    append: guarded(append),
+    messages: guarded(messages),
+    search: guarded(search),
+    remember: guarded(remember),
+    forget: guarded(forget),
+  };
+}

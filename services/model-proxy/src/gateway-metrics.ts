@@ -1,0 +1,43 @@
+import type { Metrics } from "@agent-runtime/telemetry";
+
+type Counter = ReturnType<Metrics["counter"]>;
+type Histogram = ReturnType<Metrics["histogram"]>;
+type Gauge = ReturnType<Metrics["gauge"]>;
+
+export interface GatewayMetrics {
+  requests: Counter;
+  latency: Histogram;
+  ttft: Histogram;
+  tokens: Counter;
+  cost: Counter;
+  retries: Counter;
+  fallbacks: Counter;
+  breaker: Gauge;
+  limited: Counter;
+  classifier: Counter;
+}
+
+/** The model-proxy's Prometheus series. */
+export function createGatewayMetrics(m: Metrics): GatewayMetrics {
+  return {
+    requests: m.counter("model_requests_total", "model.chat calls", [
+      "tier",
+      "model",
+      "provider",
+      "status",
+      "cached",
+    ]),
+    latency: m.histogram("model_request_seconds", "model.chat latency", ["tier", "cached"]),
+    ttft: m.histogram("model_ttft_seconds", "time to first token of streamed calls", ["model"]),
+    tokens: m.counter("model_tokens_total", "tokens by kind", ["model", "kind"]),
+    cost: m.counter("model_cost_usd_total", "cost in USD", ["model"]),
+    retries: m.counter("model_retries_total", "provider retries", ["provider"]),
+    fallbacks: m.counter("model_fallbacks_total", "fallbacks along a tier chain", ["tier"]),
+    breaker: m.gauge("model_breaker_open", "1 when the provider's breaker is open", ["provider"]),
+    limited: m.counter("model_limit_waits_total", "calls that waited for or skipped a provider limit", [
+      "provider",
+      "limit",
+    ]),
+    classifier: m.counter("model_classifier_total", "complexity classifier calls by outcome", ["outcome"]),
+  };
+}

@@ -1,0 +1,70 @@
+import { randomUUID } from "node:crypto";
+import { type Bus, type ConsumerHandle, consume } from "@agent-runtime/bus";
+import type { AgentConfig } from "@agent-runtime/config";
+import { CloudEvent, RunRequest, Subjects } from "@agent-runtime/contracts";
+import type { Metrics } from "@agent-runtime/telemetry";
+import type { RunStore } from "./run-store.js";
+import { matchingAgents, renderEvent } from "./triggers.js";
+
+const TENANT = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** How long a triggered batch run may wait in the queue before it is abandoned. */
+const TRIGGERED_RUN_QUEUE_MS = 24 * 3600_000;
+
+/**
+ * Consumes CloudEvents from the EVENTS stream: each agent whose triggers match the event type gets
+ * one batch run, deduplicated by (tenant, event id, agent) in Postgres — beyond the JetStream
+ * duplicate window — and by the message id `event:<tenant>:<event id>:<agent>` within it. An event
+ * no agent wants is acknowledged and counted; an invalid one is dead-lettered with the reason.
+ */
+export function consumeEvents(
+  bus: Bus,
+  store: RunStore,
+  agents: Record<string, AgentConfig>,
+  metrics: Metrics,
+): Promise<ConsumerHandle> {
+  const eventsTotal = metrics.counter("events_total", "events consumed, by outcome", ["outcome"]);
+  return consume(bus, {
+    stream: "EVENTS",
+    durable: "orchestrator-events",
+    schema: CloudEvent,
+    concurrency: 8,
+    deadLetterOrigin: "events",
+    handler: async (event) => {
+      // the tenant is the extension attribute ingress sets from the API key
+      const tenant = typeof event.tenant === "string" && TENANT.test(event.tenant) ? event.tenant : "default";
+      const matched = matchingAgents(agents, event.type, tenant);
+      if (matched.length === 0) {
+        eventsTotal.inc({ outcome: "no_trigger" });
+        return;
+      }
+      for (const agent of matched) {
+        const claim = await store.claimEvent(tenant, event.id, agent, `run_${randomUUID()}`);
+        if (claim.published) {
+          eventsTotal.inc({ outcome: "duplicate" });
+          continue;
+        }
+        const now = Date.now();
+        await bus.publishDurable(
+          Subjects.runs("batch", tenant),
+          RunRequest,
+          {
+            runId: claim.runId,
+            tenant,
+            agent,
+            input: [{ role: "user", content: renderEvent(event) }],
+            priority: "batch",
+            createdAt: now,
+            deadline: now + TRIGGERED_RUN_QUEUE_MS + agents[agent]!.timeBudgetMs,
+            source: "event",
+            eventId: event.id,
+            metadata: { eventType: event.type.slice(0, 200), eventSource: event.source.slice(0, 200) },
+          },
+          { msgId: `event:${tenant}:${event.id}:${agent}` },
+        );
+        await store.eventPublished(tenant, event.id, agent);
+        eventsTotal.inc({ outcome: "run_started" });
+      }
+    },
+  });
+}

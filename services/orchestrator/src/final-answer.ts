@@ -1,0 +1,154 @@
+import type { AgentConfig } from "@agent-runtime/config";
+import {
+  type AssistantMessage,
+  type ChatMessage,
+  type RequestMeta,
+  type RunRequest,
+  type RunStatus,
+  RuntimeError,
+  type TokenUsage,
+  textOf,
+} from "@agent-runtime/contracts";
+import type { FinishRun, LoopDeps } from "./agent-loop.js";
+import { checkOutput, structuredOutputProblems } from "./guardrails.js";
+import { callModel } from "./model-call.js";
+import { type EventPublisher, sumUsage } from "./run-events.js";
+import type { RecordedStep, StepDetails } from "./run-store.js";
+import { appendTurn } from "./tool-calls.js";
+
+export interface FinalAnswer {
+  deps: LoopDeps;
+  request: RunRequest;
+  /** The agent as it executes (tier after planning). */
+  agent: AgentConfig;
+  /** The checked input (what the thread stores). */
+  input: ChatMessage[];
+  /** What the model saw for this step. */
+  messages: ChatMessage[];
+  steps: RecordedStep[];
+  stepIndex: number;
+  assistant: AssistantMessage;
+  /** The step's model call, or undefined when the answer was recorded before a crash. */
+  fresh: { usage: TokenUsage; costUsd: number; details: StepDetails } | undefined;
+  clientToolNames: ReadonlySet<string>;
+  /** Deltas were held back (output checks): the checked answer goes out as one delta. */
+  buffered: boolean;
+  meta: (requestId: string) => RequestMeta;
+  events: EventPublisher;
+  signal: AbortSignal;
+  /** Adds a call's usage and cost to the run's totals. */
+  spend: (spent: { usage: TokenUsage; costUsd: number }) => void;
+  finish: FinishRun;
+}
+
+/**
+ * Ends a run with the model's answer: output checks (structured output with one repair attempt,
+ * numeric bounds, policy filters) before the user sees anything, then the last step, the turn in
+ * memory and the run's status, written together. An answer that calls the client's own tools
+ * goes back with only those calls (the server's tools of a mixed turn are not run).
+ */
+export async function finalAnswer(answer: FinalAnswer): Promise<RunStatus> {
+  const { request, agent, events, stepIndex } = answer;
+  const rules = agent.guardrails;
+  const clientCalls = (answer.assistant.tool_calls ?? []).filter((call) =>
+    answer.clientToolNames.has(call.function.name),
+  );
+  let assistant: AssistantMessage =
+    clientCalls.length > 0 ? { ...answer.assistant, tool_calls: clientCalls } : answer.assistant;
+  let usage = answer.fresh?.usage;
+  let costUsd = answer.fresh?.costUsd ?? 0;
+
+  if (answer.fresh) {
+    let text = textOf(assistant.content);
+    let problems = clientCalls.length === 0 ? structuredOutputProblems(text, rules) : [];
+    if (problems.length > 0) {
+      // one repair attempt: the model sees what is wrong with its answer
+      const repair = await callModel(
+        answer.deps.bus,
+        {
+          request,
+          agent,
+          messages: [
+            ...answer.messages,
+            assistant,
+            {
+              role: "user",
+              content: `Your answer is invalid: ${problems.join("; ")}. Reply again with only the corrected JSON.`,
+            },
+          ],
+          tools: [],
+          sideEffects: false,
+          step: stepIndex,
+          meta: answer.meta(`${request.runId}:${stepIndex}:repair`),
+          stream: "off",
+          clientToolNames: answer.clientToolNames,
+        },
+        events,
+        answer.signal,
+      );
+      answer.spend(repair);
+      usage = sumUsage(usage ?? repair.usage, repair.usage);
+      costUsd += repair.costUsd;
+      text = textOf(repair.message.content);
+      problems = structuredOutputProblems(text, rules);
+      if (problems.length > 0) {
+        throw new RuntimeError(
+          "guardrail_blocked",
+          `answer failed the output checks after one repair: ${problems.slice(0, 5).join("; ")}`,
+          { details: { rule: "structured_output", problems } },
+        );
+      }
+      assistant = { ...assistant, content: repair.message.content };
+    }
+    checkOutput(text, rules);
+  }
+
+  if (answer.buffered) {
+    const text = textOf(assistant.content);
+    events.emit({
+      type: "delta",
+      step: stepIndex,
+      ...(text ? { content: text } : {}),
+      ...(clientCalls.length > 0
+        ? {
+            toolCalls: clientCalls.map((call, index) => ({
+              index,
+              id: call.id,
+              name: call.function.name,
+              arguments: call.function.arguments,
+            })),
+          }
+        : {}),
+    });
+  }
+
+  const finishReason =
+    clientCalls.length > 0
+      ? "tool_calls"
+      : (answer.fresh?.details.finishReason ?? answer.steps.at(-1)?.finishReason ?? "stop");
+  const writes: Promise<unknown>[] = [];
+  if (answer.fresh && usage) {
+    const recorded: RecordedStep = {
+      step: stepIndex,
+      assistant,
+      toolMessages: [],
+      usage,
+      costUsd,
+      finishReason,
+    };
+    answer.steps.push(recorded);
+    writes.push(answer.deps.store.recordStep(request.runId, recorded, answer.fresh.details));
+  }
+  const turn = answer.steps.flatMap((step) => [step.assistant, ...step.toolMessages]);
+  writes.push(
+    appendTurn(
+      answer.deps.bus,
+      answer.deps.logger,
+      request,
+      answer.input,
+      turn,
+      answer.meta(`${request.runId}:append`),
+    ),
+  );
+  return answer.finish("completed", assistant, undefined, finishReason, Promise.all(writes));
+}

@@ -1,0 +1,64 @@
+import type { Bus } from "@agent-runtime/bus";
+import { RuntimeError, Subjects } from "@agent-runtime/contracts";
+import { z } from "zod";
+
+/** Thrown when a draining worker gives a run back to the queue; another worker resumes it. */
+export class RunHandedOff extends RuntimeError {
+  constructor(runId: string) {
+    super("unavailable", `worker is shutting down; run ${runId} goes to another worker`, {
+      retryable: true,
+    });
+  }
+}
+
+/**
+ * How a run in progress is stopped. A cancel (`run.<id>.cancelled`) stops it and its in-flight calls
+ * at once. A drain (the worker's SIGTERM) lets the step in flight finish, up to a grace time after
+ * which its calls are abandoned, and hands the run off at the next step boundary: the recorded
+ * steps stay, and another worker resumes from them.
+ */
+export class RunControl {
+  /** Aborts the run's in-flight model and tool calls. */
+  readonly signal: AbortSignal;
+  private readonly cancel = new AbortController();
+  private readonly handoff = new AbortController();
+  private readonly subscription: { unsubscribe(): void };
+  private graceTimer: NodeJS.Timeout | undefined;
+  private readonly onDrain = () => {
+    this.graceTimer = setTimeout(() => this.handoff.abort(new RunHandedOff(this.runId)), this.graceMs);
+  };
+
+  constructor(
+    bus: Bus,
+    private readonly runId: string,
+    private readonly drain: AbortSignal,
+    private readonly graceMs: number,
+  ) {
+    this.subscription = bus.subscribe(Subjects.runCancelled(runId), z.unknown(), () =>
+      this.cancel.abort(new RuntimeError("cancelled", "run was cancelled")),
+    );
+    if (drain.aborted) this.onDrain();
+    else drain.addEventListener("abort", this.onDrain, { once: true });
+    this.signal = AbortSignal.any([this.cancel.signal, this.handoff.signal]);
+  }
+
+  get cancelled(): boolean {
+    return this.cancel.signal.aborted;
+  }
+
+  get draining(): boolean {
+    return this.drain.aborted;
+  }
+
+  /** Between steps: throws when the run was cancelled or its worker is draining. */
+  readonly checkpoint = (): void => {
+    if (this.cancel.signal.aborted) throw new RuntimeError("cancelled", "run was cancelled");
+    if (this.drain.aborted) throw new RunHandedOff(this.runId);
+  };
+
+  close(): void {
+    clearTimeout(this.graceTimer);
+    this.drain.removeEventListener("abort", this.onDrain);
+    this.subscription.unsubscribe();
+  }
+}

@@ -1,0 +1,101 @@
+import { type Bus, decodeWith, InFlightLimiter } from "@agent-runtime/bus";
+import { Endpoints, QueueGroups, RunRequest, RuntimeError, Subjects } from "@agent-runtime/contracts";
+import type { Logger } from "@agent-runtime/telemetry";
+import { z } from "zod";
+import { EventPublisher, emptyUsage } from "./run-events.js";
+import type { RunStore } from "./run-store.js";
+
+export const CancelNotice = z.object({ reason: z.string() });
+
+/**
+ * `run.get`, `run.list` and `run.cancel`, tenant-scoped (another tenant's run does not exist for
+ * the caller). A cancel marks the run cancelled and broadcasts `run.<id>.cancelled` so the worker
+ * running it stops between steps and abandons its in-flight calls.
+ */
+export function serveRunEndpoints(bus: Bus, store: RunStore, maxInFlight: number): void {
+  const options = { queue: QueueGroups.orchestrator, maxInFlight };
+  bus.serve(
+    Endpoints.runGet,
+    async (request) => ({ run: await store.get(request.meta.tenant, request.runId) }),
+    options,
+  );
+  bus.serve(
+    Endpoints.runList,
+    (request) =>
+      store.list(request.meta.tenant, {
+        limit: request.limit,
+        ...(request.threadId ? { threadId: request.threadId } : {}),
+        ...(request.status ? { status: request.status } : {}),
+        ...(request.agent ? { agent: request.agent } : {}),
+        ...(request.cursor ? { cursor: request.cursor } : {}),
+      }),
+    options,
+  );
+  bus.serve(
+    Endpoints.runCancel,
+    async (request) => {
+      const result = await store.cancel(request.meta.tenant, request.runId);
+      if (!result.found) throw new RuntimeError("not_found", `no run ${request.runId}`);
+      if (result.cancelled) {
+        bus.publish(Subjects.runCancelled(request.runId), CancelNotice, {
+          reason: request.reason ?? "cancelled",
+        });
+        // no worker holds a queued run: its outcome goes out now (the worker that takes it later sees it was sent)
+        if (result.previous === "queued") {
+          const record = await store.get(request.meta.tenant, request.runId);
+          new EventPublisher(bus, request.runId, 1).emit({
+            type: "run-finished",
+            status: "cancelled",
+            usage: record?.usage ?? emptyUsage(),
+            costUsd: record?.costUsd ?? 0,
+            steps: record?.steps ?? 0,
+            error: { code: "cancelled", message: "cancelled by request", retryable: false },
+            ...(record?.threadId ? { threadId: record.threadId } : {}),
+          });
+        }
+      }
+      return { runId: request.runId, status: result.status, cancelled: result.cancelled };
+    },
+    options,
+  );
+}
+
+/**
+ * Records each submitted run as `queued` the moment it is published on `runs.>` (a core NATS
+ * queue-group subscription next to the JetStream work queue), so a run waiting behind a batch
+ * flood can already be looked up, listed and cancelled. Best effort: a missed or shed
+ * registration only means the row appears when a worker takes the run.
+ */
+export function registerQueuedRuns(
+  bus: Bus,
+  store: RunStore,
+  logger: Logger,
+  maxPending: number,
+): { stop(): Promise<void> } {
+  const pending = new InFlightLimiter(maxPending);
+  const subscription = bus.nc.subscribe(bus.subject("runs.>"), {
+    queue: `${QueueGroups.orchestrator}-registry`,
+    callback: (error, message) => {
+      if (error || !pending.tryAcquire()) return;
+      let request: RunRequest;
+      try {
+        request = decodeWith(RunRequest, message.data);
+      } catch {
+        pending.release(); // the run consumer dead-letters it with the reason
+        return;
+      }
+      store
+        .register(request)
+        .catch((cause: unknown) =>
+          logger.warn({ err: cause, runId: request.runId }, "could not record a queued run"),
+        )
+        .finally(() => pending.release());
+    },
+  });
+  const stop = async () => {
+    if (!subscription.isClosed()) await subscription.drain().catch(() => undefined);
+    await pending.idle();
+  };
+  bus.onDrain(stop);
+  return { stop };
+}

@@ -1,0 +1,78 @@
+import type { Bus } from "@agent-runtime/bus";
+import { RunEvent, Streams, Subjects, type TokenUsage } from "@agent-runtime/contracts";
+import { z } from "zod";
+
+export const emptyUsage = (): TokenUsage => ({
+  promptTokens: 0,
+  completionTokens: 0,
+  cachedTokens: 0,
+  totalTokens: 0,
+});
+
+export function sumUsage(a: TokenUsage, b: TokenUsage): TokenUsage {
+  return {
+    promptTokens: a.promptTokens + b.promptTokens,
+    completionTokens: a.completionTokens + b.completionTokens,
+    cachedTokens: a.cachedTokens + b.cachedTokens,
+    totalTokens: a.totalTokens + b.totalTokens,
+  };
+}
+
+export function addUsage(total: TokenUsage, usage: TokenUsage): void {
+  total.promptTokens += usage.promptTokens;
+  total.completionTokens += usage.completionTokens;
+  total.cachedTokens += usage.cachedTokens;
+  total.totalTokens += usage.totalTokens;
+}
+
+/** A run event before the publisher stamps it with the run id, sequence number and time. */
+export type RunEventBody = RunEvent extends infer E
+  ? E extends RunEvent
+    ? Omit<E, "runId" | "seq" | "ts">
+    : never
+  : never;
+
+/**
+ * Publishes one run's events in order on `run.<id>.events` (core NATS; the RUN_EVENTS stream keeps
+ * them for replay). `seq` is informational: each attempt starts its own range.
+ */
+export class EventPublisher {
+  private seq: number;
+  constructor(
+    private readonly bus: Bus,
+    private readonly runId: string,
+    attempt: number,
+  ) {
+    this.seq = (attempt - 1) * 10_000;
+  }
+
+  emit(event: RunEventBody): void {
+    this.bus.publish(Subjects.runEvents(this.runId), RunEvent, {
+      ...event,
+      runId: this.runId,
+      seq: this.seq++,
+      ts: Date.now(),
+    } as RunEvent);
+  }
+}
+
+const LastEvent = z.object({ type: z.string() });
+
+/**
+ * Whether the run's `run-finished` event is already out (the last event the RUN_EVENTS stream holds
+ * for it). A run redelivered after it finished only repeats the event when it was never sent, so a
+ * client sees exactly one. Unknown (stream unreachable) counts as not sent.
+ */
+export async function finishedEventSent(bus: Bus, runId: string): Promise<boolean> {
+  try {
+    const jsm = await bus.jsm();
+    const last = await jsm.streams.getMessage(bus.streamName(Streams.runEvents), {
+      last_by_subj: bus.subject(Subjects.runEvents(runId)),
+    });
+    if (!last) return false;
+    const parsed = LastEvent.safeParse(last.json());
+    return parsed.success && parsed.data.type === "run-finished";
+  } catch {
+    return false;
+  }
+}
