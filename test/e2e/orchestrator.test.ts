@@ -405,7 +405,7 @@ describe("orchestrator", () => {
     expect(finished.status).toBe("completed");
     expect(finished.output?.content).toBe("lead says: the answer is 42");
     const meta = { v: 1 as const, tenant: "acme", requestId: "g", deadline: Date.now() + 5000 };
-    const childId = `${runId}:child:0:call_del`;
+    const childId = `${runId}:child:0:0`; // step 0, the first call of its answer
     const child = await bus.request(Endpoints.runGet, { meta, runId: childId });
     const parent = await bus.request(Endpoints.runGet, { meta, runId });
     expect(child.run?.parentRunId).toBe(runId);

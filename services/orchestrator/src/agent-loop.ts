@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Bus } from "@agent-runtime/bus";
 import type { AgentConfig } from "@agent-runtime/config";
 import {
@@ -22,7 +23,8 @@ import { callModel } from "./model-call.js";
 import { planRun } from "./planner.js";
 import { RunControl, RunHandedOff } from "./run-control.js";
 import { addUsage, EventPublisher, emptyUsage } from "./run-events.js";
-import { takeRun } from "./run-start.js";
+import type { Journal, JournalEntry, RunState, Written } from "./journal.js";
+import { runDeadline, takeRun } from "./run-start.js";
 import type { RecordedStep, RunStore, StepDetails } from "./run-store.js";
 import { runToolStep } from "./tool-calls.js";
 
@@ -35,6 +37,8 @@ export interface AgentTools {
 export interface LoopDeps {
   bus: Bus;
   store: RunStore;
+  /** Where each fact of a run is written (batched across runs). */
+  journal: Journal;
   logger: Logger;
   agents: Record<string, AgentConfig>;
   toolSpecs: (agent: string, names: string[], tenant: string) => Promise<AgentTools>;
@@ -62,7 +66,7 @@ export async function executeRun(
   request: RunRequest,
   options: RunOptions,
 ): Promise<RunStatus> {
-  const { bus, store } = deps;
+  const { bus, journal } = deps;
   const taken = await takeRun(deps, request, options);
   if ("done" in taken) return taken.done;
   const { begun } = taken;
@@ -75,15 +79,63 @@ export async function executeRun(
     addUsage(usage, step.usage);
     cost += step.costUsd;
   }
-  const finish = async (
-    status: RunStatus,
-    output: AssistantMessage | undefined,
-    error: WireError | undefined,
-    finishReason?: string,
-    /** Writes that must land before the client hears the run is over (they run alongside the status update). */
-    persisted?: Promise<unknown>,
-  ): Promise<RunStatus> => {
-    const [final] = await Promise.all([store.finish(request.runId, status, output, error), persisted]);
+  /** The run's row as this worker knows it (totals include every recorded step). */
+  const state = (status: RunStatus, output?: AssistantMessage, error?: WireError): RunState => ({
+    request,
+    status,
+    attempt: begun.attempt,
+    startedAt: begun.startedAt,
+    steps: steps.length,
+    usage: { ...usage },
+    costUsd: cost,
+    output,
+    error,
+  });
+  const finishToken = `${begun.attempt}:${randomUUID()}`;
+  const finish: FinishRun = async (status, output, error, finishReason, persisted, finalStep) => {
+    let written: Written;
+    try {
+      // the final step and the finished state are one write
+      const entry: JournalEntry = {
+        run: state(status, output, error),
+        finishToken,
+        ...(finalStep ? { step: finalStep } : {}),
+      };
+      [written] = await Promise.all([journal.writeDurably(entry, runDeadline(request)), persisted]);
+    } catch (cause) {
+      const wire = toWireError(cause);
+      if (wire.code !== "validation") {
+        // the journal stayed unreachable to the deadline: the client hears it now; the run is handed
+        // back so a later delivery records how it ended
+        events.emit({
+          type: "run-finished",
+          status: "failed",
+          usage,
+          costUsd: cost,
+          steps: steps.length,
+          error: wire,
+          ...(request.threadId ? { threadId: request.threadId } : {}),
+        });
+        throw cause;
+      }
+      // what the run produced cannot be stored: it fails with that reason, and its row says so
+      status = "failed";
+      output = undefined;
+      finishReason = undefined;
+      error = wire;
+      written = await journal
+        .writeDurably({ run: state(status, undefined, wire), scrub: true, finishToken }, runDeadline(request))
+        .catch((again: unknown) => {
+          deps.logger.error({ err: again, runId: request.runId }, "could not record a failed run");
+          return { status, finishedBy: finishToken };
+        });
+    }
+    const final = written.status;
+    if (written.finishedBy !== finishToken && final !== "cancelled") {
+      // another worker holding the same run (a redelivery racing this one) ended it and announced it
+      deps.logger.info({ runId: request.runId, status: final }, "run already ended by another worker");
+      return final;
+    }
     const event: Omit<RunFinishedEvent, "runId" | "seq" | "ts"> = {
       type: "run-finished",
       status: final,
@@ -155,7 +207,7 @@ export async function executeRun(
       });
     const clientTools = parsedClientTools.data;
     const clientToolNames = new Set(clientTools.map((tool) => tool.function.name));
-    const [agentTools, context, current] = await Promise.all([
+    const [agentTools, context] = await Promise.all([
       agent.tools.length > 0
         ? deps.toolSpecs(request.agent, agent.tools, request.tenant)
         : Promise.resolve({ specs: [], sideEffects: false }),
@@ -171,10 +223,7 @@ export async function executeRun(
         // the context is counted with the target model's tokenizer when the model is known
         ...((request.model ?? agent.model) ? { model: request.model ?? agent.model } : {}),
       }),
-      // a cancel that landed before the subscription above did
-      store.status(request.runId),
     ]);
-    if (current === "cancelled") throw new RuntimeError("cancelled", "run was cancelled");
     // a client-declared tool wins over a server tool of the same name: the client asked for its own
     const tools = [
       ...agentTools.specs.filter((tool) => !clientToolNames.has(tool.function.name)),
@@ -186,9 +235,11 @@ export async function executeRun(
     const messages: ChatMessage[] = [...context.messages];
     let executorTier = agent.tier;
     if (agent.planner) {
+      // the plan is kept on the run's row
+      await begun.recorded;
       const planned = await planRun({
         bus,
-        store,
+        store: deps.store,
         logger: deps.logger,
         runId: request.runId,
         meta: meta(`${request.runId}:plan`),
@@ -324,8 +375,12 @@ export async function executeRun(
       });
       cost += toolCost;
       const recorded = record(toolMessages, toolCost);
-      await store.recordStep(request.runId, recorded, details);
       steps.push(recorded);
+      await journal.writeDurably(
+        { run: state("running"), step: { recorded, details } },
+        runDeadline(request),
+        signal,
+      );
       messages.push(assistant, ...toolMessages);
     }
   } catch (error) {
@@ -344,13 +399,23 @@ export async function executeRun(
     }
     if (
       Date.now() >= timeLimit - 10 &&
-      (wire.code === "timeout" || wire.code === "upstream" || wire.code === "unavailable")
+      ["timeout", "deadline_exceeded", "upstream", "unavailable"].includes(wire.code)
     ) {
-      return finish("budget_exceeded", undefined, {
-        code: "budget_exceeded",
-        message: `time budget of ${timeLimit - begun.startedAt} ms used up (${wire.message})`,
+      // the agent's time budget ran out inside a call: a budget outcome; the run's own deadline
+      // (what its client waits for) is a deadline outcome
+      if (timeLimit < request.deadline) {
+        return finish("budget_exceeded", undefined, {
+          code: "budget_exceeded",
+          message: `time budget of ${timeLimit - begun.startedAt} ms used up (${wire.message})`,
+          retryable: false,
+          details: { budget: "time", limitMs: timeLimit - begun.startedAt, ...spent() },
+        });
+      }
+      return finish("failed", undefined, {
+        code: "deadline_exceeded",
+        message: `the run's deadline passed before it finished (${wire.message})`,
         retryable: false,
-        details: { budget: "time", limitMs: timeLimit - begun.startedAt, ...spent() },
+        details: spent(),
       });
     }
     const status: RunStatus = wire.code === "budget_exceeded" ? "budget_exceeded" : "failed";
@@ -374,5 +439,8 @@ export type FinishRun = (
   output: AssistantMessage | undefined,
   error: WireError | undefined,
   finishReason?: string,
+  /** Writes that must land before the client hears the run is over (they run alongside the final write). */
   persisted?: Promise<unknown>,
+  /** The final step, written in the same entry as the finished state. */
+  finalStep?: JournalEntry["step"],
 ) => Promise<RunStatus>;

@@ -43,6 +43,8 @@ export async function delegate(
   agent: AgentConfig,
   call: ToolCall,
   step: number,
+  /** The call's place in the model's answer: names the child run, so a re-made step finds the same child. */
+  position: number,
   remainingBudgetUsd: number,
   options: RunOptions,
 ): Promise<ToolExecReply> {
@@ -80,7 +82,7 @@ export async function delegate(
     return reply("forbidden", `error: delegation deeper than ${MAX_DEPTH} levels is not allowed`);
   }
   if (remainingBudgetUsd <= 0) return reply("error", "error: no budget left to delegate");
-  const childId = `${parent.runId}:child:${step}:${call.id}`;
+  const childId = `${parent.runId}:child:${step}:${position}`;
   const child: RunRequest = {
     v: 1,
     runId: childId,

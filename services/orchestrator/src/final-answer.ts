@@ -126,7 +126,7 @@ export async function finalAnswer(answer: FinalAnswer): Promise<RunStatus> {
     clientCalls.length > 0
       ? "tool_calls"
       : (answer.fresh?.details.finishReason ?? answer.steps.at(-1)?.finishReason ?? "stop");
-  const writes: Promise<unknown>[] = [];
+  let finalStep: { recorded: RecordedStep; details: StepDetails } | undefined;
   if (answer.fresh && usage) {
     const recorded: RecordedStep = {
       step: stepIndex,
@@ -137,18 +137,16 @@ export async function finalAnswer(answer: FinalAnswer): Promise<RunStatus> {
       finishReason,
     };
     answer.steps.push(recorded);
-    writes.push(answer.deps.store.recordStep(request.runId, recorded, answer.fresh.details));
+    finalStep = { recorded, details: answer.fresh.details };
   }
   const turn = answer.steps.flatMap((step) => [step.assistant, ...step.toolMessages]);
-  writes.push(
-    appendTurn(
-      answer.deps.bus,
-      answer.deps.logger,
-      request,
-      answer.input,
-      turn,
-      answer.meta(`${request.runId}:append`),
-    ),
+  const appended = appendTurn(
+    answer.deps.bus,
+    answer.deps.logger,
+    request,
+    answer.input,
+    turn,
+    answer.meta(`${request.runId}:append`),
   );
-  return answer.finish("completed", assistant, undefined, finishReason, Promise.all(writes));
+  return answer.finish("completed", assistant, undefined, finishReason, appended, finalStep);
 }

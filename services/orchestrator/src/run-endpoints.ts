@@ -61,10 +61,12 @@ export function serveRunEndpoints(bus: Bus, store: RunStore, maxInFlight: number
 }
 
 /**
- * Records each submitted run as `queued` the moment it is published on `runs.>` (a core NATS
- * queue-group subscription next to the JetStream work queue), so a run waiting behind a batch
- * flood can already be looked up, listed and cancelled. Best effort: a missed or shed
- * registration only means the row appears when a worker takes the run.
+ * Records each submitted batch run as `queued` the moment it is published on `runs.batch.>` (a
+ * core NATS queue-group subscription next to the JetStream work queue), so a run waiting behind a
+ * batch flood can already be looked up, listed and cancelled. Interactive runs are taken at once
+ * (their queue is kept short by ingress), so they are recorded when a worker takes them and cost
+ * no write of their own. Best effort: a missed or shed registration only means the row appears
+ * when a worker takes the run.
  */
 export function registerQueuedRuns(
   bus: Bus,
@@ -73,7 +75,7 @@ export function registerQueuedRuns(
   maxPending: number,
 ): { stop(): Promise<void> } {
   const pending = new InFlightLimiter(maxPending);
-  const subscription = bus.nc.subscribe(bus.subject("runs.>"), {
+  const subscription = bus.nc.subscribe(bus.subject(Subjects.runsBatchAll), {
     queue: `${QueueGroups.orchestrator}-registry`,
     callback: (error, message) => {
       if (error || !pending.tryAcquire()) return;

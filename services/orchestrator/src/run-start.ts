@@ -1,14 +1,32 @@
 import type { RunRequest, RunStatus } from "@agent-runtime/contracts";
 import type { LoopDeps, RunOptions } from "./agent-loop.js";
+import { retryTransient, type RunState } from "./journal.js";
 import { EventPublisher, emptyUsage, finishedEventSent } from "./run-events.js";
-import type { RunStore } from "./run-store.js";
+import type { RecordedStep } from "./run-store.js";
 
-export type BegunRun = Awaited<ReturnType<RunStore["begin"]>>;
+export interface BegunRun {
+  status: RunStatus;
+  attempt: number;
+  startedAt: number;
+  steps: RecordedStep[];
+  /** Resolves once the run's row exists (at once when it was read, later when written ahead). */
+  recorded: Promise<void>;
+}
+
+/**
+ * Whether a delivered run can start without reading the store first: a chat turn (or an inline
+ * child run) on its first delivery has no row, no steps and cannot have been cancelled while
+ * queued, so its start is journaled in the background and the model is asked at once.
+ */
+function startsFresh(request: RunRequest, options: RunOptions): boolean {
+  return options.deliveryCount === 1 && (request.source === "chat" || request.source === "delegate");
+}
 
 /**
  * Takes a delivered run: creates it, or takes it over with its recorded steps. A run that is
  * already over (finished before a crash, or cancelled while queued) is not run again; its outcome
- * is announced only if the client never heard it.
+ * is announced only if the client never heard it. The store is asked again with backoff while it
+ * is unreachable, for as long as the run's deadline allows.
  */
 export async function takeRun(
   deps: LoopDeps,
@@ -16,12 +34,32 @@ export async function takeRun(
   options: RunOptions,
 ): Promise<{ begun: BegunRun } | { done: RunStatus }> {
   const { bus, store } = deps;
-  let begun: BegunRun;
+  if (startsFresh(request, options)) {
+    const startedAt = Date.now();
+    const state: RunState = {
+      request,
+      status: "running",
+      attempt: 1,
+      startedAt,
+      steps: 0,
+      usage: emptyUsage(),
+      costUsd: 0,
+    };
+    const recorded = deps.journal.write({ run: state }).then(
+      () => undefined,
+      (error: unknown) => {
+        // the run's later entries write the whole row again; this one only made it visible sooner
+        deps.logger.warn({ err: error, runId: request.runId }, "could not journal a run's start");
+      },
+    );
+    return { begun: { status: "running", attempt: 1, startedAt, steps: [], recorded } };
+  }
+  let begun: Omit<BegunRun, "recorded">;
   try {
-    begun = await store.begin(request);
+    begun = await retryTransient(() => store.begin(request), runDeadline(request), options.signal);
   } catch (error) {
     // without its state store a run cannot be resumed safely: a batch run waits and retries,
-    // an interactive one fails fast with a clear error instead of leaving the client waiting
+    // an interactive one ends with a clear error instead of leaving the client waiting
     if (request.priority === "batch" || options.signal.aborted) throw error;
     deps.logger.error({ err: error, runId: request.runId }, "run state store unavailable");
     new EventPublisher(bus, request.runId, options.deliveryCount).emit({
@@ -39,7 +77,8 @@ export async function takeRun(
     });
     return { done: "failed" };
   }
-  if (begun.status === "running" || begun.status === "queued") return { begun };
+  if (begun.status === "running" || begun.status === "queued")
+    return { begun: { ...begun, recorded: Promise.resolve() } };
   if (!(await finishedEventSent(bus, request.runId))) {
     const record = await store.get(request.tenant, request.runId);
     new EventPublisher(bus, request.runId, begun.attempt).emit({
@@ -54,4 +93,9 @@ export async function takeRun(
     });
   }
   return { done: begun.status };
+}
+
+/** How long the store is waited for on a run's behalf: its deadline, and a few seconds past one already gone. */
+export function runDeadline(request: RunRequest): number {
+  return Math.max(request.deadline, Date.now() + 5000);
 }

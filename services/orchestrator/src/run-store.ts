@@ -69,6 +69,8 @@ export const MIGRATIONS = [
   "ALTER TABLE event_runs ADD COLUMN IF NOT EXISTS published boolean NOT NULL DEFAULT true",
   "ALTER TABLE run_steps ADD COLUMN IF NOT EXISTS finish_reason text",
   "CREATE INDEX IF NOT EXISTS runs_tenant_status ON runs (tenant, status) WHERE status IN ('queued', 'running')",
+  // which finishing write ended the run (see Journal): one worker announces the outcome
+  "ALTER TABLE runs ADD COLUMN IF NOT EXISTS finished_by text",
 ];
 
 export interface RecordedStep {

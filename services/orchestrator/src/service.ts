@@ -1,10 +1,11 @@
 import { type Bus, connectBus, consume } from "@agent-runtime/bus";
-import { Endpoints, type RunPriority, RunRequest, Subjects } from "@agent-runtime/contracts";
+import { Endpoints, type RunPriority, RunRequest, type RunStatus, Subjects } from "@agent-runtime/contracts";
 import { createPool } from "@agent-runtime/stores";
 import { createLogger, createMetrics, type Logger, startOpsServer } from "@agent-runtime/telemetry";
 import { type AgentTools, executeRun, type LoopDeps } from "./agent-loop.js";
 import type { OrchestratorConfig } from "./config.js";
 import { consumeEvents } from "./event-intake.js";
+import { Journal } from "./journal.js";
 import { RunHandedOff } from "./run-control.js";
 import { registerQueuedRuns, serveRunEndpoints } from "./run-endpoints.js";
 import { RunStore } from "./run-store.js";
@@ -65,10 +66,22 @@ export async function startOrchestrator(
   const deps: LoopDeps = {
     bus,
     store,
+    journal: new Journal(pool),
     logger,
     agents: config.agents,
     toolSpecs,
     drainGraceMs: config.drainGraceMs,
+  };
+
+  // a run this worker already holds, delivered again (its ack timer ran out while the worker was
+  // busy): the delivery waits for the run in hand instead of running it a second time
+  const held = new Map<string, Promise<RunStatus>>();
+  const holdRun = (request: RunRequest, run: () => Promise<RunStatus>): Promise<RunStatus> => {
+    const inHand = held.get(request.runId);
+    if (inHand) return inHand;
+    const running = run().finally(() => held.delete(request.runId));
+    held.set(request.runId, running);
+    return running;
   };
 
   // interactive and batch runs on separate consumers with separate concurrency: a batch flood
@@ -90,11 +103,13 @@ export async function startOrchestrator(
         const started = performance.now();
         runsActive.inc({ priority });
         try {
-          const status = await executeRun(deps, request, {
-            signal: context.signal,
-            deliveryCount: context.deliveryCount,
-            finalAttempt: context.deliveryCount >= maxDeliver,
-          });
+          const status = await holdRun(request, () =>
+            executeRun(deps, request, {
+              signal: context.signal,
+              deliveryCount: context.deliveryCount,
+              finalAttempt: context.deliveryCount >= maxDeliver,
+            }),
+          );
           runsTotal.inc({ agent: request.agent, status, priority });
           runSeconds.observe({ priority }, (performance.now() - started) / 1000);
         } catch (error) {

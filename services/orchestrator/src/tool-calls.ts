@@ -15,32 +15,35 @@ import { abortion } from "./model-call.js";
 import type { EventPublisher } from "./run-events.js";
 
 type ToolCalls = NonNullable<AssistantMessage["tool_calls"]>;
+/** Tool calls with their place in the model's answer. */
+type PlacedCalls = { call: ToolCalls[number]; position: number }[];
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * One model turn's tool calls through the executor, in parallel, each with the idempotency key
- * `<runId>:<step>:<callId>` so a resumed run gets the recorded result instead of a second side
- * effect. A call that another worker started before a crash is answered `conflict` while it is
+ * `<runId>:<step>:<position>` (the call's place in the model's answer, stable when the step's model
+ * call is made again after a crash, unlike the model's call ids), so a resumed run gets the
+ * recorded result instead of a second side effect. A call that another worker started before a crash is answered `conflict` while it is
  * still running: it is asked again until its recorded result is there, so it never runs twice.
  */
 export async function runTools(
   bus: Bus,
   request: RunRequest,
   step: number,
-  calls: ToolCalls,
+  calls: PlacedCalls,
   meta: RequestMeta,
   signal: AbortSignal,
 ): Promise<ToolBatchReply> {
-  const ask = (subset: ToolCalls) =>
+  const ask = (subset: PlacedCalls) =>
     Promise.race([
       bus.request(Endpoints.toolBatch, {
         meta,
-        calls: subset.map((call) => ({
+        calls: subset.map(({ call, position }) => ({
           callId: call.id,
           name: call.function.name,
           arguments: call.function.arguments,
-          idempotencyKey: `${request.runId}:${step}:${call.id}`,
+          idempotencyKey: `${request.runId}:${step}:${position}`,
         })),
       }),
       abortion(signal),
@@ -88,17 +91,18 @@ export async function runToolStep(context: {
       arguments: call.function.arguments,
     });
   }
-  const delegated = calls.filter(
-    (call) => call.function.name === DELEGATE_TOOL && agent.delegates.length > 0,
+  const placed = calls.map((call, position) => ({ call, position }));
+  const delegated = placed.filter(
+    ({ call }) => call.function.name === DELEGATE_TOOL && agent.delegates.length > 0,
   );
-  const regular = calls.filter((call) => !delegated.includes(call));
+  const regular = placed.filter((entry) => !delegated.includes(entry));
   const [batch, children] = await Promise.all([
     regular.length > 0
       ? runTools(deps.bus, request, step, regular, context.meta, context.signal)
       : Promise.resolve({ results: [] }),
     Promise.all(
-      delegated.map((call) =>
-        delegate(deps, request, agent, call, step, context.remainingBudgetUsd, context.options),
+      delegated.map(({ call, position }) =>
+        delegate(deps, request, agent, call, step, position, context.remainingBudgetUsd, context.options),
       ),
     ),
   ]);
