@@ -1,67 +1,33 @@
 import { type Bus, consume } from "@agent-runtime/bus";
 import { ModelUsageRecord, ToolUsageRecord } from "@agent-runtime/contracts";
+import { withTransaction } from "@agent-runtime/stores";
 import type pg from "pg";
 import { z } from "zod";
 
 const UsageMessage = z.union([ModelUsageRecord, ToolUsageRecord]);
 const SEEN_RETENTION = "31 days"; // longer than the USAGE stream keeps records
 
+type UsageMessage = z.infer<typeof UsageMessage>;
+
+/** How long a record waits for others to share its write, and how many share one at most. */
+const LINGER_MS = 50;
+const MAX_BATCH = 500;
+
 /**
  * Folds the USAGE stream into daily aggregates (stats, dashboard, token and cost
- * quotas). Each record counts once: its id is remembered in the same statement.
+ * quotas). Records are written in batches (one transaction for all records that
+ * arrived within 50 ms), each acknowledged once its batch committed. Each record
+ * counts once: its id is remembered in the same transaction.
  */
 export async function startUsageAggregation(bus: Bus, pool: pg.Pool): Promise<() => void> {
+  const batcher = new UsageBatcher(pool);
   await consume(bus, {
     stream: "USAGE",
     durable: "ingress-usage",
     schema: UsageMessage,
-    concurrency: 8,
+    concurrency: MAX_BATCH,
     deadLetterOrigin: "usage",
-    handler: async (record) => {
-      const isModel = "model" in record;
-      const day = new Date(record.ts).toISOString().slice(0, 10);
-      await pool.query(
-        `WITH fresh AS (
-           INSERT INTO usage_seen (id) VALUES ($12) ON CONFLICT DO NOTHING RETURNING 1
-         ), counted_run AS (
-           INSERT INTO usage_runs (tenant, day, agent, run_id)
-           SELECT $1, $2, $5, $13 WHERE $13::text IS NOT NULL AND EXISTS (SELECT 1 FROM fresh)
-           ON CONFLICT DO NOTHING
-         ), counted_user AS (
-           INSERT INTO usage_user_daily (tenant, user_id, day, tokens, cost_usd)
-           SELECT $1, $14, $2, $6::bigint + $7::bigint, $8 WHERE $14::text IS NOT NULL AND EXISTS (SELECT 1 FROM fresh)
-           ON CONFLICT (tenant, user_id, day) DO UPDATE SET
-             tokens = usage_user_daily.tokens + EXCLUDED.tokens,
-             cost_usd = usage_user_daily.cost_usd + EXCLUDED.cost_usd
-         )
-         INSERT INTO usage_daily (tenant, day, kind, name, agent, calls, prompt_tokens, completion_tokens, cost_usd, cache_hits, errors, latency_ms_sum)
-         SELECT $1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $10, $11 WHERE EXISTS (SELECT 1 FROM fresh)
-         ON CONFLICT (tenant, day, kind, name, agent) DO UPDATE SET
-           calls = usage_daily.calls + 1,
-           prompt_tokens = usage_daily.prompt_tokens + EXCLUDED.prompt_tokens,
-           completion_tokens = usage_daily.completion_tokens + EXCLUDED.completion_tokens,
-           cost_usd = usage_daily.cost_usd + EXCLUDED.cost_usd,
-           cache_hits = usage_daily.cache_hits + EXCLUDED.cache_hits,
-           errors = usage_daily.errors + EXCLUDED.errors,
-           latency_ms_sum = usage_daily.latency_ms_sum + EXCLUDED.latency_ms_sum`,
-        [
-          record.tenant,
-          day,
-          isModel ? `model-${record.kind}` : "tool",
-          isModel ? record.model : record.tool,
-          record.agent ?? "",
-          isModel ? (record.cached ? 0 : record.usage.promptTokens) : 0,
-          isModel ? (record.cached ? 0 : record.usage.completionTokens) : 0,
-          record.costUsd,
-          record.cached ? 1 : 0,
-          record.status === "ok" ? 0 : 1,
-          record.latencyMs,
-          record.id,
-          record.runId ?? null,
-          record.userId ?? null,
-        ],
-      );
-    },
+    handler: (record) => batcher.add(record),
   });
   const prune = setInterval(() => {
     void pool
@@ -70,6 +36,173 @@ export async function startUsageAggregation(bus: Bus, pool: pg.Pool): Promise<()
   }, 3600_000);
   prune.unref();
   return () => clearInterval(prune);
+}
+
+interface Waiting {
+  record: UsageMessage;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** Gathers usage records and writes each gathering in one transaction. */
+export class UsageBatcher {
+  private waiting: Waiting[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly pool: pg.Pool) {}
+
+  add(record: UsageMessage): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ record, resolve, reject });
+      if (this.waiting.length >= MAX_BATCH) this.flush();
+      else this.timer ??= setTimeout(() => this.flush(), LINGER_MS);
+    });
+  }
+
+  private flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.waiting.splice(0, MAX_BATCH);
+    if (batch.length === 0) return;
+    withTransaction(this.pool, (client) =>
+      writeUsage(
+        client,
+        batch.map((entry) => entry.record),
+      ),
+    ).then(
+      () => {
+        for (const entry of batch) entry.resolve();
+      },
+      (error: unknown) => {
+        for (const entry of batch) entry.reject(error);
+      },
+    );
+  }
+}
+
+/** Sums of one aggregate row. */
+interface Sums {
+  calls: number;
+  promptTokens: number;
+  completionTokens: number;
+  costUsd: number;
+  cacheHits: number;
+  errors: number;
+  latencyMsSum: number;
+}
+
+/** Writes records not seen before into the daily aggregates (four statements, whatever the count). */
+async function writeUsage(client: pg.PoolClient, records: UsageMessage[]): Promise<void> {
+  const fresh = await client.query<{ id: string }>(
+    "INSERT INTO usage_seen (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING id",
+    [records.map((record) => record.id).sort()],
+  );
+  const freshIds = new Set(fresh.rows.map((row) => row.id));
+  const daily = new Map<string, { key: string[]; sums: Sums }>();
+  const users = new Map<string, { key: string[]; tokens: number; costUsd: number }>();
+  const runs = new Map<string, string[]>();
+  for (const record of records) {
+    if (!freshIds.has(record.id)) continue;
+    freshIds.delete(record.id); // the same record twice in one batch counts once
+    const isModel = "model" in record;
+    const day = new Date(record.ts).toISOString().slice(0, 10);
+    const agent = record.agent ?? "";
+    const promptTokens = isModel && !record.cached ? record.usage.promptTokens : 0;
+    const completionTokens = isModel && !record.cached ? record.usage.completionTokens : 0;
+    const key = [
+      record.tenant,
+      day,
+      isModel ? `model-${record.kind}` : "tool",
+      isModel ? record.model : record.tool,
+      agent,
+    ];
+    const row = daily.get(key.join("\u0000")) ?? {
+      key,
+      sums: {
+        calls: 0,
+        promptTokens: 0,
+        completionTokens: 0,
+        costUsd: 0,
+        cacheHits: 0,
+        errors: 0,
+        latencyMsSum: 0,
+      },
+    };
+    row.sums.calls += 1;
+    row.sums.promptTokens += promptTokens;
+    row.sums.completionTokens += completionTokens;
+    row.sums.costUsd += record.costUsd;
+    row.sums.cacheHits += record.cached ? 1 : 0;
+    row.sums.errors += record.status === "ok" ? 0 : 1;
+    row.sums.latencyMsSum += record.latencyMs;
+    daily.set(key.join("\u0000"), row);
+    if (record.userId) {
+      const userKey = [record.tenant, record.userId, day];
+      const user = users.get(userKey.join("\u0000")) ?? { key: userKey, tokens: 0, costUsd: 0 };
+      user.tokens += promptTokens + completionTokens;
+      user.costUsd += record.costUsd;
+      users.set(userKey.join("\u0000"), user);
+    }
+    if (record.runId)
+      runs.set([record.tenant, day, agent, record.runId].join("\u0000"), [
+        record.tenant,
+        day,
+        agent,
+        record.runId,
+      ]);
+  }
+  const column = <T>(rows: T[], pick: (row: T) => unknown) => rows.map(pick);
+  // rows in key order: concurrent batches lock shared rows in the same order and never deadlock
+  const byKey = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  const dailyRows = [...daily.entries()].sort(([a], [b]) => byKey(a, b)).map(([, row]) => row);
+  if (dailyRows.length > 0) {
+    await client.query(
+      `INSERT INTO usage_daily (tenant, day, kind, name, agent, calls, prompt_tokens, completion_tokens, cost_usd, cache_hits, errors, latency_ms_sum)
+       SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[],
+         $9::float8[], $10::bigint[], $11::bigint[], $12::float8[])
+       ON CONFLICT (tenant, day, kind, name, agent) DO UPDATE SET
+         calls = usage_daily.calls + EXCLUDED.calls,
+         prompt_tokens = usage_daily.prompt_tokens + EXCLUDED.prompt_tokens,
+         completion_tokens = usage_daily.completion_tokens + EXCLUDED.completion_tokens,
+         cost_usd = usage_daily.cost_usd + EXCLUDED.cost_usd,
+         cache_hits = usage_daily.cache_hits + EXCLUDED.cache_hits,
+         errors = usage_daily.errors + EXCLUDED.errors,
+         latency_ms_sum = usage_daily.latency_ms_sum + EXCLUDED.latency_ms_sum`,
+      [
+        ...[0, 1, 2, 3, 4].map((index) => column(dailyRows, (row) => row.key[index])),
+        column(dailyRows, (row) => row.sums.calls),
+        column(dailyRows, (row) => row.sums.promptTokens),
+        column(dailyRows, (row) => row.sums.completionTokens),
+        column(dailyRows, (row) => row.sums.costUsd),
+        column(dailyRows, (row) => row.sums.cacheHits),
+        column(dailyRows, (row) => row.sums.errors),
+        column(dailyRows, (row) => row.sums.latencyMsSum),
+      ],
+    );
+  }
+  const userRows = [...users.entries()].sort(([a], [b]) => byKey(a, b)).map(([, row]) => row);
+  if (userRows.length > 0) {
+    await client.query(
+      `INSERT INTO usage_user_daily (tenant, user_id, day, tokens, cost_usd)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::bigint[], $5::float8[])
+       ON CONFLICT (tenant, user_id, day) DO UPDATE SET
+         tokens = usage_user_daily.tokens + EXCLUDED.tokens,
+         cost_usd = usage_user_daily.cost_usd + EXCLUDED.cost_usd`,
+      [
+        ...[0, 1, 2].map((index) => column(userRows, (row) => row.key[index])),
+        column(userRows, (row) => row.tokens),
+        column(userRows, (row) => row.costUsd),
+      ],
+    );
+  }
+  const runRows = [...runs.entries()].sort(([a], [b]) => byKey(a, b)).map(([, row]) => row);
+  if (runRows.length > 0) {
+    await client.query(
+      `INSERT INTO usage_runs (tenant, day, agent, run_id)
+       SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[]) ON CONFLICT DO NOTHING`,
+      [0, 1, 2, 3].map((index) => column(runRows, (row) => row[index])),
+    );
+  }
 }
 
 /** Usage of one tenant (or of every tenant with `tenant` undefined) over the last `days` UTC days. */

@@ -132,7 +132,9 @@ export class Journal {
       statements.push(upsertRun(entry));
       if (entry.step) statements.push(insertStep(entry.run.request.runId, entry.step));
     }
-    const result = (await this.pool.query(statements.join(";\n"))) as unknown as pg.QueryResult | pg.QueryResult[];
+    const result = (await this.pool.query(statements.join(";\n"))) as unknown as
+      | pg.QueryResult
+      | pg.QueryResult[];
     const results = Array.isArray(result) ? result : [result];
     return statusAt.map((index) => {
       const row = results[index]?.rows[0] as { status: RunStatus; finished_by: string | null } | undefined;
