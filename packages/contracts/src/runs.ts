@@ -24,6 +24,8 @@ export const RunRequest = z.object({
   agent: z.string().min(1).max(100),
   input: z.array(ChatMessage).min(1),
   threadId: z.string().min(1).max(200).optional(),
+  /** The thread was made for this run: it has no earlier turns to read. */
+  newThread: z.boolean().optional(),
   userId: z.string().max(200).optional(),
   priority: RunPriority,
   createdAt: z.number().int().positive(),

@@ -104,6 +104,7 @@ export function registerChatRoute(app: FastifyInstance, deps: RouteDeps): void {
           agent: body.model,
           input: input.length > 0 ? input : body.messages,
           threadId,
+          ...(existingThread ? {} : { newThread: true }),
           ...(body.user ? { userId: body.user } : {}),
           priority: "interactive",
           source: "chat",

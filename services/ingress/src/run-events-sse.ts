@@ -55,7 +55,7 @@ export async function streamRunEvents(
     resumable: true,
     ...(options.headers ? { headers: options.headers } : {}),
   });
-  if (finishedRun && !(await storedAfter(deps, runId, after))) {
+  if (finishedRun && (await nothingAfter(deps, runId, after))) {
     // nothing (left) to replay for a finished run: after a resume the client is done; if the events
     // have expired it learns the outcome from the run record
     if (after === 0) {
@@ -102,16 +102,22 @@ export async function streamRunEvents(
   return reply;
 }
 
-/** Whether RUN_EVENTS holds an event of the run past sequence `after` (its last one is compared). */
-async function storedAfter(deps: RouteDeps, runId: string, after: number): Promise<boolean> {
+/**
+ * Whether a finished run's stream has nothing (left) to replay past `after`: its last stored event
+ * is its `run-finished` at or before `after`, or nothing is stored (expired). A run whose end is in
+ * the store but whose `run-finished` is not yet stored (published an instant after) is replayed.
+ */
+async function nothingAfter(deps: RouteDeps, runId: string, after: number): Promise<boolean> {
   try {
     const jsm = await deps.bus.jsm();
     const last = await jsm.streams.getMessage(deps.bus.streamName(Streams.runEvents), {
       last_by_subj: deps.bus.subject(Subjects.runEvents(runId)),
     });
-    return last !== null && last.seq > after;
+    if (!last) return true;
+    const event = RunEvent.safeParse(jsonOf(last.data));
+    return last.seq <= after && event.success && event.data.type === "run-finished";
   } catch {
-    return false;
+    return true;
   }
 }
 

@@ -20,6 +20,8 @@ export interface SubmitOptions {
   agent: string;
   input: ChatMessage[];
   threadId?: string;
+  /** The thread was made for this run (no earlier turns). */
+  newThread?: boolean;
   userId?: string;
   priority: RunPriority;
   stream: boolean;
@@ -190,6 +192,7 @@ export class RunGateway {
           agent: options.agent,
           input: options.input,
           ...(options.threadId ? { threadId: options.threadId } : {}),
+          ...(options.newThread ? { newThread: true } : {}),
           ...(options.userId ? { userId: options.userId } : {}),
           priority: options.priority,
           createdAt: now,

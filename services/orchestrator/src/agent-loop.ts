@@ -27,6 +27,7 @@ import type { Journal, JournalEntry, RunState, Written } from "./journal.js";
 import { runDeadline, takeRun } from "./run-start.js";
 import type { RecordedStep, RunStore, StepDetails } from "./run-store.js";
 import { runToolStep } from "./tool-calls.js";
+import { turnContext } from "./turn-context.js";
 
 export interface AgentTools {
   specs: ToolSpec[];
@@ -101,6 +102,7 @@ export async function executeRun(
         finishToken,
         ...(finalStep ? { step: finalStep } : {}),
       };
+      begun.superseded();
       [written] = await Promise.all([journal.writeDurably(entry, runDeadline(request)), persisted]);
     } catch (cause) {
       const wire = toWireError(cause);
@@ -211,18 +213,7 @@ export async function executeRun(
       agent.tools.length > 0
         ? deps.toolSpecs(request.agent, agent.tools, request.tenant)
         : Promise.resolve({ specs: [], sideEffects: false }),
-      bus.request(Endpoints.memoryContext, {
-        meta: meta(`${request.runId}:context`),
-        ...(request.threadId ? { threadId: request.threadId } : {}),
-        agent: request.agent,
-        systemPrompt: agent.systemPrompt,
-        input,
-        budgetTokens: agent.memory.contextBudgetTokens,
-        retrieval: agent.memory.retrieval,
-        ...(request.userId ? { userId: request.userId } : {}),
-        // the context is counted with the target model's tokenizer when the model is known
-        ...((request.model ?? agent.model) ? { model: request.model ?? agent.model } : {}),
-      }),
+      turnContext(bus, request, agent, input, meta(`${request.runId}:context`)),
     ]);
     // a client-declared tool wins over a server tool of the same name: the client asked for its own
     const tools = [
@@ -232,11 +223,11 @@ export async function executeRun(
         : []),
       ...clientTools,
     ];
-    const messages: ChatMessage[] = [...context.messages];
+    const messages: ChatMessage[] = [...context];
     let executorTier = agent.tier;
     if (agent.planner) {
       // the plan is kept on the run's row
-      await begun.recorded;
+      await begun.recorded();
       const planned = await planRun({
         bus,
         store: deps.store,
@@ -376,6 +367,7 @@ export async function executeRun(
       cost += toolCost;
       const recorded = record(toolMessages, toolCost);
       steps.push(recorded);
+      begun.superseded();
       await journal.writeDurably(
         { run: state("running"), step: { recorded, details } },
         runDeadline(request),

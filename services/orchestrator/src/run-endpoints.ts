@@ -35,7 +35,14 @@ export function serveRunEndpoints(bus: Bus, store: RunStore, maxInFlight: number
     Endpoints.runCancel,
     async (request) => {
       const result = await store.cancel(request.meta.tenant, request.runId);
-      if (!result.found) throw new RuntimeError("not_found", `no run ${request.runId}`);
+      if (!result.found) {
+        // a run younger than its start write (START_WRITE_DELAY_MS) has no row yet: its worker
+        // still hears the cancel (run ids are unguessable, so this reaches no other tenant's run)
+        bus.publish(Subjects.runCancelled(request.runId), CancelNotice, {
+          reason: request.reason ?? "cancelled",
+        });
+        throw new RuntimeError("not_found", `no run ${request.runId}`);
+      }
       if (result.cancelled) {
         bus.publish(Subjects.runCancelled(request.runId), CancelNotice, {
           reason: request.reason ?? "cancelled",

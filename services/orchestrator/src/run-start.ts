@@ -9,9 +9,18 @@ export interface BegunRun {
   attempt: number;
   startedAt: number;
   steps: RecordedStep[];
-  /** Resolves once the run's row exists (at once when it was read, later when written ahead). */
-  recorded: Promise<void>;
+  /** Resolves once the run's row exists (written now if it was deferred). */
+  recorded(): Promise<void>;
+  /** A later entry writes the whole row: a deferred start write is no longer needed. */
+  superseded(): void;
 }
+
+/**
+ * How long a fresh run may go before its start is journaled on its own. A turn that ends sooner
+ * (most chat turns) writes its row once, with its end; a longer one becomes visible (listed,
+ * cancellable) after this delay.
+ */
+export const START_WRITE_DELAY_MS = 100;
 
 /**
  * Whether a delivered run can start without reading the store first: a chat turn (or an inline
@@ -45,14 +54,29 @@ export async function takeRun(
       usage: emptyUsage(),
       costUsd: 0,
     };
-    const recorded = deps.journal.write({ run: state }).then(
-      () => undefined,
-      (error: unknown) => {
-        // the run's later entries write the whole row again; this one only made it visible sooner
-        deps.logger.warn({ err: error, runId: request.runId }, "could not journal a run's start");
+    let written: Promise<void> | undefined;
+    const write = () => {
+      clearTimeout(timer);
+      written ??= deps.journal.write({ run: state }).then(
+        () => undefined,
+        (error: unknown) => {
+          // the run's later entries write the whole row again; this one only made it visible sooner
+          deps.logger.warn({ err: error, runId: request.runId }, "could not journal a run's start");
+        },
+      );
+      return written;
+    };
+    const timer = setTimeout(write, START_WRITE_DELAY_MS);
+    return {
+      begun: {
+        status: "running",
+        attempt: 1,
+        startedAt,
+        steps: [],
+        recorded: write,
+        superseded: () => clearTimeout(timer),
       },
-    );
-    return { begun: { status: "running", attempt: 1, startedAt, steps: [], recorded } };
+    };
   }
   let begun: Omit<BegunRun, "recorded">;
   try {
@@ -78,7 +102,7 @@ export async function takeRun(
     return { done: "failed" };
   }
   if (begun.status === "running" || begun.status === "queued")
-    return { begun: { ...begun, recorded: Promise.resolve() } };
+    return { begun: { ...begun, recorded: () => Promise.resolve(), superseded: () => undefined } };
   if (!(await finishedEventSent(bus, request.runId))) {
     const record = await store.get(request.tenant, request.runId);
     new EventPublisher(bus, request.runId, begun.attempt).emit({

@@ -1,0 +1,37 @@
+import type { Bus } from "@agent-runtime/bus";
+import type { AgentConfig } from "@agent-runtime/config";
+import { type ChatMessage, Endpoints, type RequestMeta, type RunRequest } from "@agent-runtime/contracts";
+
+/**
+ * The prompt a turn starts from. A turn of a thread made for it, with nothing to retrieve, has no
+ * history: when its system prompt and input fit the budget whatever the tokenizer (a token is at
+ * least one byte of the JSON that carries it), the prompt is built here and memory is not asked.
+ * Every other turn gets its context from memory (history, summary, retrieval, budget trimming).
+ */
+export async function turnContext(
+  bus: Bus,
+  request: RunRequest,
+  agent: AgentConfig,
+  input: ChatMessage[],
+  meta: RequestMeta,
+): Promise<ChatMessage[]> {
+  const system: ChatMessage[] = agent.systemPrompt ? [{ role: "system", content: agent.systemPrompt }] : [];
+  const noHistory = request.newThread === true || !request.threadId;
+  if (noHistory && !agent.memory.retrieval) {
+    const messages = [...system, ...input];
+    if (Buffer.byteLength(JSON.stringify(messages)) <= agent.memory.contextBudgetTokens) return messages;
+  }
+  const context = await bus.request(Endpoints.memoryContext, {
+    meta,
+    ...(request.threadId ? { threadId: request.threadId } : {}),
+    agent: request.agent,
+    systemPrompt: agent.systemPrompt,
+    input,
+    budgetTokens: agent.memory.contextBudgetTokens,
+    retrieval: agent.memory.retrieval,
+    ...(request.userId ? { userId: request.userId } : {}),
+    // the context is counted with the target model's tokenizer when the model is known
+    ...((request.model ?? agent.model) ? { model: request.model ?? agent.model } : {}),
+  });
+  return context.messages;
+}
