@@ -23,9 +23,19 @@ import { connect } from "@nats-io/transport-node";
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { z } from "zod";
 import { decodeWith, encodeJson } from "./codec.js";
-import { fromNatsRequestError, overloadedError } from "./errors.js";
+import { overloadedError } from "./errors.js";
+import { type Backoff, exchange } from "./exchange.js";
+import {
+  DEFAULT_KEEPALIVE_MS,
+  KeepAliveHeader,
+  MISSED_KEEPALIVES,
+  type Refusal,
+  refusalHeaders,
+  startKeepAlive,
+} from "./keep-alive.js";
 import { InFlightLimiter } from "./limiter.js";
 import type { BusLogger } from "./logger.js";
+import { ReplyInbox } from "./reply-inbox.js";
 import { StreamDefinitions, type StreamName } from "./streams.js";
 import { extractTraceContext, injectTraceContext } from "./trace.js";
 
@@ -41,8 +51,44 @@ export interface BusOptions {
 export interface RequestOptions {
   /** Concrete subject when the endpoint is a family (e.g. `tool.exec.<name>`). */
   subject?: string;
+  /** Time to wait for an answer, every attempt included. Default: until `meta.deadline`, else 30 s. */
   timeoutMs?: number;
   headers?: Record<string, string>;
+  /**
+   * Longest one attempt may take before a retry-safe request goes to another
+   * replica (a request that is not safe to re-send fails with `timeout`).
+   * Default: the endpoint's `attemptTimeoutMs`, else no limit short of the deadline.
+   */
+  attemptTimeoutMs?: number;
+  /**
+   * `false`: one attempt, never re-sent. `true`: safe to re-send whatever the
+   * endpoint declares. Or tune: `{ safe?, maxAttempts?, backoff? }`.
+   */
+  retry?: boolean | RetryOptions;
+  /**
+   * Interval at which the serving replica is asked to signal that it is still
+   * working; an attempt with no sign of life for 3 intervals is given up, its
+   * replica presumed dead. 0 turns this off (for responders that are not a Bus).
+   * Default 1000.
+   */
+  keepAliveMs?: number;
+  /** Stops waiting (and re-sending) when aborted; the abort reason is thrown when it is a RuntimeError. */
+  signal?: AbortSignal;
+  /**
+   * Called before each re-send with its attempt number (2, 3, …) and what
+   * went wrong; returning `false` gives up with that failure (e.g. once a
+   * streamed call has already forwarded output), anything else lets it go.
+   */
+  beforeRetry?: (attempt: number, cause: RuntimeError) => boolean | undefined;
+}
+
+export interface RetryOptions {
+  /** Overrides the endpoint's retry safety for this call. */
+  safe?: boolean;
+  /** Attempts in all, the first included (default 3). */
+  maxAttempts?: number;
+  /** Delay before attempt n+1: a random share between half and all of initialMs·2^(n-1), capped at maxMs. */
+  backoff?: Backoff;
 }
 
 export interface HandlerContext {
@@ -73,6 +119,8 @@ export interface PublishOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_ATTEMPTS = 3;
+const DEFAULT_BACKOFF: Backoff = { initialMs: 25, maxMs: 500 };
 const tracer = trace.getTracer("@agent-runtime/bus");
 const envelopeCache = new WeakMap<z.ZodType, z.ZodType>();
 
@@ -108,6 +156,7 @@ export class Bus {
   private readonly served = new Set<ServedEndpoint>();
   private readonly stoppers = new Set<() => Promise<void>>();
   private readonly drainController = new AbortController();
+  private readonly inbox: ReplyInbox;
   private draining = false;
 
   constructor(
@@ -117,6 +166,7 @@ export class Bus {
     this.prefix = sanitizePrefix(options.prefix);
     this.logger = options.logger;
     this.js = jetstream(nc);
+    this.inbox = new ReplyInbox(nc);
   }
 
   get isDraining(): boolean {
@@ -147,35 +197,55 @@ export class Bus {
     return this.jsmPromise;
   }
 
-  /** Typed request/reply: the reply is validated; an error reply is thrown as a RuntimeError. */
+  /**
+   * Typed request/reply: the reply is validated; an error reply is thrown as a
+   * RuntimeError. Each attempt goes to one replica of the queue group; a
+   * request no replica took (none listening, or turned away while full or
+   * shutting down) is sent again, and so is one whose outcome is unknown (its
+   * replica went silent or the attempt timed out) when the endpoint declares it
+   * retry-safe. Once the deadline passes unanswered: `deadline_exceeded`.
+   */
   async request<E extends Endpoint>(
     endpoint: E,
     payload: z.input<E["request"]>,
     options: RequestOptions = {},
   ): Promise<z.infer<E["reply"]>> {
     const subject = options.subject ?? endpoint.subject;
-    const deadline = deadlineOf(payload);
+    const metaDeadline = deadlineOf(payload);
     const timeoutMs = Math.max(
       1,
-      options.timeoutMs ?? (deadline === undefined ? DEFAULT_TIMEOUT_MS : deadline - Date.now()),
+      options.timeoutMs ?? (metaDeadline === undefined ? DEFAULT_TIMEOUT_MS : metaDeadline - Date.now()),
     );
-    if (deadline !== undefined && deadline <= Date.now()) {
-      throw new RuntimeError("timeout", `deadline passed before ${subject} was asked`, { retryable: false });
+    if (metaDeadline !== undefined && metaDeadline <= Date.now()) {
+      throw new RuntimeError("deadline_exceeded", `deadline passed before ${subject} was asked`, {
+        retryable: false,
+      });
     }
+    const deadline = Date.now() + timeoutMs;
+    const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEPALIVE_MS;
     const messageHeaders = headers();
     injectTraceContext(messageHeaders);
-    messageHeaders.set(Headers.deadline, String(Date.now() + timeoutMs));
+    messageHeaders.set(Headers.deadline, String(deadline));
+    if (keepAliveMs > 0) messageHeaders.set(KeepAliveHeader, String(keepAliveMs));
     for (const [key, value] of Object.entries(options.headers ?? {})) messageHeaders.set(key, value);
 
-    let reply: Msg;
-    try {
-      reply = await this.nc.request(this.subject(subject), encodeJson(payload), {
-        timeout: timeoutMs,
-        headers: messageHeaders,
-      });
-    } catch (error) {
-      throw fromNatsRequestError(error, subject, timeoutMs);
-    }
+    const retry = typeof options.retry === "object" ? options.retry : {};
+    const reply = await exchange(this.nc, this.inbox, {
+      subject,
+      wireSubject: this.subject(subject),
+      data: encodeJson(payload),
+      headers: messageHeaders,
+      deadline,
+      retrySafe:
+        options.retry === true ||
+        (options.retry !== false && (retry.safe ?? endpoint.isRetrySafe?.(payload) ?? false)),
+      maxAttempts: options.retry === false ? 1 : Math.max(1, retry.maxAttempts ?? DEFAULT_MAX_ATTEMPTS),
+      attemptTimeoutMs: options.attemptTimeoutMs ?? endpoint.attemptTimeoutMs,
+      silenceMs: keepAliveMs * MISSED_KEEPALIVES,
+      backoff: retry.backoff ?? DEFAULT_BACKOFF,
+      signal: options.signal,
+      beforeRetry: options.beforeRetry,
+    });
     let parsed: { ok: true; data: unknown } | { ok: false; error: WireError };
     try {
       parsed = decodeWith(envelopeFor(endpoint.reply), reply.data) as typeof parsed;
@@ -202,10 +272,10 @@ export class Bus {
     const subject = options.subject ?? endpoint.subject;
     const limiter = new InFlightLimiter(options.maxInFlight);
     const logger = this.logger;
-    const respond = (msg: Msg, body: unknown) => {
+    const respond = (msg: Msg, body: unknown, refusal?: Refusal) => {
       if (!msg.reply) return;
       try {
-        msg.respond(encodeJson(body));
+        msg.respond(encodeJson(body), refusal ? { headers: refusalHeaders(refusal) } : undefined);
       } catch (error) {
         logger.warn({ err: error, subject }, "could not send reply");
       }
@@ -215,7 +285,10 @@ export class Bus {
       const deadline = Number(msg.headers?.get(Headers.deadline)) || Date.now() + DEFAULT_TIMEOUT_MS;
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
-        respond(msg, { ok: false, error: { code: "timeout", message: "deadline passed", retryable: false } });
+        respond(msg, {
+          ok: false,
+          error: { code: "deadline_exceeded", message: "deadline passed", retryable: false },
+        });
         return;
       }
       let data: z.infer<E["request"]>;
@@ -232,29 +305,35 @@ export class Bus {
       }
       const signal = AbortSignal.any([AbortSignal.timeout(remaining), this.drainController.signal]);
       const parent = extractTraceContext(msg.headers, ROOT_CONTEXT);
-      await context.with(parent, () =>
-        tracer.startActiveSpan(msg.subject, { kind: SpanKind.SERVER }, async (span) => {
-          try {
-            const result = await handler(data, {
-              subject: this.unprefix(msg.subject),
-              headers: msg.headers,
-              deadline,
-              signal,
-            });
-            respond(msg, { ok: true, data: result });
-          } catch (error) {
-            const wire = toWireError(error);
-            if (wire.code === "internal") {
-              logger.error({ err: error, subject: msg.subject }, "handler failed");
-              span.recordException(error instanceof Error ? error : new Error(String(error)));
+      // no timer can fire between the reply and this finally (only microtasks run in between)
+      const stopKeepAlive = startKeepAlive(msg);
+      try {
+        await context.with(parent, () =>
+          tracer.startActiveSpan(msg.subject, { kind: SpanKind.SERVER }, async (span) => {
+            try {
+              const result = await handler(data, {
+                subject: this.unprefix(msg.subject),
+                headers: msg.headers,
+                deadline,
+                signal,
+              });
+              respond(msg, { ok: true, data: result });
+            } catch (error) {
+              const wire = toWireError(error);
+              if (wire.code === "internal") {
+                logger.error({ err: error, subject: msg.subject }, "handler failed");
+                span.recordException(error instanceof Error ? error : new Error(String(error)));
+              }
+              span.setStatus({ code: SpanStatusCode.ERROR, message: wire.message });
+              respond(msg, { ok: false, error: wire });
+            } finally {
+              span.end();
             }
-            span.setStatus({ code: SpanStatusCode.ERROR, message: wire.message });
-            respond(msg, { ok: false, error: wire });
-          } finally {
-            span.end();
-          }
-        }),
-      );
+          }),
+        );
+      } finally {
+        stopKeepAlive?.();
+      }
     };
 
     const subscription: Subscription = this.nc.subscribe(this.subject(subject), {
@@ -265,19 +344,23 @@ export class Bus {
           return;
         }
         if (this.draining) {
-          respond(msg, {
-            ok: false,
-            error: {
-              code: "unavailable",
-              message: "service is shutting down",
-              retryable: true,
-              retryAfterMs: 500,
+          respond(
+            msg,
+            {
+              ok: false,
+              error: {
+                code: "unavailable",
+                message: "service is shutting down",
+                retryable: true,
+                retryAfterMs: 500,
+              },
             },
-          });
+            "draining",
+          );
           return;
         }
         if (!limiter.tryAcquire()) {
-          respond(msg, { ok: false, error: overloadedError(subject, limiter.limit) });
+          respond(msg, { ok: false, error: overloadedError(subject, limiter.limit) }, "overloaded");
           return;
         }
         handle(msg)

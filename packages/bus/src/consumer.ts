@@ -20,6 +20,16 @@ export interface ConsumeContext {
   working(): void;
 }
 
+export interface DeadLetterContext {
+  subject: string;
+  headers: MsgHdrs | undefined;
+  deliveryCount: number;
+  /** The message body as text (all there is of a message that did not parse). */
+  payload: string;
+  /** Aborts when the hook has had `ackWaitMs` or the bus drains; dead-lettering then goes on. */
+  signal: AbortSignal;
+}
+
 export interface ConsumeOptions<T extends z.ZodType> {
   stream: StreamName;
   durable: string;
@@ -37,6 +47,14 @@ export interface ConsumeOptions<T extends z.ZodType> {
   /** Dead letters go to `dlq.<origin>`. */
   deadLetterOrigin: string;
   handler: (data: z.infer<T>, context: ConsumeContext) => Promise<void>;
+  /**
+   * Called before a message is dead-lettered, with its parsed data (undefined
+   * when it did not parse), e.g. to fail the work it stood for and tell whoever
+   * waits. Errors are logged and do not stop the dead-lettering. Called again
+   * only in the rare case that the message itself is redelivered (its ack was
+   * lost), so it should be idempotent.
+   */
+  onDeadLetter?: (data: z.infer<T> | undefined, reason: string, context: DeadLetterContext) => Promise<void>;
 }
 
 export interface ConsumerHandle {
@@ -80,21 +98,55 @@ export async function consume<T extends z.ZodType>(
   let messages: ConsumerMessages | undefined;
   let stopped = false;
 
-  const deadLetter = async (msg: JsMsg, reason: string) => {
-    const origin = options.deadLetterOrigin;
+  const runDeadLetterHook = async (msg: JsMsg, data: z.infer<T> | undefined, reason: string) => {
+    const hook = options.onDeadLetter;
+    if (!hook) return;
+    const heartbeat = setInterval(() => msg.working(), Math.max(250, Math.floor(ackWaitMs / 3)));
+    const timeout = AbortSignal.timeout(ackWaitMs);
+    const hookSignal = AbortSignal.any([timeout, bus.drainSignal]);
     try {
-      await bus.publishDurable(Subjects.deadLetter(origin), DeadLetter, {
-        origin,
-        subject: bus.unprefix(msg.subject),
-        stream: options.stream,
-        consumer: options.durable,
-        reason,
-        deliveries: msg.info.deliveryCount,
-        payload: decodeText(msg.data).slice(0, 64 * 1024),
-        ts: Date.now(),
+      await new Promise<void>((resolve, reject) => {
+        hookSignal.addEventListener("abort", () => reject(hookSignal.reason), { once: true });
+        hook(data, reason, {
+          subject: bus.unprefix(msg.subject),
+          headers: msg.headers,
+          deliveryCount: msg.info.deliveryCount,
+          payload: decodeText(msg.data),
+          signal: hookSignal,
+        }).then(resolve, reject);
       });
-      msg.term(reason.slice(0, 200));
-      logger.warn({ subject: msg.subject, reason }, "message dead-lettered");
+    } catch (error) {
+      logger.error({ err: error, subject: msg.subject }, "dead-letter hook failed; dead-lettering anyway");
+    } finally {
+      clearInterval(heartbeat);
+    }
+  };
+
+  /**
+   * Stores the dead letter, then acks the message. (Not `term`: NATS before
+   * 2.10 ignores `+TERM <reason>` and redelivers the message until max_deliver,
+   * dead-lettering it each time.) The store is deduplicated by stream sequence,
+   * so a redelivery after a lost ack stores nothing twice.
+   */
+  const deadLetter = async (msg: JsMsg, reason: string, data?: z.infer<T>) => {
+    const origin = options.deadLetterOrigin;
+    await runDeadLetterHook(msg, data, reason);
+    try {
+      await bus.publishDurable(
+        Subjects.deadLetter(origin),
+        DeadLetter,
+        {
+          origin,
+          subject: bus.unprefix(msg.subject),
+          stream: options.stream,
+          consumer: options.durable,
+          reason,
+          deliveries: msg.info.deliveryCount,
+          payload: decodeText(msg.data).slice(0, 64 * 1024),
+          ts: Date.now(),
+        },
+        { msgId: `dlq:${msg.info.stream}:${msg.info.streamSequence}` },
+      );
     } catch (error) {
       // Could not store the dead letter: leave it for redelivery rather than lose it.
       logger.error(
@@ -102,7 +154,14 @@ export async function consume<T extends z.ZodType>(
         "dead-letter publish failed; message will be redelivered",
       );
       msg.nak(backoff.maxMs);
+      return;
     }
+    await msg
+      .ackAck()
+      .catch((error: unknown) =>
+        logger.warn({ err: error, subject: msg.subject }, "ack of a dead-lettered message not confirmed"),
+      );
+    logger.warn({ subject: msg.subject, reason }, "message dead-lettered");
   };
 
   const processMessage = async (msg: JsMsg) => {
@@ -146,7 +205,7 @@ export async function consume<T extends z.ZodType>(
       const permanent = error instanceof RuntimeError && !error.retryable;
       const reason = error instanceof Error ? error.message : String(error);
       if (permanent || deliveries >= maxDeliver) {
-        await deadLetter(msg, permanent ? reason : `gave up after ${deliveries} deliveries: ${reason}`);
+        await deadLetter(msg, permanent ? reason : `gave up after ${deliveries} deliveries: ${reason}`, data);
       } else if (signal.aborted) {
         msg.nak();
       } else {

@@ -3,12 +3,13 @@ export type {
   HandlerContext,
   PublishOptions,
   RequestOptions,
+  RetryOptions,
   ServedEndpoint,
   ServeOptions,
 } from "./bus.js";
 export { Bus, connectBus } from "./bus.js";
 export { decodeText, decodeWith, encodeJson } from "./codec.js";
-export type { ConsumeContext, ConsumeOptions, ConsumerHandle } from "./consumer.js";
+export type { ConsumeContext, ConsumeOptions, ConsumerHandle, DeadLetterContext } from "./consumer.js";
 export { consume, nakDelay } from "./consumer.js";
 export { InFlightLimiter } from "./limiter.js";
 export type { BusLogger } from "./logger.js";

@@ -154,6 +154,57 @@ describe("JetStream", () => {
     expect(letters[0]?.reason).toBe("job refers to nothing");
   });
 
+  it("dead-letters each bad message exactly once and removes it from its stream", async () => {
+    const calls: { data: unknown; reason: string; deliveryCount: number; payload: string }[] = [];
+    await consume(bus, {
+      stream: "MEMORY_JOBS",
+      durable: "once",
+      schema: Job,
+      concurrency: 2,
+      // a message left unacked would come back within a few of these
+      ackWaitMs: 300,
+      maxDeliver: 2,
+      backoff: { initialMs: 50, maxMs: 100 },
+      deadLetterOrigin: "once",
+      handler: async (job) => {
+        if (job.n === 1) throw new RuntimeError("validation", "job 1 refers to nothing");
+        throw new Error(`job ${job.n} keeps failing`);
+      },
+      onDeadLetter: async (data, reason, context) => {
+        calls.push({ data, reason, deliveryCount: context.deliveryCount, payload: context.payload });
+        if (data === undefined) throw new Error("a failing hook does not stop dead-lettering");
+      },
+    });
+    await bus.js.publish(bus.subject(Subjects.memoryJobs), new TextEncoder().encode("not json"));
+    await bus.publishDurable(Subjects.memoryJobs, Job, { n: 1 });
+    await bus.publishDurable(Subjects.memoryJobs, Job, { n: 2 });
+    await waitFor(async () => ((await deadLetters(bus)).length >= 3 ? true : undefined));
+    // several ack-wait periods: a message that was not settled would be redelivered and dead-lettered again
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+
+    const letters = await deadLetters(bus);
+    expect(letters.map((letter) => letter.payload).sort()).toEqual(["not json", '{"n":1}', '{"n":2}']);
+    const jsm = await bus.jsm();
+    expect((await jsm.streams.info(bus.streamName("MEMORY_JOBS"))).state.messages).toBe(0);
+
+    expect(calls).toHaveLength(3);
+    const byPayload = new Map(calls.map((call) => [call.payload, call]));
+    expect(byPayload.get("not json")).toMatchObject({
+      data: undefined,
+      reason: expect.stringMatching(/not JSON/),
+    });
+    expect(byPayload.get('{"n":1}')).toMatchObject({
+      data: { n: 1 },
+      reason: "job 1 refers to nothing",
+      deliveryCount: 1,
+    });
+    expect(byPayload.get('{"n":2}')).toMatchObject({
+      data: { n: 2 },
+      reason: expect.stringMatching(/gave up after 2 deliveries: job 2 keeps failing/),
+      deliveryCount: 2,
+    });
+  });
+
   it("redelivers to another worker after a worker dies without ack", async () => {
     const worker = spawn(
       process.execPath,

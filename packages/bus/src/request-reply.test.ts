@@ -115,14 +115,14 @@ describe("request/reply", () => {
     await expect(Promise.all(slow)).resolves.toEqual([{ sum: 2 }, { sum: 4 }]);
   });
 
-  it("reports timeout and no responders as typed errors", async () => {
+  it("reports no responders and an exhausted deadline as typed errors", async () => {
     await expect(other.request(Add, { a: 1, b: 1 }, { timeoutMs: 200 })).rejects.toMatchObject({
       code: "unavailable",
     });
     bus.serve(Add, () => new Promise(() => undefined), { queue: "adders", maxInFlight: 2 });
     await bus.nc.flush();
     await expect(other.request(Add, { a: 1, b: 1 }, { timeoutMs: 200 })).rejects.toMatchObject({
-      code: "timeout",
+      code: "deadline_exceeded",
     });
   });
 

@@ -49,5 +49,7 @@ export const StreamDefinitions: Record<StreamName, Partial<StreamConfig> & { sub
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     max_age: 14 * DAY_NS,
+    // dead letters are deduplicated by origin stream sequence (a redelivery after a lost ack)
+    duplicate_window: 10 * 60 * SECOND_NS,
   },
 };

@@ -11,6 +11,8 @@ export const ErrorCode = z.enum([
   "rate_limited",
   "overloaded",
   "timeout",
+  /** The request's own deadline passed before it was answered (never retried: no time is left). */
+  "deadline_exceeded",
   "cancelled",
   "budget_exceeded",
   "guardrail_blocked",
@@ -77,6 +79,7 @@ export function httpStatusFor(code: ErrorCode): number {
     case "unavailable":
       return 503;
     case "timeout":
+    case "deadline_exceeded":
       return 504;
     case "cancelled":
       return 499;

@@ -26,6 +26,10 @@ function typeFor(code: ErrorCode): string {
     case "overloaded":
     case "unavailable":
       return "service_unavailable_error";
+    // both 504: an upstream ran out of its own time limit, or the request's deadline passed
+    case "timeout":
+    case "deadline_exceeded":
+      return code;
     default:
       return code === "internal" ? "server_error" : code;
   }
