@@ -17,14 +17,15 @@ import {
 import type { Logger } from "@agent-runtime/telemetry";
 import { z } from "zod";
 import { DELEGATE_TOOL, delegateSpec } from "./delegation.js";
+import type { Failpoint } from "./failpoints.js";
 import { type FinalAnswer, finalAnswer } from "./final-answer.js";
 import { checkInput, hasOutputChecks } from "./guardrails.js";
+import type { Journal, JournalEntry, RunState, Written } from "./journal.js";
 import { callModel } from "./model-call.js";
 import { planRun } from "./planner.js";
 import { RunControl, RunHandedOff } from "./run-control.js";
-import { addUsage, EventPublisher, emptyUsage } from "./run-events.js";
-import type { Journal, JournalEntry, RunState, Written } from "./journal.js";
-import { runDeadline, takeRun } from "./run-start.js";
+import { addUsage, EventPublisher, emptyUsage, finishedEventSent } from "./run-events.js";
+import { announceStored, runDeadline, takeRun } from "./run-start.js";
 import type { RecordedStep, RunStore, StepDetails } from "./run-store.js";
 import { runToolStep } from "./tool-calls.js";
 import { turnContext } from "./turn-context.js";
@@ -40,6 +41,8 @@ export interface LoopDeps {
   store: RunStore;
   /** Where each fact of a run is written (batched across runs). */
   journal: Journal;
+  /** Fault tests: crashes the worker at a named point (a no-op unless armed). */
+  failpoint: (name: Failpoint) => void;
   logger: Logger;
   agents: Record<string, AgentConfig>;
   toolSpecs: (agent: string, names: string[], tenant: string) => Promise<AgentTools>;
@@ -132,10 +135,13 @@ export async function executeRun(
           return { status, finishedBy: finishToken };
         });
     }
+    deps.failpoint("after-final-write");
     const final = written.status;
     if (written.finishedBy !== finishToken && final !== "cancelled") {
-      // another worker holding the same run (a redelivery racing this one) ended it and announced it
+      // another worker holding the same run (a redelivery racing this one) ended it: it announces
+      // the outcome, unless it never got to (then the stored outcome goes out, once)
       deps.logger.info({ runId: request.runId, status: final }, "run already ended by another worker");
+      if (!(await finishedEventSent(bus, request.runId))) await announceStored(deps, request, begun.attempt);
       return final;
     }
     const event: Omit<RunFinishedEvent, "runId" | "seq" | "ts"> = {
@@ -366,6 +372,7 @@ export async function executeRun(
       });
       cost += toolCost;
       const recorded = record(toolMessages, toolCost);
+      deps.failpoint("after-step-effects");
       steps.push(recorded);
       begun.superseded();
       await journal.writeDurably(

@@ -6,6 +6,7 @@ import {
   resolveAgents,
 } from "@agent-runtime/config";
 import { z } from "zod";
+import { FAILPOINT_NAMES, type Failpoint } from "./failpoints.js";
 
 const OwnEnv = {
   OPS_PORT: z.coerce.number().int().min(0).default(9101),
@@ -15,6 +16,17 @@ const OwnEnv = {
   BATCH_MAX_ATTEMPTS: z.coerce.number().int().positive().default(4),
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(256),
   DRAIN_GRACE_MS: z.coerce.number().int().nonnegative().default(10_000),
+  /** Fault tests only: crash points (see failpoints.ts). */
+  FAILPOINTS: z
+    .string()
+    .default("")
+    .transform((value) =>
+      value
+        .split(",")
+        .map((name) => name.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.enum(FAILPOINT_NAMES))),
 };
 
 export interface OrchestratorConfig extends Connections {
@@ -26,6 +38,7 @@ export interface OrchestratorConfig extends Connections {
   maxInFlight: number;
   /** On SIGTERM, how long a step in flight may finish before its run is handed to another worker. */
   drainGraceMs: number;
+  failpoints: Failpoint[];
   agents: Record<string, AgentConfig>;
 }
 
@@ -42,6 +55,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OrchestratorCo
     batchMaxAttempts: e.BATCH_MAX_ATTEMPTS,
     maxInFlight: e.MAX_IN_FLIGHT,
     drainGraceMs: e.DRAIN_GRACE_MS,
+    failpoints: e.FAILPOINTS,
     agents,
   };
 }

@@ -1,6 +1,6 @@
 import type { RunRequest, RunStatus } from "@agent-runtime/contracts";
 import type { LoopDeps, RunOptions } from "./agent-loop.js";
-import { retryTransient, type RunState } from "./journal.js";
+import { type RunState, retryTransient } from "./journal.js";
 import { EventPublisher, emptyUsage, finishedEventSent } from "./run-events.js";
 import type { RecordedStep } from "./run-store.js";
 
@@ -103,20 +103,24 @@ export async function takeRun(
   }
   if (begun.status === "running" || begun.status === "queued")
     return { begun: { ...begun, recorded: () => Promise.resolve(), superseded: () => undefined } };
-  if (!(await finishedEventSent(bus, request.runId))) {
-    const record = await store.get(request.tenant, request.runId);
-    new EventPublisher(bus, request.runId, begun.attempt).emit({
-      type: "run-finished",
-      status: begun.status,
-      ...(record?.output ? { output: record.output } : {}),
-      usage: record?.usage ?? emptyUsage(),
-      costUsd: record?.costUsd ?? 0,
-      steps: record?.steps ?? 0,
-      ...(record?.error ? { error: record.error } : {}),
-      ...(request.threadId ? { threadId: request.threadId } : {}),
-    });
-  }
+  if (!(await finishedEventSent(bus, request.runId))) await announceStored(deps, request, begun.attempt);
   return { done: begun.status };
+}
+
+/** Announces a finished run's outcome as the store holds it (for a client that never heard it). */
+export async function announceStored(deps: LoopDeps, request: RunRequest, attempt: number): Promise<void> {
+  const record = await deps.store.get(request.tenant, request.runId);
+  if (!record) return;
+  new EventPublisher(deps.bus, request.runId, attempt).emit({
+    type: "run-finished",
+    status: record.status,
+    ...(record.output ? { output: record.output } : {}),
+    usage: record.usage,
+    costUsd: record.costUsd,
+    steps: record.steps,
+    ...(record.error ? { error: record.error } : {}),
+    ...(request.threadId ? { threadId: request.threadId } : {}),
+  });
 }
 
 /** How long the store is waited for on a run's behalf: its deadline, and a few seconds past one already gone. */

@@ -5,6 +5,7 @@ import { createLogger, createMetrics, type Logger, startOpsServer } from "@agent
 import { type AgentTools, executeRun, type LoopDeps } from "./agent-loop.js";
 import type { OrchestratorConfig } from "./config.js";
 import { consumeEvents } from "./event-intake.js";
+import { failpoints } from "./failpoints.js";
 import { Journal } from "./journal.js";
 import { RunHandedOff } from "./run-control.js";
 import { registerQueuedRuns, serveRunEndpoints } from "./run-endpoints.js";
@@ -67,6 +68,7 @@ export async function startOrchestrator(
     bus,
     store,
     journal: new Journal(pool),
+    failpoint: failpoints(config.failpoints),
     logger,
     agents: config.agents,
     toolSpecs,

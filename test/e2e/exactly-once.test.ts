@@ -1,0 +1,196 @@
+/**
+ * Exactly once at the worst moments: an orchestrator process SIGKILLs itself between two writes
+ * (failpoints), another takes the run over. A run that is journaled as ended is announced from the
+ * journal and nothing is called again; a tool step whose effects happened but whose step record
+ * did not is made again without a second effect, even when the model proxy has no Redis (so the
+ * model's answer, and its tool-call ids, differ on the second call).
+ */
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Bus } from "@agent-runtime/bus";
+import { createTestBus } from "@agent-runtime/bus/testing";
+import { RunEvent, RunRequest, Subjects } from "@agent-runtime/contracts";
+import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import { DATABASE_URL } from "../support/isolation.js";
+import { type ServiceProcess, startServiceProcess } from "../support/processes.js";
+import { type Stack, startStack } from "../support/stack.js";
+
+let fake: FakeOpenAI;
+let stack: Stack;
+let bus: Bus;
+let db: pg.Client;
+let hook: Server;
+const shipped: string[] = [];
+const processes: ServiceProcess[] = [];
+
+beforeAll(async () => {
+  hook = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk: Buffer) => {
+      body += chunk.toString();
+    });
+    request.on("end", () => {
+      shipped.push(body);
+      response.end(JSON.stringify({ shipped: true }));
+    });
+  });
+  await new Promise<void>((resolve) => hook.listen(0, "127.0.0.1", resolve));
+  fake = await startFakeOpenAI();
+  // no fixed call ids: a model call made again answers with other ids, as a real model does
+  fake.setHandler((body) => {
+    const result = body.messages.find((message) => message.role === "tool");
+    if (!result) return { toolCalls: [{ name: "ship", arguments: { order: 7 } }] };
+    return { content: `done: ${String(result.content)}` };
+  });
+  const configPath = join(mkdtempSync(join(tmpdir(), "once-")), "config.yaml");
+  writeFileSync(
+    configPath,
+    stringify({
+      tools: {
+        webhooks: {
+          ship: {
+            description: "ships an order (side effect)",
+            url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/ship`,
+            sideEffects: true,
+            timeoutMs: 10_000,
+            allowPrivateNetwork: true,
+          },
+        },
+      },
+      agents: { shipper: { tools: ["ship"], maxSteps: 4 } },
+    }),
+  );
+  stack = await startStack({
+    bootstrapApiKey: "sk-once-tests",
+    openaiBaseUrl: fake.url,
+    env: { AGENT_CONFIG: configPath },
+    without: ["orchestrator", "model-proxy"],
+  });
+  // the model proxy without Redis: it keeps no idempotency record of a model call
+  processes.push(
+    await startServiceProcess("model-proxy", {
+      ...stack.env,
+      REDIS_URL: "redis://127.0.0.1:1",
+      OPS_PORT: "0",
+      LOG_LEVEL: "info",
+    }),
+  );
+  bus = await createTestBus({ prefix: stack.isolation.natsPrefix });
+  db = new pg.Client({ connectionString: DATABASE_URL });
+  await db.connect();
+  await db.query(`SET search_path TO "${stack.isolation.schema}"`);
+}, 90_000);
+
+afterAll(async () => {
+  for (const process of processes) await process.stop("SIGKILL");
+  await db?.end();
+  await bus?.close();
+  await stack?.stop();
+  await fake?.close();
+  hook?.close();
+});
+
+const workerEnv = (failpoints: string) => ({
+  ...stack.env,
+  RUN_ACK_WAIT_MS: "1000",
+  OPS_PORT: "0",
+  LOG_LEVEL: "info",
+  FAILPOINTS: failpoints,
+});
+
+/** Publishes a chat turn (the plain path: no read before the model is asked) and follows it. */
+async function startTurn() {
+  const runId = `run_${randomUUID()}`;
+  const finished: RunEvent[] = [];
+  bus.subscribe(Subjects.runEvents(runId), RunEvent, (event) => {
+    if (event.type === "run-finished") finished.push(event);
+  });
+  await bus.nc.flush();
+  await bus.publishDurable(
+    Subjects.runs("interactive", "acme"),
+    RunRequest,
+    {
+      runId,
+      tenant: "acme",
+      agent: "shipper",
+      input: [{ role: "user", content: "ship order 7" }],
+      priority: "interactive",
+      createdAt: Date.now(),
+      deadline: Date.now() + 60_000,
+      source: "chat",
+    },
+    { msgId: runId },
+  );
+  return { runId, finished };
+}
+
+async function until(check: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+describe("exactly once", () => {
+  it("announces a run killed after its end was journaled from the journal, calling nothing again", async () => {
+    const doomed = await startServiceProcess("orchestrator", workerEnv("after-final-write"));
+    processes.push(doomed);
+    const shippedBefore = shipped.length;
+    const callsBefore = fake.chatRequests().length;
+    const { runId, finished } = await startTurn();
+    // the worker dies between its final write and telling anyone
+    await until(() => doomed.child.exitCode !== null || doomed.child.signalCode !== null, 30_000);
+    expect(doomed.child.signalCode).toBe("SIGKILL");
+    expect(finished).toHaveLength(0);
+    const row = await db.query("SELECT status, steps FROM runs WHERE id = $1", [runId]);
+    expect(row.rows[0]).toEqual({ status: "completed", steps: 2 });
+
+    processes.push(await startServiceProcess("orchestrator", workerEnv("")));
+    await until(() => finished.length > 0, 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(finished).toHaveLength(1);
+    const done = finished[0]!;
+    expect(done.type === "run-finished" && done.status).toBe("completed");
+    expect(done.type === "run-finished" && done.output?.content).toBe('done: {"shipped":true}');
+    // two model calls (tool step, answer), none after the crash; one shipment
+    expect(fake.chatRequests().length - callsBefore).toBe(2);
+    expect(shipped.length - shippedBefore).toBe(1);
+    await processes.pop()!.stop("SIGTERM");
+  }, 90_000);
+
+  it("makes a tool step again after a crash between its effect and its record without a second effect", async () => {
+    const doomed = await startServiceProcess("orchestrator", workerEnv("after-step-effects"));
+    processes.push(doomed);
+    const shippedBefore = shipped.length;
+    const callsBefore = fake.chatRequests().length;
+    const { runId, finished } = await startTurn();
+    await until(() => doomed.child.signalCode !== null, 30_000);
+    // the shipment happened; the step that made it is not journaled
+    expect(shipped.length - shippedBefore).toBe(1);
+    const steps = await db.query("SELECT count(*)::int AS n FROM run_steps WHERE run_id = $1", [runId]);
+    expect(steps.rows[0]).toEqual({ n: 0 });
+
+    processes.push(await startServiceProcess("orchestrator", workerEnv("")));
+    await until(() => finished.length > 0, 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(finished).toHaveLength(1);
+    const done = finished[0]!;
+    expect(done.type === "run-finished" && done.status).toBe("completed");
+    // the tool step's model call was made again (no Redis: no idempotency record), answering
+    // with another call id; the shipment keyed by run, step and call position did not repeat
+    const calls = fake.chatRequests().slice(callsBefore);
+    expect(calls).toHaveLength(3);
+    expect(shipped.length - shippedBefore).toBe(1);
+    const row = await db.query("SELECT status, steps FROM runs WHERE id = $1", [runId]);
+    expect(row.rows[0]).toEqual({ status: "completed", steps: 2 });
+    await processes.pop()!.stop("SIGTERM");
+  }, 90_000);
+});
