@@ -4,7 +4,6 @@ import type { AgentConfig } from "@agent-runtime/config";
 import {
   type AssistantMessage,
   type ChatMessage,
-  Endpoints,
   type RequestMeta,
   type RunFinishedEvent,
   type RunRequest,

@@ -106,7 +106,7 @@ export class Journal {
     this.batches++;
     try {
       const written = await this.run(batch.map((pending) => pending.entry));
-      batch.forEach((pending, index) => pending.resolve(written[index]!));
+      for (const [index, pending] of batch.entries()) pending.resolve(written[index]!);
     } catch (error) {
       if (batch.length === 1 || !isPermanent(error)) {
         for (const pending of batch) pending.reject(error);
