@@ -16,6 +16,13 @@ export async function createPool(options: PostgresOptions): Promise<pg.Pool> {
   const searchPath = `SET search_path TO "${options.schema}", public`;
   /** Sets the search path once per connection, before the pool hands it out (some servers ignore startup options). */
   class SchemaClient extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super(config);
+      // a connection lost while the client is checked out (inside a transaction) fails the query in
+      // flight; without a listener the same error would also be thrown as uncaught and end the process
+      this.on("error", () => undefined);
+    }
+
     override connect(): Promise<pg.Client>;
     override connect(callback: (error: Error) => void): void;
     override connect(callback?: (error: Error) => void): Promise<pg.Client> | undefined {

@@ -43,10 +43,22 @@ export interface HandlerDeps {
   };
 }
 
-/** PostgreSQL unreachable or shutting down: the caller may retry elsewhere. */
+/** Connection failures the pg client reports without a code. */
+const LOST_CONNECTION = /connection terminated|timeout exceeded when trying to connect|connection error/i;
+
+/**
+ * PostgreSQL unreachable or shutting down: the caller may retry elsewhere; data it refuses (SQLSTATE
+ * classes 22, 23): the caller's request is at fault and a retry cannot help.
+ */
 function databaseUnavailable(error: unknown): never {
   const code = (error as { code?: string } | null)?.code ?? "";
+  if (/^(22|23)/.test(code))
+    throw new RuntimeError("validation", `the memory store refused the data: ${(error as Error).message}`, {
+      retryable: false,
+      cause: error,
+    });
   if (
+    (!code && error instanceof Error && LOST_CONNECTION.test(error.message)) ||
     code === "ECONNREFUSED" ||
     code === "ECONNRESET" ||
     code === "ETIMEDOUT" ||

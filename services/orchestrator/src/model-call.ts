@@ -29,16 +29,6 @@ export interface ModelCall {
   clientToolNames: ReadonlySet<string>;
 }
 
-/** Rejects with the signal's reason when it aborts (a pending promise otherwise). */
-export function abortion(signal: AbortSignal): Promise<never> {
-  const aborted = new Promise<never>((_, reject) => {
-    if (signal.aborted) reject(signal.reason);
-    signal.addEventListener("abort", () => reject(signal.reason), { once: true });
-  });
-  aborted.catch(() => undefined);
-  return aborted;
-}
-
 /** One `model.chat` call for a run step, with its deltas relayed in order when streaming. */
 export async function callModel(
   bus: Bus,
@@ -51,6 +41,8 @@ export async function callModel(
     call.stream === "live" && request.stream ? `run.${request.runId}.deltas.${step}` : undefined;
   // which tool each streamed call index is for: the name arrives in the index's first fragment
   const callNames = new Map<number, string>();
+  // once output went out, a model call made again on another replica would send it twice
+  let relayed = false;
   const subscription = streamSubject
     ? bus.subscribe(streamSubject, ModelStreamChunk, (chunk) => {
         const toolCalls = (chunk.toolCalls ?? []).filter((delta) => {
@@ -58,6 +50,7 @@ export async function callModel(
           return call.clientToolNames.has(callNames.get(delta.index) ?? "");
         });
         if (!chunk.content && toolCalls.length === 0) return;
+        relayed = true;
         events.emit({
           type: "delta",
           step,
@@ -69,19 +62,22 @@ export async function callModel(
   try {
     // the subscription must reach the server before the first chunk is published
     if (subscription) await bus.nc.flush();
-    const reply = bus.request(Endpoints.modelChat, {
-      meta: call.meta,
-      messages: call.messages,
-      ...(call.tools.length > 0 ? { tools: call.tools } : {}),
-      task: call.tools.length > 0 ? "act" : "answer",
-      ...(request.model ? { model: request.model } : agent.model ? { model: agent.model } : {}),
-      ...(agent.tier ? { tier: agent.tier } : {}),
-      ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
-      ...(request.maxTokens !== undefined ? { maxTokens: request.maxTokens } : {}),
-      ...(streamSubject ? { streamSubject } : {}),
-      ...(call.sideEffects ? { toolsHaveSideEffects: true } : {}),
-    });
-    return await Promise.race([reply, abortion(signal)]);
+    return await bus.request(
+      Endpoints.modelChat,
+      {
+        meta: call.meta,
+        messages: call.messages,
+        ...(call.tools.length > 0 ? { tools: call.tools } : {}),
+        task: call.tools.length > 0 ? "act" : "answer",
+        ...(request.model ? { model: request.model } : agent.model ? { model: agent.model } : {}),
+        ...(agent.tier ? { tier: agent.tier } : {}),
+        ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+        ...(request.maxTokens !== undefined ? { maxTokens: request.maxTokens } : {}),
+        ...(streamSubject ? { streamSubject } : {}),
+        ...(call.sideEffects ? { toolsHaveSideEffects: true } : {}),
+      },
+      { signal, beforeRetry: () => !relayed },
+    );
   } finally {
     subscription?.unsubscribe();
   }

@@ -4,6 +4,7 @@ import { createPool } from "@agent-runtime/stores";
 import { createLogger, createMetrics, type Logger, startOpsServer } from "@agent-runtime/telemetry";
 import { type AgentTools, executeRun, type LoopDeps } from "./agent-loop.js";
 import type { OrchestratorConfig } from "./config.js";
+import { failDeadLetteredRun } from "./dead-letters.js";
 import { consumeEvents } from "./event-intake.js";
 import { failpoints } from "./failpoints.js";
 import { Journal } from "./journal.js";
@@ -101,6 +102,7 @@ export async function startOrchestrator(
         priority === "interactive" ? { initialMs: 200, maxMs: 1000 } : { initialMs: 2000, maxMs: 60_000 },
       ackWaitMs: config.ackWaitMs,
       deadLetterOrigin: `runs-${priority}`,
+      onDeadLetter: (request, reason, context) => failDeadLetteredRun(deps, request, reason, context.payload),
       handler: async (request, context) => {
         const started = performance.now();
         runsActive.inc({ priority });

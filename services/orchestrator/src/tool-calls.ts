@@ -7,11 +7,11 @@ import {
   type RequestMeta,
   type RunRequest,
   type ToolBatchReply,
+  toWireError,
 } from "@agent-runtime/contracts";
 import type { Logger } from "@agent-runtime/telemetry";
 import type { LoopDeps, RunOptions } from "./agent-loop.js";
 import { DELEGATE_TOOL, delegate } from "./delegation.js";
-import { abortion } from "./model-call.js";
 import type { EventPublisher } from "./run-events.js";
 
 type ToolCalls = NonNullable<AssistantMessage["tool_calls"]>;
@@ -36,8 +36,9 @@ export async function runTools(
   signal: AbortSignal,
 ): Promise<ToolBatchReply> {
   const ask = (subset: PlacedCalls) =>
-    Promise.race([
-      bus.request(Endpoints.toolBatch, {
+    bus.request(
+      Endpoints.toolBatch,
+      {
         meta,
         calls: subset.map(({ call, position }) => ({
           callId: call.id,
@@ -45,9 +46,9 @@ export async function runTools(
           arguments: call.function.arguments,
           idempotencyKey: `${request.runId}:${step}:${position}`,
         })),
-      }),
-      abortion(signal),
-    ]);
+      },
+      { signal },
+    );
   const batch = await ask(calls);
   for (let attempt = 0; attempt < 60; attempt++) {
     const pending = batch.results.flatMap((result, index) =>
@@ -141,16 +142,27 @@ export async function appendTurn(
 ): Promise<void> {
   if (!request.threadId) return;
   const messages = [...input, ...turn];
-  try {
-    await bus.request(Endpoints.memoryAppend, {
-      meta,
-      threadId: request.threadId,
-      agent: request.agent,
-      ...(request.userId ? { userId: request.userId } : {}),
-      messages: messages.map((message, index) => ({ id: `${request.runId}:${index}`, message })),
-    });
-  } catch (error) {
-    // the answer still goes out; the turn is missing from the thread
-    logger.error({ err: error, runId: request.runId }, "could not store the turn in memory");
+  // messages keyed by run and position: appending again is a no-op, so a store that is down is
+  // waited for (with backoff, within the run's deadline) like the run's own journal
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await bus.request(Endpoints.memoryAppend, {
+        meta,
+        threadId: request.threadId,
+        agent: request.agent,
+        ...(request.userId ? { userId: request.userId } : {}),
+        messages: messages.map((message, index) => ({ id: `${request.runId}:${index}`, message })),
+      });
+      return;
+    } catch (error) {
+      const wire = toWireError(error);
+      const wait = Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      if (!wire.retryable || Date.now() + wait >= meta.deadline) {
+        // the answer still goes out; the turn is missing from the thread
+        logger.error({ err: error, runId: request.runId }, "could not store the turn in memory");
+        return;
+      }
+      await sleep(wait);
+    }
   }
 }
