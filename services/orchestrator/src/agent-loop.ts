@@ -73,7 +73,7 @@ export async function executeRun(
   const taken = await takeRun(deps, request, options);
   if ("done" in taken) return taken.done;
   const { begun } = taken;
-  const events = new EventPublisher(bus, request.runId, begun.attempt);
+  const events = EventPublisher.forRun(bus, request, begun.attempt);
   const agent = deps.agents[request.agent];
   const usage = emptyUsage();
   let cost = 0;

@@ -42,11 +42,24 @@ export class EventPublisher {
     private readonly bus: Bus,
     private readonly runId: string,
     attempt: number,
+    /** Only these event types are published (a chat turn's client listens for its deltas and its end). */
+    private readonly only?: ReadonlySet<RunEvent["type"]>,
   ) {
     this.seq = (attempt - 1) * 10_000;
   }
 
+  /** The events a run's listeners use: a chat turn's only listener is its chat completion. */
+  static forRun(bus: Bus, request: { runId: string; source: string }, attempt: number): EventPublisher {
+    return new EventPublisher(
+      bus,
+      request.runId,
+      attempt,
+      request.source === "chat" ? CHAT_EVENTS : undefined,
+    );
+  }
+
   emit(event: RunEventBody): void {
+    if (this.only && !this.only.has(event.type)) return;
     this.bus.publish(Subjects.runEvents(this.runId), RunEvent, {
       ...event,
       runId: this.runId,
@@ -55,6 +68,8 @@ export class EventPublisher {
     } as RunEvent);
   }
 }
+
+const CHAT_EVENTS: ReadonlySet<RunEvent["type"]> = new Set(["delta", "run-finished"]);
 
 const LastEvent = z.object({ type: z.string() });
 
