@@ -22,7 +22,7 @@ import { checkInput, hasOutputChecks } from "./guardrails.js";
 import type { Journal, JournalEntry, RunState, Written } from "./journal.js";
 import { callModel } from "./model-call.js";
 import { planRun } from "./planner.js";
-import { RunControl, RunHandedOff } from "./run-control.js";
+import { type CancelWatch, RunControl, RunHandedOff } from "./run-control.js";
 import { addUsage, EventPublisher, emptyUsage, finishedEventSent } from "./run-events.js";
 import { announceStored, runDeadline, takeRun } from "./run-start.js";
 import type { RecordedStep, RunStore, StepDetails } from "./run-store.js";
@@ -40,6 +40,8 @@ export interface LoopDeps {
   store: RunStore;
   /** Where each fact of a run is written (batched across runs). */
   journal: Journal;
+  /** Cancel notices of the runs this worker holds. */
+  cancels: CancelWatch;
   /** Fault tests: crashes the worker at a named point (a no-op unless armed). */
   failpoint: (name: Failpoint) => void;
   logger: Logger;
@@ -185,7 +187,7 @@ export async function executeRun(
   }
   events.emit({ type: "run-started", agent: request.agent, attempt: begun.attempt });
 
-  const control = new RunControl(bus, request.runId, options.signal, deps.drainGraceMs);
+  const control = new RunControl(deps.cancels, request.runId, options.signal, deps.drainGraceMs);
   const { signal, checkpoint } = control;
   const timeLimit = Math.min(
     request.deadline,
@@ -383,7 +385,9 @@ export async function executeRun(
     }
   } catch (error) {
     const wire = toWireError(error);
-    if (wire.code === "cancelled" || control.cancelled) {
+    // a call abandoned downstream because the time ran out is a time outcome, not a cancel
+    const timeUp = Date.now() >= timeLimit - 10;
+    if (control.cancelled || (wire.code === "cancelled" && !timeUp)) {
       return finish("cancelled", undefined, {
         code: "cancelled",
         message: "run was cancelled",
@@ -396,8 +400,8 @@ export async function executeRun(
       throw error instanceof RunHandedOff ? error : new RunHandedOff(request.runId);
     }
     if (
-      Date.now() >= timeLimit - 10 &&
-      ["timeout", "deadline_exceeded", "upstream", "unavailable"].includes(wire.code)
+      timeUp &&
+      ["timeout", "deadline_exceeded", "cancelled", "upstream", "unavailable"].includes(wire.code)
     ) {
       // the agent's time budget ran out inside a call: a budget outcome; the run's own deadline
       // (what its client waits for) is a deadline outcome

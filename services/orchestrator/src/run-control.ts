@@ -12,6 +12,40 @@ export class RunHandedOff extends RuntimeError {
 }
 
 /**
+ * One subscription per worker for every run's cancel notice (`run.*.cancelled`), instead of a
+ * subscribe and an unsubscribe per run: a run registers while this worker holds it.
+ */
+export class CancelWatch {
+  private readonly waiting = new Map<string, Set<() => void>>();
+  private readonly subscription: { unsubscribe(): void };
+
+  constructor(bus: Bus) {
+    this.subscription = bus.subscribe(Subjects.runCancelledAll, z.unknown(), (_notice, subject) => {
+      const runId = subject.split(".")[1] ?? "";
+      for (const cancel of this.waiting.get(runId) ?? []) cancel();
+    });
+  }
+
+  /** Calls `cancel` when the run's cancel notice arrives; returns how to stop watching. */
+  watch(runId: string, cancel: () => void): () => void {
+    let callbacks = this.waiting.get(runId);
+    if (!callbacks) {
+      callbacks = new Set();
+      this.waiting.set(runId, callbacks);
+    }
+    callbacks.add(cancel);
+    return () => {
+      callbacks.delete(cancel);
+      if (callbacks.size === 0) this.waiting.delete(runId);
+    };
+  }
+
+  close(): void {
+    this.subscription.unsubscribe();
+  }
+}
+
+/**
  * How a run in progress is stopped. A cancel (`run.<id>.cancelled`) stops it and its in-flight calls
  * at once. A drain (the worker's SIGTERM) lets the step in flight finish, up to a grace time after
  * which its calls are abandoned, and hands the run off at the next step boundary: the recorded
@@ -22,19 +56,19 @@ export class RunControl {
   readonly signal: AbortSignal;
   private readonly cancel = new AbortController();
   private readonly handoff = new AbortController();
-  private readonly subscription: { unsubscribe(): void };
+  private readonly unwatch: () => void;
   private graceTimer: NodeJS.Timeout | undefined;
   private readonly onDrain = () => {
     this.graceTimer = setTimeout(() => this.handoff.abort(new RunHandedOff(this.runId)), this.graceMs);
   };
 
   constructor(
-    bus: Bus,
+    cancels: CancelWatch,
     private readonly runId: string,
     private readonly drain: AbortSignal,
     private readonly graceMs: number,
   ) {
-    this.subscription = bus.subscribe(Subjects.runCancelled(runId), z.unknown(), () =>
+    this.unwatch = cancels.watch(runId, () =>
       this.cancel.abort(new RuntimeError("cancelled", "run was cancelled")),
     );
     if (drain.aborted) this.onDrain();
@@ -59,6 +93,6 @@ export class RunControl {
   close(): void {
     clearTimeout(this.graceTimer);
     this.drain.removeEventListener("abort", this.onDrain);
-    this.subscription.unsubscribe();
+    this.unwatch();
   }
 }

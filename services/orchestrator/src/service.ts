@@ -8,7 +8,7 @@ import { failDeadLetteredRun } from "./dead-letters.js";
 import { consumeEvents } from "./event-intake.js";
 import { failpoints } from "./failpoints.js";
 import { Journal } from "./journal.js";
-import { RunHandedOff } from "./run-control.js";
+import { CancelWatch, RunHandedOff } from "./run-control.js";
 import { registerQueuedRuns, serveRunEndpoints } from "./run-endpoints.js";
 import { RunStore } from "./run-store.js";
 
@@ -70,6 +70,7 @@ export async function startOrchestrator(
     store,
     journal: new Journal(pool),
     failpoint: failpoints(config.failpoints),
+    cancels: new CancelWatch(bus),
     logger,
     agents: config.agents,
     toolSpecs,
