@@ -20,7 +20,7 @@ describe("orchestrator config", () => {
       interactiveConcurrency: 64,
       batchConcurrency: 4,
       ackWaitMs: 5000,
-      drainGraceMs: 10_000,
+      drainGraceMs: 25_000,
     });
     expect(config.agents.assistant?.tools).toEqual(["calculator", "current_time"]);
   });

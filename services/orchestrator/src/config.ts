@@ -15,7 +15,9 @@ const OwnEnv = {
   RUN_ACK_WAIT_MS: z.coerce.number().int().positive().default(5000),
   BATCH_MAX_ATTEMPTS: z.coerce.number().int().positive().default(4),
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(256),
-  DRAIN_GRACE_MS: z.coerce.number().int().nonnegative().default(10_000),
+  // Kubernetes sends SIGKILL 30 s after SIGTERM (terminationGracePeriodSeconds in infra/k8s): runs
+  // get 25 s to finish, the rest is left for handing back what did not and draining the connection
+  DRAIN_GRACE_MS: z.coerce.number().int().nonnegative().default(25_000),
   /** Fault tests only: crash points (see failpoints.ts). */
   FAILPOINTS: z
     .string()
