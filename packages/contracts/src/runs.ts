@@ -24,6 +24,14 @@ export const RunRequest = z.object({
   agent: z.string().min(1).max(100),
   input: z.array(ChatMessage).min(1),
   threadId: z.string().min(1).max(200).optional(),
+  /**
+   * The subject this run's events go to instead of `run.<id>.events` (its ingress replica's, for a
+   * turn whose client waits on that replica); see `Subjects.replicaEvents`.
+   */
+  notify: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,200}$/)
+    .optional(),
   /** The thread was made for this run: it has no earlier turns to read. */
   newThread: z.boolean().optional(),
   userId: z.string().max(200).optional(),

@@ -13,6 +13,11 @@ export const Subjects = {
   /** Core NATS broadcast so every worker can stop a cancelled run between steps. */
   runCancelled: (runId: string) => `run.${runId}.cancelled`,
   runCancelledAll: "run.*.cancelled",
+  /**
+   * Where the orchestrator sends the events of a run whose only listener is one ingress replica (a
+   * chat turn): one subscription per replica instead of one per run, and nothing kept in RUN_EVENTS.
+   */
+  replicaEvents: (replica: string) => `ingress.${replica}.events`,
   events: (source: string, type: string) => `events.${source}.${type}`,
   eventsAll: "events.>",
   modelChat: "model.chat",

@@ -60,11 +60,24 @@ const DEPTH_SAMPLE_MS = 250;
 export class RunGateway {
   private depthSample = { at: 0, interactive: 0, batch: 0 };
   private sampling: Promise<void> | undefined;
+  /** This replica's own events subject: chat turns send their events here, not to `run.<id>.events`. */
+  private readonly replicaSubject = Subjects.replicaEvents(randomUUID().replaceAll("-", ""));
+  private readonly listeners = new Map<string, (event: RunEvent) => void>();
+  private readonly replicaSubscription: { unsubscribe(): void };
 
   constructor(
     private readonly bus: Bus,
     private readonly bounds: QueueBounds,
-  ) {}
+  ) {
+    this.replicaSubscription = bus.subscribe(this.replicaSubject, RunEvent, (event) =>
+      this.listeners.get(event.runId)?.(event),
+    );
+  }
+
+  /** Stops listening for this replica's chat turns. */
+  close(): void {
+    this.replicaSubscription.unsubscribe();
+  }
 
   /**
    * Runs waiting per priority: the pending count of the orchestrator's durable consumer,
@@ -149,14 +162,20 @@ export class RunGateway {
       };
     });
     finished.catch(() => undefined);
-    // subscribe before publishing so no event is missed
-    const subscription = options.detached
-      ? undefined
-      : this.bus.subscribe(Subjects.runEvents(runId), RunEvent, (event) => {
-          if (settled) return;
-          options.onEvent?.(event);
-          if (event.type === "run-finished") resolveFinished(event);
-        });
+    const onEvent = (event: RunEvent) => {
+      if (settled) return;
+      options.onEvent?.(event);
+      if (event.type === "run-finished") resolveFinished(event);
+    };
+    // a chat turn is followed only here: its events come to this replica's subject (one
+    // subscription for all of them); other runs' events are public on `run.<id>.events`.
+    // Either way the listener is in place before the run is published, so no event is missed.
+    const followHere = !options.detached && options.source === "chat";
+    if (followHere) this.listeners.set(runId, onEvent);
+    const subscription =
+      options.detached || followHere
+        ? undefined
+        : this.bus.subscribe(Subjects.runEvents(runId), RunEvent, onEvent);
     const timer = options.detached
       ? undefined
       : setTimeout(
@@ -176,6 +195,7 @@ export class RunGateway {
     const close = () => {
       clearTimeout(timer);
       subscription?.unsubscribe();
+      if (followHere && this.listeners.get(runId) === onEvent) this.listeners.delete(runId);
       if (!settled)
         rejectFinished(new RuntimeError("cancelled", `stopped following run ${runId}`, { retryable: false }));
     };
@@ -193,6 +213,7 @@ export class RunGateway {
           input: options.input,
           ...(options.threadId ? { threadId: options.threadId } : {}),
           ...(options.newThread ? { newThread: true } : {}),
+          ...(followHere ? { notify: this.replicaSubject } : {}),
           ...(options.userId ? { userId: options.userId } : {}),
           priority: options.priority,
           createdAt: now,

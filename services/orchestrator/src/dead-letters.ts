@@ -1,10 +1,14 @@
-import type { RunRequest, RunStatus, WireError } from "@agent-runtime/contracts";
+import { RunRequest, type RunStatus, Subjects, type WireError } from "@agent-runtime/contracts";
 import { z } from "zod";
 import type { LoopDeps } from "./agent-loop.js";
 import { EventPublisher, emptyUsage, finishedEventSent } from "./run-events.js";
 
 /** What can be read of a run message that did not parse: enough to tell its client. */
-const RunAddress = z.object({ runId: z.string().min(1).max(300), threadId: z.string().optional() });
+const RunAddress = z.object({
+  runId: z.string().min(1).max(300),
+  threadId: z.string().optional(),
+  notify: RunRequest.shape.notify,
+});
 
 /**
  * A run message given up on (invalid, or failing on every delivery) still ends its run: the run is
@@ -58,7 +62,13 @@ export async function failDeadLetteredRun(
   }
   // told already (a run whose end could not be journaled tells its client before it is handed back)
   if (!announce || (await finishedEventSent(deps.bus, address.runId))) return;
-  new EventPublisher(deps.bus, address.runId, 1).emit({
+  new EventPublisher(
+    deps.bus,
+    address.runId,
+    1,
+    undefined,
+    address.notify ?? Subjects.runEvents(address.runId),
+  ).emit({
     type: "run-finished",
     status,
     usage: emptyUsage(),

@@ -34,7 +34,7 @@ export type RunEventBody = RunEvent extends infer E
 
 /**
  * Publishes one run's events in order on `run.<id>.events` (core NATS; the RUN_EVENTS stream keeps
- * them for replay). `seq` is informational: each attempt starts its own range.
+ * them for replay), or on the subject the run names as its listener's. `seq` is informational: each attempt starts its own range.
  */
 export class EventPublisher {
   private seq: number;
@@ -44,23 +44,33 @@ export class EventPublisher {
     attempt: number,
     /** Only these event types are published (a chat turn's client listens for its deltas and its end). */
     private readonly only?: ReadonlySet<RunEvent["type"]>,
+    /** Where they go: `run.<id>.events` (kept in RUN_EVENTS for replay) unless the run names its listener. */
+    private readonly subject = Subjects.runEvents(runId),
   ) {
     this.seq = (attempt - 1) * 10_000;
   }
 
-  /** The events a run's listeners use: a chat turn's only listener is its chat completion. */
-  static forRun(bus: Bus, request: { runId: string; source: string }, attempt: number): EventPublisher {
+  /**
+   * The events a run's listeners use: a chat turn's only listener is its chat completion, on the
+   * ingress replica the run names (`notify`); other runs publish every event for anyone to follow.
+   */
+  static forRun(
+    bus: Bus,
+    request: { runId: string; source: string; notify?: string | undefined },
+    attempt: number,
+  ): EventPublisher {
     return new EventPublisher(
       bus,
       request.runId,
       attempt,
       request.source === "chat" ? CHAT_EVENTS : undefined,
+      request.notify ?? Subjects.runEvents(request.runId),
     );
   }
 
   emit(event: RunEventBody): void {
     if (this.only && !this.only.has(event.type)) return;
-    this.bus.publish(Subjects.runEvents(this.runId), RunEvent, {
+    this.bus.publish(this.subject, RunEvent, {
       ...event,
       runId: this.runId,
       seq: this.seq++,

@@ -78,7 +78,7 @@ export async function takeRun(
       },
     };
   }
-  let begun: Omit<BegunRun, "recorded">;
+  let begun: Omit<BegunRun, "recorded" | "superseded">;
   try {
     begun = await retryTransient(() => store.begin(request), runDeadline(request), options.signal);
   } catch (error) {
@@ -86,7 +86,7 @@ export async function takeRun(
     // an interactive one ends with a clear error instead of leaving the client waiting
     if (request.priority === "batch" || options.signal.aborted) throw error;
     deps.logger.error({ err: error, runId: request.runId }, "run state store unavailable");
-    new EventPublisher(bus, request.runId, options.deliveryCount).emit({
+    EventPublisher.forRun(bus, request, options.deliveryCount).emit({
       type: "run-finished",
       status: "failed",
       usage: emptyUsage(),
@@ -111,7 +111,7 @@ export async function takeRun(
 export async function announceStored(deps: LoopDeps, request: RunRequest, attempt: number): Promise<void> {
   const record = await deps.store.get(request.tenant, request.runId);
   if (!record) return;
-  new EventPublisher(deps.bus, request.runId, attempt).emit({
+  EventPublisher.forRun(deps.bus, request, attempt).emit({
     type: "run-finished",
     status: record.status,
     ...(record.output ? { output: record.output } : {}),

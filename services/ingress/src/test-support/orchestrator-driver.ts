@@ -1,7 +1,7 @@
 /**
  * Test driver of the orchestrator's side of the contract (not part of the build):
  * takes RunRequests from the RUNS stream with the orchestrator's durable consumers,
- * publishes RunEvents on core `run.<id>.events` as a script says, and serves
+ * publishes RunEvents on core `run.<id>.events` (or the subject a run names) as a script says, and serves
  * run.get / run.list / run.cancel from what it saw. Nothing here is the real
  * orchestrator; it lets ingress be tested on its own, deterministically.
  */
@@ -106,7 +106,7 @@ export async function startOrchestratorDriver(
         resolveCancelled = resolve;
       }),
       emit(event) {
-        bus.publish(Subjects.runEvents(request.runId), RunEvent, {
+        bus.publish(request.notify ?? Subjects.runEvents(request.runId), RunEvent, {
           ...event,
           runId: request.runId,
           seq: seq++,
