@@ -27,6 +27,8 @@ const PORTS: Record<string, { variable: string; port: number }> = {
   memory: { variable: "OPS_PORT", port: 9104 },
 };
 const CONFIG_MOUNT = "/etc/agent-runtime";
+/** What a container runs: the service's compiled entry in the image (WORKDIR /app), never TypeScript. */
+const compiledEntry = (service: string) => ["node", `/app/services/${service}/dist/main.js`];
 
 type KubeObject = {
   apiVersion: string;
@@ -39,6 +41,8 @@ const Probe = z.object({ httpGet: z.object({ path: z.string(), port: PortRef }) 
 const Container = z.object({
   name: z.string(),
   image: z.string().min(1),
+  command: z.array(z.string()).optional(),
+  args: z.array(z.string()).optional(),
   env: z.array(z.object({ name: z.string(), value: z.string().optional() })).default([]),
   envFrom: z
     .array(
@@ -253,6 +257,11 @@ function checkKubernetes(objects: KubeObject[], secretTemplate: KubeObject[]): v
       `${label}: selector does not match the pod labels`,
     );
     expect(env.SERVICE === service, `${label}: env SERVICE must be ${service}`);
+    expect(
+      JSON.stringify([...(container.command ?? []), ...(container.args ?? [])]) ===
+        JSON.stringify(compiledEntry(service)),
+      `${label}: must run ${compiledEntry(service).join(" ")} (command/args)`,
+    );
     expect(env[variable] === String(port), `${label}: env ${variable} must be ${port}`);
     expect(
       container.ports.some((p) => p.containerPort === port),
@@ -351,7 +360,7 @@ function checkKubernetes(objects: KubeObject[], secretTemplate: KubeObject[]): v
   }
   report.push(
     `kubernetes: ${objects.length} objects (${[...counts].map(([kind, count]) => `${count} ${kind}`).join(", ")})` +
-      " — namespaces, probes /healthz + /readyz, ports, Services, HPAs, PDBs, Prometheus annotations, config mount, example AGENT_CONFIG",
+      " — namespaces, compiled entries, probes /healthz + /readyz, ports, Services, HPAs, PDBs, Prometheus annotations, config mount, example AGENT_CONFIG",
   );
   report.push(
     `secret template: ${secret ? `Secret/${secret.metadata.name} with ${Object.keys(secret.stringData).join(", ")}` : "invalid"}`,
@@ -370,12 +379,24 @@ function checkCompose(path: string): void {
     Boolean(compose.services.postgres?.image?.startsWith("pgvector/pgvector")),
     `${path}: postgres must use a pgvector image`,
   );
+  // One image for the five services, built once: one of them has `build:`, all run its tag.
+  const builders = SERVICES.filter((name) => compose.services[name]?.build !== undefined);
+  const image = builders.length === 1 ? compose.services[builders[0]!]?.image : undefined;
+  expect(
+    builders.length === 1 && Boolean(image),
+    `${path}: exactly one service must build the image, with an image name (found ${builders.length})`,
+  );
   for (const name of SERVICES) {
     const service = compose.services[name];
     if (!service) {
       problems.push(`${path}: missing service ${name}`);
       continue;
     }
+    if (image) expect(service.image === image, `${path}: ${name} must run the built image ${image}`);
+    expect(
+      !JSON.stringify(service.command ?? "").includes("tsx"),
+      `${path}: ${name} must run compiled JavaScript, not tsx`,
+    );
     const env = service.environment ?? {};
     for (const variable of ["NATS_URL", "DATABASE_URL", "REDIS_URL"])
       expect(typeof env[variable] === "string" && env[variable] !== "", `${path}: ${name} lacks ${variable}`);
@@ -399,7 +420,7 @@ function checkCompose(path: string): void {
     `${path}: ingress must publish 8080`,
   );
   report.push(
-    `docker-compose.yml: ${Object.keys(compose.services).length} services (${Object.keys(compose.services).join(", ")}) — env, healthchecks, depends_on`,
+    `docker-compose.yml: ${Object.keys(compose.services).length} services (${Object.keys(compose.services).join(", ")}) — one image built once, env, healthchecks, depends_on`,
   );
 }
 

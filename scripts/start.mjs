@@ -1,19 +1,26 @@
 #!/usr/bin/env node
 /**
- * `pnpm start`: runs the five services from source (or the subset named in
- * SERVICES=ingress,memory), each in its own process with the inherited
- * environment. Every output line is prefixed with the service name
- * (`[memory] {...json...}`). SIGINT and SIGTERM are forwarded (as SIGTERM) so
- * each service drains; a service still running after 30 s is killed, and a
- * second signal kills at once. When a service exits on its own, the others
- * are stopped and this process exits non-zero.
+ * `pnpm start`: builds the workspace (turbo; unchanged packages come from its
+ * cache), then runs the compiled services, `node services/<name>/dist/main.js`.
+ * `pnpm dev` (`start.mjs --dev`) skips the build and runs the TypeScript
+ * sources through tsx instead (`--conditions=source`).
+ *
+ * Runs all five services, or the subset named in SERVICES=ingress,memory, each
+ * in its own process with the inherited environment. Every output line is
+ * prefixed with the service name (`[memory] {...json...}`; the build's with
+ * `[build]`). SIGINT and SIGTERM are forwarded (as SIGTERM) so each service
+ * drains; a service still running after 30 s is killed, and a second signal
+ * kills at once. When a service exits on its own, the others are stopped and
+ * this process exits non-zero. A failed build starts nothing and exits non-zero.
  */
 import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const FROM_SOURCE = process.argv.slice(2).includes("--dev");
 /** Start order: dependencies of the request path first, the public door last. */
 const ALL = ["memory", "tool-executor", "model-proxy", "orchestrator", "ingress"];
 const FORCE_KILL_AFTER_MS = 30_000;
@@ -33,6 +40,8 @@ const selected = requested.length > 0 ? ALL.filter((name) => requested.includes(
 
 /** @type {Map<string, import("node:child_process").ChildProcess>} */
 const running = new Map();
+/** @type {import("node:child_process").ChildProcess | undefined} */
+let build;
 let stopping = false;
 let exitCode = 0;
 
@@ -69,8 +78,33 @@ function stopAll(reason) {
   finishIfDone();
 }
 
-for (const name of selected) {
-  const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", "src/main.ts"], {
+/** Builds the selected services and the packages they depend on; resolves to turbo's exit code. */
+function buildServices() {
+  const turbo = createRequire(join(ROOT, "package.json")).resolve("turbo/bin/turbo");
+  const filters = selected.map((name) => `--filter=@agent-runtime/${name}...`);
+  say(`building ${selected.join(", ")} (turbo run build)`);
+  build = spawn(process.execPath, [turbo, "run", "build", ...filters, "--output-logs=errors-only"], {
+    cwd: ROOT,
+    env: process.env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  // Build output goes to stderr, so stdout carries only the services' lines.
+  pipeLines("build", build.stdout, process.stderr);
+  pipeLines("build", build.stderr, process.stderr);
+  return new Promise((resolve) => {
+    build?.on("error", (error) => {
+      say(`could not run turbo: ${error.message}`);
+      resolve(1);
+    });
+    build?.on("close", (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+}
+
+function startService(name) {
+  const args = FROM_SOURCE
+    ? ["--conditions=source", "--import", "tsx", "src/main.ts"]
+    : [join("dist", "main.js")];
+  const child = spawn(process.execPath, args, {
     cwd: join(ROOT, "services", name),
     env: process.env,
     stdio: ["ignore", "pipe", "pipe"],
@@ -103,6 +137,13 @@ for (const name of selected) {
 
 for (const signal of ["SIGINT", "SIGTERM"]) {
   process.on(signal, () => {
+    if (build && build.exitCode === null && build.signalCode === null) {
+      // Still building: nothing runs yet; stop the build and start nothing.
+      stopping = true;
+      exitCode ||= 1;
+      build.kill("SIGTERM");
+      return;
+    }
     if (stopping) {
       // A second signal: do not wait for the drain.
       for (const child of running.values()) child.kill("SIGKILL");
@@ -112,3 +153,16 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
     stopAll(`received ${signal}`);
   });
 }
+
+if (!FROM_SOURCE) {
+  const code = await buildServices();
+  if (stopping) {
+    say("stopped during the build; nothing started");
+    process.exit(exitCode);
+  }
+  if (code !== 0) {
+    say(`build failed (exit ${code}); nothing started`);
+    process.exit(code);
+  }
+}
+for (const name of selected) startService(name);
