@@ -33,6 +33,7 @@ import {
   refusalHeaders,
   startKeepAlive,
 } from "./keep-alive.js";
+import type { Admission } from "./lanes.js";
 import { InFlightLimiter } from "./limiter.js";
 import type { BusLogger } from "./logger.js";
 import { ReplyInbox } from "./reply-inbox.js";
@@ -105,6 +106,8 @@ export interface ServeOptions {
   maxInFlight: number;
   /** Concrete subject (may contain wildcards) when the endpoint is a family. */
   subject?: string;
+  /** A second bound, asked once a request is valid (e.g. `interactiveReserve`, lanes.ts). */
+  admit?: Admission;
 }
 
 export interface ServedEndpoint {
@@ -303,6 +306,11 @@ export class Bus {
         respond(msg, { ok: false, error: { code: "validation", message, retryable: false, details } });
         return;
       }
+      const admitted = options.admit?.(data);
+      if (admitted && "refused" in admitted) {
+        respond(msg, { ok: false, error: admitted.refused }, "overloaded");
+        return;
+      }
       const signal = AbortSignal.any([AbortSignal.timeout(remaining), this.drainController.signal]);
       const parent = extractTraceContext(msg.headers, ROOT_CONTEXT);
       // no timer can fire between the reply and this finally (only microtasks run in between)
@@ -333,6 +341,7 @@ export class Bus {
         );
       } finally {
         stopKeepAlive?.();
+        admitted?.release();
       }
     };
 

@@ -11,6 +11,8 @@ export { Bus, connectBus } from "./bus.js";
 export { decodeText, decodeWith, encodeJson } from "./codec.js";
 export type { ConsumeContext, ConsumeOptions, ConsumerHandle, DeadLetterContext } from "./consumer.js";
 export { consume, nakDelay } from "./consumer.js";
+export type { Admission, InteractiveReserveOptions } from "./lanes.js";
+export { interactiveReserve, reservedSlots } from "./lanes.js";
 export { InFlightLimiter } from "./limiter.js";
 export type { BusLogger } from "./logger.js";
 export { silentLogger } from "./logger.js";

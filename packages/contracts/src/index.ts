@@ -13,7 +13,7 @@ export {
   textOf,
   UserMessage,
 } from "./chat.js";
-export { Id, MESSAGE_VERSION, RequestMeta, TenantId, TokenUsage } from "./common.js";
+export { Id, MESSAGE_VERSION, Priority, priorityOf, RequestMeta, TenantId, TokenUsage } from "./common.js";
 export { DeadLetter, ErrorEnvelope, replyEnvelope } from "./envelope.js";
 export type { FieldIssue } from "./errors.js";
 export {

@@ -1,5 +1,6 @@
+import { reservedSlots } from "@agent-runtime/bus";
 import type { ModelsSection } from "@agent-runtime/config";
-import { type ModelChatRequest, RuntimeError } from "@agent-runtime/contracts";
+import { type ModelChatRequest, type Priority, priorityOf, RuntimeError } from "@agent-runtime/contracts";
 import { retryDelayMs, sleep } from "./backoff.js";
 import { type BreakerState, CircuitBreaker } from "./breaker.js";
 import { ConcurrencyGate } from "./concurrency.js";
@@ -22,6 +23,8 @@ export interface ChainRunnerDeps {
   retry: { maxRetries: number; baseMs: number; maxMs: number };
   breaker: { failures: number; cooldownMs: number };
   limitMaxWaitMs: number;
+  /** Share (0–1) of each provider's `maxConcurrency` batch calls may not take. */
+  interactiveReserve: number;
 }
 
 export interface Attempted {
@@ -36,6 +39,10 @@ export interface Attempted {
  * Walks a tier's fallback chain: per provider a circuit breaker, a
  * concurrency bound, the shared RPM/TPM limits, then the call with retries
  * (exponential backoff with jitter, `Retry-After`, never past the deadline).
+ * The bounds and limits have two lanes (`meta.priority`): interactive calls
+ * go first and keep a reserve; a batch call waits for its lane's room up to
+ * its deadline on the chain's last model (earlier ones: `limitMaxWaitMs`,
+ * then it fails over), instead of failing.
  */
 export class ChainRunner {
   private readonly breakers = new Map<string, CircuitBreaker>();
@@ -46,7 +53,8 @@ export class ChainRunner {
     private readonly metricsOf: GatewayMetrics,
   ) {
     for (const [name, provider] of deps.providers) {
-      this.gates.set(name, new ConcurrencyGate(provider.config.maxConcurrency));
+      const max = provider.config.maxConcurrency;
+      this.gates.set(name, new ConcurrencyGate(max, reservedSlots(max, deps.interactiveReserve)));
       this.breakers.set(
         name,
         new CircuitBreaker(name, deps.breaker, (provider: string, state: BreakerState) =>
@@ -60,6 +68,17 @@ export class ChainRunner {
     return this.breakers.get(provider)?.state;
   }
 
+  /** Calls queued for a provider's concurrency, by lane. */
+  queued(provider: string): Record<Priority, number> {
+    const gate = this.gates.get(provider);
+    return { interactive: gate?.queuedIn("interactive") ?? 0, batch: gate?.queuedIn("batch") ?? 0 };
+  }
+
+  /** Shutting down: batch calls waiting for a slot give up (and fail over or fail, retryably). */
+  stopWaiting(): void {
+    for (const gate of this.gates.values()) gate.close();
+  }
+
   async run(
     request: ModelChatRequest,
     chain: readonly string[],
@@ -69,6 +88,7 @@ export class ChainRunner {
     streamed: () => boolean,
   ): Promise<Attempted> {
     const deadline = request.meta.deadline;
+    const priority = priorityOf(request.meta);
     const estimated = estimatePromptTokens(request);
     let retries = 0;
     let lastError: RuntimeError | undefined;
@@ -93,10 +113,13 @@ export class ChainRunner {
           break;
         }
         // our own bounds come first; skipping for them says nothing about the provider
-        const slotWait = Math.min(this.deps.limitMaxWaitMs, Math.max(0, deadline - Date.now()));
-        if (!(await gate.acquire(slotWait, signal))) {
+        const remainingMs = Math.max(0, deadline - Date.now());
+        const lastModel = position === chain.length - 1;
+        const slotWait =
+          priority === "batch" && lastModel ? remainingMs : Math.min(this.deps.limitMaxWaitMs, remainingMs);
+        if (!(await gate.acquire(priority, slotWait, signal))) {
           breaker.release();
-          this.metricsOf.limited.inc({ provider: provider.name, limit: "concurrency" });
+          this.metricsOf.limited.inc({ provider: provider.name, limit: "concurrency", priority });
           skipped.push(`${provider.name}: at max concurrency`);
           lastError = new RuntimeError("overloaded", `${provider.name} is at its concurrency limit`, {
             retryAfterMs: 200,
@@ -105,14 +128,14 @@ export class ChainRunner {
         }
         let limitWait: number;
         try {
-          limitWait = await this.waitForLimit(provider, estimated, deadline, signal);
+          limitWait = await this.waitForLimit(provider, estimated, priority, deadline, signal);
         } catch (error) {
-          gate.release();
+          gate.release(priority);
           breaker.release();
           throw error;
         }
         if (limitWait > 0) {
-          gate.release();
+          gate.release(priority);
           breaker.release();
           skipped.push(`${provider.name}: rate limit reached`);
           lastError = new RuntimeError("rate_limited", `${provider.name} is at its configured rate limit`, {
@@ -122,7 +145,7 @@ export class ChainRunner {
         }
         const remaining = deadline - Date.now();
         if (remaining <= 0) {
-          gate.release();
+          gate.release(priority);
           breaker.release();
           throw new RuntimeError("timeout", "deadline passed while calling the model", { retryable: false });
         }
@@ -175,7 +198,7 @@ export class ChainRunner {
           this.metricsOf.retries.inc({ provider: provider.name });
           backoffMs = delay;
         } finally {
-          gate.release();
+          gate.release(priority);
         }
         // backing off without holding a concurrency slot
         await sleep(backoffMs, signal);
@@ -203,14 +226,15 @@ export class ChainRunner {
   private async waitForLimit(
     provider: Provider,
     estimated: number,
+    priority: Priority,
     deadline: number,
     signal: AbortSignal,
   ): Promise<number> {
     const giveUpAt = Math.min(deadline, Date.now() + this.deps.limitMaxWaitMs);
     for (;;) {
-      const verdict = await this.deps.limiter.acquire(provider.name, provider.config, estimated);
+      const verdict = await this.deps.limiter.acquire(provider.name, provider.config, estimated, priority);
       if (verdict.allowed) return 0;
-      this.metricsOf.limited.inc({ provider: provider.name, limit: verdict.which ?? "rpm" });
+      this.metricsOf.limited.inc({ provider: provider.name, limit: verdict.which ?? "rpm", priority });
       const wait = Math.min(verdict.waitMs + Math.round(Math.random() * 50), 1000);
       if (Date.now() + wait >= giveUpAt) return Math.max(1, verdict.waitMs);
       await sleep(wait, signal);

@@ -18,6 +18,15 @@ describe("loadConfig", () => {
     expect(config.maxInFlight).toBe(256);
   });
 
+  it("keeps a quarter of every bound and a fifth of every rate window for interactive work by default", () => {
+    expect(loadConfig({}).priority).toEqual({ interactiveReserve: 0.25, batchRateShare: 0.8 });
+    expect(loadConfig({ INTERACTIVE_RESERVE: "0", BATCH_RATE_SHARE: "1" }).priority).toEqual({
+      interactiveReserve: 0,
+      batchRateShare: 1,
+    });
+    expect(() => loadConfig({ INTERACTIVE_RESERVE: "1.5" })).toThrow(ConfigError);
+  });
+
   it("falls back to the offline dev model when no provider is configured", () => {
     const config = loadConfig({});
     expect(config.offline).toBe(true);

@@ -28,6 +28,10 @@ const OwnEnv = {
   BREAKER_FAILURES: z.coerce.number().int().positive().default(5),
   BREAKER_COOLDOWN_MS: z.coerce.number().int().positive().default(10_000),
   LIMIT_MAX_WAIT_MS: z.coerce.number().int().nonnegative().default(2000),
+  /** Share of MAX_IN_FLIGHT and of each provider's maxConcurrency batch requests may not take. */
+  INTERACTIVE_RESERVE: z.coerce.number().min(0).max(1).default(0.25),
+  /** Share of each provider's RPM/TPM window batch requests may fill; the rest is kept for interactive. */
+  BATCH_RATE_SHARE: z.coerce.number().min(0).max(1).default(0.8),
 };
 
 export interface ModelProxyConfig extends Connections {
@@ -40,6 +44,8 @@ export interface ModelProxyConfig extends Connections {
   retry: { maxRetries: number; baseMs: number; maxMs: number };
   breaker: { failures: number; cooldownMs: number };
   limitMaxWaitMs: number;
+  /** Lanes (`meta.priority`): what interactive requests keep for themselves. */
+  priority: { interactiveReserve: number; batchRateShare: number };
   env: NodeJS.ProcessEnv;
 }
 
@@ -104,6 +110,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelProxyConf
     retry: { maxRetries: e.MAX_RETRIES, baseMs: e.RETRY_BASE_MS, maxMs: e.RETRY_MAX_MS },
     breaker: { failures: e.BREAKER_FAILURES, cooldownMs: e.BREAKER_COOLDOWN_MS },
     limitMaxWaitMs: e.LIMIT_MAX_WAIT_MS,
+    priority: { interactiveReserve: e.INTERACTIVE_RESERVE, batchRateShare: e.BATCH_RATE_SHARE },
     env,
   };
 }

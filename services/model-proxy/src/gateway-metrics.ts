@@ -37,6 +37,7 @@ export function createGatewayMetrics(m: Metrics): GatewayMetrics {
     limited: m.counter("model_limit_waits_total", "calls that waited for or skipped a provider limit", [
       "provider",
       "limit",
+      "priority",
     ]),
     classifier: m.counter("model_classifier_total", "complexity classifier calls by outcome", ["outcome"]),
   };

@@ -27,6 +27,8 @@ export interface GatewayDeps {
   retry: { maxRetries: number; baseMs: number; maxMs: number };
   breaker: { failures: number; cooldownMs: number };
   limitMaxWaitMs: number;
+  /** Share (0–1) of each provider's concurrency kept for interactive calls. */
+  interactiveReserve: number;
   publishDelta: (subject: string, chunk: ModelStreamChunk) => void;
   publishUsage: (record: ModelUsageRecord) => void;
   logger?: { warn(object: object, message?: string): void };
@@ -45,6 +47,16 @@ export class Gateway {
 
   breakerState(provider: string): BreakerState | undefined {
     return this.runner.breakerState(provider);
+  }
+
+  /** Calls waiting for a provider's concurrency, by lane. */
+  queued(provider: string): { interactive: number; batch: number } {
+    return this.runner.queued(provider);
+  }
+
+  /** Shutting down: batch calls waiting for a provider slot stop, so a long queue does not hold the drain. */
+  stopWaiting(): void {
+    this.runner.stopWaiting();
   }
 
   private readonly runCalls = new Map<string, Set<AbortController>>();

@@ -105,3 +105,53 @@ describe("provider limits in Redis", () => {
     }
   });
 });
+
+describe("provider limits by lane", () => {
+  it("stops batch calls at their share of the window and keeps the rest for interactive ones", async () => {
+    await insideOneWindow();
+    const config = ProviderConfig.parse({ baseUrl: "http://x.invalid", rpm: 10, tpm: 1000 });
+    const a = new ProviderLimiter(replicaA, prefix, 0.8);
+    const b = new ProviderLimiter(replicaB, prefix, 0.8);
+    const batch = [];
+    for (let i = 0; i < 10; i++) batch.push(await (i % 2 ? a : b).acquire("lane-p", config, 10, "batch"));
+    // 8 of 10 requests for batch, across replicas
+    expect(batch.filter((verdict) => verdict.allowed)).toHaveLength(8);
+    expect(batch.at(-1)).toMatchObject({ allowed: false, which: "rpm" });
+    // the headroom is there for interactive calls, up to the provider's own limit
+    expect((await a.acquire("lane-p", config, 10, "interactive")).allowed).toBe(true);
+    expect((await b.acquire("lane-p", config, 10)).allowed).toBe(true);
+    expect((await a.acquire("lane-p", config, 10, "interactive")).allowed).toBe(false);
+  });
+
+  it("applies the share to TPM, and per process when Redis is down", async () => {
+    await insideOneWindow();
+    const config = ProviderConfig.parse({ baseUrl: "http://x.invalid", tpm: 1000 });
+    const limiter = new ProviderLimiter(replicaA, prefix, 0.5);
+    expect((await limiter.acquire("lane-tpm", config, 400, "batch")).allowed).toBe(true);
+    expect(await limiter.acquire("lane-tpm", config, 400, "batch")).toMatchObject({
+      allowed: false,
+      which: "tpm",
+    });
+    expect((await limiter.acquire("lane-tpm", config, 400, "interactive")).allowed).toBe(true);
+
+    const dead = createRedis("redis://127.0.0.1:1");
+    dead.on("error", () => undefined);
+    try {
+      const local = new ProviderLimiter(dead, prefix, 0.5);
+      const rpm = ProviderConfig.parse({ baseUrl: "http://x.invalid", rpm: 4 });
+      const verdicts = [];
+      for (let i = 0; i < 3; i++) verdicts.push((await local.acquire("lane-local", rpm, 1, "batch")).allowed);
+      expect(verdicts).toEqual([true, true, false]);
+      expect((await local.acquire("lane-local", rpm, 1, "interactive")).allowed).toBe(true);
+    } finally {
+      dead.disconnect();
+    }
+  });
+
+  it("never scales a limit to zero, which would mean no limit", () => {
+    const limiter = new ProviderLimiter(replicaA, prefix, 0.1);
+    const config = ProviderConfig.parse({ baseUrl: "http://x.invalid", rpm: 3 });
+    expect(limiter.limitsFor(config, "batch")).toEqual({ rpm: 1, tpm: undefined });
+    expect(limiter.limitsFor(config, "interactive")).toEqual({ rpm: 3, tpm: undefined });
+  });
+});

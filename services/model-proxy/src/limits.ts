@@ -1,4 +1,5 @@
 import type { ProviderConfig } from "@agent-runtime/config";
+import type { Priority } from "@agent-runtime/contracts";
 import { type Redis, redisReady } from "@agent-runtime/stores";
 
 export interface LimitVerdict {
@@ -54,6 +55,8 @@ type LimitRedis = Redis & {
  * Redis (one atomic script call per attempt), plus a cooldown taken from a
  * provider's own 429 `Retry-After` so no replica keeps knocking. Per-process
  * counters when Redis is down (DESIGN rule 8: local limits, not broken).
+ * Batch calls may use only `batchShare` of each window, so the rest stays
+ * free for interactive calls however hard a batch flood pushes.
  */
 export class ProviderLimiter {
   private readonly local = new Map<string, { window: number; requests: number; tokens: number }>();
@@ -63,6 +66,7 @@ export class ProviderLimiter {
   constructor(
     redis: Redis,
     private readonly prefix: string,
+    private readonly batchShare = 1,
   ) {
     this.redis = redis as LimitRedis;
     if (!("modelProxyAcquire" in redis)) {
@@ -75,7 +79,24 @@ export class ProviderLimiter {
     return `${this.prefix}limit:{${provider}}:${suffix}`;
   }
 
-  async acquire(provider: string, config: ProviderConfig, estimatedTokens: number): Promise<LimitVerdict> {
+  /** The RPM and TPM a call of `priority` may fill the window up to (undefined: no limit). */
+  limitsFor(
+    config: ProviderConfig,
+    priority: Priority,
+  ): { rpm: number | undefined; tpm: number | undefined } {
+    const share = priority === "batch" ? Math.min(Math.max(this.batchShare, 0), 1) : 1;
+    // never 0: to the script 0 means "no limit", and batch must still get through eventually
+    const scaled = (limit: number | undefined) =>
+      limit === undefined ? undefined : Math.max(1, Math.floor(limit * share));
+    return { rpm: scaled(config.rpm), tpm: scaled(config.tpm) };
+  }
+
+  async acquire(
+    provider: string,
+    config: ProviderConfig,
+    estimatedTokens: number,
+    priority: Priority = "interactive",
+  ): Promise<LimitVerdict> {
     const now = Date.now();
     const until = this.localCooldownUntil.get(provider);
     if (until !== undefined) {
@@ -83,6 +104,7 @@ export class ProviderLimiter {
       this.localCooldownUntil.delete(provider);
     }
     if (!config.rpm && !config.tpm) return { allowed: true, waitMs: 0 };
+    const limits = this.limitsFor(config, priority);
     const window = Math.floor(now / 60_000);
     const windowLeft = (window + 1) * 60_000 - now;
     if (redisReady(this.redis)) {
@@ -91,8 +113,8 @@ export class ProviderLimiter {
           this.key(provider, `${window}:rpm`),
           this.key(provider, `${window}:tpm`),
           this.key(provider, "cooldown"),
-          config.rpm ?? 0,
-          config.tpm ?? 0,
+          limits.rpm ?? 0,
+          limits.tpm ?? 0,
           estimatedTokens,
           120,
         );
@@ -109,9 +131,9 @@ export class ProviderLimiter {
     const entry = this.localEntry(provider, window);
     const requests = entry.requests + 1;
     const tokens = entry.tokens + estimatedTokens;
-    if (config.rpm !== undefined && requests > config.rpm)
+    if (limits.rpm !== undefined && requests > limits.rpm)
       return { allowed: false, waitMs: windowLeft, which: "rpm" };
-    if (config.tpm !== undefined && entry.tokens > 0 && tokens > config.tpm)
+    if (limits.tpm !== undefined && entry.tokens > 0 && tokens > limits.tpm)
       return { allowed: false, waitMs: windowLeft, which: "tpm" };
     entry.requests = requests;
     entry.tokens = tokens;

@@ -2,7 +2,6 @@ import { ModelConfig } from "@agent-runtime/config";
 import { describe, expect, it } from "vitest";
 import { parseRetryAfter, retryDelayMs } from "./backoff.js";
 import { CircuitBreaker } from "./breaker.js";
-import { ConcurrencyGate } from "./concurrency.js";
 import { offlineCompletion } from "./offline-model.js";
 import { costOf } from "./pricing.js";
 
@@ -81,38 +80,6 @@ describe("circuit breaker", () => {
     breaker.release(); // e.g. our own rate limit said no
     expect(breaker.state).toBe("half-open");
     expect(breaker.tryPass()).toBe(true);
-  });
-});
-
-describe("concurrency gate", () => {
-  it("bounds holders, hands slots over in order, and gives up after the wait", async () => {
-    const gate = new ConcurrencyGate(2);
-    const signal = new AbortController().signal;
-    expect(await gate.acquire(0, signal)).toBe(true);
-    expect(await gate.acquire(0, signal)).toBe(true);
-    expect(await gate.acquire(0, signal)).toBe(false);
-    const order: number[] = [];
-    const third = gate.acquire(1000, signal).then((ok) => order.push(3) && ok);
-    const fourth = gate.acquire(1000, signal).then((ok) => order.push(4) && ok);
-    expect(gate.queued).toBe(2);
-    gate.release();
-    gate.release();
-    expect(await third).toBe(true);
-    expect(await fourth).toBe(true);
-    expect(order).toEqual([3, 4]);
-    expect(gate.inFlight).toBe(2);
-    expect(await gate.acquire(30, signal)).toBe(false);
-    expect(gate.queued).toBe(0);
-  });
-
-  it("rejects a waiter whose caller gave up", async () => {
-    const gate = new ConcurrencyGate(1);
-    const controller = new AbortController();
-    await gate.acquire(0, controller.signal);
-    const waiting = gate.acquire(1000, controller.signal);
-    controller.abort(new Error("caller left"));
-    await expect(waiting).rejects.toThrow("caller left");
-    expect(gate.queued).toBe(0);
   });
 });
 

@@ -1,4 +1,4 @@
-import { type Bus, connectBus } from "@agent-runtime/bus";
+import { type Bus, connectBus, interactiveReserve } from "@agent-runtime/bus";
 import {
   Endpoints,
   ModelStreamChunk,
@@ -57,12 +57,13 @@ export async function startModelProxy(
   const gateway = new Gateway({
     models: config.models,
     providers,
-    limiter: new ProviderLimiter(redis, config.redisPrefix),
+    limiter: new ProviderLimiter(redis, config.redisPrefix, config.priority.batchRateShare),
     caches,
     metrics,
     retry: config.retry,
     breaker: config.breaker,
     limitMaxWaitMs: config.limitMaxWaitMs,
+    interactiveReserve: config.priority.interactiveReserve,
     publishDelta: (subject, chunk) => bus.publish(subject, ModelStreamChunk, chunk),
     publishUsage,
     logger,
@@ -73,15 +74,26 @@ export async function startModelProxy(
     const aborted = gateway.cancelRun(subject.split(".")[1] ?? "");
     if (aborted > 0) logger.info({ subject, aborted }, "cancelled in-flight model calls");
   });
-  bus.serve(Endpoints.modelChat, (request, context) => gateway.chat(request, context.signal), {
+  // batch requests hold at most part of each endpoint's bound; the rest is interactive's
+  const serveOptions = (subject: string) => ({
     queue: QueueGroups.modelProxy,
     maxInFlight: config.maxInFlight,
+    admit: interactiveReserve({
+      maxInFlight: config.maxInFlight,
+      interactiveShare: config.priority.interactiveReserve,
+      subject,
+    }),
   });
+  bus.serve(
+    Endpoints.modelChat,
+    (request, context) => gateway.chat(request, context.signal),
+    serveOptions(Endpoints.modelChat.subject),
+  );
   bus.serve(
     Endpoints.modelEmbed,
     (request, context) =>
       embed({ models: config.models, providers, caches, publishUsage }, request, context.signal),
-    { queue: QueueGroups.modelProxy, maxInFlight: config.maxInFlight },
+    serveOptions(Endpoints.modelEmbed.subject),
   );
 
   const ops = await startOpsServer({
@@ -102,6 +114,7 @@ export async function startModelProxy(
     opsPort: ops.port,
     stop: async () => {
       cancellations.unsubscribe();
+      gateway.stopWaiting();
       await bus.drain();
       await ops.close();
       redis.disconnect();

@@ -14,12 +14,16 @@ const OwnEnv = {
     .int()
     .positive()
     .default(7 * 24 * 3600),
+  /** Share of MAX_IN_FLIGHT and of each tool's maxConcurrency batch calls may not take. */
+  INTERACTIVE_RESERVE: z.coerce.number().min(0).max(1).default(0.25),
 };
 
 export interface ToolExecutorConfig extends Connections {
   opsPort: number;
   maxInFlight: number;
   idempotencyTtlSeconds: number;
+  /** Lanes (`meta.priority`): the share of every bound kept for interactive calls. */
+  interactiveReserve: number;
   tools: ToolsSection["tools"];
   env: NodeJS.ProcessEnv;
 }
@@ -31,6 +35,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolExecutorCo
     opsPort: e.OPS_PORT,
     maxInFlight: e.MAX_IN_FLIGHT,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
+    interactiveReserve: e.INTERACTIVE_RESERVE,
     tools: loadRuntimeConfig(env).tools,
     env,
   };

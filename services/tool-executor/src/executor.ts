@@ -2,6 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Bus } from "@agent-runtime/bus";
 import {
   formatZodError,
+  priorityOf,
   type RequestMeta,
   RuntimeError,
   Subjects,
@@ -15,6 +16,7 @@ import { type Redis, redisReady } from "@agent-runtime/stores";
 import type { Logger, Metrics } from "@agent-runtime/telemetry";
 import type { ToolDefinition } from "@agent-runtime/tools";
 import type { IdempotencyStore } from "./records.js";
+import type { ReleaseSlot, ToolSlots } from "./tool-slots.js";
 
 export interface ExecCall {
   meta: RequestMeta;
@@ -41,6 +43,8 @@ export interface ExecutorDeps {
   redis: Redis;
   redisPrefix: string;
   idempotency: IdempotencyStore;
+  /** Per-tool concurrency, by lane. */
+  slots: ToolSlots;
   metrics: Metrics;
   logger: Logger;
   lookup: (name: string) => RegisteredTool | undefined;
@@ -58,7 +62,6 @@ function hashOf(value: unknown): string {
 
 /** Runs tool calls with validation, timeouts, limits, cooldowns, caching, idempotency and accounting. */
 export class ToolExecutor {
-  private readonly localActive = new Map<string, number>();
   private readonly localCooldown = new Map<string, number>();
   private readonly localCache = new Map<string, { expiresAt: number; reply: ToolExecReply }>();
   private readonly runCalls = new Map<string, Set<AbortController>>();
@@ -116,30 +119,8 @@ export class ToolExecutor {
     const tenant = call.meta.tenant;
     const idempotent = descriptor.sideEffects && call.idempotencyKey;
     if (idempotent) {
-      const claim = await this.deps.idempotency.claim(
-        tenant,
-        call.idempotencyKey!,
-        descriptor.name,
-        descriptor.timeoutMs * 2,
-      );
-      if (claim.kind === "done")
-        return {
-          ...claim.reply,
-          callId: call.callId,
-          replayed: true,
-          latencyMs: performance.now() - started,
-        };
-      if (claim.kind === "running") {
-        return this.reply(
-          call,
-          "error",
-          `this call (${call.idempotencyKey}) is already running; try again shortly`,
-          started,
-          {
-            code: "conflict",
-          },
-        );
-      }
+      const answered = await this.claim(descriptor, call, started);
+      if (answered) return answered;
     }
 
     const cacheKey =
@@ -171,34 +152,106 @@ export class ToolExecutor {
       }
     }
 
-    const slotKey = `${this.deps.redisPrefix}tconc:${descriptor.name}`;
-    const release = await this.takeSlot(slotKey, descriptor.name, tool.maxConcurrency);
-    if (!release) {
-      if (idempotent) await this.deps.idempotency.release(tenant, call.idempotencyKey!);
+    const slot = await this.takeSlot(tool, call, started, Boolean(idempotent));
+    if (!("release" in slot)) return slot.answered;
+    let reply: ToolExecReply;
+    try {
+      reply = await this.invoke(tool, call, args, started);
+      // recorded before the slot is given back, so a call waiting for it with the same key finds it done
+      if (idempotent) {
+        if (reply.status === "ok" || reply.status === "invalid_output")
+          await this.deps.idempotency.complete(tenant, call.idempotencyKey!, reply);
+        else await this.deps.idempotency.release(tenant, call.idempotencyKey!);
+      }
+    } finally {
+      await slot.release();
+    }
+    if (cacheKey && reply.status === "ok")
+      await this.cachePut(cacheKey, reply, descriptor.cacheTtlSeconds ?? 0);
+    return reply;
+  }
+
+  /** Claims a side-effecting call's idempotency key; a reply when an earlier call answers instead. */
+  private async claim(
+    descriptor: ToolDescriptor,
+    call: ExecCall,
+    started: number,
+  ): Promise<ToolExecReply | undefined> {
+    const claim = await this.deps.idempotency.claim(
+      call.meta.tenant,
+      call.idempotencyKey!,
+      descriptor.name,
+      descriptor.timeoutMs * 2,
+    );
+    if (claim.kind === "done")
+      return {
+        ...claim.reply,
+        callId: call.callId,
+        replayed: true,
+        latencyMs: performance.now() - started,
+      };
+    if (claim.kind === "running") {
       return this.reply(
         call,
+        "error",
+        `this call (${call.idempotencyKey}) is already running; try again shortly`,
+        started,
+        {
+          code: "conflict",
+        },
+      );
+    }
+    return undefined;
+  }
+
+  /**
+   * A concurrency slot in the call's lane, or the reply when there is none
+   * (`overloaded`, its idempotency claim given back). Interactive calls take
+   * one at once or are refused. A batch call may wait for one as long as it
+   * would still get its whole timeout before its deadline; while it waits it
+   * lets go of its claim (a long wait must not leave the claim to go stale
+   * and be taken over) and claims again once it holds the slot, so an
+   * earlier or concurrent call with its key answers instead.
+   */
+  private async takeSlot(
+    tool: RegisteredTool,
+    call: ExecCall,
+    started: number,
+    idempotent: boolean,
+  ): Promise<{ release: ReleaseSlot } | { answered: ToolExecReply }> {
+    const name = tool.descriptor.name;
+    const priority = priorityOf(call.meta);
+    const busy = () =>
+      this.reply(
+        call,
         "overloaded",
-        `${descriptor.name} is busy (${tool.maxConcurrency} calls running); try again`,
+        `${name} is busy (${tool.maxConcurrency} calls running); try again`,
         started,
         {
           code: "overloaded",
         },
       );
-    }
-    let reply: ToolExecReply;
+    const free = await this.deps.slots.take(name, tool.maxConcurrency, priority, 0);
+    if (free) return { release: free };
+    if (idempotent) await this.deps.idempotency.release(call.meta.tenant, call.idempotencyKey!);
+    const waitUntil = call.meta.deadline - this.timeoutOf(tool.descriptor, call);
+    if (priority === "interactive" || waitUntil <= Date.now()) return { answered: busy() };
+    const release = await this.deps.slots.take(name, tool.maxConcurrency, "batch", waitUntil);
+    if (!release) return { answered: busy() };
+    if (!idempotent) return { release };
     try {
-      reply = await this.invoke(tool, call, args, started);
-    } finally {
+      const answered = await this.claim(tool.descriptor, call, started);
+      if (!answered) return { release };
       await release();
+      return { answered };
+    } catch (error) {
+      await release();
+      throw error;
     }
-    if (idempotent) {
-      if (reply.status === "ok" || reply.status === "invalid_output")
-        await this.deps.idempotency.complete(tenant, call.idempotencyKey!, reply);
-      else await this.deps.idempotency.release(tenant, call.idempotencyKey!);
-    }
-    if (cacheKey && reply.status === "ok")
-      await this.cachePut(cacheKey, reply, descriptor.cacheTtlSeconds ?? 0);
-    return reply;
+  }
+
+  private timeoutOf(descriptor: ToolDescriptor, call: ExecCall): number {
+    return Math.min(call.timeoutMs ?? descriptor.timeoutMs, descriptor.timeoutMs, MAX_TIMEOUT_MS);
   }
 
   private async invoke(
@@ -209,9 +262,7 @@ export class ToolExecutor {
   ): Promise<ToolExecReply> {
     const descriptor = tool.descriptor;
     const timeoutMs = Math.min(
-      call.timeoutMs ?? descriptor.timeoutMs,
-      descriptor.timeoutMs,
-      MAX_TIMEOUT_MS,
+      this.timeoutOf(descriptor, call),
       Math.max(1, call.meta.deadline - Date.now()),
     );
     const controller = new AbortController();
@@ -307,6 +358,16 @@ export class ToolExecutor {
       calls?.delete(controller);
       if (runId && calls?.size === 0) this.runCalls.delete(runId);
     }
+  }
+
+  /** Batch calls of `tool` waiting for a concurrency slot in this replica. */
+  queued(tool: string): number {
+    return this.deps.slots.waiting(tool);
+  }
+
+  /** Shutting down: batch calls waiting for a slot give up (`overloaded`), so a queue does not hold the drain. */
+  stopWaiting(): void {
+    this.deps.slots.stopWaiting();
   }
 
   /** Aborts the running tool calls of a cancelled run (handlers see their signal abort). */
@@ -417,30 +478,5 @@ export class ToolExecutor {
     if (until > Date.now()) return false;
     this.localCooldown.set(key, Date.now() + seconds * 1000);
     return true;
-  }
-
-  /** Takes a concurrency slot (Redis across replicas, local when Redis is down); returns its release. */
-  private async takeSlot(key: string, tool: string, max: number): Promise<(() => Promise<void>) | undefined> {
-    if (redisReady(this.deps.redis)) {
-      try {
-        const results = await this.deps.redis.multi().incr(key).expire(key, 300).exec();
-        const count = Number(results?.[0]?.[1] ?? 0);
-        if (count > max) {
-          await this.deps.redis.decr(key);
-          return undefined;
-        }
-        return async () => {
-          await this.deps.redis.decr(key).catch(() => undefined);
-        };
-      } catch {
-        // local fallback
-      }
-    }
-    const active = this.localActive.get(tool) ?? 0;
-    if (active >= max) return undefined;
-    this.localActive.set(tool, active + 1);
-    return async () => {
-      this.localActive.set(tool, Math.max(0, (this.localActive.get(tool) ?? 1) - 1));
-    };
   }
 }

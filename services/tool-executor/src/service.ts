@@ -1,4 +1,4 @@
-import { type Bus, connectBus } from "@agent-runtime/bus";
+import { type Bus, connectBus, interactiveReserve } from "@agent-runtime/bus";
 import {
   Endpoints,
   QueueGroups,
@@ -19,6 +19,7 @@ import { ToolExecutor } from "./executor.js";
 import { IdempotencyStore } from "./records.js";
 import { ToolRegistry } from "./registry.js";
 import { allowListOf } from "./safe-http.js";
+import { ToolSlots } from "./tool-slots.js";
 import { createWebhookTool } from "./webhooks.js";
 
 export interface RunningToolExecutor {
@@ -65,15 +66,26 @@ export async function startToolExecutor(
     redis,
     redisPrefix: config.redisPrefix,
     idempotency: await IdempotencyStore.create(pool, config.idempotencyTtlSeconds),
+    slots: new ToolSlots(redis, config.redisPrefix, config.interactiveReserve),
     metrics,
     logger,
     lookup: (name) => registry.get(name),
   });
 
-  const serveOptions = { queue: QueueGroups.toolExecutor, maxInFlight: config.maxInFlight };
+  // batch requests hold at most part of each endpoint's bound; the rest is interactive's
+  const serveOptions = (subject: string) => ({
+    queue: QueueGroups.toolExecutor,
+    maxInFlight: config.maxInFlight,
+    admit: interactiveReserve({
+      maxInFlight: config.maxInFlight,
+      interactiveShare: config.interactiveReserve,
+      subject,
+    }),
+  });
   for (const name of registry.localNames()) {
+    const endpoint = toolExecEndpoint(name);
     bus.serve(
-      toolExecEndpoint(name),
+      endpoint,
       (request) =>
         executor.exec({
           meta: request.meta,
@@ -83,7 +95,7 @@ export async function startToolExecutor(
           ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey } : {}),
           ...(request.timeoutMs ? { timeoutMs: request.timeoutMs } : {}),
         }),
-      serveOptions,
+      serveOptions(endpoint.subject),
     );
   }
   bus.serve(
@@ -102,9 +114,13 @@ export async function startToolExecutor(
         ),
       ),
     }),
-    serveOptions,
+    serveOptions(Endpoints.toolBatch.subject),
   );
-  bus.serve(Endpoints.toolList, async (request) => ({ tools: registry.list(request) }), serveOptions);
+  bus.serve(
+    Endpoints.toolList,
+    async (request) => ({ tools: registry.list(request) }),
+    serveOptions(Endpoints.toolList.subject),
+  );
   const cancellations = bus.subscribe(Subjects.runCancelledAll, z.unknown(), (_data, subject) => {
     executor.cancelRun(subject.split(".")[1] ?? "");
   });
@@ -133,6 +149,7 @@ export async function startToolExecutor(
     stop: async () => {
       registrations.unsubscribe();
       cancellations.unsubscribe();
+      executor.stopWaiting();
       await bus.drain();
       await ops.close();
       await pool.end();
