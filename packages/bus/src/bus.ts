@@ -393,15 +393,17 @@ export class Bus {
     return served;
   }
 
-  /** Core NATS publish (fire and forget), validated, with trace context. */
+  /**
+   * Core NATS publish (fire and forget), with trace context. The message is validated where it is
+   * received (once, at that service's boundary); the schema types what is sent.
+   */
   publish<T extends z.ZodType>(
     subject: string,
-    schema: T,
+    _schema: T,
     data: z.input<T>,
     options: PublishOptions = {},
   ): void {
-    const value = schema.parse(data);
-    this.nc.publish(this.subject(subject), encodeJson(value), { headers: this.headersFor(options) });
+    this.nc.publish(this.subject(subject), encodeJson(data), { headers: this.headersFor(options) });
   }
 
   /** Core NATS subscription; invalid messages are logged and dropped. */
@@ -425,16 +427,18 @@ export class Bus {
     });
   }
 
-  /** JetStream publish; `msgId` becomes `Nats-Msg-Id` for dedupe. Resolves once stored. */
+  /**
+   * JetStream publish; `msgId` becomes `Nats-Msg-Id` for dedupe. Resolves once stored. Validated
+   * where it is consumed (a message that does not parse there is dead-lettered with the reason).
+   */
   async publishDurable<T extends z.ZodType>(
     subject: string,
-    schema: T,
+    _schema: T,
     data: z.input<T>,
     options: PublishOptions & { timeoutMs?: number } = {},
   ): Promise<{ seq: number; duplicate: boolean; stream: string }> {
-    const value = schema.parse(data);
     try {
-      const ack = await this.js.publish(this.subject(subject), encodeJson(value), {
+      const ack = await this.js.publish(this.subject(subject), encodeJson(data), {
         headers: this.headersFor(options),
         ...(options.msgId ? { msgID: options.msgId } : {}),
         timeout: options.timeoutMs ?? 5000,

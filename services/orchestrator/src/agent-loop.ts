@@ -203,6 +203,9 @@ export async function executeRun(
     agent: request.agent,
     ...(request.userId ? { userId: request.userId } : {}),
     ...(request.threadId ? { threadId: request.threadId } : {}),
+    // the run's lane travels with every call, so the model proxy and the tool executor serve
+    // interactive work first too
+    priority: request.priority,
     deadline: timeLimit,
   });
   const spent = () => ({ spentUsd: cost, usage, steps: steps.length });
