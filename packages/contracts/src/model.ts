@@ -38,6 +38,12 @@ export const ModelChatRequest = z.object({
   cache: z.boolean().optional(),
   /** Whether the offered tools have side effects (responses are then never cached). */
   toolsHaveSideEffects: z.boolean().optional(),
+  /**
+   * The call may have been made before under the same `meta.requestId` (its run was taken over
+   * after a crash): the proxy answers from its idempotency record when it has one. A first call
+   * skips that lookup.
+   */
+  resumed: z.boolean().optional(),
 });
 export type ModelChatRequest = z.infer<typeof ModelChatRequest>;
 

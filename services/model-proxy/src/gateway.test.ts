@@ -178,14 +178,20 @@ describe("model-proxy accounting, caching and idempotency", () => {
     expect(reply.costUsd).toBeGreaterThan(0);
   });
 
-  it("returns the first result for a repeated request id", async () => {
+  it("returns the first result for a repeated (or resumed) request id", async () => {
     const before = primary.chatRequests().length;
     const meta = { requestId: `idem-${Date.now()}` };
     const [a, b] = (await Promise.all([
       harness.chat({ messages: user("once"), tier: "fast", meta }),
       harness.chat({ messages: user("once"), tier: "fast", meta }),
     ])) as ModelChatReply[];
-    const c = (await harness.chat({ messages: user("once"), tier: "fast", meta })) as ModelChatReply;
+    // a call made again after its run was taken over is answered from the idempotency record
+    const c = (await harness.chat({
+      messages: user("once"),
+      tier: "fast",
+      meta,
+      resumed: true,
+    })) as ModelChatReply;
     expect(primary.chatRequests().length - before).toBe(1);
     expect(b).toEqual(a);
     expect(c.message).toEqual(a!.message);

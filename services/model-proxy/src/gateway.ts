@@ -90,7 +90,10 @@ export class Gateway {
     const running = this.pending.get(key);
     if (running) return running;
     const promise = (async () => {
-      const recorded = await this.deps.caches.getIdempotent(request.meta.tenant, request.meta.requestId);
+      // only a call that may have been made before looks for its record (a first call has none)
+      const recorded = request.resumed
+        ? await this.deps.caches.getIdempotent(request.meta.tenant, request.meta.requestId)
+        : undefined;
       if (recorded) return recorded;
       const reply = await this.chatOnce(request, signal);
       // stored without holding the reply; duplicates in flight meanwhile share this promise

@@ -327,6 +327,7 @@ export async function executeRun(
           meta: meta(`${request.runId}:${stepIndex}`),
           stream: request.stream && !hasOutputChecks(agent.guardrails) ? "live" : "off",
           clientToolNames,
+          resumed: begun.attempt > 1,
         },
         events,
         signal,

@@ -25,6 +25,8 @@ export interface ModelCall {
    * answer (an agent with output checks holds its answer back until it passes them).
    */
   stream: "live" | "off";
+  /** The run was taken over: this step's call may have been made before (see ModelChatRequest.resumed). */
+  resumed?: boolean;
   /** Tool-call deltas are relayed only for these tools (the caller's own): the others run here. */
   clientToolNames: ReadonlySet<string>;
 }
@@ -75,6 +77,7 @@ export async function callModel(
         ...(request.maxTokens !== undefined ? { maxTokens: request.maxTokens } : {}),
         ...(streamSubject ? { streamSubject } : {}),
         ...(call.sideEffects ? { toolsHaveSideEffects: true } : {}),
+        ...(call.resumed ? { resumed: true } : {}),
       },
       { signal, beforeRetry: () => !relayed },
     );
