@@ -12,6 +12,8 @@ const OwnEnv = {
   OPS_PORT: z.coerce.number().int().min(0).default(9101),
   INTERACTIVE_CONCURRENCY: z.coerce.number().int().positive().default(64),
   BATCH_CONCURRENCY: z.coerce.number().int().positive().default(4),
+  /** Batch runs in progress at most while any interactive run is (batch yields the worker to chat). */
+  BATCH_CONCURRENCY_WHILE_INTERACTIVE: z.coerce.number().int().nonnegative().default(1),
   RUN_ACK_WAIT_MS: z.coerce.number().int().positive().default(5000),
   BATCH_MAX_ATTEMPTS: z.coerce.number().int().positive().default(4),
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(256),
@@ -35,6 +37,7 @@ export interface OrchestratorConfig extends Connections {
   opsPort: number;
   interactiveConcurrency: number;
   batchConcurrency: number;
+  batchConcurrencyWhileInteractive: number;
   ackWaitMs: number;
   batchMaxAttempts: number;
   maxInFlight: number;
@@ -53,6 +56,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OrchestratorCo
     opsPort: e.OPS_PORT,
     interactiveConcurrency: e.INTERACTIVE_CONCURRENCY,
     batchConcurrency: e.BATCH_CONCURRENCY,
+    batchConcurrencyWhileInteractive: Math.min(e.BATCH_CONCURRENCY_WHILE_INTERACTIVE, e.BATCH_CONCURRENCY),
     ackWaitMs: e.RUN_ACK_WAIT_MS,
     batchMaxAttempts: e.BATCH_MAX_ATTEMPTS,
     maxInFlight: e.MAX_IN_FLIGHT,

@@ -8,6 +8,7 @@ import { failDeadLetteredRun } from "./dead-letters.js";
 import { consumeEvents } from "./event-intake.js";
 import { failpoints } from "./failpoints.js";
 import { Journal } from "./journal.js";
+import { BatchGate } from "./lanes.js";
 import { CancelWatch, RunHandedOff } from "./run-control.js";
 import { registerQueuedRuns, serveRunEndpoints } from "./run-endpoints.js";
 import { RunStore } from "./run-store.js";
@@ -89,7 +90,8 @@ export async function startOrchestrator(
   };
 
   // interactive and batch runs on separate consumers with separate concurrency: a batch flood
-  // never takes an interactive slot
+  // never takes an interactive slot, and while interactive runs go on, batch runs get a small share
+  const lanes = new BatchGate(config.batchConcurrency, config.batchConcurrencyWhileInteractive);
   const runConsumer = (priority: RunPriority) => {
     const maxDeliver = priority === "interactive" ? INTERACTIVE_MAX_DELIVER : config.batchMaxAttempts;
     return consume(bus, {
@@ -105,6 +107,10 @@ export async function startOrchestrator(
       deadLetterOrigin: `runs-${priority}`,
       onDeadLetter: (request, reason, context) => failDeadLetteredRun(deps, request, reason, context.payload),
       handler: async (request, context) => {
+        const endLane =
+          priority === "interactive"
+            ? lanes.interactiveRun()
+            : await lanes.batchRun(request.runId, context.signal);
         const started = performance.now();
         runsActive.inc({ priority });
         try {
@@ -122,6 +128,7 @@ export async function startOrchestrator(
           throw error;
         } finally {
           runsActive.dec({ priority });
+          endLane();
         }
       },
     });
