@@ -122,7 +122,7 @@ export async function executeRun(
           error: wire,
           ...(request.threadId ? { threadId: request.threadId } : {}),
         });
-        throw cause;
+        throw new RunNotRecorded(request.runId, cause);
       }
       // what the run produced cannot be stored: it fails with that reason, and its row says so
       status = "failed";
@@ -388,6 +388,8 @@ export async function executeRun(
       messages.push(assistant, ...toolMessages);
     }
   } catch (error) {
+    // its end could not be journaled and its client was told: the run goes back to the queue as is
+    if (error instanceof RunNotRecorded) throw error;
     const wire = toWireError(error);
     // a call abandoned downstream because the time ran out is a time outcome, not a cancel
     const timeUp = Date.now() >= timeLimit - 10;
@@ -437,6 +439,17 @@ export async function executeRun(
     return finish(status, undefined, wire);
   } finally {
     control.close();
+  }
+}
+
+/** A run's end could not be journaled before its deadline (its client has been told it failed). */
+export class RunNotRecorded extends RuntimeError {
+  constructor(runId: string, cause: unknown) {
+    super("unavailable", `the end of run ${runId} could not be journaled; a later delivery records it`, {
+      retryable: true,
+      retryAfterMs: 5000,
+      cause,
+    });
   }
 }
 
