@@ -9,11 +9,14 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const order = ["stack", "model-proxy", "tool-executor", "memory", "orchestrator", "ingress"];
+const order = ["stack", "model-proxy", "tool-executor", "memory", "orchestrator", "ingress", "ledger"];
+/** Not benchmarks: this runner, shared statistics and the ledger's helper modules. */
+const isHelper = (name: string) => name === "run" || name === "stats" || name.startsWith("ledger-");
 const requested = process.argv.slice(2);
 const available = readdirSync(here)
-  .filter((file) => file.endsWith(".ts") && !["run.ts", "stats.ts"].includes(file))
-  .map((file) => file.replace(/\.ts$/, ""));
+  .filter((file) => file.endsWith(".ts"))
+  .map((file) => file.replace(/\.ts$/, ""))
+  .filter((name) => !isHelper(name));
 const names = (requested.length > 0 ? requested : order.filter((name) => available.includes(name))).concat(
   requested.length > 0 ? [] : available.filter((name) => !order.includes(name)),
 );
