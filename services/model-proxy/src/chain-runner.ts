@@ -89,7 +89,10 @@ export class ChainRunner {
   ): Promise<Attempted> {
     const deadline = request.meta.deadline;
     const priority = priorityOf(request.meta);
-    const estimated = estimatePromptTokens(request);
+    // counting the prompt costs real CPU: only a provider with a TPM limit needs the estimate
+    let counted: number | undefined;
+    const estimateFor = (provider: { config: { tpm?: number | undefined } }) =>
+      provider.config.tpm ? (counted ??= estimatePromptTokens(request)) : 0;
     let retries = 0;
     let lastError: RuntimeError | undefined;
     const skipped: string[] = [];
@@ -128,7 +131,7 @@ export class ChainRunner {
         }
         let limitWait: number;
         try {
-          limitWait = await this.waitForLimit(provider, estimated, priority, deadline, signal);
+          limitWait = await this.waitForLimit(provider, estimateFor(provider), priority, deadline, signal);
         } catch (error) {
           gate.release(priority);
           breaker.release();
@@ -157,7 +160,12 @@ export class ChainRunner {
             ...(onDelta ? { onDelta } : {}),
           });
           breaker.success();
-          void this.deps.limiter.settle(provider.name, provider.config, estimated, result.usage.totalTokens);
+          void this.deps.limiter.settle(
+            provider.name,
+            provider.config,
+            estimateFor(provider),
+            result.usage.totalTokens,
+          );
           return { result, modelName, provider: provider.name, retries, fallbacks };
         } catch (error) {
           const failure = classifyProviderError(error, provider.name);
