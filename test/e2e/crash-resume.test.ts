@@ -1,63 +1,32 @@
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Bus } from "@agent-runtime/bus";
 import { createTestBus } from "@agent-runtime/bus/testing";
 import { RunEvent, RunRequest, Subjects } from "@agent-runtime/contracts";
 import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
 import { type ServiceProcess, startServiceProcess } from "../support/processes.js";
+import { type ShippingHook, startShippingHook } from "../support/shipping.js";
 import { type Stack, startStack } from "../support/stack.js";
 
 let fake: FakeOpenAI;
 let stack: Stack;
 let bus: Bus;
-let hook: Server;
-const hookCalls: number[] = [];
+let hook: ShippingHook;
 const workers: ServiceProcess[] = [];
 
 beforeAll(async () => {
-  hook = createServer((request, response) => {
-    request.resume();
-    request.on("end", () => {
-      hookCalls.push(Date.now());
-      // slow side effect: the worker is killed while this call is in flight
-      setTimeout(() => response.end(JSON.stringify({ shipped: true })), 1500);
-    });
-  });
-  await new Promise<void>((resolve) => hook.listen(0, "127.0.0.1", resolve));
+  // slow side effect: the worker is killed while this call is in flight
+  hook = await startShippingHook({ delayMs: 1500 });
   fake = await startFakeOpenAI();
   fake.setHandler((body) => {
     const result = body.messages.find((message) => message.role === "tool");
     if (!result) return { toolCalls: [{ id: "call_ship", name: "ship", arguments: { order: 7 } }] };
     return { content: `shipped: ${String(result.content)}` };
   });
-  const configPath = join(mkdtempSync(join(tmpdir(), "crash-")), "config.yaml");
-  writeFileSync(
-    configPath,
-    stringify({
-      tools: {
-        webhooks: {
-          ship: {
-            description: "ships an order (side effect)",
-            url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/ship`,
-            sideEffects: true,
-            timeoutMs: 10_000,
-            allowPrivateNetwork: true,
-          },
-        },
-      },
-      agents: { shipper: { tools: ["ship"], maxSteps: 4 } },
-    }),
-  );
   stack = await startStack({
     bootstrapApiKey: "sk-crash-tests",
     openaiBaseUrl: fake.url,
-    env: { AGENT_CONFIG: configPath },
+    env: { AGENT_CONFIG: hook.configPath },
     without: ["orchestrator"],
   });
   bus = await createTestBus({ prefix: stack.isolation.natsPrefix });
@@ -101,9 +70,9 @@ describe("crash-resume", () => {
       { msgId: runId },
     );
     // wait until the side effect is in flight, then kill the worker that holds the run
-    for (let i = 0; i < 200 && hookCalls.length === 0; i++)
+    for (let i = 0; i < 200 && hook.calls.length === 0; i++)
       await new Promise((resolve) => setTimeout(resolve, 25));
-    expect(hookCalls).toHaveLength(1);
+    expect(hook.calls).toHaveLength(1);
     const modelCallsBeforeKill = fake.chatRequests().length;
     const killedAt = Date.now();
     await first.stop("SIGKILL");
@@ -119,7 +88,7 @@ describe("crash-resume", () => {
     expect(done.type === "run-finished" && done.status).toBe("completed");
     expect(done.type === "run-finished" && done.output?.content).toBe('shipped: {"shipped":true}');
     // the side effect happened once; the recorded first model call was not paid for again
-    expect(hookCalls).toHaveLength(1);
+    expect(hook.calls).toHaveLength(1);
     expect(fake.chatRequests().length - modelCallsBeforeKill).toBe(1);
     expect(started.map((event) => event.type === "run-started" && event.attempt)).toEqual([1, 2]);
     console.log(`resumed and finished ${Date.now() - killedAt} ms after the kill`);

@@ -20,7 +20,13 @@ beforeAll(async () => {
   fake = await startFakeOpenAI();
   fake.setHandler(() => ({ content: "finished", latencyMs: 1500 }));
   stack = await startStack({ bootstrapApiKey: KEY, openaiBaseUrl: fake.url, without: ["orchestrator"] });
-  const env = { ...stack.env, OPS_PORT: "0", LOG_LEVEL: "info", DRAIN_GRACE_MS: "300", RUN_ACK_WAIT_MS: "2000" };
+  const env = {
+    ...stack.env,
+    OPS_PORT: "0",
+    LOG_LEVEL: "info",
+    DRAIN_GRACE_MS: "300",
+    RUN_ACK_WAIT_MS: "2000",
+  };
   workers.push(await startServiceProcess("orchestrator", env));
   workers.push(await startServiceProcess("orchestrator", env));
 }, 90_000);

@@ -6,42 +6,26 @@
  * model's answer, and its tool-call ids, differ on the second call).
  */
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Bus } from "@agent-runtime/bus";
 import { createTestBus } from "@agent-runtime/bus/testing";
 import { RunEvent, RunRequest, Subjects } from "@agent-runtime/contracts";
 import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
 import { DATABASE_URL } from "../support/isolation.js";
 import { type ServiceProcess, startServiceProcess } from "../support/processes.js";
+import { type ShippingHook, startShippingHook } from "../support/shipping.js";
 import { type Stack, startStack } from "../support/stack.js";
 
 let fake: FakeOpenAI;
 let stack: Stack;
 let bus: Bus;
 let db: pg.Client;
-let hook: Server;
-const shipped: string[] = [];
+let hook: ShippingHook;
 const processes: ServiceProcess[] = [];
 
 beforeAll(async () => {
-  hook = createServer((request, response) => {
-    let body = "";
-    request.on("data", (chunk: Buffer) => {
-      body += chunk.toString();
-    });
-    request.on("end", () => {
-      shipped.push(body);
-      response.end(JSON.stringify({ shipped: true }));
-    });
-  });
-  await new Promise<void>((resolve) => hook.listen(0, "127.0.0.1", resolve));
+  hook = await startShippingHook();
   fake = await startFakeOpenAI();
   // no fixed call ids: a model call made again answers with other ids, as a real model does
   fake.setHandler((body) => {
@@ -49,28 +33,10 @@ beforeAll(async () => {
     if (!result) return { toolCalls: [{ name: "ship", arguments: { order: 7 } }] };
     return { content: `done: ${String(result.content)}` };
   });
-  const configPath = join(mkdtempSync(join(tmpdir(), "once-")), "config.yaml");
-  writeFileSync(
-    configPath,
-    stringify({
-      tools: {
-        webhooks: {
-          ship: {
-            description: "ships an order (side effect)",
-            url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/ship`,
-            sideEffects: true,
-            timeoutMs: 10_000,
-            allowPrivateNetwork: true,
-          },
-        },
-      },
-      agents: { shipper: { tools: ["ship"], maxSteps: 4 } },
-    }),
-  );
   stack = await startStack({
     bootstrapApiKey: "sk-once-tests",
     openaiBaseUrl: fake.url,
-    env: { AGENT_CONFIG: configPath },
+    env: { AGENT_CONFIG: hook.configPath },
     without: ["orchestrator", "model-proxy"],
   });
   // the model proxy without Redis: it keeps no idempotency record of a model call
@@ -139,11 +105,27 @@ async function until(check: () => boolean, timeoutMs: number): Promise<void> {
   }
 }
 
+/**
+ * Starts a worker without failpoints, lets it take the run over, and returns the one `run-finished`
+ * its client heard (a second one within half a second fails the test).
+ */
+async function finishedOnSuccessor(finished: RunEvent[]): Promise<RunEvent> {
+  const successor = await startServiceProcess("orchestrator", workerEnv(""));
+  try {
+    await until(() => finished.length > 0, 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(finished).toHaveLength(1);
+    return finished[0]!;
+  } finally {
+    await successor.stop("SIGTERM");
+  }
+}
+
 describe("exactly once", () => {
   it("announces a run killed after its end was journaled from the journal, calling nothing again", async () => {
     const doomed = await startServiceProcess("orchestrator", workerEnv("after-final-write"));
     processes.push(doomed);
-    const shippedBefore = shipped.length;
+    const shippedBefore = hook.calls.length;
     const { runId, finished } = await startTurn();
     // the worker dies between its final write and telling anyone
     await until(() => doomed.child.exitCode !== null || doomed.child.signalCode !== null, 30_000);
@@ -153,52 +135,35 @@ describe("exactly once", () => {
     const row = await db.query("SELECT status, steps FROM runs WHERE id = $1", [runId]);
     expect(row.rows[0]).toEqual({ status: "completed", steps: 2 });
 
-    const successor = await startServiceProcess("orchestrator", workerEnv(""));
-    try {
-      await until(() => finished.length > 0, 30_000);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      expect(finished).toHaveLength(1);
-      const done = finished[0]!;
-      expect(done.type === "run-finished" && done.status).toBe("completed");
-      expect(done.type === "run-finished" && done.output?.content).toBe('done: {"shipped":true}');
-      // the run was finished from the journal: no model call after the crash, one shipment
-      expect(fake.chatRequests().length).toBe(callsAtKill);
-      expect(shipped.length - shippedBefore).toBe(1);
-    } finally {
-      await successor.stop("SIGTERM");
-    }
+    const done = await finishedOnSuccessor(finished);
+    expect(done.type === "run-finished" && done.status).toBe("completed");
+    expect(done.type === "run-finished" && done.output?.content).toBe('done: {"shipped":true}');
+    // the run was finished from the journal: no model call after the crash, one shipment
+    expect(fake.chatRequests().length).toBe(callsAtKill);
+    expect(hook.calls.length - shippedBefore).toBe(1);
   }, 90_000);
 
   it("makes a tool step again after a crash between its effect and its record without a second effect", async () => {
     const doomed = await startServiceProcess("orchestrator", workerEnv("after-step-effects"));
     processes.push(doomed);
-    const shippedBefore = shipped.length;
+    const shippedBefore = hook.calls.length;
     const callsBefore = fake.chatRequests().length;
     const { runId, finished } = await startTurn();
     await until(() => doomed.child.signalCode !== null, 30_000);
     // the shipment happened; the step that made it is not journaled
-    expect(shipped.length - shippedBefore).toBe(1);
+    expect(hook.calls.length - shippedBefore).toBe(1);
     const steps = await db.query("SELECT count(*)::int AS n FROM run_steps WHERE run_id = $1", [runId]);
     expect(steps.rows[0]).toEqual({ n: 0 });
 
     const callsAtKill = fake.chatRequests().length;
-    const successor = await startServiceProcess("orchestrator", workerEnv(""));
-    try {
-      await until(() => finished.length > 0, 30_000);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      expect(finished).toHaveLength(1);
-      const done = finished[0]!;
-      expect(done.type === "run-finished" && done.status).toBe("completed");
-      // the tool step's model call was made again (no Redis: no idempotency record), answering
-      // with other call ids; the shipment keyed by run, step and call position did not repeat
-      const again = fake.chatRequests().slice(callsAtKill);
-      expect(again.length).toBeGreaterThanOrEqual(2);
-      expect(fake.chatRequests().length - callsBefore).toBeGreaterThanOrEqual(3);
-      expect(shipped.length - shippedBefore).toBe(1);
-      const row = await db.query("SELECT status, steps FROM runs WHERE id = $1", [runId]);
-      expect(row.rows[0]).toEqual({ status: "completed", steps: 2 });
-    } finally {
-      await successor.stop("SIGTERM");
-    }
+    const done = await finishedOnSuccessor(finished);
+    expect(done.type === "run-finished" && done.status).toBe("completed");
+    // the tool step's model call was made again (no Redis: no idempotency record), answering
+    // with other call ids; the shipment keyed by run, step and call position did not repeat
+    expect(fake.chatRequests().length - callsAtKill).toBeGreaterThanOrEqual(2);
+    expect(fake.chatRequests().length - callsBefore).toBeGreaterThanOrEqual(3);
+    expect(hook.calls.length - shippedBefore).toBe(1);
+    const row = await db.query("SELECT status, steps FROM runs WHERE id = $1", [runId]);
+    expect(row.rows[0]).toEqual({ status: "completed", steps: 2 });
   }, 90_000);
 });

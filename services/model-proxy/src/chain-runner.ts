@@ -91,8 +91,11 @@ export class ChainRunner {
     const priority = priorityOf(request.meta);
     // counting the prompt costs real CPU: only a provider with a TPM limit needs the estimate
     let counted: number | undefined;
-    const estimateFor = (provider: { config: { tpm?: number | undefined } }) =>
-      provider.config.tpm ? (counted ??= estimatePromptTokens(request)) : 0;
+    const estimateFor = (provider: { config: { tpm?: number | undefined } }): number => {
+      if (!provider.config.tpm) return 0;
+      counted ??= estimatePromptTokens(request);
+      return counted;
+    };
     let retries = 0;
     let lastError: RuntimeError | undefined;
     const skipped: string[] = [];
