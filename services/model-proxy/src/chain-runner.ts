@@ -174,6 +174,17 @@ export class ChainRunner {
           const failure = classifyProviderError(error, provider.name);
           if (failure.code === "cancelled") {
             breaker.release();
+            // aborted because the caller's deadline passed (the endpoint's timeout signal), not by a cancel
+            if ((signal.reason as { name?: unknown } | undefined)?.name === "TimeoutError") {
+              throw new RuntimeError(
+                "deadline_exceeded",
+                `the deadline passed while ${provider.name} was answering`,
+                {
+                  retryable: false,
+                  cause: error,
+                },
+              );
+            }
             throw failure;
           }
           if (failure.code === "rate_limited") {
