@@ -22,6 +22,7 @@ let stack: Stack;
 let bus: Bus;
 let db: pg.Client;
 let hook: ShippingHook;
+let proxy: ServiceProcess;
 const processes: ServiceProcess[] = [];
 
 beforeAll(async () => {
@@ -39,15 +40,7 @@ beforeAll(async () => {
     env: { AGENT_CONFIG: hook.configPath },
     without: ["orchestrator", "model-proxy"],
   });
-  // the model proxy without Redis: it keeps no idempotency record of a model call
-  processes.push(
-    await startServiceProcess("model-proxy", {
-      ...stack.env,
-      REDIS_URL: "redis://127.0.0.1:1",
-      OPS_PORT: "0",
-      LOG_LEVEL: "info",
-    }),
-  );
+  proxy = await startProxy();
   bus = await createTestBus({ prefix: stack.isolation.natsPrefix });
   db = new pg.Client({ connectionString: DATABASE_URL });
   await db.connect();
@@ -55,6 +48,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
+  await proxy?.stop("SIGKILL");
   for (const process of processes) await process.stop("SIGKILL");
   await db?.end();
   await bus?.close();
@@ -62,6 +56,15 @@ afterAll(async () => {
   await fake?.close();
   hook?.close();
 });
+
+/** The model proxy without Redis: it keeps no idempotency record of a model call. */
+const startProxy = () =>
+  startServiceProcess("model-proxy", {
+    ...stack.env,
+    REDIS_URL: "redis://127.0.0.1:1",
+    OPS_PORT: "0",
+    LOG_LEVEL: "info",
+  });
 
 const workerEnv = (failpoints: string) => ({
   ...stack.env,
@@ -155,6 +158,10 @@ describe("exactly once", () => {
     const steps = await db.query("SELECT count(*)::int AS n FROM run_steps WHERE run_id = $1", [runId]);
     expect(steps.rows[0]).toEqual({ n: 0 });
 
+    // the model proxy that answered is replaced too: nothing remembers the first answer, so the
+    // step's model call reaches the model again and comes back with other call ids
+    await proxy.stop("SIGTERM");
+    proxy = await startProxy();
     const callsAtKill = fake.chatRequests().length;
     const done = await finishedOnSuccessor(finished);
     expect(done.type === "run-finished" && done.status).toBe("completed");

@@ -18,6 +18,12 @@ import { classifyProviderError, type Provider, type StreamDelta } from "./provid
 import { type RoutedDecision, routeRequest } from "./router.js";
 import { type UsageFields, usageRecord } from "./usage-record.js";
 
+/**
+ * Replies kept in this replica for a request sent again: a caller that heard nothing for a while
+ * (the bus's keep-alive silence) re-sends, and the answer may already be here, with or without Redis.
+ */
+const RECENT_REPLIES = 2000;
+
 export interface GatewayDeps {
   models: ModelsSection;
   providers: Map<string, Provider>;
@@ -60,6 +66,15 @@ export class Gateway {
   }
 
   private readonly runCalls = new Map<string, Set<AbortController>>();
+  /** Replies of the last calls this replica answered, by request id (oldest dropped first). */
+  private readonly recentReplies = new Map<string, ModelChatReply>();
+
+  private remember(key: string, reply: ModelChatReply): void {
+    this.recentReplies.set(key, reply);
+    if (this.recentReplies.size > RECENT_REPLIES) {
+      this.recentReplies.delete(this.recentReplies.keys().next().value!);
+    }
+  }
 
   /** Aborts the in-flight calls of a cancelled run. */
   cancelRun(runId: string): number {
@@ -89,6 +104,9 @@ export class Gateway {
     const key = `${request.meta.tenant}:${request.meta.requestId}`;
     const running = this.pending.get(key);
     if (running) return running;
+    // a request sent again (its caller heard nothing for a while) after this replica answered it
+    const answered = this.recentReplies.get(key);
+    if (answered) return answered;
     const promise = (async () => {
       // only a call that may have been made before looks for its record (a first call has none)
       const recorded = request.resumed
@@ -98,6 +116,7 @@ export class Gateway {
       const reply = await this.chatOnce(request, signal);
       // stored without holding the reply; duplicates in flight meanwhile share this promise
       void this.deps.caches.putIdempotent(request.meta.tenant, request.meta.requestId, reply);
+      this.remember(key, reply);
       return reply;
     })();
     this.pending.set(key, promise);
