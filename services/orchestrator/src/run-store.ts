@@ -5,7 +5,6 @@ import {
   type RunRequest,
   type RunStatus,
   type TokenUsage,
-  type WireError,
 } from "@agent-runtime/contracts";
 import { migrate } from "@agent-runtime/stores";
 import type pg from "pg";
@@ -173,35 +172,6 @@ export class RunStore {
     };
   }
 
-  /** Records a finished step and adds it to the run's totals, atomically and once. */
-  async recordStep(runId: string, step: RecordedStep, details: StepDetails): Promise<void> {
-    await this.pool.query(
-      `WITH recorded AS (
-         INSERT INTO run_steps (run_id, step, assistant, tool_messages, model, provider, prompt_tokens, completion_tokens, cached_tokens, cost_usd, latency_ms, route, finish_reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (run_id, step) DO NOTHING
-         RETURNING run_id
-       )
-       UPDATE runs SET steps = GREATEST(steps, $2 + 1), prompt_tokens = prompt_tokens + $7, completion_tokens = completion_tokens + $8,
-         cached_tokens = cached_tokens + $9, cost_usd = cost_usd + $10, updated_at = now()
-       WHERE id = (SELECT run_id FROM recorded)`,
-      [
-        runId,
-        step.step,
-        JSON.stringify(step.assistant),
-        JSON.stringify(step.toolMessages),
-        details.model,
-        details.provider,
-        step.usage.promptTokens,
-        step.usage.completionTokens,
-        step.usage.cachedTokens,
-        step.costUsd,
-        details.latencyMs,
-        details.route,
-        step.finishReason ?? details.finishReason ?? null,
-      ],
-    );
-  }
-
   /** The plan decided for a run (null plan = decided to go without). */
   async savePlan(
     runId: string,
@@ -224,32 +194,6 @@ export class RunStore {
     );
     const row = result.rows[0];
     return { decided: Boolean(row?.plan_reason), plan: row?.plan ?? null, reason: row?.plan_reason ?? null };
-  }
-
-  /** Marks the run finished unless it already is (a cancel wins over a late finish). */
-  async finish(
-    runId: string,
-    status: RunStatus,
-    output: AssistantMessage | undefined,
-    error: WireError | undefined,
-    extraCostUsd = 0,
-  ): Promise<RunStatus> {
-    const result = await this.pool.query<{ status: RunStatus }>(
-      `UPDATE runs SET status = $2, output = $3, error = $4, cost_usd = cost_usd + $5, finished_at = now(), updated_at = now()
-       WHERE id = $1 AND status IN ('queued', 'running') RETURNING status`,
-      [
-        runId,
-        status,
-        output ? JSON.stringify(output) : null,
-        error ? JSON.stringify(error) : null,
-        extraCostUsd,
-      ],
-    );
-    if (result.rowCount === 1) return status;
-    const current = await this.pool.query<{ status: RunStatus }>("SELECT status FROM runs WHERE id = $1", [
-      runId,
-    ]);
-    return current.rows[0]?.status ?? status;
   }
 
   async cancel(
