@@ -1,11 +1,9 @@
-import { randomUUID } from "node:crypto";
 import type { Bus } from "@agent-runtime/bus";
 import { createTestBus } from "@agent-runtime/bus/testing";
-import { RunEvent, RunRequest, Subjects } from "@agent-runtime/contracts";
 import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ServiceProcess, startServiceProcess } from "../support/processes.js";
-import { type ShippingHook, startShippingHook } from "../support/shipping.js";
+import { publishShipmentRun, type ShippingHook, startShippingHook } from "../support/shipping.js";
 import { type Stack, startStack } from "../support/stack.js";
 
 let fake: FakeOpenAI;
@@ -45,30 +43,9 @@ describe("crash-resume", () => {
     const workerEnv = { ...stack.env, RUN_ACK_WAIT_MS: "1000", OPS_PORT: "0", LOG_LEVEL: "info" };
     const first = await startServiceProcess("orchestrator", workerEnv);
     workers.push(first);
-    const runId = `run_${randomUUID()}`;
-    const finished: RunEvent[] = [];
-    const started: RunEvent[] = [];
-    bus.subscribe(Subjects.runEvents(runId), RunEvent, (event) => {
-      if (event.type === "run-finished") finished.push(event);
-      if (event.type === "run-started") started.push(event);
-    });
-    await bus.nc.flush();
-    await bus.publishDurable(
-      Subjects.runs("interactive", "acme"),
-      RunRequest,
-      {
-        runId,
-        tenant: "acme",
-        agent: "shipper",
-        input: [{ role: "user", content: "ship order 7" }],
-        threadId: `thread_${runId}`,
-        priority: "interactive",
-        createdAt: Date.now(),
-        deadline: Date.now() + 60_000,
-        source: "runs",
-      },
-      { msgId: runId },
-    );
+    const { events } = await publishShipmentRun(bus, { source: "runs", threadId: true });
+    const finished = () => events.filter((event) => event.type === "run-finished");
+    const started = () => events.filter((event) => event.type === "run-started");
     // wait until the side effect is in flight, then kill the worker that holds the run
     for (let i = 0; i < 200 && hook.calls.length === 0; i++)
       await new Promise((resolve) => setTimeout(resolve, 25));
@@ -79,18 +56,18 @@ describe("crash-resume", () => {
 
     const second = await startServiceProcess("orchestrator", workerEnv);
     workers.push(second);
-    for (let i = 0; i < 400 && finished.length === 0; i++)
+    for (let i = 0; i < 400 && finished().length === 0; i++)
       await new Promise((resolve) => setTimeout(resolve, 25));
     await new Promise((resolve) => setTimeout(resolve, 300));
 
-    expect(finished).toHaveLength(1);
-    const done = finished[0]!;
+    expect(finished()).toHaveLength(1);
+    const done = finished()[0]!;
     expect(done.type === "run-finished" && done.status).toBe("completed");
     expect(done.type === "run-finished" && done.output?.content).toBe('shipped: {"shipped":true}');
     // the side effect happened once; the recorded first model call was not paid for again
     expect(hook.calls).toHaveLength(1);
     expect(fake.chatRequests().length - modelCallsBeforeKill).toBe(1);
-    expect(started.map((event) => event.type === "run-started" && event.attempt)).toEqual([1, 2]);
+    expect(started().map((event) => event.type === "run-started" && event.attempt)).toEqual([1, 2]);
     console.log(`resumed and finished ${Date.now() - killedAt} ms after the kill`);
   });
 });

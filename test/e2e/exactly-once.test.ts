@@ -5,16 +5,15 @@
  * did not is made again without a second effect, even when the model proxy has no Redis (so the
  * model's answer, and its tool-call ids, differ on the second call).
  */
-import { randomUUID } from "node:crypto";
 import type { Bus } from "@agent-runtime/bus";
 import { createTestBus } from "@agent-runtime/bus/testing";
-import { RunEvent, RunRequest, Subjects } from "@agent-runtime/contracts";
+import type { RunEvent } from "@agent-runtime/contracts";
 import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DATABASE_URL } from "../support/isolation.js";
 import { type ServiceProcess, startServiceProcess } from "../support/processes.js";
-import { type ShippingHook, startShippingHook } from "../support/shipping.js";
+import { publishShipmentRun, type ShippingHook, startShippingHook } from "../support/shipping.js";
 import { type Stack, startStack } from "../support/stack.js";
 
 let fake: FakeOpenAI;
@@ -74,31 +73,11 @@ const workerEnv = (failpoints: string) => ({
   FAILPOINTS: failpoints,
 });
 
-/** Publishes a chat turn (the plain path: no read before the model is asked) and follows it. */
-async function startTurn() {
-  const runId = `run_${randomUUID()}`;
-  const finished: RunEvent[] = [];
-  bus.subscribe(Subjects.runEvents(runId), RunEvent, (event) => {
-    if (event.type === "run-finished") finished.push(event);
-  });
-  await bus.nc.flush();
-  await bus.publishDurable(
-    Subjects.runs("interactive", "acme"),
-    RunRequest,
-    {
-      runId,
-      tenant: "acme",
-      agent: "shipper",
-      input: [{ role: "user", content: "ship order 7" }],
-      priority: "interactive",
-      createdAt: Date.now(),
-      deadline: Date.now() + 60_000,
-      source: "chat",
-    },
-    { msgId: runId },
-  );
-  return { runId, finished };
-}
+/** A chat turn (the plain path: no read before the model is asked), followed. */
+const startTurn = () => publishShipmentRun(bus, { source: "chat" });
+
+/** The `run-finished` events among a run's events. */
+const ended = (events: RunEvent[]) => events.filter((event) => event.type === "run-finished");
 
 async function until(check: () => boolean, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -112,13 +91,13 @@ async function until(check: () => boolean, timeoutMs: number): Promise<void> {
  * Starts a worker without failpoints, lets it take the run over, and returns the one `run-finished`
  * its client heard (a second one within half a second fails the test).
  */
-async function finishedOnSuccessor(finished: RunEvent[]): Promise<RunEvent> {
+async function finishedOnSuccessor(events: RunEvent[]): Promise<RunEvent> {
   const successor = await startServiceProcess("orchestrator", workerEnv(""));
   try {
-    await until(() => finished.length > 0, 30_000);
+    await until(() => ended(events).length > 0, 30_000);
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(finished).toHaveLength(1);
-    return finished[0]!;
+    expect(ended(events)).toHaveLength(1);
+    return ended(events)[0]!;
   } finally {
     await successor.stop("SIGTERM");
   }
@@ -129,16 +108,16 @@ describe("exactly once", () => {
     const doomed = await startServiceProcess("orchestrator", workerEnv("after-final-write"));
     processes.push(doomed);
     const shippedBefore = hook.calls.length;
-    const { runId, finished } = await startTurn();
+    const { runId, events } = await startTurn();
     // the worker dies between its final write and telling anyone
     await until(() => doomed.child.exitCode !== null || doomed.child.signalCode !== null, 30_000);
     expect(doomed.child.signalCode).toBe("SIGKILL");
     const callsAtKill = fake.chatRequests().length;
-    expect(finished).toHaveLength(0);
+    expect(ended(events)).toHaveLength(0);
     const row = await db.query("SELECT status, steps FROM runs WHERE id = $1", [runId]);
     expect(row.rows[0]).toEqual({ status: "completed", steps: 2 });
 
-    const done = await finishedOnSuccessor(finished);
+    const done = await finishedOnSuccessor(events);
     expect(done.type === "run-finished" && done.status).toBe("completed");
     expect(done.type === "run-finished" && done.output?.content).toBe('done: {"shipped":true}');
     // the run was finished from the journal: no model call after the crash, one shipment
@@ -151,7 +130,7 @@ describe("exactly once", () => {
     processes.push(doomed);
     const shippedBefore = hook.calls.length;
     const callsBefore = fake.chatRequests().length;
-    const { runId, finished } = await startTurn();
+    const { runId, events } = await startTurn();
     await until(() => doomed.child.signalCode !== null, 30_000);
     // the shipment happened; the step that made it is not journaled
     expect(hook.calls.length - shippedBefore).toBe(1);
@@ -163,7 +142,7 @@ describe("exactly once", () => {
     await proxy.stop("SIGTERM");
     proxy = await startProxy();
     const callsAtKill = fake.chatRequests().length;
-    const done = await finishedOnSuccessor(finished);
+    const done = await finishedOnSuccessor(events);
     expect(done.type === "run-finished" && done.status).toBe("completed");
     // the tool step's model call was made again (no Redis: no idempotency record), answering
     // with other call ids; the shipment keyed by run, step and call position did not repeat

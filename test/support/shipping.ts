@@ -1,8 +1,11 @@
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Bus } from "@agent-runtime/bus";
+import { RunEvent, RunRequest, Subjects } from "@agent-runtime/contracts";
 import { stringify } from "yaml";
 
 /**
@@ -53,4 +56,37 @@ export async function startShippingHook(
     }),
   );
   return { server, calls, configPath, close: () => server.close() };
+}
+
+/**
+ * Publishes a `shipper` run straight onto the RUNS stream (as ingress would) and collects the
+ * events published for it on `run.<id>.events`.
+ */
+export async function publishShipmentRun(
+  bus: Bus,
+  options: { source: RunRequest["source"]; threadId?: boolean },
+): Promise<{ runId: string; events: RunEvent[] }> {
+  const runId = `run_${randomUUID()}`;
+  const events: RunEvent[] = [];
+  bus.subscribe(Subjects.runEvents(runId), RunEvent, (event) => {
+    events.push(event);
+  });
+  await bus.nc.flush();
+  await bus.publishDurable(
+    Subjects.runs("interactive", "acme"),
+    RunRequest,
+    {
+      runId,
+      tenant: "acme",
+      agent: "shipper",
+      input: [{ role: "user", content: "ship order 7" }],
+      ...(options.threadId ? { threadId: `thread_${runId}` } : {}),
+      priority: "interactive",
+      createdAt: Date.now(),
+      deadline: Date.now() + 60_000,
+      source: options.source,
+    },
+    { msgId: runId },
+  );
+  return { runId, events };
 }
