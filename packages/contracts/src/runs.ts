@@ -77,6 +77,11 @@ export const DeltaEvent = EventBase.extend({
   type: z.literal("delta"),
   step: z.number().int().nonnegative(),
   content: z.string().optional(),
+  /**
+   * Where `content` starts in the text of its step. A step's text may be sent again (a run taken
+   * over by another worker): a listener keeps what it has and takes only what lies past it.
+   */
+  offset: z.number().int().nonnegative().optional(),
   toolCalls: z.array(ToolCallDelta).optional(),
 });
 export const ToolCalledEvent = EventBase.extend({

@@ -11,6 +11,7 @@ import { errorBody, parseBody } from "./http-errors.js";
 import type { RouteDeps } from "./route-deps.js";
 import type { SubmitOptions, SubmittedRun } from "./run-gateway.js";
 import type { SseStream } from "./sse.js";
+import { StreamedAnswer } from "./streamed-answer.js";
 
 function usageOf(event: RunFinishedEvent) {
   return {
@@ -165,9 +166,22 @@ async function completeAnswer(turn: ChatTurn) {
   };
 }
 
-/** SSE `chat.completion.chunk`s from the run's delta events, then finish_reason, usage and `[DONE]`. */
+/**
+ * How long a stream's response head waits for the first output. Until then a failure (open circuit
+ * breaker, overloaded provider, a run that fails before its first word) is answered with its own
+ * status and error body; after it, the head is written and a failure is an SSE error event.
+ */
+const HEAD_WAIT_MS = 15_000;
+
+/**
+ * SSE `chat.completion.chunk`s of the run's answer, then finish_reason, usage and `[DONE]`.
+ * The stream ends equal to the run's output: what the deltas did not bring (a run taken over by
+ * another worker mid-answer) is sent from the output when the run ends; if what was sent cannot
+ * be completed into the output, the stream ends with a typed error, never with a false `stop`.
+ */
 async function streamAnswer(turn: ChatTurn): Promise<FastifyReply> {
   const { reply, body } = turn;
+  const answer = new StreamedAnswer(new Set((body.tools ?? []).map((tool) => tool.function.name)));
   let sse: SseStream | undefined;
   const chunk = (delta: Record<string, unknown>, finishReason: string | null = null) =>
     sse?.send({
@@ -177,39 +191,64 @@ async function streamAnswer(turn: ChatTurn): Promise<FastifyReply> {
       model: body.model,
       choices: [{ index: 0, delta, finish_reason: finishReason, logprobs: null }],
     });
-  // events that arrive before the response head is written wait here
-  const pending: RunEvent[] = [];
+  // output that arrives before the response head is written waits here
+  const held: Record<string, unknown>[] = [];
+  let firstOutput!: () => void;
+  const outputCame = new Promise<void>((resolve) => {
+    firstOutput = resolve;
+  });
   const onEvent = (event: RunEvent) => {
-    if (!sse) {
-      pending.push(event);
-      return;
-    }
     if (event.type !== "delta") return;
-    if (event.content) chunk({ content: event.content });
-    if (event.toolCalls?.length) {
-      chunk({
-        tool_calls: event.toolCalls.map((call) => ({
-          index: call.index,
-          ...(call.id ? { id: call.id, type: "function" } : {}),
-          function: {
-            ...(call.name ? { name: call.name } : {}),
-            ...(call.arguments ? { arguments: call.arguments } : {}),
-          },
-        })),
-      });
+    for (const delta of answer.accept(event)) {
+      if (sse) chunk(delta);
+      else held.push(delta);
+      firstOutput();
     }
   };
   const run = await turn.deps.runs.submit({ ...turn.submission, stream: true, onEvent });
-  sse = turn.deps.sse.start(reply, { headers: { "x-thread-id": turn.threadId, "x-run-id": run.runId } });
+  reply.header("x-thread-id", turn.threadId).header("x-run-id", run.runId);
   let answered = false;
   cancelOnDisconnect(turn, run, () => answered);
+  let ended: { event: RunFinishedEvent } | { error: unknown } | undefined;
+  const settled = run.finished.then(
+    (event) => {
+      ended = { event };
+    },
+    (error: unknown) => {
+      ended = { error };
+    },
+  );
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    outputCame,
+    settled,
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, HEAD_WAIT_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (held.length === 0 && ended) {
+    // nothing was streamed yet: a failure is answered with its own status
+    const failure = "error" in ended ? ended.error : failureOf(ended.event);
+    if (failure) {
+      answered = true;
+      throw failure;
+    }
+  }
+  if (reply.raw.destroyed) {
+    // the client went away while the head waited (its run is cancelled)
+    reply.hijack();
+    return reply;
+  }
+  sse = turn.deps.sse.start(reply, { headers: { "x-thread-id": turn.threadId, "x-run-id": run.runId } });
   chunk({ role: "assistant", content: "" });
-  for (const event of pending.splice(0)) onEvent(event);
+  for (const delta of held.splice(0)) chunk(delta);
 
-  let finished: RunFinishedEvent | undefined;
-  try {
-    finished = await run.finished;
-  } catch (error) {
+  await settled;
+  answered = true;
+  const outcome = ended ?? { error: new RuntimeError("internal", "the run's end was not heard") };
+  if ("error" in outcome) {
+    const error = outcome.error;
     sse.send(
       errorBody(
         error instanceof RuntimeError
@@ -217,13 +256,24 @@ async function streamAnswer(turn: ChatTurn): Promise<FastifyReply> {
           : { code: "internal", message: "internal error", retryable: false },
       ),
     );
-  }
-  answered = true;
-  if (finished) {
+  } else {
+    const finished = outcome.event;
     const failure = failureOf(finished);
+    const rest = failure ? undefined : answer.remainder(finished.output);
     if (failure) {
       sse.send(errorBody(failure.toWire()));
+    } else if (rest && !rest.matches) {
+      sse.send(
+        errorBody({
+          code: "internal",
+          message: `the streamed answer does not match the run's output (${rest.reason}); GET /v1/runs/${run.runId} has the answer`,
+          retryable: false,
+          details: { runId: run.runId, status: finished.status },
+        }),
+      );
     } else {
+      if (rest?.content) chunk({ content: rest.content });
+      if (rest?.toolCalls.length) chunk({ tool_calls: rest.toolCalls });
       chunk({}, finishReasonOf(finished));
       if (body.stream_options?.include_usage) {
         sse.send({

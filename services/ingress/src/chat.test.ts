@@ -73,6 +73,40 @@ beforeAll(async () => {
       });
       return;
     }
+    if (text === "break after output") {
+      run.emit({ type: "delta", step: 0, content: "partial", offset: 0 });
+      run.finish({
+        status: "failed",
+        error: { code: "upstream", message: "the provider went away", retryable: true },
+      });
+      return;
+    }
+    if (text === "taken over") {
+      // a first worker streams part of the answer and dies; the next one sends the step again
+      // from its start, then leaves the end to the output
+      run.emit({ type: "delta", step: 0, content: "I'll ", offset: 0 });
+      run.emit({ type: "delta", step: 0, content: "check", offset: 5 });
+      run.emit({ type: "delta", step: 0, content: "I'll check.\n\n", offset: 0 });
+      run.emit({ type: "delta", step: 1, content: "The total", offset: 0 });
+      run.finish({ output: { role: "assistant", content: "I'll check.\n\nThe total is 5." } });
+      return;
+    }
+    if (text === "diverge") {
+      run.emit({ type: "delta", step: 0, content: "the total is five", offset: 0 });
+      run.finish({ output: { role: "assistant", content: '{"total": 5}' } });
+      return;
+    }
+    if (text === "server tool") {
+      // an agent's own tool call must never reach the client
+      run.emit({
+        type: "delta",
+        step: 0,
+        toolCalls: [{ index: 0, id: "call_9", name: "calculator", arguments: '{"expression":"2+3"}' }],
+      });
+      run.emit({ type: "delta", step: 1, content: "5", offset: 0 });
+      run.finish({ output: { role: "assistant", content: "5" } });
+      return;
+    }
     if (text === "never finish") return;
     if (text === "slow") {
       const reason = await Promise.race([run.cancelled, sleep(1200).then(() => undefined)]);
@@ -258,20 +292,49 @@ describe("chat completions", () => {
     expect(((await budget.json()) as { error: { message: string } }).error.message).toMatch(/budget/);
   });
 
-  it("ends a failed stream with an error event, then [DONE]; the openai client throws it", async () => {
+  it("answers a stream that fails before any output with its own status and error body", async () => {
     const raw = await fetch(`${harness.url}/v1/chat/completions`, {
       method: "POST",
       headers: { authorization: `Bearer ${BOOTSTRAP_KEY}`, "content-type": "application/json" },
       body: JSON.stringify({ messages: [{ role: "user", content: "fail overloaded" }], stream: true }),
     });
+    expect(raw.status).toBe(503);
+    expect(raw.headers.get("content-type")).toMatch(/application\/json/);
+    expect(raw.headers.get("retry-after")).toBe("2");
+    expect(raw.headers.get("x-run-id")).toMatch(/^run_/);
+    const body = (await raw.json()) as { error: { type: string; code: string; message: string } };
+    expect(body.error).toMatchObject({ type: "service_unavailable_error", code: "overloaded" });
+
+    const thrown = await client.chat.completions
+      .create({ model: "assistant", messages: [{ role: "user", content: "fail overloaded" }], stream: true })
+      .catch((error: unknown) => error);
+    expect(thrown).toBeInstanceOf(OpenAI.InternalServerError);
+    expect((thrown as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+
+    const late = await fetch(`${harness.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${BOOTSTRAP_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ messages: [{ role: "user", content: "never finish" }], stream: true }),
+    });
+    expect(late.status).toBe(504);
+  });
+
+  it("ends a stream that fails after its first output with an error event, then [DONE]", async () => {
+    const raw = await fetch(`${harness.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${BOOTSTRAP_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ messages: [{ role: "user", content: "break after output" }], stream: true }),
+    });
+    expect(raw.status).toBe(200);
     const frames = parseSse(await raw.text());
     expect(frames.at(-1)?.data).toBe("[DONE]");
     const error = JSON.parse(frames.at(-2)!.data) as { error: { type: string; code: string } };
-    expect(error.error).toMatchObject({ type: "service_unavailable_error", code: "overloaded" });
+    expect(error.error).toMatchObject({ code: "upstream" });
+    expect(frames.some((frame) => frame.data.includes('"finish_reason":"stop"'))).toBe(false);
 
     const stream = await client.chat.completions.create({
       model: "assistant",
-      messages: [{ role: "user", content: "fail overloaded" }],
+      messages: [{ role: "user", content: "break after output" }],
       stream: true,
     });
     const thrown = await (async () => {
@@ -280,6 +343,44 @@ describe("chat completions", () => {
       }
     })().catch((e: unknown) => e);
     expect(thrown).toBeInstanceOf(OpenAI.APIError);
+  });
+
+  it("streams a step sent again only once, and completes the stream from the run's output", async () => {
+    const stream = client.chat.completions.stream({
+      model: "assistant",
+      messages: [{ role: "user", content: "taken over" }],
+    });
+    const final = await stream.finalChatCompletion();
+    expect(final.choices[0]?.message.content).toBe("I'll check.\n\nThe total is 5.");
+    expect(final.choices[0]?.finish_reason).toBe("stop");
+  });
+
+  it("never ends with a false stop: a stream that cannot match the output ends with a typed error", async () => {
+    const raw = await fetch(`${harness.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${BOOTSTRAP_KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ messages: [{ role: "user", content: "diverge" }], stream: true }),
+    });
+    const frames = parseSse(await raw.text());
+    expect(frames.at(-1)?.data).toBe("[DONE]");
+    const error = JSON.parse(frames.at(-2)!.data) as { error: { code: string; message: string } };
+    expect(error.error.code).toBe("internal");
+    expect(error.error.message).toMatch(/does not match the run's output/);
+    expect(frames.some((frame) => frame.data.includes('"finish_reason":"'))).toBe(false);
+  });
+
+  it("never streams the agent's own tool calls", async () => {
+    const stream = client.chat.completions.stream({
+      model: "assistant",
+      messages: [{ role: "user", content: "server tool" }],
+    });
+    const chunks: OpenAI.ChatCompletionChunk[] = [];
+    stream.on("chunk", (chunk) => chunks.push(chunk));
+    const final = await stream.finalChatCompletion();
+    expect(chunks.some((chunk) => chunk.choices[0]?.delta.tool_calls)).toBe(false);
+    expect(final.choices[0]?.message.tool_calls ?? []).toEqual([]);
+    expect(final.choices[0]?.message.content).toBe("5");
+    expect(final.choices[0]?.finish_reason).toBe("stop");
   });
 
   it("answers 504 with a clear body when the run does not finish in time", async () => {

@@ -12,6 +12,8 @@ import type { RouteDeps } from "./route-deps.js";
 
 /** An SSE connection ends after this long even if the run goes on; clients resume with Last-Event-ID. */
 const MAX_STREAM_MS = 15 * 60_000;
+/** How long the stream of a finished run waits for its `run-finished` once nothing else is stored. */
+const FINISHED_GRACE_MS = 3000;
 
 /** The `Last-Event-ID` header (or `?after=`): the RUN_EVENTS sequence the client saw last. */
 export function lastEventIdOf(headers: Record<string, unknown>, query: unknown): number {
@@ -82,6 +84,14 @@ export async function streamRunEvents(
   const messages = await consumer.consume();
   sse.onAbort(() => void messages.close());
   const cap = setTimeout(() => void messages.close(), MAX_STREAM_MS);
+  // a finished run's row is written an instant before its run-finished event is stored: once the
+  // replay has caught up, the stream waits a little for that event rather than end without it
+  let grace: NodeJS.Timeout | undefined;
+  const waitForEnd = () => {
+    clearTimeout(grace);
+    grace = setTimeout(() => void messages.close(), FINISHED_GRACE_MS);
+  };
+  if (finishedRun) waitForEnd();
   try {
     for await (const message of messages) {
       const parsed = RunEvent.safeParse(jsonOf(message.data));
@@ -89,13 +99,13 @@ export async function streamRunEvents(
         sse.send(parsed.data, { id: message.seq, event: parsed.data.type });
         if (parsed.data.type === "run-finished") break;
       }
-      // a finished run ends the stream once everything stored has been replayed
-      if (finishedRun && message.info.pending === 0) break;
+      if (finishedRun) waitForEnd();
     }
   } catch {
     // the consumer failed (NATS went away): end the stream, the client resumes with Last-Event-ID
   } finally {
     clearTimeout(cap);
+    clearTimeout(grace);
     await messages.close().catch(() => undefined);
     sse.end();
   }

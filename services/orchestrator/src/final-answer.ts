@@ -11,7 +11,7 @@ import {
 } from "@agent-runtime/contracts";
 import type { FinishRun, LoopDeps } from "./agent-loop.js";
 import { checkOutput, structuredOutputProblems } from "./guardrails.js";
-import { callModel } from "./model-call.js";
+import { callModel, STEP_SEPARATOR } from "./model-call.js";
 import { type EventPublisher, sumUsage } from "./run-events.js";
 import type { RecordedStep, StepDetails } from "./run-store.js";
 import { appendTurn } from "./tool-calls.js";
@@ -100,15 +100,17 @@ export async function finalAnswer(answer: FinalAnswer): Promise<RunStatus> {
       }
       assistant = { ...assistant, content: repair.message.content };
     }
-    checkOutput(text, rules);
+    const checked = checkOutput(text, rules);
+    if (checked !== textOf(assistant.content)) assistant = { ...assistant, content: checked };
   }
 
   if (answer.buffered) {
+    // only the checked answer is streamed, as one delta (sent again by a worker that took the run over)
     const text = textOf(assistant.content);
     events.emit({
       type: "delta",
       step: stepIndex,
-      ...(text ? { content: text } : {}),
+      ...(text ? { content: text, offset: 0 } : {}),
       ...(clientCalls.length > 0
         ? {
             toolCalls: clientCalls.map((call, index) => ({
@@ -139,6 +141,7 @@ export async function finalAnswer(answer: FinalAnswer): Promise<RunStatus> {
     answer.steps.push(recorded);
     finalStep = { recorded, details: answer.fresh.details };
   }
+  const output = streamedOutput(answer, assistant);
   const turn = answer.steps.flatMap((step) => [step.assistant, ...step.toolMessages]);
   const appended = appendTurn(
     answer.deps.bus,
@@ -148,5 +151,21 @@ export async function finalAnswer(answer: FinalAnswer): Promise<RunStatus> {
     turn,
     answer.meta(`${request.runId}:append`),
   );
-  return answer.finish("completed", assistant, undefined, finishReason, appended, finalStep);
+  return answer.finish("completed", output, undefined, finishReason, appended, finalStep);
+}
+
+/**
+ * The run's output. In a live stream the text of each step that went on to call tools was streamed
+ * before the answer (each followed by a separator, see StepRelay): it is part of the output, so what
+ * the client was streamed is exactly what the run says it answered.
+ */
+function streamedOutput(answer: FinalAnswer, assistant: AssistantMessage): AssistantMessage {
+  if (!answer.request.stream || answer.buffered) return assistant;
+  const before = answer.steps
+    .filter((step) => step.step < answer.stepIndex && step.toolMessages.length > 0)
+    .map((step) => textOf(step.assistant.content))
+    .filter((text) => text.length > 0);
+  if (before.length === 0) return assistant;
+  const preamble = before.map((text) => `${text}${STEP_SEPARATOR}`).join("");
+  return { ...assistant, content: `${preamble}${textOf(assistant.content)}` };
 }

@@ -72,6 +72,14 @@ describe("output checks", () => {
     expect(() => checkOutput("ordinary", policy)).not.toThrow();
   });
 
+  it("redacts the configured PII kinds in answers", () => {
+    const policy = rules({ redactPii: ["email", "phone"] });
+    expect(checkOutput("write to ada@example.com or call 555-123-4567", policy)).toBe(
+      "write to [email] or call [phone]",
+    );
+    expect(checkOutput("ada@example.com", rules())).toBe("ada@example.com");
+  });
+
   it("lists schema and numeric-bound problems of a structured answer", () => {
     const policy = rules({
       outputJsonSchema: { type: "object", properties: { total: { type: "number" } }, required: ["total"] },
@@ -91,5 +99,6 @@ describe("output checks", () => {
     expect(hasOutputChecks(rules())).toBe(false);
     expect(hasOutputChecks(rules({ outputDenyPatterns: ["x"] }))).toBe(true);
     expect(hasOutputChecks(rules({ numericBounds: { a: { max: 1 } } }))).toBe(true);
+    expect(hasOutputChecks(rules({ redactPii: ["email"] }))).toBe(true);
   });
 });

@@ -34,11 +34,7 @@ export function checkInput(messages: readonly ChatMessage[], rules: GuardrailsCo
     }
   }
   if (rules.redactPii.length === 0) return [...messages];
-  const redact = (text: string) => {
-    let result = text;
-    for (const kind of rules.redactPii) result = result.replace(PII[kind], `[${kind}]`);
-    return result;
-  };
+  const redact = (text: string) => redactPii(text, rules);
   return messages.map((message): ChatMessage => {
     if (message.role !== "user" && message.role !== "tool") return message;
     if (typeof message.content === "string") return { ...message, content: redact(message.content) };
@@ -50,15 +46,29 @@ export function checkInput(messages: readonly ChatMessage[], rules: GuardrailsCo
   });
 }
 
-/** Whether the agent checks its answers (then a streamed answer is held back until it passes). */
+/** The PII kinds of the agent in `text`, each replaced by its name (`[email]`). */
+export function redactPii(text: string, rules: GuardrailsConfig): string {
+  let result = text;
+  for (const kind of rules.redactPii) result = result.replace(PII[kind], `[${kind}]`);
+  return result;
+}
+
+/**
+ * Whether the agent checks or changes its answers (deny patterns, structured output, numeric
+ * bounds, PII redaction): a streamed answer is then held back until it passed, and only the
+ * checked text is streamed.
+ */
 export function hasOutputChecks(rules: GuardrailsConfig): boolean {
   return (
-    rules.outputDenyPatterns.length > 0 || Boolean(rules.outputJsonSchema) || Boolean(rules.numericBounds)
+    rules.outputDenyPatterns.length > 0 ||
+    Boolean(rules.outputJsonSchema) ||
+    Boolean(rules.numericBounds) ||
+    rules.redactPii.length > 0
   );
 }
 
-/** Output checks before the user sees the answer. */
-export function checkOutput(text: string, rules: GuardrailsConfig): void {
+/** Output checks before the user sees the answer; returns the text the user may see (PII redacted). */
+export function checkOutput(text: string, rules: GuardrailsConfig): string {
   for (const pattern of rules.outputDenyPatterns) {
     if (new RegExp(pattern, "i").test(text)) {
       throw new RuntimeError("guardrail_blocked", "answer matches a blocked output policy", {
@@ -66,6 +76,7 @@ export function checkOutput(text: string, rules: GuardrailsConfig): void {
       });
     }
   }
+  return redactPii(text, rules);
 }
 
 /** Structured-output checks: the JSON schema of the agent and numeric sanity bounds. Returns what is wrong. */

@@ -1,13 +1,16 @@
 import type { Bus } from "@agent-runtime/bus";
 import type { AgentConfig } from "@agent-runtime/config";
 import {
+  type AssistantMessage,
   type ChatMessage,
   Endpoints,
   type ModelChatReply,
   ModelStreamChunk,
   type RequestMeta,
   type RunRequest,
+  type ToolCallDelta,
   type ToolSpec,
+  textOf,
 } from "@agent-runtime/contracts";
 import type { EventPublisher } from "./run-events.js";
 
@@ -31,6 +34,83 @@ export interface ModelCall {
   clientToolNames: ReadonlySet<string>;
 }
 
+/** Between the text of a step that went on to call tools and the text after it, in a live stream. */
+export const STEP_SEPARATOR = "\n\n";
+
+/** Whether a model's answer is a step of server tools (not the run's answer): it calls none of the client's. */
+export function callsServerTools(message: AssistantMessage, clientToolNames: ReadonlySet<string>): boolean {
+  const calls = message.tool_calls ?? [];
+  return calls.length > 0 && !calls.some((call) => clientToolNames.has(call.function.name));
+}
+
+/**
+ * Relays one step's model output as `delta` events: its text with offsets (so a listener that
+ * already has a part takes only the rest), and only the client's own tool calls (numbered among
+ * themselves). Chunks are relayed while they come in order from the first one; once one is missing
+ * (the call was made by another worker before a take-over), the rest of the text follows with the
+ * reply. A step that goes on to call server tools ends its text with a separator, so everything the
+ * client is streamed is the run's output.
+ */
+class StepRelay {
+  private nextIndex = 0;
+  private inOrder = true;
+  private text = "";
+  /** Tool-call index of the provider → the tool's name, and the client's call number. */
+  private readonly callNames = new Map<number, string>();
+  private readonly clientIndex = new Map<number, number>();
+  relayed = false;
+
+  constructor(
+    private readonly events: EventPublisher,
+    private readonly step: number,
+    private readonly clientToolNames: ReadonlySet<string>,
+  ) {}
+
+  chunk(chunk: ModelStreamChunk): void {
+    if (!this.inOrder || chunk.index !== this.nextIndex) {
+      this.inOrder = false;
+      return;
+    }
+    this.nextIndex++;
+    const toolCalls: ToolCallDelta[] = [];
+    for (const delta of chunk.toolCalls ?? []) {
+      if (delta.name) this.callNames.set(delta.index, delta.name);
+      if (!this.clientToolNames.has(this.callNames.get(delta.index) ?? "")) continue;
+      let index = this.clientIndex.get(delta.index);
+      if (index === undefined) {
+        index = this.clientIndex.size;
+        this.clientIndex.set(delta.index, index);
+      }
+      toolCalls.push({ ...delta, index });
+    }
+    if (!chunk.content && toolCalls.length === 0) return;
+    this.relayed = true;
+    this.events.emit({
+      type: "delta",
+      step: this.step,
+      ...(chunk.content ? { content: chunk.content, offset: this.text.length } : {}),
+      ...(toolCalls.length > 0 ? { toolCalls } : {}),
+    });
+    this.text += chunk.content ?? "";
+  }
+
+  /** The reply is in: the text not relayed yet, then the separator of a step that calls server tools. */
+  complete(message: AssistantMessage): void {
+    this.inOrder = false;
+    const text = textOf(message.content);
+    if (text.length > this.text.length && text.startsWith(this.text)) {
+      this.send(text.slice(this.text.length));
+    }
+    if (text.length > 0 && callsServerTools(message, this.clientToolNames)) this.send(STEP_SEPARATOR);
+  }
+
+  private send(content: string): void {
+    this.relayed = true;
+    this.events.emit({ type: "delta", step: this.step, content, offset: this.text.length });
+    this.text += content;
+  }
+}
+
 /** One `model.chat` call for a run step, with its deltas relayed in order when streaming. */
 export async function callModel(
   bus: Bus,
@@ -41,30 +121,14 @@ export async function callModel(
   const { request, agent, step } = call;
   const streamSubject =
     call.stream === "live" && request.stream ? `run.${request.runId}.deltas.${step}` : undefined;
-  // which tool each streamed call index is for: the name arrives in the index's first fragment
-  const callNames = new Map<number, string>();
-  // once output went out, a model call made again on another replica would send it twice
-  let relayed = false;
-  const subscription = streamSubject
-    ? bus.subscribe(streamSubject, ModelStreamChunk, (chunk) => {
-        const toolCalls = (chunk.toolCalls ?? []).filter((delta) => {
-          if (delta.name) callNames.set(delta.index, delta.name);
-          return call.clientToolNames.has(callNames.get(delta.index) ?? "");
-        });
-        if (!chunk.content && toolCalls.length === 0) return;
-        relayed = true;
-        events.emit({
-          type: "delta",
-          step,
-          ...(chunk.content ? { content: chunk.content } : {}),
-          ...(toolCalls.length > 0 ? { toolCalls } : {}),
-        });
-      })
+  const relay = streamSubject ? new StepRelay(events, step, call.clientToolNames) : undefined;
+  const subscription = relay
+    ? bus.subscribe(streamSubject!, ModelStreamChunk, (chunk) => relay.chunk(chunk))
     : undefined;
   try {
     // the subscription must reach the server before the first chunk is published
     if (subscription) await bus.nc.flush();
-    return await bus.request(
+    const reply = await bus.request(
       Endpoints.modelChat,
       {
         meta: call.meta,
@@ -79,8 +143,12 @@ export async function callModel(
         ...(call.sideEffects ? { toolsHaveSideEffects: true } : {}),
         ...(call.resumed ? { resumed: true } : {}),
       },
-      { signal, beforeRetry: () => !relayed },
+      // once output went out, a model call made again on another replica would send it again
+      { signal, beforeRetry: () => !relay?.relayed },
     );
+    subscription?.unsubscribe();
+    relay?.complete(reply.message);
+    return reply;
   } finally {
     subscription?.unsubscribe();
   }
