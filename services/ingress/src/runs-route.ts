@@ -42,6 +42,22 @@ export function idParam(params: unknown): string {
   return id;
 }
 
+/** How long the events of a run with no row yet are waited for (a run accepted an instant ago). */
+const NEW_RUN_WAIT_MS = 2000;
+
+/**
+ * The run's record. A run accepted an instant ago has no row until a worker takes it: its events
+ * route waits a moment for it rather than answer 404 to the client that was just given its id.
+ */
+async function findRun(deps: RouteDeps, tenant: string, runId: string) {
+  const until = Date.now() + NEW_RUN_WAIT_MS;
+  for (let pause = 50; ; pause = Math.min(pause * 2, 400)) {
+    const found = await deps.bus.request(Endpoints.runGet, { meta: metaFor(tenant), runId });
+    if (found.run || Date.now() + pause > until) return found;
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+}
+
 /** Native runs API: create (sync with `wait`, async 202, or SSE with `stream`), get, list, cancel, events. */
 export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
   app.post("/v1/runs", async (request, reply) => {
@@ -167,7 +183,7 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
   app.get("/v1/runs/:id/events", async (request, reply) => {
     const key = await deps.authenticate(request, "runs");
     const runId = idParam(request.params);
-    const found = await deps.bus.request(Endpoints.runGet, { meta: metaFor(key.tenant), runId });
+    const found = await findRun(deps, key.tenant, runId);
     if (!found.run) throw new RuntimeError("not_found", `no run ${runId}`, { retryable: false });
     return streamRunEvents(deps, reply, {
       runId,
