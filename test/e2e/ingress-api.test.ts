@@ -277,8 +277,9 @@ describe("ingress errors", () => {
     }
     expect(stats?.totals.calls).toBeGreaterThan(0);
     expect(stats?.totals.tokens).toBeGreaterThan(0);
-    const metrics = await (await http("/metrics", { key: null })).text();
+    const metrics = await (await fetch(`${stack.opsUrl}/metrics`)).text();
     expect(metrics).toMatch(/http_requests_total/);
+    expect((await http("/metrics", { key: null })).status).toBe(404);
   });
 
   it("never answers malformed input with a 5xx or a crash", async () => {

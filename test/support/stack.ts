@@ -8,6 +8,8 @@ import { dropIsolation, type Isolation, isolatedEnv, newIsolation } from "./isol
 
 export interface Stack {
   url: string;
+  /** Ingress's ops port (`/metrics`, which the public port does not serve). */
+  opsUrl: string;
   isolation: Isolation;
   env: NodeJS.ProcessEnv;
   stop(): Promise<void>;
@@ -72,6 +74,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     started.push(front);
     return {
       url: front.url,
+      opsUrl: `http://127.0.0.1:${front.opsPort}`,
       isolation,
       env,
       stop: async () => {

@@ -74,6 +74,7 @@ export {
   RunStatus,
   TERMINAL_RUN_STATUSES,
 } from "./runs.js";
+export { findUnstorable, MAX_JSON_DEPTH, StorableString, unstorableReason } from "./storable.js";
 export { Headers, QueueGroups, Streams, Subjects } from "./subjects.js";
 export {
   ToolBatchReply,

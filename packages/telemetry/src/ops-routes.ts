@@ -6,7 +6,11 @@ import type { Metrics } from "./metrics.js";
 export type ReadinessChecks = Record<string, () => Promise<void>>;
 
 export interface OpsRoutesOptions {
-  metrics: Metrics;
+  /**
+   * Served at `/metrics` when given. Leave it out on a public port: metrics belong on
+   * an ops port that only the cluster reaches (see `startOpsServer`).
+   */
+  metrics?: Metrics;
   checks: ReadinessChecks;
   /** True once shutdown has begun: `/readyz` then answers 503 so load balancers stop sending work. */
   isDraining?: () => boolean;
@@ -62,7 +66,10 @@ export async function checkReadiness(
     : { status: "not_ready", checks: results };
 }
 
-/** `GET /healthz` (process alive), `GET /readyz` (every dependency answers), `GET /metrics` (Prometheus text). */
+/**
+ * `GET /healthz` (process alive), `GET /readyz` (every dependency answers), and with
+ * `metrics` also `GET /metrics` (Prometheus text).
+ */
 export function registerOpsRoutes(app: FastifyInstance, options: OpsRoutesOptions): void {
   let wasReady: boolean | undefined;
 
@@ -87,9 +94,11 @@ export function registerOpsRoutes(app: FastifyInstance, options: OpsRoutesOption
     return report;
   });
 
+  const { metrics } = options;
+  if (!metrics) return;
   app.get("/metrics", async (_request, reply) => {
-    const body = await options.metrics.registry.metrics();
-    reply.header("content-type", options.metrics.registry.contentType);
+    const body = await metrics.registry.metrics();
+    reply.header("content-type", metrics.registry.contentType);
     return body;
   });
 }

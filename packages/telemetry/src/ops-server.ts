@@ -2,7 +2,8 @@ import Fastify, { type FastifyInstance } from "fastify";
 import type { Logger } from "./logger.js";
 import { type OpsRoutesOptions, registerOpsRoutes } from "./ops-routes.js";
 
-export interface OpsServerOptions extends OpsRoutesOptions {
+export interface OpsServerOptions extends Omit<OpsRoutesOptions, "metrics"> {
+  metrics: NonNullable<OpsRoutesOptions["metrics"]>;
   /** 0 picks a free port; the real one is returned. */
   port: number;
   /** Default `0.0.0.0`, so probes from outside the container reach it. */
@@ -16,7 +17,11 @@ export interface OpsServer {
   close(): Promise<void>;
 }
 
-/** A small HTTP server with only the ops routes, for services without an HTTP API of their own. */
+/**
+ * A small HTTP server with only the ops routes (`/healthz`, `/readyz`, `/metrics`): the
+ * whole HTTP surface of services without an API of their own, and ingress's metrics
+ * port (kept off its public port).
+ */
 export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
   const { logger } = options;
   const app = Fastify({ logger: false });

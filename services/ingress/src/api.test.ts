@@ -80,7 +80,7 @@ describe("errors", () => {
         body: "<xml/>",
         headers: { "content-type": "application/xml" },
       }),
-      400,
+      415,
     );
     for (let index = 0; index < 2; index++) {
       expect(
@@ -158,8 +158,13 @@ describe("documents", () => {
     const dashboard = await http("/dashboard", { key: null });
     expect(dashboard.headers.get("content-type")).toMatch(/text\/html/);
     expect(await dashboard.text()).toMatch(/\/v1\/stats/);
-    expect(await (await http("/metrics", { key: null })).text()).toMatch(/http_requests_total/);
+    // metrics only on the ops port; probes on both
+    await expectError(await http("/metrics", { key: null }), 404);
+    const ops = `http://127.0.0.1:${harness.ingress.opsPort}`;
+    expect(harness.ingress.opsPort).not.toBe(harness.ingress.port);
+    expect(await (await fetch(`${ops}/metrics`)).text()).toMatch(/http_requests_total/);
     expect((await http("/healthz", { key: null })).status).toBe(200);
+    expect((await fetch(`${ops}/readyz`)).status).toBe(200);
   });
 });
 

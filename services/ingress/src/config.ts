@@ -10,6 +10,8 @@ import { z } from "zod";
 
 const OwnEnv = {
   PORT: z.coerce.number().int().min(0).default(8080),
+  /** `/metrics` (and `/healthz`, `/readyz`) for the cluster only, never on the public PORT. */
+  OPS_PORT: z.coerce.number().int().min(0).default(9100),
   HOST: z.string().default("0.0.0.0"),
   BOOTSTRAP_API_KEY: z.string().min(8, "BOOTSTRAP_API_KEY must be at least 8 characters").optional(),
   RUN_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
@@ -18,6 +20,7 @@ const OwnEnv = {
 
 export interface IngressConfig extends Connections {
   port: number;
+  opsPort: number;
   host: string;
   bootstrapApiKey: string | undefined;
   runTimeoutMs: number;
@@ -33,6 +36,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngressConfig 
   return {
     ...e.connections,
     port: e.PORT,
+    opsPort: e.OPS_PORT,
     host: e.HOST,
     bootstrapApiKey: e.BOOTSTRAP_API_KEY,
     runTimeoutMs: e.RUN_TIMEOUT_MS,

@@ -70,37 +70,98 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
   return parsed.data;
 }
 
-/** The one error handler: typed errors keep their code; anything else is a plain 500. */
+/**
+ * An error that only HTTP knows (405, 415, 431, a malformed URL, …): no wire code
+ * of its own, same documented body shape.
+ */
+export interface HttpOnlyError {
+  type: string;
+  code: string;
+  message: string;
+}
+
+export function httpErrorBody(error: HttpOnlyError) {
+  return { error: { type: error.type, code: error.code, message: error.message, param: null } };
+}
+
+export function sendHttpError(reply: FastifyReply, status: number, error: HttpOnlyError): FastifyReply {
+  return reply.code(status).send(httpErrorBody(error));
+}
+
+/** What Fastify's own body-parsing errors mean to a client. */
+function bodyParseError(code: string | undefined): { status: number; error: HttpOnlyError } | undefined {
+  switch (code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return {
+        status: 413,
+        error: { type: "payload_too_large", code: "payload_too_large", message: "request body is too large" },
+      };
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return {
+        status: 415,
+        error: {
+          type: "invalid_request_error",
+          code: "unsupported_media_type",
+          message: "content-type must be application/json",
+        },
+      };
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return {
+        status: 400,
+        error: {
+          type: "invalid_request_error",
+          code: "validation",
+          message: "invalid request body: the body is empty but content-type is application/json",
+        },
+      };
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return {
+        status: 400,
+        error: {
+          type: "invalid_request_error",
+          code: "validation",
+          message: "invalid request body: not valid JSON",
+        },
+      };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The one error handler: typed errors keep their code; Fastify's own client errors
+ * keep their 4xx status; anything else is a plain 500. Never a stack trace.
+ */
 export function handleError(
   error: FastifyError | Error,
   request: FastifyRequest,
   reply: FastifyReply,
   logger: { error(object: object, message?: string): void },
+  unrouted?: (request: FastifyRequest, reply: FastifyReply) => FastifyReply,
 ) {
+  // a request for no route whose body did not parse: it is still a 404 or 405, not a body error
+  if (request.is404 && unrouted) return unrouted(request, reply);
   const fastifyError = error as FastifyError;
-  if (fastifyError.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
-    return sendError(reply, {
-      code: "payload_too_large",
-      message: "request body is too large",
-      retryable: false,
-    });
-  }
-  if (fastifyError.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
+  const known = bodyParseError(fastifyError.code);
+  if (known) return sendHttpError(reply, known.status, known.error);
+  if (error instanceof SyntaxError) {
     return sendError(reply, {
       code: "validation",
-      message: "content-type must be application/json",
+      message: "invalid request body: not valid JSON",
       retryable: false,
     });
   }
   if (
-    fastifyError.statusCode === 400 ||
-    error instanceof SyntaxError ||
-    fastifyError.code?.startsWith("FST_ERR_CTP")
+    !(error instanceof RuntimeError) &&
+    typeof fastifyError.statusCode === "number" &&
+    fastifyError.statusCode >= 400 &&
+    fastifyError.statusCode < 500
   ) {
-    return sendError(reply, {
-      code: "validation",
-      message: `invalid request body: ${error.message}`,
-      retryable: false,
+    const status = fastifyError.statusCode;
+    return sendHttpError(reply, status, {
+      type: status === 413 ? "payload_too_large" : "invalid_request_error",
+      code: status === 413 ? "payload_too_large" : "validation",
+      message: `invalid request: ${error.message}`.slice(0, 500),
     });
   }
   const wire = toWireError(error);

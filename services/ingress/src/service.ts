@@ -2,8 +2,14 @@ import { type Bus, connectBus } from "@agent-runtime/bus";
 
 import { TenantLimits } from "@agent-runtime/config";
 import { createPool, createRedis } from "@agent-runtime/stores";
-import { createLogger, createMetrics, type Logger, registerOpsRoutes } from "@agent-runtime/telemetry";
-import Fastify, { type FastifyInstance } from "fastify";
+import {
+  createLogger,
+  createMetrics,
+  type Logger,
+  registerOpsRoutes,
+  startOpsServer,
+} from "@agent-runtime/telemetry";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { registerChatRoute } from "./chat-route.js";
 import type { IngressConfig } from "./config.js";
 import { DASHBOARD_HTML } from "./dashboard.js";
@@ -13,6 +19,12 @@ import { KeyStore, requireScope, type Scope } from "./keys.js";
 import { openApiDocument } from "./openapi.js";
 import { Quotas } from "./quotas.js";
 import { Limiter } from "./rate-limits.js";
+import {
+  answerUnrouted,
+  clientErrorHandler,
+  registerRequestGuards,
+  routerErrorHandler,
+} from "./request-guards.js";
 import type { RouteDeps } from "./route-deps.js";
 import { RunGateway } from "./run-gateway.js";
 import { registerRunRoutes } from "./runs-route.js";
@@ -24,6 +36,8 @@ export interface RunningIngress {
   bus: Bus;
   keys: KeyStore;
   port: number;
+  /** `/metrics`, `/healthz`, `/readyz` for the cluster (OPS_PORT). */
+  opsPort: number;
   url: string;
   stop(): Promise<void>;
 }
@@ -105,18 +119,20 @@ export async function startIngress(
 
   const app: FastifyInstance = Fastify({
     logger: false,
+    // request size and depth limits hold on every route: the body here, its nesting in the guards
     bodyLimit: config.limits.maxBodyBytes,
     // requests that arrive while draining get our own 503 (with Retry-After) from the hook below
     return503OnClosing: false,
+    // requests Node or the router refuse (headers too large, malformed URL) get the documented body too
+    clientErrorHandler,
+    frameworkErrors: routerErrorHandler(logger),
   });
-  app.setErrorHandler((error: Error, request, reply) => handleError(error, request, reply, logger));
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, {
-      code: "not_found",
-      message: `no route ${request.method} ${request.url.split("?")[0]}`,
-      retryable: false,
-    }),
-  );
+  // JSON only: a text or form body is a 415, not a string handed to the routes
+  app.removeContentTypeParser("text/plain");
+  const guards = registerRequestGuards(app);
+  const unrouted = (request: FastifyRequest, reply: FastifyReply) => answerUnrouted(guards, request, reply);
+  app.setErrorHandler((error: Error, request, reply) => handleError(error, request, reply, logger, unrouted));
+  app.setNotFoundHandler(unrouted);
   let closing = false;
   app.addHook("onRequest", async (_request, reply) => {
     if (!closing) return;
@@ -133,8 +149,7 @@ export async function startIngress(
     requests.inc({ route, status: String(reply.statusCode) });
     latency.observe({ route }, reply.elapsedTime / 1000);
   });
-  registerOpsRoutes(app, {
-    metrics,
+  const opsOptions = {
     isDraining: () => closing || bus.isDraining,
     checks: {
       nats: () => bus.ping(),
@@ -142,6 +157,15 @@ export async function startIngress(
         await pool.query("SELECT 1");
       },
     },
+  };
+  // probes may use the public port; metrics only the ops port
+  registerOpsRoutes(app, opsOptions);
+  const ops = await startOpsServer({
+    ...opsOptions,
+    metrics,
+    port: config.opsPort,
+    host: config.host,
+    logger,
   });
   registerChatRoute(app, deps);
   registerRunRoutes(app, deps);
@@ -176,21 +200,28 @@ export async function startIngress(
     reply.type("text/html; charset=utf-8").send(DASHBOARD_HTML),
   );
 
-  await app.listen({ port: config.port, host: config.host });
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    await ops.close();
+    throw error;
+  }
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
-  logger.info({ port, agents: Object.keys(config.agents) }, "ingress ready");
+  logger.info({ port, opsPort: ops.port, agents: Object.keys(config.agents) }, "ingress ready");
   return {
     app,
     bus,
     keys,
     port,
+    opsPort: ops.port,
     url: `http://127.0.0.1:${port}`,
     stop: async () => {
       // resumable event streams end now (clients resume elsewhere with Last-Event-ID); chat answers finish
       closing = true;
       sse.endAll();
       await app.close();
+      await ops.close();
       stopUsageAggregation();
       await bus.drain();
       await pool.end();

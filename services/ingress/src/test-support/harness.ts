@@ -45,6 +45,7 @@ export function ingressEnv(isolation: Isolation, config: object, extra: NodeJS.P
     DATABASE_SCHEMA: isolation.schema,
     REDIS_PREFIX: isolation.redisPrefix,
     PORT: "0",
+    OPS_PORT: "0",
     HOST: "127.0.0.1",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error",
     OTEL_SDK_DISABLED: "true",
