@@ -255,10 +255,14 @@ export async function startService(
   env: NodeJS.ProcessEnv,
   runtime: Runtime,
 ): Promise<ServiceProcess> {
-  const args =
-    runtime.kind === "compiled"
+  // LEDGER_NODE_ARGS: extra node flags for every service (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
+  const nodeArgs = (process.env.LEDGER_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const args = [
+    ...nodeArgs,
+    ...(runtime.kind === "compiled"
       ? ["dist/main.js"]
-      : ["--conditions=source", "--import", "tsx", "src/main.ts"];
+      : ["--conditions=source", "--import", "tsx", "src/main.ts"]),
+  ];
   const child = startChild(process.execPath, args, {
     cwd: join(root, "services", name),
     env: { ...process.env, ...env },

@@ -21,7 +21,8 @@
  * Env: LEDGER_SAMPLES (interleaved pairs per kind, 300), LEDGER_TURNS (turns
  * per kind at 32 clients, 1500), LEDGER_RUNTIME (tsx | compiled; default: compiled
  * when a fresh build exists), LEDGER_SERVICES_ROOT (run the services of another
- * checkout, see ledger-stack.ts).
+ * checkout, see ledger-stack.ts), LEDGER_NODE_ARGS (extra node flags for the services, e.g.
+ * "--cpu-prof --cpu-prof-dir=/tmp/prof").
  */
 import { existsSync, readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";

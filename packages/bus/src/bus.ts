@@ -438,12 +438,14 @@ export class Bus {
     options: PublishOptions & { timeoutMs?: number } = {},
   ): Promise<{ seq: number; duplicate: boolean; stream: string }> {
     try {
-      const ack = await this.js.publish(this.subject(subject), encodeJson(data), {
-        headers: this.headersFor(options),
-        ...(options.msgId ? { msgID: options.msgId } : {}),
-        timeout: options.timeoutMs ?? 5000,
-      });
-      return { seq: ack.seq, duplicate: ack.duplicate, stream: ack.stream };
+      const messageHeaders = this.headersFor(options);
+      if (options.msgId) messageHeaders.set("Nats-Msg-Id", options.msgId);
+      return await this.storeMessage(
+        this.subject(subject),
+        encodeJson(data),
+        messageHeaders,
+        options.timeoutMs ?? 5000,
+      );
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       throw new RuntimeError("unavailable", `could not store message on ${subject}: ${message}`, {
@@ -529,11 +531,71 @@ export class Bus {
     await this.nc.flush();
   }
 
+  /**
+   * A JetStream publish over the connection's shared reply inbox: the stream's PubAck is the reply
+   * (what `js.publish` does, without a subscription-multiplexer request and its error objects per
+   * message).
+   */
+  private storeMessage(
+    subject: string,
+    payload: Uint8Array,
+    messageHeaders: MsgHdrs,
+    timeoutMs: number,
+  ): Promise<{ seq: number; duplicate: boolean; stream: string }> {
+    return new Promise((resolve, reject) => {
+      const reply = this.inbox.open((msg) => {
+        reply.close();
+        clearTimeout(timer);
+        if (!msg) return reject(new Error("connection closed"));
+        if (msg.headers?.code === 503) return reject(new Error("no stream stores this subject"));
+        const parsed = PubAck.safeParse(msg.data.length > 0 ? safeJson(msg.data) : undefined);
+        if (!parsed.success) return reject(new Error("unreadable reply from JetStream"));
+        if (parsed.data.error)
+          return reject(
+            new Error(
+              `${parsed.data.error.description} (${parsed.data.error.err_code ?? parsed.data.error.code})`,
+            ),
+          );
+        const { seq, stream, duplicate } = parsed.data;
+        if (seq === undefined || stream === undefined)
+          return reject(new Error("JetStream did not store the message"));
+        resolve({ seq, stream, duplicate: duplicate === true });
+      });
+      const timer = setTimeout(() => {
+        reply.close();
+        reject(new Error(`no reply from JetStream within ${timeoutMs} ms`));
+      }, timeoutMs);
+      try {
+        this.nc.publish(subject, payload, { reply: reply.subject, headers: messageHeaders });
+      } catch (error) {
+        reply.close();
+        clearTimeout(timer);
+        reject(error);
+      }
+    });
+  }
+
   private headersFor(options: PublishOptions): MsgHdrs {
     const messageHeaders = headers();
     injectTraceContext(messageHeaders);
     for (const [key, value] of Object.entries(options.headers ?? {})) messageHeaders.set(key, value);
     return messageHeaders;
+  }
+}
+
+/** JetStream's answer to a publish: where it was stored, or why not. */
+const PubAck = z.object({
+  stream: z.string().optional(),
+  seq: z.number().optional(),
+  duplicate: z.boolean().optional(),
+  error: z.object({ code: z.number(), err_code: z.number().optional(), description: z.string() }).optional(),
+});
+
+function safeJson(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return undefined;
   }
 }
 
@@ -544,6 +606,8 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
     pingInterval: 10_000,
+    // a stack captured for every request costs more CPU than the request itself; errors keep their own
+    noAsyncTraces: true,
   });
   const logger = options.logger;
   void (async () => {

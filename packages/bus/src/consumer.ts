@@ -198,7 +198,9 @@ export async function consume<T extends z.ZodType>(
         }),
       );
       clearInterval(heartbeat);
-      await msg.ackAck().catch((error: unknown) => logger.warn({ err: error }, "ack not confirmed"));
+      // not confirmed: a lost ack only redelivers a message whose work is recorded (handlers are
+      // idempotent), and a confirmed one would cost a request per message
+      msg.ack();
     } catch (error) {
       clearInterval(heartbeat);
       const deliveries = msg.info.deliveryCount;

@@ -53,6 +53,22 @@ describe("JetStream", () => {
     expect(second.seq).toBe(first.seq);
   });
 
+  it("refuses a durable publish at once when no stream stores the subject, or the stream refuses it", async () => {
+    // answered by the server (no responders), not by the publish timeout
+    await expect(bus.publishDurable("nowhere.stored", Job, { n: 1 })).rejects.toMatchObject({
+      code: "unavailable",
+      message: expect.stringContaining("no stream stores this subject"),
+    });
+    const jsm = await bus.jsm();
+    await jsm.streams.update(bus.streamName("MEMORY_JOBS"), { max_msg_size: 8 });
+    await expect(
+      bus.publishDurable(Subjects.memoryJobs, Job, { n: 123456789 }, { msgId: "too-big" }),
+    ).rejects.toMatchObject({
+      code: "unavailable",
+      message: expect.stringContaining("message size exceeds"),
+    });
+  });
+
   it("processes and acks valid messages", async () => {
     const seen: number[] = [];
     await consume(bus, {
