@@ -19,8 +19,12 @@ import { z } from "zod";
 const NAMESPACE = "agent-runtime";
 const SERVICES = ["ingress", "orchestrator", "model-proxy", "tool-executor", "memory"] as const;
 const HIGHLY_AVAILABLE = new Set(["ingress", "orchestrator", "model-proxy"]);
-const PORTS: Record<string, { variable: string; port: number }> = {
-  ingress: { variable: "PORT", port: 8080 },
+/** Each service's HTTP port; ingress serves `/metrics` on a separate ops port, never on its public one. */
+const PORTS: Record<
+  string,
+  { variable: string; port: number; metrics?: { variable: string; port: number } }
+> = {
+  ingress: { variable: "PORT", port: 8080, metrics: { variable: "OPS_PORT", port: 9100 } },
   orchestrator: { variable: "OPS_PORT", port: 9101 },
   "model-proxy": { variable: "OPS_PORT", port: 9102 },
   "tool-executor": { variable: "OPS_PORT", port: 9103 },
@@ -267,6 +271,17 @@ function checkKubernetes(objects: KubeObject[], secretTemplate: KubeObject[]): v
       container.ports.some((p) => p.containerPort === port),
       `${label}: no containerPort ${port}`,
     );
+    const metricsPort = PORTS[service]?.metrics;
+    if (metricsPort) {
+      expect(
+        env[metricsPort.variable] === String(metricsPort.port),
+        `${label}: env ${metricsPort.variable} must be ${metricsPort.port}`,
+      );
+      expect(
+        container.ports.some((p) => p.containerPort === metricsPort.port),
+        `${label}: no containerPort ${metricsPort.port} (metrics)`,
+      );
+    }
     expect(container.livenessProbe.httpGet.path === "/healthz", `${label}: liveness probe must GET /healthz`);
     expect(container.readinessProbe.httpGet.path === "/readyz", `${label}: readiness probe must GET /readyz`);
     for (const probe of [container.livenessProbe, container.readinessProbe, container.startupProbe])
@@ -277,9 +292,10 @@ function checkKubernetes(objects: KubeObject[], secretTemplate: KubeObject[]): v
         );
     const annotations = template.metadata.annotations;
     expect(annotations["prometheus.io/scrape"] === "true", `${label}: prometheus.io/scrape must be "true"`);
+    const scrapePort = metricsPort?.port ?? port;
     expect(
-      annotations["prometheus.io/port"] === String(port),
-      `${label}: prometheus.io/port must be ${port}`,
+      annotations["prometheus.io/port"] === String(scrapePort),
+      `${label}: prometheus.io/port must be ${scrapePort}`,
     );
     expect(annotations["prometheus.io/path"] === "/metrics", `${label}: prometheus.io/path must be /metrics`);
     expect(
@@ -320,12 +336,20 @@ function checkKubernetes(objects: KubeObject[], secretTemplate: KubeObject[]): v
           portExists(container, servicePort.targetPort),
           `Service/${service}: targetPort ${servicePort.targetPort} is not a container port`,
         );
-      if (service === "ingress")
+      if (service === "ingress") {
         expect(
           kubeService.spec.ports.some((p) => p.port === 80),
           "Service/ingress must listen on port 80",
         );
-      else
+        // the public Service never reaches the metrics port (Prometheus scrapes the pods)
+        expect(
+          kubeService.spec.ports.every(
+            (p) =>
+              p.targetPort !== metricsPort?.port && p.targetPort !== "ops" && p.port !== metricsPort?.port,
+          ),
+          "Service/ingress must not expose the metrics port",
+        );
+      } else
         expect(
           kubeService.spec.ports.some((p) => p.port === port),
           `Service/${service} must expose ${port}`,
@@ -401,8 +425,18 @@ function checkCompose(path: string): void {
     for (const variable of ["NATS_URL", "DATABASE_URL", "REDIS_URL"])
       expect(typeof env[variable] === "string" && env[variable] !== "", `${path}: ${name} lacks ${variable}`);
     expect(env.SERVICE === name, `${path}: ${name} must set SERVICE=${name}`);
-    const { variable, port } = PORTS[name]!;
+    const { variable, port, metrics } = PORTS[name]!;
     expect(env[variable] === String(port), `${path}: ${name} must set ${variable}=${port}`);
+    if (metrics) {
+      expect(
+        env[metrics.variable] === String(metrics.port),
+        `${path}: ${name} must set ${metrics.variable}=${metrics.port}`,
+      );
+      expect(
+        !(service.ports ?? []).some((p) => String(p).endsWith(`:${metrics.port}`)),
+        `${path}: ${name} must not publish its metrics port ${metrics.port}`,
+      );
+    }
     for (const dependency of ["nats", "postgres", "redis"])
       expect(
         service.depends_on?.[dependency]?.condition === "service_healthy",
