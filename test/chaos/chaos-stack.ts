@@ -1,0 +1,167 @@
+/**
+ * The private stack of the chaos suite: a nats-server and a redis-server of its own (both
+ * restartable at the same address), a Postgres schema of its own reached through a TCP proxy the
+ * suite can cut (a private Postgres cluster is out of reach of a test; cutting every connection
+ * and refusing new ones is what the services see of a Postgres restart), the fake model, the
+ * side-effecting `ship` webhook, and `replicas` processes of every service.
+ */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
+import pg from "pg";
+import { stringify } from "yaml";
+import { DATABASE_URL, newIsolation } from "../support/isolation.js";
+import { freePort } from "../support/processes.js";
+import { type ReplicaPool, startReplicaPool } from "../support/replicas.js";
+import {
+  type NatsServer,
+  type RestartableServer,
+  startPrivateNats,
+  startPrivateRedis,
+} from "../support/servers.js";
+import { type SideEffectHook, startSideEffectHook } from "../support/side-effect-hook.js";
+import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
+import { modelHandler } from "./model-script.js";
+
+export const CHAOS_KEY = "sk-chaos-suite-key";
+/** Every run's deadline at ingress; clients wait this plus a margin before they call a request hung. */
+export const RUN_TIMEOUT_MS = 30_000;
+
+export interface ChaosStack {
+  nats: NatsServer;
+  redis: RestartableServer;
+  postgres: TcpProxy;
+  schema: string;
+  fake: FakeOpenAI;
+  hook: SideEffectHook;
+  pool: ReplicaPool;
+  /** Base URL (no `/v1`) of each ingress replica, by replica id. */
+  ingressUrls: Map<string, string>;
+  /** A client straight to the shared Postgres (not through the proxy), inside the schema. */
+  db: pg.Client;
+  stop(): Promise<void>;
+}
+
+function writeConfig(hookUrl: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), "chaos-config-")), "config.yaml");
+  writeFileSync(
+    path,
+    stringify({
+      tools: {
+        webhooks: {
+          ship: {
+            description: "ships an order (a side effect)",
+            url: hookUrl,
+            sideEffects: true,
+            timeoutMs: 10_000,
+            allowPrivateNetwork: true,
+            parameters: { type: "object", properties: { order: { type: "string" } }, required: ["order"] },
+          },
+        },
+      },
+      agents: {
+        assistant: { tools: [], maxSteps: 4 },
+        shipper: { tools: ["ship"], maxSteps: 4 },
+        "order-watcher": { tools: ["ship"], maxSteps: 4, triggers: ["com.example.chaos.*"] },
+      },
+      // the load is the suite's own: tenant limits must not be what answers it
+      limits: {
+        defaults: {
+          requestsPerMinute: 1_000_000,
+          userRequestsPerMinute: 1_000_000,
+          concurrentRuns: 10_000,
+          tokensPerDay: 1_000_000_000,
+          costPerMonthUsd: 1_000_000,
+        },
+        global: { requestsPerMinute: 1_000_000, concurrentRuns: 10_000 },
+      },
+    }),
+  );
+  return path;
+}
+
+export async function startChaosStack(options: {
+  replicas: number;
+  logDir: string;
+  /** Keep the Postgres schema after the run (to look into it). */
+  keepSchema?: boolean;
+}): Promise<ChaosStack> {
+  const isolation = newIsolation("chaos");
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const stopAll = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  };
+  try {
+    const nats = await startPrivateNats();
+    cleanups.push(() => nats.close());
+    const redis = await startPrivateRedis();
+    cleanups.push(() => redis.close());
+    const target = new URL(DATABASE_URL);
+    const postgres = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    cleanups.push(() => postgres.close());
+    const viaProxy = new URL(DATABASE_URL);
+    viaProxy.host = `127.0.0.1:${postgres.port}`;
+    const db = new pg.Client({ connectionString: DATABASE_URL });
+    await db.connect();
+    cleanups.push(async () => {
+      if (!options.keepSchema) await db.query(`DROP SCHEMA IF EXISTS "${isolation.schema}" CASCADE`);
+      await db.end();
+    });
+    await db.query(`CREATE SCHEMA IF NOT EXISTS "${isolation.schema}"`);
+    await db.query(`SET search_path TO "${isolation.schema}"`);
+
+    const fake = await startFakeOpenAI();
+    fake.setHandler(modelHandler);
+    cleanups.push(() => fake.close());
+    const hook = await startSideEffectHook({ delayMs: 150 });
+    cleanups.push(() => hook.close());
+
+    const ingressPorts = new Map<number, number>();
+    for (let index = 1; index <= options.replicas; index++) ingressPorts.set(index, await freePort());
+    const pool = await startReplicaPool({
+      replicas: options.replicas,
+      logDir: options.logDir,
+      env: {
+        NATS_URL: nats.url,
+        REDIS_URL: redis.url,
+        DATABASE_URL: viaProxy.toString(),
+        NATS_PREFIX: isolation.natsPrefix,
+        DATABASE_SCHEMA: isolation.schema,
+        REDIS_PREFIX: isolation.redisPrefix,
+        OPS_PORT: "0",
+        OTEL_SDK_DISABLED: "true",
+        HOST: "127.0.0.1",
+        LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? "info",
+        BOOTSTRAP_API_KEY: CHAOS_KEY,
+        OPENAI_BASE_URL: fake.url,
+        OPENAI_API_KEY: "sk-fake",
+        MODEL_FAST: "fake-fast",
+        MODEL_STRONG: "fake-strong",
+        MODEL_EMBED: "fake-embed",
+        AGENT_CONFIG: writeConfig(hook.url),
+        RUN_TIMEOUT_MS: String(RUN_TIMEOUT_MS),
+      },
+      envOf: (service, index) => (service === "ingress" ? { PORT: String(ingressPorts.get(index)) } : {}),
+    });
+    cleanups.push(() => pool.stopAll());
+    const ingressUrls = new Map<string, string>();
+    for (const replica of pool.of("ingress"))
+      ingressUrls.set(replica.id, `http://127.0.0.1:${replica.env.PORT}`);
+    return {
+      nats,
+      redis,
+      postgres,
+      schema: isolation.schema,
+      fake,
+      hook,
+      pool,
+      ingressUrls,
+      db,
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
