@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { RuntimeError } from "@agent-runtime/contracts";
 import { migrate } from "@agent-runtime/stores";
 import type pg from "pg";
@@ -67,6 +67,17 @@ export interface ApiKey {
 
 export function hashKey(key: string): string {
   return createHash("sha256").update(key).digest("hex");
+}
+
+/**
+ * Whether two key hashes are the same, in time that does not depend on where they
+ * differ. A presented key is never compared as text: it is hashed and found by its
+ * hash, and the stored hash is then checked with this.
+ */
+export function sameHash(a: string, b: string): boolean {
+  const left = Buffer.from(a, "utf8");
+  const right = Buffer.from(b, "utf8");
+  return left.length === right.length && timingSafeEqual(left, right);
 }
 
 /** API keys stored hashed, each bound to a tenant; look-ups cached briefly. */
@@ -184,15 +195,16 @@ export class KeyStore {
     let timer: NodeJS.Timeout | undefined;
     try {
       const result = await Promise.race([
-        this.pool.query<{ id: string; tenant: string; scopes: Scope[] }>(
-          "SELECT id, tenant, scopes FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
+        this.pool.query<{ id: string; tenant: string; scopes: Scope[]; hash: string }>(
+          "SELECT id, tenant, scopes, hash FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
           [hash],
         ),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error("API key look-up timed out")), LOOKUP_TIMEOUT_MS);
         }),
       ]);
-      const key = result.rows[0] ?? null;
+      const row = result.rows.find((candidate) => sameHash(candidate.hash, hash));
+      const key: ApiKey | null = row ? { id: row.id, tenant: row.tenant, scopes: row.scopes } : null;
       this.cache.delete(hash); // re-insert at the end: the map stays in least-recently-refreshed order
       this.cache.set(hash, { key, expiresAt: Date.now() + this.cacheMs });
       if (this.cache.size > 50_000) this.cache.delete(this.cache.keys().next().value!);
@@ -242,6 +254,12 @@ export class KeyStore {
 
 const LOOKUP_TIMEOUT_MS = 3000;
 
+/**
+ * A key may do what its scopes name. `admin` (other tenants' stats, keys and limits)
+ * is its own scope: keys get it only when made with it (`BOOTSTRAP_API_KEY`, or the
+ * admin CLI with `--scopes admin`), never by default; an admin key may also do
+ * everything the other scopes allow.
+ */
 export function requireScope(key: ApiKey, scope: Scope): void {
   if (!key.scopes.includes(scope) && !key.scopes.includes("admin")) {
     throw new RuntimeError("forbidden", `this API key lacks the "${scope}" scope`, { retryable: false });
