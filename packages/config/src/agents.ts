@@ -39,8 +39,13 @@ export const AgentConfig = z.object({
       historyBudgetTokens: z.number().int().positive().default(4000),
       contextBudgetTokens: z.number().int().positive().default(8000),
       retrieval: z.boolean().default(false),
+      /**
+       * Whose long-term memories retrieval and `memory_search` read: `user` (the caller's own plus
+       * the tenant's shared ones) or `tenant` (every user's: tenant-wide knowledge, opt-in).
+       */
+      scope: z.enum(["user", "tenant"]).default("user"),
     })
-    .default({ historyBudgetTokens: 4000, contextBudgetTokens: 8000, retrieval: false }),
+    .default({ historyBudgetTokens: 4000, contextBudgetTokens: 8000, retrieval: false, scope: "user" }),
   planner: z.boolean().default(false),
   delegates: z.array(z.string()).default([]),
   guardrails: GuardrailsConfig.default({

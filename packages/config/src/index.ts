@@ -12,4 +12,5 @@ export {
 export { loadRuntimeConfig, RuntimeConfig } from "./runtime-config.js";
 export type { Connections } from "./service-env.js";
 export { ConnectionEnv, parseServiceEnv } from "./service-env.js";
-export { ToolsSection, WebhookToolConfig } from "./tools.js";
+export type { ToolPolicyContext } from "./tools.js";
+export { ToolPolicy, ToolsSection, toolPolicyAllows, WebhookToolConfig } from "./tools.js";

@@ -43,6 +43,7 @@ export {
   MemoryMessagesRequest,
   MemoryRememberReply,
   MemoryRememberRequest,
+  MemoryScope,
   MemorySearchReply,
   MemorySearchRequest,
   MetadataFilter,
@@ -59,6 +60,7 @@ export {
 } from "./model.js";
 export { ChatCompletionRequest, CompletionUsage } from "./openai.js";
 export {
+  channelOf,
   DeltaEvent,
   RunCancelReply,
   RunCancelRequest,
@@ -72,6 +74,7 @@ export {
   RunRecord,
   RunRequest,
   RunStatus,
+  runChannel,
   TERMINAL_RUN_STATUSES,
 } from "./runs.js";
 export { findUnstorable, MAX_JSON_DEPTH, StorableString, unstorableReason } from "./storable.js";
@@ -80,6 +83,7 @@ export {
   ToolBatchReply,
   ToolBatchRequest,
   ToolCallStatus,
+  ToolChannel,
   ToolDescriptor,
   ToolExecReply,
   ToolExecRequest,

@@ -11,6 +11,14 @@ export const StoredMessage = z.object({
 });
 export type StoredMessage = z.infer<typeof StoredMessage>;
 
+/**
+ * Whose long-term memories a search reads: `user` (default) the caller's own plus the tenant's
+ * shared ones (without a user: shared ones only); `tenant` every memory of the tenant, for agents
+ * configured for tenant-wide knowledge (`memory.scope: tenant`).
+ */
+export const MemoryScope = z.enum(["user", "tenant"]);
+export type MemoryScope = z.infer<typeof MemoryScope>;
+
 export const MemoryContextRequest = z.object({
   meta: RequestMeta,
   threadId: z.string().min(1).optional(),
@@ -21,6 +29,8 @@ export const MemoryContextRequest = z.object({
   budgetTokens: z.number().int().positive(),
   model: z.string().optional(),
   retrieval: z.boolean().default(false),
+  /** Whose memories retrieval reads (see `MemoryScope`). */
+  scope: MemoryScope.default("user"),
   userId: z.string().optional(),
 });
 export type MemoryContextRequest = z.infer<typeof MemoryContextRequest>;
@@ -81,6 +91,7 @@ export const MemorySearchRequest = z.object({
   meta: RequestMeta,
   query: z.string().min(1).max(8000),
   userId: z.string().optional(),
+  scope: MemoryScope.default("user"),
   kinds: z.array(z.string()).optional(),
   filter: MetadataFilter.optional(),
   limit: z.number().int().positive().max(100).default(8),

@@ -42,6 +42,14 @@ export const RunRequest = z.object({
   /** Deltas are published as `delta` events. */
   stream: z.boolean().default(false),
   source: z.enum(["chat", "runs", "event", "delegate"]).default("runs"),
+  /**
+   * The door the run came in by (`chat`, `runs`, `events`), which tool policies may name; a
+   * delegated run has its parent's. Absent (older messages): taken from `source`, see `runChannel`.
+   */
+  channel: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+    .optional(),
   eventId: z.string().optional(),
   parentRunId: z.string().optional(),
   metadata: z.record(z.string(), z.string()).optional(),
@@ -60,6 +68,25 @@ export const RunRequest = z.object({
   clientTools: z.array(z.unknown()).optional(),
 });
 export type RunRequest = z.infer<typeof RunRequest>;
+
+/** The channel of a run that came in by `source` (a delegated run has none of its own). */
+export function channelOf(source: RunRequest["source"]): string | undefined {
+  switch (source) {
+    case "chat":
+      return "chat";
+    case "runs":
+      return "runs";
+    case "event":
+      return "events";
+    case "delegate":
+      return undefined;
+  }
+}
+
+/** The channel a run's tool calls are checked against: its own, or the one its source implies. */
+export function runChannel(request: Pick<RunRequest, "channel" | "source">): string | undefined {
+  return request.channel ?? channelOf(request.source);
+}
 
 const EventBase = z.object({ runId: z.string(), seq: z.number().int().nonnegative(), ts: z.number() });
 

@@ -12,12 +12,27 @@ export const ToolCallStatus = z.enum([
   "cooldown",
   "overloaded",
   "not_found",
+  /** The tool policy (tenant, agent, channel) or the agent's own tool list does not allow this call. */
   "forbidden",
 ]);
 export type ToolCallStatus = z.infer<typeof ToolCallStatus>;
 
+/** The door a run came in by (`chat`, `runs`, `events`): tool policies may name it. */
+export const ToolChannel = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+  .optional();
+
+/**
+ * The tools the caller's agent may call: a call to any other is refused `forbidden` (enforced by
+ * the executor as well as the tool policies, whatever the caller offered the model).
+ */
+const OfferedTools = z.array(z.string().max(100)).max(256).optional();
+
 export const ToolExecRequest = z.object({
   meta: RequestMeta,
+  channel: ToolChannel,
+  offered: OfferedTools,
   callId: z.string().min(1),
   /** JSON text as produced by the model, or an already parsed object. */
   arguments: z.union([z.string(), z.record(z.string(), z.unknown())]),
@@ -46,6 +61,8 @@ export type ToolExecReply = z.infer<typeof ToolExecReply>;
 
 export const ToolBatchRequest = z.object({
   meta: RequestMeta,
+  channel: ToolChannel,
+  offered: OfferedTools,
   calls: z
     .array(
       z.object({
@@ -73,13 +90,18 @@ export const ToolDescriptor = z.object({
   timeoutMs: z.number().int().positive(),
   cacheTtlSeconds: z.number().int().nonnegative().optional(),
   costUsd: z.number().nonnegative().optional(),
+  /**
+   * Results may depend on who asks (the user): cached results are then kept per user. Absent
+   * counts as personal; tools whose results depend on their arguments alone say `false`.
+   */
+  personal: z.boolean().optional(),
 });
 export type ToolDescriptor = z.infer<typeof ToolDescriptor>;
 
 export const ToolListRequest = z.object({
   tenant: z.string().optional(),
   agent: z.string().optional(),
-  channel: z.string().optional(),
+  channel: ToolChannel,
   names: z.array(z.string()).optional(),
 });
 export type ToolListRequest = z.infer<typeof ToolListRequest>;

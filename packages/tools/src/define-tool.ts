@@ -13,11 +13,15 @@ export interface ToolOptions {
   costUsd: number;
   /** Results longer than this are cut before they reach the prompt. */
   maxResultChars: number;
+  /** Results may differ per user (cached per user); `false` when the arguments alone decide them. */
+  personal: boolean;
 }
 
 export interface ToolCallContext {
   tenant: string;
   userId?: string;
+  /** The agent whose run made the call. */
+  agent?: string;
   runId?: string;
   callId: string;
   signal: AbortSignal;
@@ -41,6 +45,7 @@ export const DEFAULT_TOOL_OPTIONS: ToolOptions = {
   sideEffects: false,
   costUsd: 0,
   maxResultChars: 16_000,
+  personal: true,
 };
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -86,5 +91,6 @@ export function describeTool(tool: ToolDefinition, kind: ToolDescriptor["kind"])
     timeoutMs: tool.options.timeoutMs,
     cacheTtlSeconds: tool.options.cacheTtlSeconds,
     costUsd: tool.options.costUsd,
+    personal: tool.options.personal,
   };
 }

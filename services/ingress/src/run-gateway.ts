@@ -3,6 +3,7 @@ import type { Bus } from "@agent-runtime/bus";
 import type { LimitsSection } from "@agent-runtime/config";
 import {
   type ChatMessage,
+  channelOf,
   Endpoints,
   RunEvent,
   type RunFinishedEvent,
@@ -220,6 +221,7 @@ export class RunGateway {
           deadline: now + options.timeoutMs,
           stream: options.stream,
           source: options.source,
+          ...(channelOf(options.source) ? { channel: channelOf(options.source) } : {}),
           ...(options.clientTools?.length ? { clientTools: options.clientTools } : {}),
           ...(options.metadata ? { metadata: options.metadata } : {}),
           ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),

@@ -9,6 +9,7 @@ import {
   type RunRequest,
   type RunStatus,
   RuntimeError,
+  runChannel,
   ToolSpec,
   toWireError,
   type WireError,
@@ -46,7 +47,7 @@ export interface LoopDeps {
   failpoint: (name: Failpoint) => void;
   logger: Logger;
   agents: Record<string, AgentConfig>;
-  toolSpecs: (agent: string, names: string[], tenant: string) => Promise<AgentTools>;
+  toolSpecs: (agent: string, names: string[], tenant: string, channel?: string) => Promise<AgentTools>;
   /** How long a draining worker lets a step in flight finish before it hands the run off. */
   drainGraceMs: number;
 }
@@ -221,7 +222,7 @@ export async function executeRun(
     const clientToolNames = new Set(clientTools.map((tool) => tool.function.name));
     const [agentTools, context] = await Promise.all([
       agent.tools.length > 0
-        ? deps.toolSpecs(request.agent, agent.tools, request.tenant)
+        ? deps.toolSpecs(request.agent, agent.tools, request.tenant, runChannel(request))
         : Promise.resolve({ specs: [], sideEffects: false }),
       turnContext(bus, request, agent, input, meta(`${request.runId}:context`)),
     ]);

@@ -1,6 +1,6 @@
 import type { AgentConfig } from "@agent-runtime/config";
 import type { RunRequest, ToolCall, ToolExecReply, ToolSpec } from "@agent-runtime/contracts";
-import { textOf } from "@agent-runtime/contracts";
+import { runChannel, textOf } from "@agent-runtime/contracts";
 import { z } from "zod";
 import { executeRun, type LoopDeps, type RunOptions } from "./agent-loop.js";
 
@@ -95,6 +95,7 @@ export async function delegate(
     deadline: parent.deadline,
     stream: false,
     source: "delegate",
+    ...(runChannel(parent) ? { channel: runChannel(parent) } : {}),
     parentRunId: parent.runId,
     budget: { costUsd: Math.min(remainingBudgetUsd, deps.agents[args.agent]!.costBudgetUsd) },
   };

@@ -54,11 +54,20 @@ export async function startOrchestrator(
 
   const toolCache = new Map<string, { expiresAt: number; tools: AgentTools }>();
   // tool specs are asked for once per agent and tenant, then kept briefly in this process
-  const toolSpecs = async (agent: string, names: string[], tenant: string): Promise<AgentTools> => {
-    const key = `${tenant}:${agent}`;
+  const toolSpecs = async (
+    agent: string,
+    names: string[],
+    tenant: string,
+    channel?: string,
+  ): Promise<AgentTools> => {
+    const key = `${tenant}:${agent}:${channel ?? ""}`;
     const cached = toolCache.get(key);
     if (cached && cached.expiresAt > Date.now()) return cached.tools;
-    const reply = await bus.request(Endpoints.toolList, { tenant, agent, names }, { timeoutMs: 5000 });
+    const reply = await bus.request(
+      Endpoints.toolList,
+      { tenant, agent, names, ...(channel ? { channel } : {}) },
+      { timeoutMs: 5000 },
+    );
     const tools = {
       specs: reply.tools.map((tool) => tool.spec),
       sideEffects: reply.tools.some((tool) => tool.sideEffects),

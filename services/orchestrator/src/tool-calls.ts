@@ -6,10 +6,10 @@ import {
   Endpoints,
   type RequestMeta,
   type RunRequest,
+  runChannel,
   type ToolBatchReply,
   toWireError,
 } from "@agent-runtime/contracts";
-import type { Logger } from "@agent-runtime/telemetry";
 import type { LoopDeps, RunOptions } from "./agent-loop.js";
 import { DELEGATE_TOOL, delegate } from "./delegation.js";
 import type { EventPublisher } from "./run-events.js";
@@ -26,6 +26,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * call is made again after a crash, unlike the model's call ids), so a resumed run gets the
  * recorded result instead of a second side effect. A call that another worker started before a crash is answered `conflict` while it is
  * still running: it is asked again until its recorded result is there, so it never runs twice.
+ *
+ * The batch carries the run's channel and its agent's tools: the executor refuses (`forbidden`, a
+ * result the model reads) a call to any other tool or one a tool policy does not allow. A batch
+ * the executor could not run because the runtime around the tools failed (its store, a service a
+ * tool relies on) is a retryable error, never a tool result: it is asked again with backoff
+ * within the run's deadline, then fails the run with that error.
  */
 export async function runTools(
   bus: Bus,
@@ -34,12 +40,16 @@ export async function runTools(
   calls: PlacedCalls,
   meta: RequestMeta,
   signal: AbortSignal,
+  offered?: readonly string[],
 ): Promise<ToolBatchReply> {
-  const ask = (subset: PlacedCalls) =>
+  const channel = runChannel(request);
+  const askOnce = (subset: PlacedCalls) =>
     bus.request(
       Endpoints.toolBatch,
       {
         meta,
+        ...(channel ? { channel } : {}),
+        ...(offered ? { offered: [...offered] } : {}),
         calls: subset.map(({ call, position }) => ({
           callId: call.id,
           name: call.function.name,
@@ -49,6 +59,19 @@ export async function runTools(
       },
       { signal },
     );
+  const ask = async (subset: PlacedCalls): Promise<ToolBatchReply> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await askOnce(subset);
+      } catch (error) {
+        const wire = toWireError(error);
+        const wait =
+          Math.max(wire.retryAfterMs ?? 0, Math.min(2000, 100 * 2 ** attempt)) * (0.5 + Math.random() / 2);
+        if (!wire.retryable || signal.aborted || Date.now() + wait >= meta.deadline) throw error;
+        await sleep(wait);
+      }
+    }
+  };
   const batch = await ask(calls);
   for (let attempt = 0; attempt < 60; attempt++) {
     const pending = batch.results.flatMap((result, index) =>
@@ -99,7 +122,7 @@ export async function runToolStep(context: {
   const regular = placed.filter((entry) => !delegated.includes(entry));
   const [batch, children] = await Promise.all([
     regular.length > 0
-      ? runTools(deps.bus, request, step, regular, context.meta, context.signal)
+      ? runTools(deps.bus, request, step, regular, context.meta, context.signal, agent.tools)
       : Promise.resolve({ results: [] }),
     Promise.all(
       delegated.map(({ call, position }) =>
@@ -126,43 +149,4 @@ export async function runToolStep(context: {
     toolMessages.push({ role: "tool", tool_call_id: result.callId, content: result.content });
   }
   return { toolMessages, toolCost };
-}
-
-/**
- * Stores the turn in the thread: the (checked) input, then each step's assistant and tool
- * messages, with ids `<runId>:<n>` so a repeated append is a no-op.
- */
-export async function appendTurn(
-  bus: Bus,
-  logger: Logger,
-  request: RunRequest,
-  input: ChatMessage[],
-  turn: ChatMessage[],
-  meta: RequestMeta,
-): Promise<void> {
-  if (!request.threadId) return;
-  const messages = [...input, ...turn];
-  // messages keyed by run and position: appending again is a no-op, so a store that is down is
-  // waited for (with backoff, within the run's deadline) like the run's own journal
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await bus.request(Endpoints.memoryAppend, {
-        meta,
-        threadId: request.threadId,
-        agent: request.agent,
-        ...(request.userId ? { userId: request.userId } : {}),
-        messages: messages.map((message, index) => ({ id: `${request.runId}:${index}`, message })),
-      });
-      return;
-    } catch (error) {
-      const wire = toWireError(error);
-      const wait = Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2);
-      if (!wire.retryable || Date.now() + wait >= meta.deadline) {
-        // the answer still goes out; the turn is missing from the thread
-        logger.error({ err: error, runId: request.runId }, "could not store the turn in memory");
-        return;
-      }
-      await sleep(wait);
-    }
-  }
 }

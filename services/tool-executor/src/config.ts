@@ -1,7 +1,9 @@
 import {
+  type AgentConfig,
   type Connections,
   loadRuntimeConfig,
   parseServiceEnv,
+  resolveAgents,
   type ToolsSection,
 } from "@agent-runtime/config";
 import { z } from "zod";
@@ -25,18 +27,22 @@ export interface ToolExecutorConfig extends Connections {
   /** Lanes (`meta.priority`): the share of every bound kept for interactive calls. */
   interactiveReserve: number;
   tools: ToolsSection["tools"];
+  /** The agents (built-ins read their settings, e.g. `memory_search` its agent's memory scope). */
+  agents: Record<string, AgentConfig>;
   env: NodeJS.ProcessEnv;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolExecutorConfig {
   const e = parseServiceEnv(OwnEnv, env);
+  const runtime = loadRuntimeConfig(env);
   return {
     ...e.connections,
     opsPort: e.OPS_PORT,
     maxInFlight: e.MAX_IN_FLIGHT,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     interactiveReserve: e.INTERACTIVE_RESERVE,
-    tools: loadRuntimeConfig(env).tools,
+    tools: runtime.tools,
+    agents: resolveAgents(runtime.agents),
     env,
   };
 }

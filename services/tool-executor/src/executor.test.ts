@@ -122,7 +122,11 @@ beforeAll(async () => {
         },
         allowPrivateNetworks: [],
         overrides: { slow: { maxConcurrency: 16 } },
-        policies: [{ tenant: "restricted", allow: ["calculator"] }],
+        policies: [
+          { tenant: "restricted", allow: ["calculator"] },
+          { channel: "events", deny: ["current_time"] },
+          { agent: "kiosk", allow: ["calculator", "lookup"] },
+        ],
       },
     }),
   );
@@ -324,6 +328,97 @@ describe("tool-executor", () => {
     expect(again.status).toBe("cooldown");
     expect(again.content).toMatch(/30 seconds/);
     expect(otherUser.status).toBe("ok");
+  });
+
+  it("keeps a personal tool's cached results per user, a shared tool's per tenant", async () => {
+    const args = { ms: 5, nonce: `personal-${Date.now()}` };
+    const ask = (name: string, callId: string, userId: string, input: Record<string, unknown>) =>
+      client.request(toolExecEndpoint(name), { meta: meta({ userId }), callId, arguments: input });
+    // webhooks are personal unless configured otherwise: another user never gets this user's result
+    expect((await ask("lookup", "p1", "ann", args)).cached).toBe(false);
+    expect((await ask("lookup", "p2", "bob", args)).cached).toBe(false);
+    expect((await ask("lookup", "p3", "ann", args)).cached).toBe(true);
+    // the calculator's result depends on its arguments alone
+    const expression = `${Date.now()} + 1`;
+    expect((await ask("calculator", "p4", "ann", { expression })).cached).toBe(false);
+    expect((await ask("calculator", "p5", "bob", { expression })).cached).toBe(true);
+  });
+
+  it("enforces tool policies and the agent's tools when a call runs, as a typed error the model reads", async () => {
+    const metrics = async () =>
+      (await fetch(`http://127.0.0.1:${executor.opsPort}/metrics`).then((response) => response.text()))
+        .split("\n")
+        .filter((line) => line.startsWith("tool_calls_refused_total"));
+    // tenant policy: only the calculator
+    const denied = await client.request(toolExecEndpoint("current_time"), {
+      meta: meta({ tenant: "restricted" }),
+      callId: "t1",
+      arguments: {},
+    });
+    expect(denied).toMatchObject({ status: "forbidden", error: { code: "forbidden", retryable: false } });
+    expect(denied.content).toMatch(/^error: current_time is not allowed here/);
+    const allowed = await client.request(toolExecEndpoint("calculator"), {
+      meta: meta({ tenant: "restricted" }),
+      callId: "t2",
+      arguments: { expression: "2+2" },
+    });
+    expect(allowed.status).toBe("ok");
+
+    // channel policy: the events channel may not read the clock, chat may
+    const batch = await client.request(Endpoints.toolBatch, {
+      meta: meta(),
+      channel: "events",
+      calls: [
+        { callId: "e1", name: "current_time", arguments: {} },
+        { callId: "e2", name: "calculator", arguments: { expression: "1+2" } },
+      ],
+    });
+    expect(batch.results.map((result) => result.status)).toEqual(["forbidden", "ok"]);
+    const chat = await client.request(toolExecEndpoint("current_time"), {
+      meta: meta(),
+      channel: "chat",
+      callId: "e3",
+      arguments: {},
+    });
+    expect(chat.status).toBe("ok");
+
+    // agent policy, and the agent's own tool list sent by the orchestrator
+    const kiosk = await client.request(toolExecEndpoint("http_get"), {
+      meta: meta({ agent: "kiosk" }),
+      callId: "k1",
+      arguments: { url: "https://example.com" },
+    });
+    expect(kiosk.status).toBe("forbidden");
+    const notOffered = await client.request(Endpoints.toolBatch, {
+      meta: meta({ agent: "assistant" }),
+      offered: ["calculator"],
+      calls: [{ callId: "o1", name: "current_time", arguments: {} }],
+    });
+    expect(notOffered.results[0]).toMatchObject({ status: "forbidden", error: { code: "forbidden" } });
+    expect(notOffered.results[0]?.content).toMatch(/not one of your tools/);
+
+    const counted = await metrics();
+    expect(counted.some((line) => /tool="current_time",reason="policy".* 2$/.test(line))).toBe(true);
+    expect(counted.some((line) => /tool="current_time",reason="not_offered".* 1$/.test(line))).toBe(true);
+  });
+
+  it("answers a failure of the runtime around a tool as a retryable error, never as the tool's result", async () => {
+    // memory_search relies on the memory service, which is not running here
+    const single = client.request(toolExecEndpoint("memory_search"), {
+      meta: meta({ userId: "ann" }),
+      callId: "m1",
+      arguments: { query: "what did I say" },
+    });
+    await expect(single).rejects.toMatchObject({ code: "unavailable", retryable: true });
+    await expect(single).rejects.not.toMatchObject({ message: expect.stringMatching(/memory\.search/) });
+    const batch = client.request(Endpoints.toolBatch, {
+      meta: meta({ userId: "ann" }),
+      calls: [
+        { callId: "m2", name: "calculator", arguments: { expression: "1+1" } },
+        { callId: "m3", name: "memory_search", arguments: { query: "anything" } },
+      ],
+    });
+    await expect(batch).rejects.toMatchObject({ code: "unavailable", retryable: true });
   });
 
   it("caps large results before they reach the prompt", async () => {

@@ -15,11 +15,16 @@ import {
 import { type Redis, redisReady } from "@agent-runtime/stores";
 import type { Logger, Metrics } from "@agent-runtime/telemetry";
 import type { ToolDefinition } from "@agent-runtime/tools";
+import { infrastructureFailure, ToolInfrastructureError } from "./infrastructure.js";
 import type { IdempotencyStore } from "./records.js";
-import type { ReleaseSlot, ToolSlots } from "./tool-slots.js";
+import { type ReleaseSlot, SLOT_GRACE_MS, type ToolSlots } from "./tool-slots.js";
 
 export interface ExecCall {
   meta: RequestMeta;
+  /** The door the run came in by (`chat`, `runs`, `events`), for channel policies. */
+  channel?: string;
+  /** The caller's agent's tools: a call to any other is refused. */
+  offered?: readonly string[];
   callId: string;
   name: string;
   arguments: string | Record<string, unknown>;
@@ -48,6 +53,8 @@ export interface ExecutorDeps {
   metrics: Metrics;
   logger: Logger;
   lookup: (name: string) => RegisteredTool | undefined;
+  /** The tool policies (tenant, agent, channel): whether `name` may run in this context. */
+  allows: (name: string, context: { tenant: string; agent?: string; channel?: string }) => boolean;
 }
 
 const MAX_TIMEOUT_MS = 120_000;
@@ -58,6 +65,14 @@ class RemoteFailure {
 
 function hashOf(value: unknown): string {
   return createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 32);
+}
+
+/**
+ * Whose cached results a call may share: a personal tool's (results may differ per user, the
+ * default) are kept per user, others per tenant only (the key already names the tenant).
+ */
+function cacheScope(descriptor: ToolDescriptor, meta: RequestMeta): string {
+  return descriptor.personal === false ? "shared" : `user-${hashOf(meta.userId ?? "")}`;
 }
 
 /** Runs tool calls with validation, timeouts, limits, cooldowns, caching, idempotency and accounting. */
@@ -71,19 +86,84 @@ export class ToolExecutor {
     this.metric = {
       calls: deps.metrics.counter("tool_calls_total", "tool calls", ["tool", "status", "cached"]),
       latency: deps.metrics.histogram("tool_call_seconds", "tool call latency", ["tool"]),
+      refused: deps.metrics.counter(
+        "tool_calls_refused_total",
+        "tool calls refused before running: not the agent's tool, or not allowed by a tool policy",
+        ["tool", "reason"],
+      ),
+      unavailable: deps.metrics.counter(
+        "tool_calls_unavailable_total",
+        "tool calls answered with a retryable error because the runtime around the tool failed",
+        ["tool"],
+      ),
     };
   }
 
+  /**
+   * Answers one call. What the tool did (its result or its own failure) is the reply the model
+   * reads; a call the policies refuse is a `forbidden` reply. A failure of the runtime around the
+   * tool (the executor's store, a service a built-in relies on) is thrown as a retryable error
+   * instead: its text is never a tool result.
+   */
   async exec(call: ExecCall): Promise<ToolExecReply> {
     const started = performance.now();
     const tool = this.deps.lookup(call.name);
-    const reply = tool
-      ? await this.run(tool, call, started).catch((error: unknown) =>
-          this.failure(call, "error", error, started),
-        )
-      : this.reply(call, "not_found", `unknown tool "${call.name}"`, started);
+    const refused = this.refusal(call, started);
+    if (refused) {
+      this.metric.refused.inc({ tool: tool ? call.name : "unknown", reason: refused.reason });
+      this.account(call, refused.reply, tool);
+      return refused.reply;
+    }
+    if (!tool) {
+      const reply = this.reply(call, "not_found", `unknown tool "${call.name}"`, started);
+      this.account(call, reply, tool);
+      return reply;
+    }
+    let reply: ToolExecReply;
+    try {
+      reply = await this.run(tool, call, started);
+    } catch (error) {
+      const failure = infrastructureFailure(error, call.name);
+      this.metric.unavailable.inc({ tool: call.name });
+      this.deps.logger.warn(
+        {
+          tool: call.name,
+          runId: call.meta.runId,
+          err: error instanceof Error ? error.message : String(error),
+        },
+        "tool call not run: the runtime around it failed; its caller retries",
+      );
+      throw failure;
+    }
     this.account(call, reply, tool);
     return reply;
+  }
+
+  /** A call that must not run here: not one of its agent's tools, or refused by a tool policy. */
+  private refusal(
+    call: ExecCall,
+    started: number,
+  ): { reason: "not_offered" | "policy"; reply: ToolExecReply } | undefined {
+    const forbidden = (message: string) =>
+      this.reply(call, "forbidden", message, started, { code: "forbidden" });
+    if (call.offered && !call.offered.includes(call.name)) {
+      return {
+        reason: "not_offered",
+        reply: forbidden(`${call.name} is not one of your tools; use only the tools you were given`),
+      };
+    }
+    const context = {
+      tenant: call.meta.tenant,
+      ...(call.meta.agent ? { agent: call.meta.agent } : {}),
+      ...(call.channel ? { channel: call.channel } : {}),
+    };
+    if (!this.deps.allows(call.name, context)) {
+      return {
+        reason: "policy",
+        reply: forbidden(`${call.name} is not allowed here by policy; answer without it`),
+      };
+    }
+    return undefined;
   }
 
   private async run(tool: RegisteredTool, call: ExecCall, started: number): Promise<ToolExecReply> {
@@ -125,7 +205,7 @@ export class ToolExecutor {
 
     const cacheKey =
       !descriptor.sideEffects && (descriptor.cacheTtlSeconds ?? 0) > 0
-        ? `${this.deps.redisPrefix}tcache:${tenant}:${descriptor.name}:${hashOf(args)}`
+        ? `${this.deps.redisPrefix}tcache:${tenant}:${cacheScope(descriptor, call.meta)}:${descriptor.name}:${hashOf(args)}`
         : undefined;
     if (cacheKey) {
       const hit = await this.cacheGet(cacheKey);
@@ -156,7 +236,14 @@ export class ToolExecutor {
     if (!("release" in slot)) return slot.answered;
     let reply: ToolExecReply;
     try {
-      reply = await this.invoke(tool, call, args, started);
+      try {
+        reply = await this.invoke(tool, call, args, started);
+      } catch (error) {
+        // the runtime around the tool failed before it acted: a retry may run it
+        if (idempotent)
+          await this.deps.idempotency.release(tenant, call.idempotencyKey!).catch(() => undefined);
+        throw error;
+      }
       // recorded before the slot is given back, so a call waiting for it with the same key finds it done
       if (idempotent) {
         if (reply.status === "ok" || reply.status === "invalid_output")
@@ -231,12 +318,14 @@ export class ToolExecutor {
           code: "overloaded",
         },
       );
-    const free = await this.deps.slots.take(name, tool.maxConcurrency, priority, 0);
+    // a slot is held for the call's time limit at most: one never given back (its executor crashed) frees itself
+    const holdMs = this.timeoutOf(tool.descriptor, call) + SLOT_GRACE_MS;
+    const free = await this.deps.slots.take(name, tool.maxConcurrency, priority, 0, holdMs);
     if (free) return { release: free };
     if (idempotent) await this.deps.idempotency.release(call.meta.tenant, call.idempotencyKey!);
     const waitUntil = call.meta.deadline - this.timeoutOf(tool.descriptor, call);
     if (priority === "interactive" || waitUntil <= Date.now()) return { answered: busy() };
-    const release = await this.deps.slots.take(name, tool.maxConcurrency, "batch", waitUntil);
+    const release = await this.deps.slots.take(name, tool.maxConcurrency, "batch", waitUntil, holdMs);
     if (!release) return { answered: busy() };
     if (!idempotent) return { release };
     try {
@@ -284,6 +373,7 @@ export class ToolExecutor {
         return tool.definition.handler(args, {
           tenant: call.meta.tenant,
           ...(call.meta.userId ? { userId: call.meta.userId } : {}),
+          ...(call.meta.agent ? { agent: call.meta.agent } : {}),
           ...(call.meta.runId ? { runId: call.meta.runId } : {}),
           callId: call.callId,
           signal: controller.signal,
@@ -348,6 +438,7 @@ export class ToolExecutor {
         costUsd: descriptor.costUsd ?? 0,
       };
     } catch (error) {
+      if (error instanceof ToolInfrastructureError) throw error;
       if (error instanceof RuntimeError && error.code === "validation") {
         return this.reply(call, "invalid_arguments", error.message, started);
       }

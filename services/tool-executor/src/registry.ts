@@ -1,4 +1,4 @@
-import type { ToolsSection } from "@agent-runtime/config";
+import { type ToolPolicyContext, type ToolsSection, toolPolicyAllows } from "@agent-runtime/config";
 import type { ToolDescriptor, ToolListRequest, ToolRegistration } from "@agent-runtime/contracts";
 import { describeTool, type ToolDefinition } from "@agent-runtime/tools";
 import type { RegisteredTool } from "./executor.js";
@@ -66,14 +66,8 @@ export class ToolRegistry {
       .filter((descriptor) => this.allowed(descriptor.name, request));
   }
 
-  allowed(name: string, context: { tenant?: string; agent?: string; channel?: string }): boolean {
-    for (const policy of this.tools.policies) {
-      if (policy.tenant && policy.tenant !== context.tenant) continue;
-      if (policy.channel && policy.channel !== context.channel) continue;
-      if (policy.agent && policy.agent !== context.agent) continue;
-      if (policy.deny.includes(name)) return false;
-      if (policy.allow && !policy.allow.includes(name)) return false;
-    }
-    return true;
+  /** Whether the tool policies let `name` be offered and called in this context. */
+  allowed(name: string, context: ToolPolicyContext): boolean {
+    return toolPolicyAllows(this.tools.policies, name, context);
   }
 }

@@ -4,6 +4,7 @@ import {
   QueueGroups,
   Subjects,
   type ToolBatchReply,
+  type ToolExecReply,
   ToolRegistration,
   toolExecEndpoint,
 } from "@agent-runtime/contracts";
@@ -55,7 +56,10 @@ export async function startToolExecutor(
   registry.addLocal(calculator, "builtin");
   registry.addLocal(currentTime, "builtin");
   registry.addLocal(createHttpGet(allow), "builtin");
-  registry.addLocal(createMemorySearch(bus), "builtin");
+  registry.addLocal(
+    createMemorySearch(bus, (agent) => (agent ? config.agents[agent]?.memory.scope : undefined) ?? "user"),
+    "builtin",
+  );
   for (const [name, webhook] of Object.entries(config.tools.webhooks)) {
     const { tool, parameters } = createWebhookTool(name, webhook, config.env, allow);
     registry.addLocal(tool, "webhook", parameters);
@@ -70,6 +74,7 @@ export async function startToolExecutor(
     metrics,
     logger,
     lookup: (name) => registry.get(name),
+    allows: (name, context) => registry.allowed(name, context),
   });
 
   // batch requests hold at most part of each endpoint's bound; the rest is interactive's
@@ -89,6 +94,8 @@ export async function startToolExecutor(
       (request) =>
         executor.exec({
           meta: request.meta,
+          ...(request.channel ? { channel: request.channel } : {}),
+          ...(request.offered ? { offered: request.offered } : {}),
           callId: request.callId,
           name,
           arguments: request.arguments,
@@ -98,13 +105,18 @@ export async function startToolExecutor(
       serveOptions(endpoint.subject),
     );
   }
+  // every call of a batch is let finish (each records its own outcome) before a failure of the
+  // runtime around one of them fails the batch: its caller retries it, and the calls that finished
+  // answer again from their idempotency records
   bus.serve(
     Endpoints.toolBatch,
-    async (request): Promise<ToolBatchReply> => ({
-      results: await Promise.all(
+    async (request): Promise<ToolBatchReply> => {
+      const settled = await Promise.allSettled(
         request.calls.map((call) =>
           executor.exec({
             meta: request.meta,
+            ...(request.channel ? { channel: request.channel } : {}),
+            ...(request.offered ? { offered: request.offered } : {}),
             callId: call.callId,
             name: call.name,
             arguments: call.arguments,
@@ -112,8 +124,13 @@ export async function startToolExecutor(
             ...(request.timeoutMs ? { timeoutMs: request.timeoutMs } : {}),
           }),
         ),
-      ),
-    }),
+      );
+      const failed = settled.find((outcome) => outcome.status === "rejected");
+      if (failed) throw failed.reason;
+      return {
+        results: settled.map((outcome) => (outcome as PromiseFulfilledResult<ToolExecReply>).value),
+      };
+    },
     serveOptions(Endpoints.toolBatch.subject),
   );
   bus.serve(

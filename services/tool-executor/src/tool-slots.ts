@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { reservedSlots } from "@agent-runtime/bus";
 import type { Priority } from "@agent-runtime/contracts";
 import { type Redis, redisReady } from "@agent-runtime/stores";
@@ -6,29 +7,29 @@ import { type Redis, redisReady } from "@agent-runtime/stores";
 export type ReleaseSlot = () => Promise<void>;
 
 /**
- * Takes a slot when the count is under ARGV[1]. KEYS: the tool's counter.
- * ARGV: the lane's limit, counter TTL in seconds. Returns 1 when taken.
+ * Takes a slot when fewer than ARGV[1] holders are live. KEYS[1]: the tool's holders, a sorted set
+ * of holder id → expiry (Redis clock, epoch ms). ARGV: the lane's limit, the holder id, how long
+ * the holder may keep the slot (ms). Holders past their expiry (a crashed or stuck executor's) are
+ * pruned first, so a slot nobody gives back frees itself when its holder's time is up; the key
+ * lives as long as its longest holder. Returns 1 when taken.
  */
 const TAKE = `
-local count = tonumber(redis.call('GET', KEYS[1]) or '0')
-if count >= tonumber(ARGV[1]) then return 0 end
-redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+local hold = tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], now + hold, ARGV[2])
+if redis.call('PTTL', KEYS[1]) < hold then redis.call('PEXPIRE', KEYS[1], hold) end
 return 1
 `;
 
-/** Gives a slot back, never below zero (a counter lost with Redis restarts at 0). */
-const GIVE = `
-if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then return redis.call('DECR', KEYS[1]) end
-return 0
-`;
-
-const COUNTER_TTL_SECONDS = 300;
+/** Extra time a holder keeps its slot past its call's own time limit (clock skew, release in flight). */
+export const SLOT_GRACE_MS = 1000;
 const MAX_POLL_MS = 250;
 
 type SlotRedis = Redis & {
-  toolSlotTake(key: string, limit: number, ttlSeconds: number): Promise<number>;
-  toolSlotGive(key: string): Promise<number>;
+  toolSlotTake(key: string, limit: number, holder: string, holdMs: number): Promise<number>;
 };
 
 interface Ticket {
@@ -36,17 +37,19 @@ interface Ticket {
 }
 
 /**
- * Concurrency slots per tool, shared by every replica through a Redis
- * counter (per process when Redis is down), in two lanes (`meta.priority`):
+ * Concurrency slots per tool, shared by every replica through a Redis sorted
+ * set of holders, each expiring with its call's time limit (per process when
+ * Redis is down, with the same expiry), in two lanes (`meta.priority`):
  * interactive calls may fill every slot, batch calls at most `max` minus the
  * interactive reserve. An interactive call that finds no room is refused at
  * once; a batch call waits in line until `waitUntil`: the first in line of
- * this replica polls the counter (for other replicas' releases) and a local
+ * this replica polls the holders (for other replicas' releases) and a local
  * release wakes it at once.
  */
 export class ToolSlots {
   private readonly redis: SlotRedis;
-  private readonly localActive = new Map<string, number>();
+  /** Redis down: this process's holders per tool, holder id → expiry (epoch ms). */
+  private readonly localHolders = new Map<string, Map<string, number>>();
   private readonly lines = new Map<string, Ticket[]>();
   private closed = false;
 
@@ -56,10 +59,7 @@ export class ToolSlots {
     private readonly interactiveReserve: number,
   ) {
     this.redis = redis as SlotRedis;
-    if (!("toolSlotTake" in redis)) {
-      redis.defineCommand("toolSlotTake", { numberOfKeys: 1, lua: TAKE });
-      redis.defineCommand("toolSlotGive", { numberOfKeys: 1, lua: GIVE });
-    }
+    if (!("toolSlotTake" in redis)) redis.defineCommand("toolSlotTake", { numberOfKeys: 1, lua: TAKE });
   }
 
   /** Slots a call of `priority` may fill of a tool's `max`. */
@@ -72,22 +72,27 @@ export class ToolSlots {
     return this.lines.get(tool)?.length ?? 0;
   }
 
-  /** A slot of `tool`, or undefined when its lane is full (batch: still full at `waitUntil`). */
+  /**
+   * A slot of `tool`, held at most `holdMs` from when it is taken (then it counts no more, given
+   * back or not), or undefined when its lane is full (batch: still full at `waitUntil`).
+   */
   async take(
     tool: string,
     max: number,
     priority: Priority,
     waitUntil: number,
+    holdMs: number,
   ): Promise<ReleaseSlot | undefined> {
     const limit = this.limitFor(max, priority);
+    const hold = Math.max(1, Math.ceil(holdMs));
     const line = this.lines.get(tool);
     // a batch call does not overtake batch calls of this replica already in line
     if (priority === "interactive" || !line?.length) {
-      const release = await this.tryTake(tool, limit);
+      const release = await this.tryTake(tool, limit, hold);
       if (release || priority === "interactive") return release;
     }
     if (this.closed || waitUntil <= Date.now()) return undefined;
-    return this.waitInLine(tool, limit, waitUntil);
+    return this.waitInLine(tool, limit, waitUntil, hold);
   }
 
   /** Shutting down: batch calls in line give up at once, and none queue anew. */
@@ -96,7 +101,12 @@ export class ToolSlots {
     for (const line of this.lines.values()) for (const ticket of line) ticket.wake();
   }
 
-  private async waitInLine(tool: string, limit: number, waitUntil: number): Promise<ReleaseSlot | undefined> {
+  private async waitInLine(
+    tool: string,
+    limit: number,
+    waitUntil: number,
+    holdMs: number,
+  ): Promise<ReleaseSlot | undefined> {
     let line = this.lines.get(tool);
     if (!line) {
       line = [];
@@ -109,7 +119,7 @@ export class ToolSlots {
       for (;;) {
         const first = line[0] === ticket;
         if (first) {
-          const release = await this.tryTake(tool, limit);
+          const release = await this.tryTake(tool, limit, holdMs);
           if (release) return release;
         }
         const left = waitUntil - Date.now();
@@ -132,24 +142,33 @@ export class ToolSlots {
     }
   }
 
-  private async tryTake(tool: string, limit: number): Promise<ReleaseSlot | undefined> {
-    const key = `${this.prefix}tconc:${tool}`;
+  private async tryTake(tool: string, limit: number, holdMs: number): Promise<ReleaseSlot | undefined> {
+    const key = `${this.prefix}tslots:${tool}`;
+    const holder = randomUUID();
     if (redisReady(this.redis)) {
       try {
-        if ((await this.redis.toolSlotTake(key, limit, COUNTER_TTL_SECONDS)) !== 1) return undefined;
+        if ((await this.redis.toolSlotTake(key, limit, holder, holdMs)) !== 1) return undefined;
         return async () => {
-          await this.redis.toolSlotGive(key).catch(() => undefined);
+          await this.redis.zrem(key, holder).catch(() => undefined);
           this.wakeFirst(tool);
         };
       } catch {
         // local fallback
       }
     }
-    const active = this.localActive.get(tool) ?? 0;
-    if (active >= limit) return undefined;
-    this.localActive.set(tool, active + 1);
+    const now = Date.now();
+    let holders = this.localHolders.get(tool);
+    if (!holders) {
+      holders = new Map();
+      this.localHolders.set(tool, holders);
+    }
+    for (const [id, expiresAt] of holders) if (expiresAt <= now) holders.delete(id);
+    if (holders.size >= limit) return undefined;
+    holders.set(holder, now + holdMs);
     return async () => {
-      this.localActive.set(tool, Math.max(0, (this.localActive.get(tool) ?? 1) - 1));
+      const mine = this.localHolders.get(tool);
+      mine?.delete(holder);
+      if (mine?.size === 0) this.localHolders.delete(tool);
       this.wakeFirst(tool);
     };
   }

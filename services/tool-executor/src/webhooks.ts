@@ -31,6 +31,7 @@ export function createWebhookTool(
       cooldownSeconds: config.cooldownSeconds,
       maxConcurrency: config.maxConcurrency,
       costUsd: config.costUsd,
+      personal: config.personal,
     },
     handler: async (args, context) => {
       const headers: Record<string, string> = { "content-type": "application/json" };

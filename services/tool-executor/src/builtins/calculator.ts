@@ -129,6 +129,6 @@ export const calculator = defineTool({
     "Evaluates an arithmetic expression exactly: + - * / % ^, parentheses, sqrt, abs, round, min, max, log, exp, sin, cos, tan, pi, e.",
   input: z.object({ expression: z.string().min(1).max(1000).describe("for example (17 + 4) * 3") }),
   output: z.object({ expression: z.string(), result: z.number() }),
-  options: { timeoutMs: 1000, cacheTtlSeconds: 3600, maxConcurrency: 256 },
+  options: { timeoutMs: 1000, cacheTtlSeconds: 3600, maxConcurrency: 256, personal: false },
   handler: ({ expression }) => ({ expression, result: Number(evaluate(expression).toPrecision(15)) }),
 });

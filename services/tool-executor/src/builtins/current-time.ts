@@ -6,7 +6,7 @@ export const currentTime = defineTool({
   description: "The current date and time, in UTC or in an IANA time zone such as Europe/Paris.",
   input: z.object({ timezone: z.string().max(64).optional().describe("IANA time zone, default UTC") }),
   output: z.object({ iso: z.string(), timezone: z.string(), local: z.string(), unix: z.number() }),
-  options: { timeoutMs: 1000, maxConcurrency: 256 },
+  options: { timeoutMs: 1000, maxConcurrency: 256, personal: false },
   handler: ({ timezone }) => {
     const zone = timezone ?? "UTC";
     const now = new Date();

@@ -15,7 +15,7 @@ export function createHttpGet(allow: { hosts: Set<string>; ranges: BlockList }, 
       body: z.string(),
       truncated: z.boolean(),
     }),
-    options: { timeoutMs: 10_000, cacheTtlSeconds: 60, maxConcurrency: 32 },
+    options: { timeoutMs: 10_000, cacheTtlSeconds: 60, maxConcurrency: 32, personal: false },
     handler: async ({ url }, context) => {
       const response = await safeRequest(url, {
         timeoutMs: Math.max(1, Math.min(10_000, context.deadline - Date.now())),
