@@ -129,6 +129,7 @@ export function createHandlers(deps: HandlerDeps) {
           })
             .then((result) => result.hits)
             .catch((error: unknown): MemoryHit[] => {
+            scope: request.scope,
               logger.warn({ err: error, tenant }, "retrieval failed; context without memories");
               return [];
             })

@@ -346,6 +346,27 @@ describe("long-term memory", () => {
       query: "peanuts allergy",
     });
     expect([...bob.hits, ...anonymous.hits].some((hit) => hit.documentId === "doc-ann")).toBe(false);
+    // tenant-wide knowledge (an agent with `memory.scope: tenant`) reads every user's memories,
+    // still within the tenant; its cached hits never answer a user-scoped search
+    const tenantWide = await client.request(Endpoints.memorySearch, {
+      meta: meta(),
+      query: "peanuts allergy",
+      userId: "bob",
+      scope: "tenant",
+    });
+    expect(tenantWide.hits[0]?.documentId).toBe("doc-ann");
+    const bobAgain = await client.request(Endpoints.memorySearch, {
+      meta: meta(),
+      query: "peanuts allergy",
+      userId: "bob",
+    });
+    expect(bobAgain.hits.some((hit) => hit.documentId === "doc-ann")).toBe(false);
+    const otherTenantWide = await client.request(Endpoints.memorySearch, {
+      meta: meta("other"),
+      query: "peanuts allergy",
+      scope: "tenant",
+    });
+    expect(otherTenantWide.hits.some((hit) => hit.documentId === "doc-ann")).toBe(false);
     // token budget caps the hits
     const budgeted = await client.request(Endpoints.memorySearch, {
       meta: meta(),

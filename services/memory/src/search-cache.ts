@@ -32,7 +32,8 @@ export interface CacheLookup {
 }
 
 /**
- * A short-lived Redis cache of query → hits, per tenant. Dropped for the
+ * A short-lived Redis cache of query → hits, per tenant, keyed by the
+ * search's scope and user too (one user's hits never answer another). Dropped for the
  * tenant whenever its memories change (new embeddings, forget), so it never
  * serves deleted text and new memories show up at once. Redis down: no cache.
  */
@@ -57,6 +58,7 @@ export class SearchCache {
       .update(
         JSON.stringify([
           request.query,
+          request.scope,
           request.userId ?? null,
           request.kinds ?? null,
           request.filter ?? null,

@@ -203,17 +203,19 @@ interface Scope {
 }
 
 /**
- * Tenant always; with a user, that user's memories plus the tenant's shared
- * ones; without a user, only shared ones (one user's facts never reach another).
+ * Tenant always. Scope `user` (the default): with a user, that user's memories
+ * plus the tenant's shared ones; without a user, only shared ones (one user's
+ * facts never reach another). Scope `tenant` (an agent configured for
+ * tenant-wide knowledge): every memory of the tenant.
  */
 function buildScope(request: MemorySearchRequest): Scope {
   const params: unknown[] = [request.meta.tenant];
   const common: ((alias: string) => string)[] = [(a) => `${a}.tenant = $1`];
-  if (request.userId) {
+  if (request.scope !== "tenant" && request.userId) {
     params.push(request.userId);
     const index = params.length;
     common.push((a) => `(${a}.user_id IS NULL OR ${a}.user_id = $${index})`);
-  } else {
+  } else if (request.scope !== "tenant") {
     common.push((a) => `${a}.user_id IS NULL`);
   }
   if (request.kinds?.length) {

@@ -29,6 +29,7 @@ export async function turnContext(
     input,
     budgetTokens: agent.memory.contextBudgetTokens,
     retrieval: agent.memory.retrieval,
+    scope: agent.memory.scope,
     ...(request.userId ? { userId: request.userId } : {}),
     // the context is counted with the target model's tokenizer when the model is known
     ...((request.model ?? agent.model) ? { model: request.model ?? agent.model } : {}),
