@@ -10,9 +10,15 @@ export function isCacheable(request: ModelChatRequest): boolean {
   return true;
 }
 
-/** Hash of the normalised request: what decides the answer, not who asked. */
+/**
+ * Hash of the normalised request and of whose it is: the answer is shared only by requests of the
+ * same tenant and the same end user (or of the tenant's requests without one), so a cache hit
+ * (a zero-cost, instant answer) never tells one tenant or user what another asked.
+ */
 export function responseCacheKey(request: ModelChatRequest, chain: readonly string[]): string {
   const normalised = {
+    tenant: request.meta.tenant,
+    user: request.meta.userId ?? null,
     chain,
     messages: request.messages,
     tools: request.tools ?? null,
@@ -24,7 +30,8 @@ export function responseCacheKey(request: ModelChatRequest, chain: readonly stri
     stop: request.stop ?? null,
     responseFormat: request.responseFormat ?? null,
   };
-  return createHash("sha256").update(JSON.stringify(normalised)).digest("hex");
+  // the tenant also leads the key, so a tenant's entries can be found (and dropped) together
+  return `${request.meta.tenant}:${createHash("sha256").update(JSON.stringify(normalised)).digest("hex")}`;
 }
 
 export function textHash(text: string): string {
@@ -64,11 +71,16 @@ export class ModelCaches {
     );
   }
 
-  async getEmbeddings(model: string, hashes: readonly string[]): Promise<(number[] | undefined)[]> {
+  /** Embeddings are kept per tenant: a hit would tell that the tenant's text was embedded before. */
+  async getEmbeddings(
+    tenant: string,
+    model: string,
+    hashes: readonly string[],
+  ): Promise<(number[] | undefined)[]> {
     if (!redisReady(this.redis) || hashes.length === 0) return hashes.map(() => undefined);
     try {
       const values = await this.redis.mgetBuffer(
-        ...hashes.map((hash) => `${this.prefix}emb:${model}:${hash}`),
+        ...hashes.map((hash) => this.embeddingKey(tenant, model, hash)),
       );
       return values.map((value) =>
         value ? Array.from(new Float32Array(new Uint8Array(value).buffer)) : undefined,
@@ -79,6 +91,7 @@ export class ModelCaches {
   }
 
   async putEmbeddings(
+    tenant: string,
     model: string,
     entries: ReadonlyArray<{ hash: string; vector: number[] }>,
   ): Promise<void> {
@@ -86,13 +99,17 @@ export class ModelCaches {
     const pipeline = this.redis.pipeline();
     for (const entry of entries) {
       pipeline.set(
-        `${this.prefix}emb:${model}:${entry.hash}`,
+        this.embeddingKey(tenant, model, entry.hash),
         Buffer.from(new Float32Array(entry.vector).buffer),
         "EX",
         this.ttl.embeddingTtlSeconds,
       );
     }
     await pipeline.exec().catch(() => undefined);
+  }
+
+  private embeddingKey(tenant: string, model: string, hash: string): string {
+    return `${this.prefix}emb:${tenant}:${model}:${hash}`;
   }
 
   private async getReply(key: string): Promise<ModelChatReply | undefined> {

@@ -15,7 +15,7 @@ import { usageRecord } from "./usage-record.js";
 
 const BATCH = 256;
 
-/** model.embed: cached per (model, text hash); misses go to the provider in batches. */
+/** model.embed: cached per (tenant, model, text hash); misses go to the provider in batches. */
 export async function embed(
   deps: {
     models: ModelsSection;
@@ -38,7 +38,7 @@ export async function embed(
   const cached =
     request.cache === false
       ? hashes.map(() => undefined)
-      : await deps.caches.getEmbeddings(modelName, hashes);
+      : await deps.caches.getEmbeddings(request.meta.tenant, modelName, hashes);
   const result: (number[] | undefined)[] = [...cached];
   const missing = result.flatMap((vector, index) => (vector ? [] : [index]));
   let promptTokens = 0;
@@ -82,6 +82,7 @@ export async function embed(
     });
     if (request.cache !== false) {
       await deps.caches.putEmbeddings(
+        request.meta.tenant,
         modelName,
         batch.map((index, position) => ({ hash: hashes[index]!, vector: vectors[position]! })),
       );
