@@ -173,6 +173,12 @@ describe("streams tell the truth", () => {
     } finally {
       fake.setFault(null);
     }
+    const invalid = await http("/v1/chat/completions", {
+      method: "POST",
+      body: JSON.stringify({ messages: [{ role: "wizard", content: "hi" }], stream: true }),
+    });
+    expect(invalid.status).toBe(400);
+    expect(((await invalid.json()) as { error: { param: string } }).error.param).toMatch(/^messages/);
   });
 
   it("resumes run event streams after a cut without losing an event, many at once", async () => {
