@@ -37,10 +37,11 @@ export function serveRunEndpoints(bus: Bus, store: RunStore, maxInFlight: number
       const result = await store.cancel(request.meta.tenant, request.runId);
       if (!result.found) {
         // a run younger than its start write (START_WRITE_DELAY_MS) has no row yet: its worker
-        // still hears the cancel (run ids are unguessable, so this reaches no other tenant's run)
-        bus.publish(Subjects.runCancelled(request.runId), CancelNotice, {
-          reason: request.reason ?? "cancelled",
-        });
+        // still hears the cancel; a run whose row is there is another tenant's and hears nothing
+        if ((await store.status(request.runId)) === undefined)
+          bus.publish(Subjects.runCancelled(request.runId), CancelNotice, {
+            reason: request.reason ?? "cancelled",
+          });
         throw new RuntimeError("not_found", `no run ${request.runId}`);
       }
       if (result.cancelled) {
