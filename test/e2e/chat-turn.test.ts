@@ -125,10 +125,17 @@ describe("one chat turn through all five services", () => {
       expect(rows.rows.length).toBeGreaterThan(0);
       const table =
         rows.rows.find((row) => row.table_name === "messages")?.table_name ?? rows.rows[0].table_name;
-      const stored = await db.query(
+      // memory stores a journaled turn in the background (the second turn read the first one either way)
+      let stored = await db.query(
         `SELECT * FROM "${stack.isolation.schema}"."${table}" WHERE thread_id = $1`,
         [threadId],
       );
+      for (let i = 0; i < 100 && stored.rows.length < 4; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        stored = await db.query(`SELECT * FROM "${stack.isolation.schema}"."${table}" WHERE thread_id = $1`, [
+          threadId,
+        ]);
+      }
       const text = JSON.stringify(stored.rows);
       expect(stored.rows.length).toBe(4);
       expect(text).toContain("my name is Ada");

@@ -448,6 +448,13 @@ export class Bus {
       );
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
+      if (/max_payload|payload.*exceed|size exceeds/i.test(message)) {
+        // sending it again cannot help
+        throw new RuntimeError("validation", `message too large for ${subject}: ${message}`, {
+          retryable: false,
+          cause: error,
+        });
+      }
       throw new RuntimeError("unavailable", `could not store message on ${subject}: ${message}`, {
         retryAfterMs: 1000,
         cause: error,

@@ -64,7 +64,8 @@ describe("JetStream", () => {
     await expect(
       bus.publishDurable(Subjects.memoryJobs, Job, { n: 123456789 }, { msgId: "too-big" }),
     ).rejects.toMatchObject({
-      code: "unavailable",
+      code: "validation",
+      retryable: false,
       message: expect.stringContaining("message size exceeds"),
     });
   });

@@ -37,6 +37,16 @@ export const StreamDefinitions: Record<StreamName, Partial<StreamConfig> & { sub
     max_age: DAY_NS,
     duplicate_window: 2 * 60 * SECOND_NS,
   },
+  [Streams.threadTurns]: {
+    // a turn stays until memory has stored it in its thread (kept a week if memory is down)
+    subjects: [Subjects.threadTurnsAll],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    max_age: 7 * DAY_NS,
+    duplicate_window: 2 * 60 * SECOND_NS,
+    // a read of a thread asks for its waiting turns directly (JetStream direct get)
+    allow_direct: true,
+  },
   [Streams.usage]: {
     subjects: [Subjects.usageAll],
     retention: RetentionPolicy.Limits,

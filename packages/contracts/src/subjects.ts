@@ -35,6 +35,14 @@ export const Subjects = {
   memoryRemember: "memory.remember",
   memoryForget: "memory.forget",
   memoryJobs: "memory.jobs",
+  /**
+   * A finished turn's messages, journaled by the orchestrator for memory to store in its thread
+   * (THREAD_TURNS, a work queue). One subject per thread, so memory can find a thread's turns it
+   * has not stored yet. The thread id is base64url-encoded: ids may hold '.', a token separator.
+   */
+  threadTurns: (tenant: string, threadId: string) =>
+    `memory.turns.${tenant}.${Buffer.from(threadId).toString("base64url")}`,
+  threadTurnsAll: "memory.turns.>",
   usageModel: "usage.model",
   usageTool: "usage.tool",
   usageAll: "usage.>",
@@ -47,6 +55,7 @@ export const Streams = {
   runEvents: "RUN_EVENTS",
   events: "EVENTS",
   memoryJobs: "MEMORY_JOBS",
+  threadTurns: "THREAD_TURNS",
   usage: "USAGE",
   deadLetters: "DEAD_LETTERS",
 } as const;

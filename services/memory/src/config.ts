@@ -10,6 +10,8 @@ const OwnEnv = {
   OPS_PORT: z.coerce.number().int().min(0).default(9104),
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(512),
   JOB_CONCURRENCY: z.coerce.number().int().positive().default(2),
+  /** Journaled turns stored in their threads at once (per replica). */
+  TURN_CONCURRENCY: z.coerce.number().int().positive().default(16),
   /** First retry delay of a failed memory job; doubles per delivery up to a minute. */
   JOB_RETRY_MS: z.coerce.number().int().positive().default(2000),
   DATABASE_POOL_SIZE: z.coerce.number().int().positive().default(20),
@@ -19,6 +21,7 @@ export interface MemoryConfig extends Connections {
   opsPort: number;
   maxInFlight: number;
   jobConcurrency: number;
+  turnConcurrency: number;
   jobRetryMs: number;
   databasePoolSize: number;
   memory: MemorySection["memory"];
@@ -31,6 +34,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MemoryConfig {
     opsPort: e.OPS_PORT,
     maxInFlight: e.MAX_IN_FLIGHT,
     jobConcurrency: e.JOB_CONCURRENCY,
+    turnConcurrency: e.TURN_CONCURRENCY,
     jobRetryMs: e.JOB_RETRY_MS,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     memory: loadRuntimeConfig(env).memory,

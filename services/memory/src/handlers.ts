@@ -26,6 +26,7 @@ import type { Knowledge } from "./knowledge.js";
 import type { HybridSearch } from "./search.js";
 import type { SearchCache } from "./search-cache.js";
 import type { ThreadStore } from "./thread-store.js";
+import type { ThreadTurns } from "./thread-turns.js";
 
 export interface HandlerDeps {
   bus: Bus;
@@ -36,6 +37,8 @@ export interface HandlerDeps {
   cache: SearchCache;
   metrics: Metrics;
   logger: Logger;
+  /** Journaled turns not yet stored: a read of a thread stores them first. */
+  turns: Pick<ThreadTurns, "catchUp" | "discard">;
   settings: {
     summarizeAfterTokens: number;
     retrievalLimit: number;
@@ -78,7 +81,7 @@ const guarded =
 
 /** The request/reply handlers of the memory service. */
 export function createHandlers(deps: HandlerDeps) {
-  const { bus, pool, threads, knowledge, hybrid, cache, metrics, logger, settings } = deps;
+  const { bus, pool, threads, turns, knowledge, hybrid, cache, metrics, logger, settings } = deps;
   const contextSeconds = metrics.histogram("memory_context_seconds", "memory.context latency", ["source"]);
   const searchSeconds = metrics.histogram("memory_search_seconds", "memory.search latency", ["cached"]);
   const appended = metrics.counter("memory_messages_appended_total", "messages stored", ["outcome"]);
@@ -109,9 +112,10 @@ export function createHandlers(deps: HandlerDeps) {
       ? textOf(request.input.findLast((message) => message.role === "user")?.content ?? "").slice(0, 4000)
       : "";
     // thread state and retrieval at once: one Redis round trip plus the search, in parallel
+    const threadId = request.threadId;
     const [state, retrieved] = await Promise.all([
-      request.threadId
-        ? threads.state(tenant, request.threadId)
+      threadId
+        ? turns.catchUp(tenant, threadId).then(() => threads.state(tenant, threadId))
         : Promise.resolve({
             found: false,
             summary: null,
@@ -125,11 +129,11 @@ export function createHandlers(deps: HandlerDeps) {
             meta: request.meta,
             query,
             ...(userId ? { userId } : {}),
+            scope: request.scope,
             limit: settings.retrievalLimit,
           })
             .then((result) => result.hits)
             .catch((error: unknown): MemoryHit[] => {
-            scope: request.scope,
               logger.warn({ err: error, tenant }, "retrieval failed; context without memories");
               return [];
             })
@@ -162,6 +166,7 @@ export function createHandlers(deps: HandlerDeps) {
   };
 
   const messages = async (request: MemoryMessagesRequest): Promise<MemoryMessagesReply> => {
+    await turns.catchUp(request.meta.tenant, request.threadId);
     const result = await threads.list(request.meta.tenant, request.threadId, request.limit, request.before);
     return { threadId: request.threadId, found: result.found, messages: result.messages };
   };
@@ -189,7 +194,10 @@ export function createHandlers(deps: HandlerDeps) {
 
   const forget = async (request: MemoryForgetRequest): Promise<MemoryForgetReply> => {
     const tenant = request.meta.tenant;
+    // turns journaled for a thread and not yet stored would bring it back: dropped before and after
+    if (request.threadId) await turns.discard(tenant, [request.threadId]);
     const { deleted, threadIds } = await forgetRows(pool, tenant, request);
+    await turns.discard(tenant, threadIds);
     await Promise.all(threadIds.map((threadId) => threads.invalidate(tenant, threadId)));
     // cached searches may hold the deleted text
     if (deleted.chunks > 0 || deleted.documents > 0) await cache.clear(tenant);

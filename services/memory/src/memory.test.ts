@@ -1,6 +1,13 @@
 import type { Bus } from "@agent-runtime/bus";
 import { createTestBus, uniquePrefix } from "@agent-runtime/bus/testing";
-import { type ChatMessage, Endpoints, RuntimeError, type StoredMessage } from "@agent-runtime/contracts";
+import {
+  type ChatMessage,
+  Endpoints,
+  MemoryAppendRequest,
+  RuntimeError,
+  type StoredMessage,
+  Subjects,
+} from "@agent-runtime/contracts";
 import { loadConfig as loadProxyConfig, startModelProxy } from "@agent-runtime/model-proxy";
 import { createLogger } from "@agent-runtime/telemetry";
 import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
@@ -182,6 +189,38 @@ describe("threads", () => {
       budgetTokens: 5000,
     });
     expect(context.sections.history.items).toBe(5);
+  });
+
+  it("a turn journaled by the orchestrator is in its thread for the very next read, and stored once", async () => {
+    const entry: MemoryAppendRequest = {
+      meta: { ...meta(), runId: "run_j1" },
+      threadId: "t-journaled.1",
+      agent: "assistant",
+      messages: [
+        { id: "run_j1:0", message: say("user", "my locker is 42") },
+        { id: "run_j1:1", message: say("assistant", "noted") },
+      ],
+    };
+    await client.publishDurable(Subjects.threadTurns("acme", entry.threadId), MemoryAppendRequest, entry, {
+      msgId: "turn:run_j1",
+    });
+    // asked at once: whether or not the background consumer got to it, the context holds the turn
+    const context = await client.request(Endpoints.memoryContext, {
+      meta: meta(),
+      threadId: entry.threadId,
+      agent: "assistant",
+      input: [say("user", "which locker?")],
+      budgetTokens: 5000,
+    });
+    expect(JSON.stringify(context.messages)).toContain("my locker is 42");
+    const stored = await waitFor(async () => {
+      const rows = await db.query(
+        `SELECT id FROM "${schema}".messages WHERE tenant = 'acme' AND thread_id = $1 ORDER BY seq`,
+        [entry.threadId],
+      );
+      return rows.rows.length === 2 ? rows.rows.map((row) => row.id as string) : undefined;
+    });
+    expect(stored).toEqual(["run_j1:0", "run_j1:1"]);
   });
 
   it("summarises a long thread off the critical path; contexts stay in budget with summary and newest turns", async () => {

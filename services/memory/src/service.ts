@@ -10,6 +10,7 @@ import { HybridSearch } from "./search.js";
 import { SearchCache } from "./search-cache.js";
 import { Summarizer } from "./summarizer.js";
 import { ThreadStore } from "./thread-store.js";
+import { ThreadTurns } from "./thread-turns.js";
 import { enablePgvector } from "./vector-store.js";
 
 export interface RunningMemory {
@@ -50,10 +51,13 @@ export async function startMemory(
   );
   const cache = new SearchCache(redis, config.redisPrefix, settings.searchCacheTtlSeconds);
   const summarizer = new Summarizer(pool, bus, threads, settings.keepRecentTurns);
+  // turns journaled by the orchestrator are stored through the append handler (declared below)
+  const turns = new ThreadTurns(bus, logger, (turn) => handlers.append(turn));
   const handlers = createHandlers({
     bus,
     pool,
     threads,
+    turns,
     knowledge,
     hybrid,
     cache,
@@ -82,6 +86,7 @@ export async function startMemory(
     requestId,
     deadline: Date.now() + 120_000,
   });
+  await turns.start(config.turnConcurrency);
   await bus.ensureStreams(["MEMORY_JOBS"]);
   const consumer = await consume(bus, {
     stream: "MEMORY_JOBS",
@@ -136,7 +141,7 @@ export async function startMemory(
     vectorSearch,
     opsPort: ops.port,
     stop: async () => {
-      await consumer.stop();
+      await Promise.all([consumer.stop(), turns.stop()]);
       await bus.drain();
       await ops.close();
       await pool.end();

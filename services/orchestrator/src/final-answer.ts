@@ -14,7 +14,7 @@ import { checkOutput, structuredOutputProblems } from "./guardrails.js";
 import { callModel, STEP_SEPARATOR } from "./model-call.js";
 import { type EventPublisher, sumUsage } from "./run-events.js";
 import type { RecordedStep, StepDetails } from "./run-store.js";
-import { appendTurn } from "./tool-calls.js";
+import { journalTurn } from "./thread-turns.js";
 
 export interface FinalAnswer {
   deps: LoopDeps;
@@ -143,7 +143,7 @@ export async function finalAnswer(answer: FinalAnswer): Promise<RunStatus> {
   }
   const output = streamedOutput(answer, assistant);
   const turn = answer.steps.flatMap((step) => [step.assistant, ...step.toolMessages]);
-  const appended = appendTurn(
+  const appended = journalTurn(
     answer.deps.bus,
     answer.deps.logger,
     request,

@@ -34,7 +34,7 @@ export async function startOrchestrator(
     prefix: config.natsPrefix,
     logger,
   });
-  await bus.ensureStreams(["RUNS", "RUN_EVENTS", "EVENTS", "USAGE", "DEAD_LETTERS"]);
+  await bus.ensureStreams(["RUNS", "RUN_EVENTS", "EVENTS", "USAGE", "DEAD_LETTERS", "THREAD_TURNS"]);
   const pool = await createPool({
     url: config.databaseUrl,
     schema: config.databaseSchema,

@@ -1,0 +1,116 @@
+import { type Bus, type ConsumerHandle, consume, decodeWith } from "@agent-runtime/bus";
+import { MemoryAppendRequest, RuntimeError, Streams, Subjects } from "@agent-runtime/contracts";
+import type { Logger } from "@agent-runtime/telemetry";
+
+/** Stores a journaled turn in its thread (idempotent by message id). */
+export type StoreTurn = (turn: MemoryAppendRequest) => Promise<unknown>;
+
+/** More turns than this waiting for one thread means something else is wrong. */
+const MAX_TURNS_PER_CATCH_UP = 1000;
+
+/**
+ * The turns the orchestrator journals for threads (THREAD_TURNS, one subject per thread, a work
+ * queue): a consumer stores them in the background, and every read of a thread first stores the
+ * ones still waiting, oldest first, so a turn is in its thread for the next turn's context however
+ * far the consumer lags. One catch-up per thread runs at a time in this process; across replicas
+ * the stores are idempotent and a duplicate insert waits for the first to commit, so a thread's
+ * turns keep their order.
+ */
+export class ThreadTurns {
+  private readonly running = new Map<string, Promise<void>>();
+  private consumer: ConsumerHandle | undefined;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly logger: Logger,
+    private readonly store: StoreTurn,
+  ) {}
+
+  /** Stores every turn of the thread that is journaled and not yet stored. */
+  catchUp(tenant: string, threadId: string): Promise<void> {
+    const key = `${tenant}\u0000${threadId}`;
+    const running = this.running.get(key);
+    // a catch-up already under way may have passed a turn journaled since: chain a new one after it
+    const next = (running ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(() => this.storeWaiting(tenant, threadId));
+    const tracked = next.finally(() => {
+      if (this.running.get(key) === tracked) this.running.delete(key);
+    });
+    this.running.set(key, tracked);
+    return tracked;
+  }
+
+  private async storeWaiting(tenant: string, threadId: string): Promise<void> {
+    let jsm: Awaited<ReturnType<Bus["jsm"]>>;
+    try {
+      jsm = await this.bus.jsm();
+    } catch (cause) {
+      throw unavailable(cause);
+    }
+    const stream = this.bus.streamName(Streams.threadTurns);
+    const subject = this.bus.subject(Subjects.threadTurns(tenant, threadId));
+    let from = 1;
+    for (let count = 0; count < MAX_TURNS_PER_CATCH_UP; count++) {
+      let stored: Awaited<ReturnType<typeof jsm.direct.getMessage>>;
+      try {
+        stored = await jsm.direct.getMessage(stream, { seq: from, next_by_subj: subject });
+      } catch (cause) {
+        throw unavailable(cause);
+      }
+      if (!stored) return;
+      let turn: MemoryAppendRequest;
+      try {
+        turn = decodeWith(MemoryAppendRequest, stored.data);
+      } catch (error) {
+        // the consumer dead-letters it; a read of the thread goes on without it
+        this.logger.warn({ err: error, seq: stored.seq }, "unreadable journaled turn skipped");
+        from = stored.seq + 1;
+        continue;
+      }
+      await this.store(turn);
+      from = stored.seq + 1;
+    }
+    this.logger.warn({ tenant, threadId }, "a thread has more journaled turns waiting than one read stores");
+  }
+
+  /** Starts the background consumer that stores journaled turns. */
+  async start(concurrency: number): Promise<void> {
+    await this.bus.ensureStreams(["THREAD_TURNS"]);
+    this.consumer = await consume(this.bus, {
+      stream: "THREAD_TURNS",
+      durable: "memory-turns",
+      schema: MemoryAppendRequest,
+      concurrency,
+      maxDeliver: 20,
+      backoff: { initialMs: 250, maxMs: 30_000 },
+      ackWaitMs: 30_000,
+      deadLetterOrigin: "memory-turns",
+      // the delivered turn and any earlier one of its thread still waiting, in order
+      handler: (turn) => this.catchUp(turn.meta.tenant, turn.threadId),
+    });
+  }
+
+  /** Drops the journaled turns of threads being forgotten (they would be stored again otherwise). */
+  async discard(tenant: string, threadIds: readonly string[]): Promise<void> {
+    if (threadIds.length === 0) return;
+    const jsm = await this.bus.jsm();
+    const stream = this.bus.streamName(Streams.threadTurns);
+    await Promise.all(
+      threadIds.map((threadId) =>
+        jsm.streams.purge(stream, { filter: this.bus.subject(Subjects.threadTurns(tenant, threadId)) }),
+      ),
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer?.stop();
+  }
+}
+
+function unavailable(cause: unknown): RuntimeError {
+  return new RuntimeError("unavailable", "the thread's journaled turns cannot be read; retry shortly", {
+    retryAfterMs: 500,
+    cause,
+  });
+}
