@@ -13,7 +13,7 @@ import pg from "pg";
 import { stringify } from "yaml";
 import { DATABASE_URL, newIsolation } from "../support/isolation.js";
 import { freePort } from "../support/processes.js";
-import { type ReplicaPool, startReplicaPool } from "../support/replicas.js";
+import { type ReplicaPool, type Runtime, startReplicaPool } from "../support/replicas.js";
 import {
   type NatsServer,
   type RestartableServer,
@@ -86,6 +86,9 @@ export async function startChaosStack(options: {
   logDir: string;
   /** Keep the Postgres schema after the run (to look into it). */
   keepSchema?: boolean;
+  /** The checkout whose services run (another commit's, with its dependencies installed). */
+  servicesRoot?: string;
+  runtime: Runtime;
 }): Promise<ChaosStack> {
   const isolation = newIsolation("chaos");
   const cleanups: Array<() => Promise<unknown>> = [];
@@ -122,6 +125,8 @@ export async function startChaosStack(options: {
     const pool = await startReplicaPool({
       replicas: options.replicas,
       logDir: options.logDir,
+      ...(options.servicesRoot ? { root: options.servicesRoot } : {}),
+      runtime: options.runtime,
       env: {
         NATS_URL: nats.url,
         REDIS_URL: redis.url,

@@ -11,6 +11,10 @@
  * Bounded by default (CHAOS_DURATION_S=60: about two minutes in all); the long form is e.g.
  * `CHAOS_DURATION_S=600 pnpm test:chaos` (Redis down 30 s and Postgres cut 10 s per cycle).
  * Figures go to test/chaos/results/ (JSON), the replicas' logs to test/chaos/results/logs-<run>/.
+ * Services run compiled (dist/, as in production) when every build is fresh, through tsx otherwise
+ * (CHAOS_RUNTIME=compiled|tsx forces one). CHAOS_SERVICES_ROOT runs the services of another checkout (e.g. a clean copy of a commit while
+ * the working tree is being edited); CHAOS_KEEP=1 keeps the Postgres schema; CHAOS_SEED repeats
+ * the choice of replicas to kill.
  *
  * Postgres is not restarted: it is shared with the rest of the machine, so the suite cuts it at a
  * TCP proxy in front of it (every connection dropped, new ones refused), which is what the
@@ -20,6 +24,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freshRuntime, type Runtime } from "../support/replicas.js";
 import { type ChaosStack, startChaosStack } from "./chaos-stack.js";
 import { planFaults, runFaults, seededRandom } from "./faults.js";
 import { CLIENT_TIMEOUT_MS, startLoad } from "./load.js";
@@ -56,14 +61,30 @@ beforeAll(async () => {
       "behind a TCP proxy (the Postgres fault is a cut at that proxy, not a server restart)",
   );
   const started = Date.now();
-  stack = await startChaosStack({ replicas: REPLICAS, logDir, keepSchema: process.env.CHAOS_KEEP === "1" });
+  const servicesRoot = process.env.CHAOS_SERVICES_ROOT;
+  if (servicesRoot) say(`services from ${servicesRoot} (CHAOS_SERVICES_ROOT)`);
+  const forced = process.env.CHAOS_RUNTIME;
+  const { runtime, reason }: { runtime: Runtime; reason: string } =
+    forced === "tsx" || forced === "compiled"
+      ? { runtime: forced, reason: "CHAOS_RUNTIME" }
+      : freshRuntime(servicesRoot);
+  say(
+    `services run ${runtime === "compiled" ? "compiled JavaScript" : "TypeScript through tsx"} (${reason})`,
+  );
+  stack = await startChaosStack({
+    replicas: REPLICAS,
+    logDir,
+    keepSchema: process.env.CHAOS_KEEP === "1",
+    runtime,
+    ...(servicesRoot ? { servicesRoot } : {}),
+  });
   say(
     `stack up in ${Date.now() - started} ms (NATS ${stack.nats.url}, Redis ${stack.redis.url}, schema ${stack.schema})`,
   );
 }, 240_000);
 
 afterAll(async () => {
-  if (process.env.CHAOS_KEEP === "1") say(`CHAOS_KEEP=1: schema ${stack?.schema} kept`);
+  if (stack && process.env.CHAOS_KEEP === "1") say(`CHAOS_KEEP=1: schema ${stack.schema} kept`);
   await stack?.stop();
 }, 120_000);
 
@@ -130,9 +151,9 @@ describe("chaos", () => {
           const chosen = up.length > 0 ? up : current.pool.of("ingress");
           return chosen.map((replica) => ({ id: replica.id, url: current.ingressUrls.get(replica.id)! }));
         },
-        workers: { plain: 2, tool: 1, stream: 1, event: 1 },
+        workers: { plain: 1, tool: 1, stream: 1, event: 1 },
         pauseMs: 250,
-        probeEveryMs: 500,
+        probeEveryMs: 1000,
       });
       const faults = runFaults(current, plan, random, say);
       const progress = setInterval(() => {

@@ -34,6 +34,10 @@ export interface FaultPlan {
   infra: Array<{ kind: Exclude<FaultKind, "replica-kill">; atMs: number; forMs: number }>;
   /** No kills for this long after an infrastructure fault was healed. */
   quietAfterMs: number;
+  /** At least this long between two infrastructure faults. */
+  gapMs: number;
+  /** No fault starts in the last part of the load. */
+  lastFaultBeforeEndMs: number;
 }
 
 /** One cycle of faults per `cycleMs` (the whole run when shorter), repeated for the duration. */
@@ -49,13 +53,18 @@ export function planFaults(options: {
   );
   const infra: FaultPlan["infra"] = [];
   for (let start = 0; start + cycleMs <= options.durationMs + 1; start += cycleMs) {
-    infra.push({ kind: "nats-restart", atMs: start + cycleMs * 0.2, forMs: 0 });
-    const redisAt = start + cycleMs * 0.38;
-    infra.push({ kind: "redis-outage", atMs: redisAt, forMs: options.redisOutageMs });
-    const postgresAt = Math.max(start + cycleMs * 0.65, redisAt + options.redisOutageMs + 8000);
-    infra.push({ kind: "postgres-cut", atMs: postgresAt, forMs: options.postgresCutMs });
+    infra.push({ kind: "nats-restart", atMs: start + cycleMs * 0.15, forMs: 0 });
+    infra.push({ kind: "redis-outage", atMs: start + cycleMs * 0.3, forMs: options.redisOutageMs });
+    infra.push({ kind: "postgres-cut", atMs: start + cycleMs * 0.6, forMs: options.postgresCutMs });
   }
-  return { durationMs: options.durationMs, killEveryMs: options.killEveryMs, infra, quietAfterMs: 3000 };
+  return {
+    durationMs: options.durationMs,
+    killEveryMs: options.killEveryMs,
+    infra,
+    quietAfterMs: 3000,
+    gapMs: 6000,
+    lastFaultBeforeEndMs: 10_000,
+  };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
@@ -86,18 +95,29 @@ export function runFaults(
 ): FaultRun {
   const faults: FaultRecord[] = [];
   const start = Date.now();
-  const end = start + plan.durationMs;
+  // the last seconds of load have no new fault, so the last one's recovery is seen too
+  const end = start + plan.durationMs - plan.lastFaultBeforeEndMs;
   let quietUntil = 0;
   let infraActive = false;
   const restarts: Promise<void>[] = [];
 
   const infraTask = async () => {
+    let previousEnd = 0;
     for (const step of plan.infra) {
-      await sleep(start + step.atMs - Date.now());
-      if (Date.now() >= end) return;
+      // planned time, but never sooner than `gapMs` after the last infrastructure fault was healed
+      await sleep(Math.max(start + step.atMs, previousEnd + plan.gapMs) - Date.now());
+      if (Date.now() + step.forMs >= end) {
+        log(`fault ${step.kind} skipped: no time left for it`);
+        continue;
+      }
       infraActive = true;
-      // let kills already under way settle first, so the outage is this fault's alone
-      await Promise.all(restarts.splice(0));
+      // let restarts already under way finish first (10 s at most), so the outage is this fault's alone
+      await Promise.race([Promise.all(restarts), sleep(10_000)]);
+      if (Date.now() + step.forMs >= end) {
+        infraActive = false;
+        log(`fault ${step.kind} skipped: no time left for it`);
+        continue;
+      }
       const at = Date.now();
       try {
         switch (step.kind) {
@@ -159,7 +179,8 @@ export function runFaults(
         });
       } finally {
         infraActive = false;
-        quietUntil = Date.now() + plan.quietAfterMs;
+        previousEnd = Date.now();
+        quietUntil = previousEnd + plan.quietAfterMs;
       }
     }
   };

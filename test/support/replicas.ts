@@ -3,11 +3,11 @@
  * (a killed replica's log is kept for the report), that a fault test can SIGKILL and start again.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, mkdirSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const checkout = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export const SERVICES = ["memory", "tool-executor", "model-proxy", "orchestrator", "ingress"] as const;
@@ -38,6 +38,10 @@ export interface ReplicaPoolOptions {
   replicas: number;
   logDir: string;
   readyTimeoutMs?: number;
+  /** The checkout whose services run (with its dependencies installed); this one by default. */
+  root?: string;
+  /** tsx by default. */
+  runtime?: Runtime;
 }
 
 export interface ReplicaPool {
@@ -53,6 +57,40 @@ export interface ReplicaPool {
   stopAll(): Promise<void>;
 }
 
+/** How a replica runs: compiled JavaScript (`dist/main.js`, as production) or TypeScript through tsx. */
+export type Runtime = "compiled" | "tsx";
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  if (!existsSync(dir)) return newest;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile() || !entry.name.endsWith(".ts") || entry.name.endsWith(".test.ts")) continue;
+    newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * Compiled when every service's `dist/main.js` and every package's `dist/index.js` under `root` is
+ * newer than its sources (e.g. right after `pnpm build`), tsx otherwise; with the reason.
+ */
+export function freshRuntime(root: string = checkout): { runtime: Runtime; reason: string } {
+  const dirs = [
+    ...SERVICES.map((name) => ({ dir: join(root, "services", name), built: "dist/main.js" })),
+    ...readdirSync(join(root, "packages")).map((name) => ({
+      dir: join(root, "packages", name),
+      built: "dist/index.js",
+    })),
+  ];
+  for (const { dir, built } of dirs) {
+    const path = join(dir, built);
+    if (!existsSync(path)) return { runtime: "tsx", reason: `${path} does not exist` };
+    if (statSync(path).mtimeMs < newestSource(join(dir, "src")))
+      return { runtime: "tsx", reason: `${path} is older than its sources` };
+  }
+  return { runtime: "compiled", reason: "every service and package has a build newer than its sources" };
+}
+
 /** A replica process that ended (killed by the test or not). */
 export interface ReplicaExit {
   id: string;
@@ -66,15 +104,19 @@ export interface ReplicaExit {
 
 async function launch(
   replica: Replica,
-  logDir: string,
-  readyTimeoutMs: number,
+  options: { logDir: string; readyTimeoutMs: number; root: string; runtime: Runtime },
   exits: ReplicaExit[],
 ): Promise<void> {
+  const { logDir, readyTimeoutMs, root } = options;
+  const args =
+    options.runtime === "compiled"
+      ? ["dist/main.js"]
+      : ["--conditions=source", "--import", "tsx", "src/main.ts"];
   replica.generation += 1;
   const logFile = join(logDir, `${replica.id}.${replica.generation}.log`);
   replica.logFiles.push(logFile);
   const log = createWriteStream(logFile);
-  const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", "src/main.ts"], {
+  const child = spawn(process.execPath, args, {
     cwd: join(root, "services", replica.service),
     env: { ...process.env, ...replica.env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -122,7 +164,12 @@ async function launch(
 /** Starts `replicas` processes of each service (services in dependency order, replicas side by side). */
 export async function startReplicaPool(options: ReplicaPoolOptions): Promise<ReplicaPool> {
   mkdirSync(options.logDir, { recursive: true });
-  const readyTimeoutMs = options.readyTimeoutMs ?? 60_000;
+  const launchOptions = {
+    logDir: options.logDir,
+    readyTimeoutMs: options.readyTimeoutMs ?? 60_000,
+    root: options.root ?? checkout,
+    runtime: options.runtime ?? "tsx",
+  };
   const replicas: Replica[] = [];
   const exits: ReplicaExit[] = [];
   for (const service of SERVICES) {
@@ -158,7 +205,7 @@ export async function startReplicaPool(options: ReplicaPoolOptions): Promise<Rep
       await Promise.all(
         replicas
           .filter((replica) => replica.service === service)
-          .map((replica) => launch(replica, options.logDir, readyTimeoutMs, exits)),
+          .map((replica) => launch(replica, launchOptions, exits)),
       );
     }
   } catch (error) {
@@ -181,7 +228,7 @@ export async function startReplicaPool(options: ReplicaPoolOptions): Promise<Rep
       let lastError: unknown;
       for (let attempt = 0; attempt < 3; attempt++) {
         try {
-          await launch(replica, options.logDir, readyTimeoutMs, exits);
+          await launch(replica, launchOptions, exits);
           return;
         } catch (error) {
           lastError = error;
