@@ -13,8 +13,8 @@ const MAX_TURNS_PER_CATCH_UP = 1000;
  * queue): a consumer stores them in the background, and every read of a thread first stores the
  * ones still waiting, oldest first, so a turn is in its thread for the next turn's context however
  * far the consumer lags. One catch-up per thread runs at a time in this process; across replicas
- * the stores are idempotent and a duplicate insert waits for the first to commit, so a thread's
- * turns keep their order.
+ * and with the consumer the stores are idempotent, and a duplicate insert waits for the first to
+ * commit, so a thread's turns keep their order.
  */
 export class ThreadTurns {
   private readonly running = new Map<string, Promise<void>>();
@@ -86,8 +86,11 @@ export class ThreadTurns {
       backoff: { initialMs: 250, maxMs: 30_000 },
       ackWaitMs: 30_000,
       deadLetterOrigin: "memory-turns",
-      // the delivered turn and any earlier one of its thread still waiting, in order
-      handler: (turn) => this.catchUp(turn.meta.tenant, turn.threadId),
+      // a thread's turns cannot overtake each other here: the next turn of a thread is only made
+      // after a read of the thread, which stored this one
+      handler: async (turn) => {
+        await this.store(turn);
+      },
     });
   }
 

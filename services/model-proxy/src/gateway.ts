@@ -88,13 +88,18 @@ export class Gateway {
   async chat(request: ModelChatRequest, callerSignal: AbortSignal): Promise<ModelChatReply> {
     const runId = request.meta.runId;
     if (!runId) return this.chatDeduplicated(request, callerSignal);
+    // one signal for the caller's abort and the run's cancel (cheaper than AbortSignal.any per call)
     const controller = new AbortController();
+    const onCallerAbort = () => controller.abort(callerSignal.reason);
+    if (callerSignal.aborted) onCallerAbort();
+    else callerSignal.addEventListener("abort", onCallerAbort, { once: true });
     const calls = this.runCalls.get(runId) ?? new Set<AbortController>();
     calls.add(controller);
     this.runCalls.set(runId, calls);
     try {
-      return await this.chatDeduplicated(request, AbortSignal.any([callerSignal, controller.signal]));
+      return await this.chatDeduplicated(request, controller.signal);
     } finally {
+      callerSignal.removeEventListener("abort", onCallerAbort);
       calls.delete(controller);
       if (calls.size === 0) this.runCalls.delete(runId);
     }
