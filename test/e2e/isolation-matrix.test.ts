@@ -132,6 +132,7 @@ beforeAll(async () => {
         plain: { tools: [] },
         clock: { tools: ["current_time"] },
         librarian: { tools: ["memory_search"], memory: { scope: "tenant" } },
+        private: { tools: [], tenants: ["default"] },
       },
       tools: {
         webhooks: {
@@ -204,6 +205,15 @@ describe("isolation matrix", () => {
     expect(stillMine).not.toContain("what did we talk about?");
     const afterDeleteAttempt = await expectStatus(await http(KEY_A, `/v1/runs/${mine.id}`), 200);
     expect(afterDeleteAttempt).toContain(marker);
+  });
+
+  it("an agent of another tenant is not listed and cannot be run or chatted with", async () => {
+    expect(await expectStatus(await http(KEY_A, "/v1/models"), 200)).toContain('"private"');
+    expect(await expectStatus(await http(keyB, "/v1/models"), 200)).not.toContain('"private"');
+    const runBody = JSON.stringify({ agent: "private", input: "hello", wait: true });
+    await expectStatus(await http(keyB, "/v1/runs", { method: "POST", body: runBody }), 404);
+    const chatBody = JSON.stringify({ model: "private", messages: [{ role: "user", content: "hello" }] });
+    await expectStatus(await http(keyB, "/v1/chat/completions", { method: "POST", body: chatBody }), 404);
   });
 
   it("a run of another tenant cannot be cancelled while it runs", async () => {
