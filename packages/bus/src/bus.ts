@@ -43,7 +43,10 @@ import { extractTraceContext, injectTraceContext } from "./trace.js";
 export interface BusOptions {
   /** Service name, used as the NATS connection name. */
   name: string;
+  /** One server or a comma-separated list (`nats://a:4222,nats://b:4222`): the client may use any of them. */
   url?: string;
+  /** Replica count of every stream this bus creates or updates (1 on a single server, 3 on a cluster). Default 1. */
+  replicas?: number;
   /** Namespace for every subject and stream (isolates tests and tenants of one NATS). */
   prefix?: string;
   logger: BusLogger;
@@ -155,6 +158,8 @@ export class Bus {
   readonly js: JetStreamClient;
   readonly logger: BusLogger;
   readonly prefix: string;
+  /** Replica count of the streams this bus creates (`NATS_REPLICAS`). */
+  readonly replicas: number;
   private jsmPromise: Promise<JetStreamManager> | undefined;
   private readonly served = new Set<ServedEndpoint>();
   private readonly stoppers = new Set<() => Promise<void>>();
@@ -164,9 +169,10 @@ export class Bus {
 
   constructor(
     readonly nc: NatsConnection,
-    options: { prefix?: string; logger: BusLogger },
+    options: { prefix?: string; logger: BusLogger; replicas?: number },
   ) {
     this.prefix = sanitizePrefix(options.prefix);
+    this.replicas = options.replicas ?? 1;
     this.logger = options.logger;
     this.js = jetstream(nc);
     this.inbox = new ReplyInbox(nc);
@@ -472,6 +478,7 @@ export class Bus {
     for (const name of names) {
       const definition = { ...StreamDefinitions[name], ...overrides[name] };
       const config = {
+        num_replicas: this.replicas,
         ...definition,
         name: this.streamName(name),
         subjects: definition.subjects.map((subject) => this.subject(subject)),
@@ -483,6 +490,10 @@ export class Bus {
           await jsm.streams.update(config.name, config).catch((updateError: unknown) => {
             this.logger.warn({ err: updateError, stream: config.name }, "stream exists with another config");
           });
+        } else if (error instanceof JetStreamApiError && this.replicas > 1 && error.code === 10074) {
+          throw new RangeError(
+            `stream ${config.name} wants ${this.replicas} replicas but NATS is not a JetStream cluster (set NATS_REPLICAS=1)`,
+          );
         } else {
           throw error;
         }
@@ -631,9 +642,23 @@ function safeJson(data: Uint8Array): unknown {
   }
 }
 
+/** `NATS_URL` as the client's server list: one URL or several separated by commas. */
+export function natsServers(url: string | undefined): string[] {
+  const servers = (url ?? "nats://127.0.0.1:4222")
+    .split(",")
+    .map((server) => server.trim())
+    .filter((server) => server.length > 0);
+  if (servers.length === 0) throw new RangeError("NATS_URL names no server");
+  return servers;
+}
+
 export async function connectBus(options: BusOptions): Promise<Bus> {
+  const replicas = options.replicas ?? 1;
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) {
+    throw new RangeError(`stream replicas must be an integer from 1 to 5, got ${replicas}`);
+  }
   const nc = await connect({
-    servers: options.url ?? "nats://127.0.0.1:4222",
+    servers: natsServers(options.url),
     name: options.name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
@@ -649,5 +674,5 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
       }
     }
   })().catch(() => undefined);
-  return new Bus(nc, { logger, ...(options.prefix ? { prefix: options.prefix } : {}) });
+  return new Bus(nc, { logger, replicas, ...(options.prefix ? { prefix: options.prefix } : {}) });
 }

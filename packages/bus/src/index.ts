@@ -7,7 +7,7 @@ export type {
   ServedEndpoint,
   ServeOptions,
 } from "./bus.js";
-export { Bus, connectBus } from "./bus.js";
+export { Bus, connectBus, natsServers } from "./bus.js";
 export { decodeText, decodeWith, encodeJson } from "./codec.js";
 export type { ConsumeContext, ConsumeOptions, ConsumerHandle, DeadLetterContext } from "./consumer.js";
 export { consume, nakDelay } from "./consumer.js";

@@ -12,6 +12,7 @@ export async function createTestBus(options: { prefix?: string; name?: string } 
   return connectBus({
     name: options.name ?? "test",
     url: process.env.NATS_URL ?? "nats://127.0.0.1:4222",
+    replicas: Number(process.env.NATS_REPLICAS ?? 1),
     prefix: options.prefix ?? uniquePrefix(),
     logger: silentLogger,
   });

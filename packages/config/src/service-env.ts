@@ -3,7 +3,16 @@ import { ConfigError } from "./load.js";
 
 /** Environment every service shares: where NATS, Postgres and Redis are, and its namespaces. */
 export const ConnectionEnv = {
-  NATS_URL: z.string().default("nats://127.0.0.1:4222"),
+  /** One server or a comma-separated list of a cluster's servers. */
+  NATS_URL: z
+    .string()
+    .default("nats://127.0.0.1:4222")
+    .refine(
+      (value) => value.split(",").every((server) => /^\S+$/.test(server.trim())),
+      "a NATS URL (nats://host:port) or a comma-separated list of them, none empty",
+    ),
+  /** Replica count of every JetStream stream the service creates: 1 on one server, 3 on a cluster. */
+  NATS_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
   NATS_PREFIX: z.string().default(""),
   DATABASE_URL: z.string().default("postgres://postgres@127.0.0.1:5432/postgres"),
   DATABASE_SCHEMA: z.string().default("public"),
@@ -14,6 +23,7 @@ export const ConnectionEnv = {
 
 export interface Connections {
   natsUrl: string;
+  natsReplicas: number;
   natsPrefix: string;
   databaseUrl: string;
   databaseSchema: string;
@@ -38,6 +48,7 @@ export function parseServiceEnv<T extends z.ZodRawShape>(
   return Object.assign(parsed.data, {
     connections: {
       natsUrl: e.NATS_URL,
+      natsReplicas: e.NATS_REPLICAS,
       natsPrefix: e.NATS_PREFIX,
       databaseUrl: e.DATABASE_URL,
       databaseSchema: e.DATABASE_SCHEMA,

@@ -47,7 +47,13 @@ export async function startIngress(
   options: { logger?: Logger } = {},
 ): Promise<RunningIngress> {
   const logger = options.logger ?? createLogger({ service: "ingress", level: config.logLevel });
-  const bus = await connectBus({ name: "ingress", url: config.natsUrl, prefix: config.natsPrefix, logger });
+  const bus = await connectBus({
+    name: "ingress",
+    url: config.natsUrl,
+    replicas: config.natsReplicas,
+    prefix: config.natsPrefix,
+    logger,
+  });
   await bus.ensureStreams(["RUNS", "RUN_EVENTS", "EVENTS", "USAGE", "DEAD_LETTERS"]);
   const pool = await createPool({
     url: config.databaseUrl,

@@ -27,7 +27,13 @@ export async function startMemory(
 ): Promise<RunningMemory> {
   const logger = options.logger ?? createLogger({ service: "memory", level: config.logLevel });
   const settings = config.memory;
-  const bus = await connectBus({ name: "memory", url: config.natsUrl, prefix: config.natsPrefix, logger });
+  const bus = await connectBus({
+    name: "memory",
+    url: config.natsUrl,
+    replicas: config.natsReplicas,
+    prefix: config.natsPrefix,
+    logger,
+  });
   const pool = await createPool({
     url: config.databaseUrl,
     schema: config.databaseSchema,

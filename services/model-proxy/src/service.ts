@@ -36,6 +36,7 @@ export async function startModelProxy(
   const bus = await connectBus({
     name: "model-proxy",
     url: config.natsUrl,
+    replicas: config.natsReplicas,
     prefix: config.natsPrefix,
     logger,
   });

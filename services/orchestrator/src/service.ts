@@ -31,6 +31,7 @@ export async function startOrchestrator(
   const bus = await connectBus({
     name: "orchestrator",
     url: config.natsUrl,
+    replicas: config.natsReplicas,
     prefix: config.natsPrefix,
     logger,
   });

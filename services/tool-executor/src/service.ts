@@ -39,6 +39,7 @@ export async function startToolExecutor(
   const bus = await connectBus({
     name: "tool-executor",
     url: config.natsUrl,
+    replicas: config.natsReplicas,
     prefix: config.natsPrefix,
     logger,
   });
