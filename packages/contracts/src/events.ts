@@ -1,10 +1,15 @@
 import { z } from "zod";
+import { refineStorable } from "./storable.js";
+
+/** An event's id rides in a NATS header (`Nats-Msg-Id`), which cannot hold line breaks. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+const NO_CONTROL_CHARACTERS = /^[^\u0000-\u001f\u007f]+$/;
 
 /** CloudEvents 1.0, JSON format (structured mode). */
 export const CloudEvent = z
   .object({
     specversion: z.literal("1.0"),
-    id: z.string().min(1).max(200),
+    id: z.string().min(1).max(200).regex(NO_CONTROL_CHARACTERS, "event ids may not hold control characters"),
     source: z.string().min(1).max(500),
     type: z.string().min(1).max(200),
     subject: z.string().max(500).optional(),
@@ -14,7 +19,9 @@ export const CloudEvent = z
     data: z.unknown().optional(),
     data_base64: z.string().optional(),
   })
-  .catchall(z.unknown());
+  .catchall(z.unknown())
+  // events also arrive on NATS directly (`events.>`): what the stores cannot hold is refused there too
+  .superRefine(refineStorable);
 export type CloudEvent = z.infer<typeof CloudEvent>;
 
 /** A NATS subject token made from a CloudEvents `source` or `type`. */

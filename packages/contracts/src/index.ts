@@ -77,7 +77,13 @@ export {
   runChannel,
   TERMINAL_RUN_STATUSES,
 } from "./runs.js";
-export { findUnstorable, MAX_JSON_DEPTH, StorableString, unstorableReason } from "./storable.js";
+export {
+  findUnstorable,
+  MAX_JSON_DEPTH,
+  refineStorable,
+  StorableString,
+  unstorableReason,
+} from "./storable.js";
 export { Headers, QueueGroups, Streams, Subjects } from "./subjects.js";
 export {
   ToolBatchReply,

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { findUnstorable, MAX_JSON_DEPTH, StorableString, unstorableReason } from "./storable.js";
+import { z } from "zod";
+import {
+  findUnstorable,
+  MAX_JSON_DEPTH,
+  refineStorable,
+  StorableString,
+  unstorableReason,
+} from "./storable.js";
 
 describe("unstorableReason", () => {
   it("accepts ordinary text, emoji and paired surrogates", () => {
@@ -60,5 +67,16 @@ describe("findUnstorable", () => {
     expect(findUnstorable(ok)).toBeUndefined();
     expect(findUnstorable([ok])?.message).toMatch(/nested/);
     expect(findUnstorable(ok, { maxDepth: 3 })?.path).toBe("[0][0][0]");
+  });
+});
+
+describe("refineStorable", () => {
+  it("puts the issue at the bad string's path", () => {
+    const schema = z.object({ data: z.unknown() }).superRefine(refineStorable);
+    expect(schema.safeParse({ data: { list: ["ok", "no\u0000"] } }).error?.issues[0]).toMatchObject({
+      path: ["data", "list", 1],
+      message: expect.stringMatching(/NUL/),
+    });
+    expect(schema.safeParse({ data: { list: ["ok"] } }).success).toBe(true);
   });
 });

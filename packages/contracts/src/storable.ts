@@ -31,6 +31,43 @@ export const StorableString = z.string().superRefine((value, context) => {
   if (reason) context.addIssue({ code: "custom", message: reason });
 });
 
+/** Where a value cannot be stored: the path as segments, and why. */
+interface Unstorable {
+  segments: (string | number)[];
+  message: string;
+}
+
+function locateUnstorable(value: unknown, maxDepth: number): Unstorable | undefined {
+  const path: (string | number)[] = [];
+  const found = (message: string): Unstorable => ({ segments: [...path], message });
+  const visit = (node: unknown, depth: number): Unstorable | undefined => {
+    if (typeof node === "string") {
+      const reason = unstorableReason(node);
+      return reason ? found(reason) : undefined;
+    }
+    if (node === null || typeof node !== "object") return undefined;
+    if (depth >= maxDepth) return found(`nested more than ${maxDepth} levels deep`);
+    if (Array.isArray(node)) {
+      for (let index = 0; index < node.length; index++) {
+        path.push(index);
+        const inner = visit(node[index], depth + 1);
+        path.pop();
+        if (inner) return inner;
+      }
+      return undefined;
+    }
+    for (const [key, child] of Object.entries(node)) {
+      const keyReason = unstorableReason(key);
+      path.push(keyReason ? key.replace(SUSPECT_ALL, "\ufffd") : key);
+      const inner = keyReason ? found(`field name ${keyReason}`) : visit(child, depth + 1);
+      path.pop();
+      if (inner) return inner;
+    }
+    return undefined;
+  };
+  return visit(value, 0);
+}
+
 /**
  * The first place in a parsed JSON value that cannot be stored or is nested too
  * deeply: a string value, or an object key, with NUL or a lone surrogate. Its path
@@ -38,35 +75,16 @@ export const StorableString = z.string().superRefine((value, context) => {
  * count as one level each; `maxDepth` bounds the walk itself too.
  */
 export function findUnstorable(value: unknown, options: { maxDepth?: number } = {}): FieldIssue | undefined {
-  const maxDepth = options.maxDepth ?? MAX_JSON_DEPTH;
-  const path: (string | number)[] = [];
-  const visit = (node: unknown, depth: number): FieldIssue | undefined => {
-    if (typeof node === "string") {
-      const reason = unstorableReason(node);
-      return reason ? { path: formatPath(path), message: reason } : undefined;
-    }
-    if (node === null || typeof node !== "object") return undefined;
-    if (depth >= maxDepth)
-      return { path: formatPath(path), message: `nested more than ${maxDepth} levels deep` };
-    if (Array.isArray(node)) {
-      for (let index = 0; index < node.length; index++) {
-        path.push(index);
-        const found = visit(node[index], depth + 1);
-        path.pop();
-        if (found) return found;
-      }
-      return undefined;
-    }
-    for (const [key, child] of Object.entries(node)) {
-      const keyReason = unstorableReason(key);
-      path.push(keyReason ? key.replace(SUSPECT_ALL, "\ufffd") : key);
-      const found = keyReason
-        ? { path: formatPath(path), message: `field name ${keyReason}` }
-        : visit(child, depth + 1);
-      path.pop();
-      if (found) return found;
-    }
-    return undefined;
-  };
-  return visit(value, 0);
+  const found = locateUnstorable(value, options.maxDepth ?? MAX_JSON_DEPTH);
+  return found ? { path: formatPath(found.segments), message: found.message } : undefined;
+}
+
+/**
+ * A zod refinement for messages that come from outside (e.g. CloudEvents published
+ * on NATS directly): any string the stores cannot hold, or nesting past the limit,
+ * is an issue at its path, so a bad message is refused where it enters.
+ */
+export function refineStorable(value: unknown, context: z.RefinementCtx): void {
+  const found = locateUnstorable(value, MAX_JSON_DEPTH);
+  if (found) context.addIssue({ code: "custom", path: found.segments, message: found.message });
 }

@@ -19,11 +19,15 @@ export const CreateRunBody = z.object({
 export type CreateRunBody = z.infer<typeof CreateRunBody>;
 
 export const ListRunsQuery = z.object({
-  thread_id: z.string().optional(),
+  thread_id: z.string().max(200).optional(),
   status: RunStatus.optional(),
-  agent: z.string().optional(),
+  agent: z.string().max(100).optional(),
   limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().optional(),
+  /** Opaque (`next_cursor` of the previous page). */
+  cursor: z
+    .string()
+    .regex(/^[A-Za-z0-9_=-]{1,400}$/, "not a cursor from next_cursor")
+    .optional(),
 });
 
 export const ThreadMessagesQuery = z.object({

@@ -4,6 +4,7 @@ import {
   type RunRecord,
   type RunRequest,
   type RunStatus,
+  RuntimeError,
   type TokenUsage,
 } from "@agent-runtime/contracts";
 import { migrate } from "@agent-runtime/stores";
@@ -244,6 +245,12 @@ export class RunStore {
     if (filter.agent) where.push(`agent = $${params.push(filter.agent)}`);
     if (filter.cursor) {
       const [createdAt, id] = Buffer.from(filter.cursor, "base64url").toString().split("|");
+      // a cursor not made by this list is the caller's mistake, not a query Postgres refuses
+      if (
+        !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(createdAt ?? "") ||
+        !/^[A-Za-z0-9_.:-]{1,200}$/.test(id ?? "")
+      )
+        throw new RuntimeError("validation", "not a cursor from next_cursor", { retryable: false });
       where.push(`(created_at, id) < ($${params.push(createdAt)}::timestamptz, $${params.push(id)})`);
     }
     params.push(filter.limit + 1);
