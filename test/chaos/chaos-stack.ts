@@ -127,6 +127,8 @@ export async function startChaosStack(options: {
       logDir: options.logDir,
       ...(options.servicesRoot ? { root: options.servicesRoot } : {}),
       runtime: options.runtime,
+      // a 2-core machine running other tests can take long to start a process
+      readyTimeoutMs: 120_000,
       env: {
         NATS_URL: nats.url,
         REDIS_URL: redis.url,

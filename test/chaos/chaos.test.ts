@@ -154,6 +154,7 @@ describe("chaos", () => {
         workers: { plain: 1, tool: 1, stream: 1, event: 1 },
         pauseMs: 250,
         probeEveryMs: 1000,
+        maxInFlight: 24,
       });
       const faults = runFaults(current, plan, random, say);
       const progress = setInterval(() => {

@@ -64,6 +64,8 @@ export interface LoadOptions {
   pauseMs: number;
   /** The prober sends one request of each kind this often, answered or not. */
   probeEveryMs: number;
+  /** The prober skips a tick while this many requests are in flight. */
+  maxInFlight: number;
 }
 
 export interface Load {
@@ -282,7 +284,8 @@ export function startLoad(options: LoadOptions): Load {
   const probes: Promise<unknown>[] = [];
   let tick = 0;
   const prober = setInterval(() => {
-    if (stopped) return;
+    // open loop, but bounded: a stack that is behind is not buried under more probes
+    if (stopped || inFlight >= options.maxInFlight) return;
     const label = `p${tick++}`;
     probes.push(plainTurn(label), toolTurn(`O-${label}`), streamTurn(label), eventBatch(label, 1));
   }, options.probeEveryMs);

@@ -377,8 +377,10 @@ export async function computeFigures(input: {
       fault.servingAgainMs! > input.servingAgainLimitMs,
   );
   const killed = new Set(kills.map((fault) => fault.target.split(" pid ")[1]));
+  // a process the pool itself gave up on during start-up (SIGKILLed when not ready in time) is the
+  // suite's doing; one that ended on its own, at start-up or later, is not
   const unexpectedExits = input.exits.filter(
-    (exit) => !killed.has(String(exit.pid)) && exit.signal !== "SIGTERM",
+    (exit) => !killed.has(String(exit.pid)) && (exit.wasUp || exit.signal !== "SIGKILL"),
   );
 
   return {
