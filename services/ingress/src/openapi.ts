@@ -26,7 +26,9 @@ const idParameter = {
 /** The OpenAPI document, generated from the same zod schemas that validate requests. */
 export function openApiDocument() {
   const error = {
-    description: "error: { error: { type, message, code, param, details } }; 429 and 503 carry Retry-After",
+    description:
+      "error: { error: { type, message, code, param, details } }; 429 and 503 carry Retry-After, 405 Allow. " +
+      "A string holding NUL or a lone UTF-16 surrogate anywhere in the body, query or path is a 400 naming it in param.",
     content: { "application/json": { schema: schema(HttpErrorBody) } },
   };
   const errors = {
@@ -34,8 +36,11 @@ export function openApiDocument() {
     401: error,
     403: error,
     404: error,
+    405: error,
     413: error,
+    415: error,
     429: error,
+    431: error,
     503: error,
     504: error,
   };
