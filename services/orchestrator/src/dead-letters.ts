@@ -1,6 +1,6 @@
 import { RunRequest, type RunStatus, Subjects, type WireError } from "@agent-runtime/contracts";
 import { z } from "zod";
-import type { LoopDeps } from "./agent-loop.js";
+import type { LoopDeps } from "./run-context.js";
 import { EventPublisher, emptyUsage, finishedEventSent } from "./run-events.js";
 
 /** What can be read of a run message that did not parse: enough to tell its client. */

@@ -2,7 +2,7 @@ import type { AgentConfig } from "@agent-runtime/config";
 import type { RunRequest, ToolCall, ToolExecReply, ToolSpec } from "@agent-runtime/contracts";
 import { runChannel, textOf } from "@agent-runtime/contracts";
 import { z } from "zod";
-import { executeRun, type LoopDeps, type RunOptions } from "./agent-loop.js";
+import type { LoopDeps, RunOptions } from "./run-context.js";
 
 export const DELEGATE_TOOL = "delegate";
 const MAX_DEPTH = 3;
@@ -99,7 +99,7 @@ export async function delegate(
     parentRunId: parent.runId,
     budget: { costUsd: Math.min(remainingBudgetUsd, deps.agents[args.agent]!.costBudgetUsd) },
   };
-  const status = await executeRun(deps, child, options);
+  const status = await deps.runChild(child, options);
   const record = await deps.store.get(parent.tenant, childId);
   const cost = record?.costUsd ?? 0;
   if (status !== "completed" || !record?.output) {

@@ -9,9 +9,9 @@ import {
   type TokenUsage,
   textOf,
 } from "@agent-runtime/contracts";
-import type { FinishRun, LoopDeps } from "./agent-loop.js";
 import { checkOutput, structuredOutputProblems } from "./guardrails.js";
 import { callModel, STEP_SEPARATOR } from "./model-call.js";
+import type { FinishRun, LoopDeps } from "./run-context.js";
 import { type EventPublisher, sumUsage } from "./run-events.js";
 import type { RecordedStep, StepDetails } from "./run-store.js";
 import { journalTurn } from "./thread-turns.js";

@@ -1,6 +1,6 @@
 import type { RunRequest, RunStatus } from "@agent-runtime/contracts";
-import type { LoopDeps, RunOptions } from "./agent-loop.js";
 import { type RunState, retryTransient } from "./journal.js";
+import type { LoopDeps, RunOptions } from "./run-context.js";
 import { EventPublisher, emptyUsage, finishedEventSent } from "./run-events.js";
 import type { RecordedStep } from "./run-store.js";
 

@@ -86,6 +86,7 @@ export async function startOrchestrator(
     agents: config.agents,
     toolSpecs,
     drainGraceMs: config.drainGraceMs,
+    runChild: (child, options) => executeRun(deps, child, options),
   };
 
   // a run this worker already holds, delivered again (its ack timer ran out while the worker was

@@ -10,8 +10,8 @@ import {
   type ToolBatchReply,
   toWireError,
 } from "@agent-runtime/contracts";
-import type { LoopDeps, RunOptions } from "./agent-loop.js";
 import { DELEGATE_TOOL, delegate } from "./delegation.js";
+import type { LoopDeps, RunOptions } from "./run-context.js";
 import type { EventPublisher } from "./run-events.js";
 
 type ToolCalls = NonNullable<AssistantMessage["tool_calls"]>;
