@@ -1,5 +1,5 @@
 import { type ErrorCode, RuntimeError } from "@agent-runtime/contracts";
-import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyReply, type FastifyRequest, type InjectOptions } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { handleError } from "./http-errors.js";
 import { answerUnrouted, registerRequestGuards, routerErrorHandler } from "./request-guards.js";
@@ -59,7 +59,7 @@ describe("the door, in process", () => {
   });
 
   const json = { "content-type": "application/json" };
-  const cases: [string, Parameters<typeof door.inject>[0], number, string][] = [
+  const cases: [string, InjectOptions, number, string][] = [
     [
       "a method the path lacks",
       { method: "DELETE", url: "/things", headers: json },
