@@ -447,12 +447,23 @@ export class Bus {
     try {
       const messageHeaders = this.headersFor(options);
       if (options.msgId) messageHeaders.set("Nats-Msg-Id", options.msgId);
-      return await this.storeMessage(
-        this.subject(subject),
-        encodeJson(data),
-        messageHeaders,
-        options.timeoutMs ?? 5000,
-      );
+      const payload = encodeJson(data);
+      const timeoutMs = options.timeoutMs ?? 5000;
+      const until = Date.now() + timeoutMs;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.storeMessage(this.subject(subject), payload, messageHeaders, timeoutMs);
+        } catch (error) {
+          // On a cluster, "no responders" is a stream between leaders (a node died, an election is
+          // under way): nothing was stored, so sending again is safe with or without a msgId. On
+          // one server it means no stream takes the subject, which waiting cannot change.
+          const remainingMs = until - Date.now();
+          if (!(error instanceof NoStreamResponders) || this.replicas === 1 || remainingMs <= 0) throw error;
+          await new Promise((resolve) =>
+            setTimeout(resolve, Math.min(remainingMs, 100 * 2 ** Math.min(attempt, 4))),
+          );
+        }
+      }
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       if (/max_payload|payload.*exceed|size exceeds/i.test(message)) {
@@ -566,7 +577,7 @@ export class Bus {
         reply.close();
         clearTimeout(timer);
         if (!msg) return reject(new Error("connection closed"));
-        if (msg.headers?.code === 503) return reject(new Error("no stream stores this subject"));
+        if (msg.headers?.code === 503) return reject(new NoStreamResponders());
         const parsed = PubAck.safeParse(msg.data.length > 0 ? safeJson(msg.data) : undefined);
         if (!parsed.success) return reject(new Error("unreadable reply from JetStream"));
         if (parsed.data.error)
@@ -624,6 +635,14 @@ function handlerSignal(remainingMs: number, drain: AbortSignal): { signal: Abort
       drain.removeEventListener("abort", onDrain);
     },
   };
+}
+
+/** A JetStream publish that no stream answered (503 no responders). */
+class NoStreamResponders extends Error {
+  constructor() {
+    super("no stream stores this subject");
+    this.name = new.target.name;
+  }
 }
 
 /** JetStream's answer to a publish: where it was stored, or why not. */

@@ -63,6 +63,8 @@ export interface ConsumerHandle {
 }
 
 const tracer = trace.getTracer("@agent-runtime/bus");
+/** Expiry of each pull request of a consumer (its idle heartbeat is half of it). */
+const PULL_EXPIRES_MS = 5000;
 
 export function nakDelay(deliveryCount: number, backoff: { initialMs: number; maxMs: number }): number {
   const exponent = Math.max(0, deliveryCount - 1);
@@ -224,7 +226,13 @@ export async function consume<T extends z.ZodType>(
   const loop = async () => {
     while (!stopped) {
       try {
-        messages = await consumer.consume({ max_messages: Math.max(1, options.concurrency) });
+        // Short pulls: a pull waiting on a consumer leader that died (a NATS node lost in a cluster)
+        // is noticed by its missed heartbeats (half the expiry) and sent again to the new leader,
+        // within seconds instead of the default 30 s expiry.
+        messages = await consumer.consume({
+          max_messages: Math.max(1, options.concurrency),
+          expires: PULL_EXPIRES_MS,
+        });
         for await (const msg of messages) {
           await limiter.acquire();
           if (stopped) {
