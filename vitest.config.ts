@@ -6,6 +6,8 @@ const sourceFirst = {
   resolve: { conditions },
   ssr: { resolve: { conditions, externalConditions: ["source"] } },
 };
+/** Dependencies that publish TypeScript under the same `source` condition: transformed, not loaded by Node. */
+const server = { deps: { inline: [/@modelcontextprotocol\/sdk/, /eventsource-parser/, /eventsource\//] } };
 
 export default defineConfig({
   ...sourceFirst,
@@ -15,6 +17,7 @@ export default defineConfig({
         ...sourceFirst,
         test: {
           name: "unit",
+          server,
           include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts"],
           testTimeout: 20_000,
           hookTimeout: 30_000,
@@ -24,6 +27,7 @@ export default defineConfig({
         ...sourceFirst,
         test: {
           name: "e2e",
+          server,
           include: ["test/e2e/**/*.test.ts"],
           testTimeout: 60_000,
           hookTimeout: 60_000,

@@ -13,4 +13,4 @@ export { loadRuntimeConfig, RuntimeConfig } from "./runtime-config.js";
 export type { Connections } from "./service-env.js";
 export { ConnectionEnv, parseServiceEnv } from "./service-env.js";
 export type { ToolPolicyContext } from "./tools.js";
-export { ToolPolicy, ToolsSection, toolPolicyAllows, WebhookToolConfig } from "./tools.js";
+export { McpServerConfig, ToolPolicy, ToolsSection, toolPolicyAllows, WebhookToolConfig } from "./tools.js";

@@ -84,7 +84,7 @@ export type ToolBatchReply = z.infer<typeof ToolBatchReply>;
 export const ToolDescriptor = z.object({
   name: z.string(),
   description: z.string(),
-  kind: z.enum(["builtin", "webhook", "nats"]),
+  kind: z.enum(["builtin", "webhook", "nats", "mcp"]),
   spec: ToolSpec,
   sideEffects: z.boolean(),
   timeoutMs: z.number().int().positive(),

@@ -17,6 +17,7 @@ import { createHttpGet } from "./builtins/http-get.js";
 import { createMemorySearch } from "./builtins/memory-search.js";
 import type { ToolExecutorConfig } from "./config.js";
 import { ToolExecutor } from "./executor.js";
+import { McpToolSource } from "./mcp-tools.js";
 import { IdempotencyStore } from "./records.js";
 import { ToolRegistry } from "./registry.js";
 import { allowListOf } from "./safe-http.js";
@@ -88,7 +89,7 @@ export async function startToolExecutor(
       subject,
     }),
   });
-  for (const name of registry.localNames()) {
+  const serveTool = (name: string) => {
     const endpoint = toolExecEndpoint(name);
     bus.serve(
       endpoint,
@@ -105,7 +106,10 @@ export async function startToolExecutor(
         }),
       serveOptions(endpoint.subject),
     );
-  }
+  };
+  for (const name of registry.localNames()) serveTool(name);
+  const mcp = startMcpSources(config, registry, serveTool, logger);
+  await mcp.ready;
   // every call of a batch is let finish (each records its own outcome) before a failure of the
   // runtime around one of them fails the batch: its caller retries it, and the calls that finished
   // answer again from their idempotency records
@@ -165,6 +169,7 @@ export async function startToolExecutor(
     registry,
     opsPort: ops.port,
     stop: async () => {
+      await mcp.close();
       registrations.unsubscribe();
       cancellations.unsubscribe();
       executor.stopWaiting();
@@ -172,6 +177,73 @@ export async function startToolExecutor(
       await ops.close();
       await pool.end();
       redis.disconnect();
+    },
+  };
+}
+
+const MCP_RETRY_MAX_MS = 60_000;
+
+/**
+ * Connects every configured MCP server and serves its tools like local ones. A server that cannot
+ * be reached in its connect time does not hold the start: it is tried again in the background
+ * (backing off to a minute) and its tools are offered once it answers.
+ */
+function startMcpSources(
+  config: ToolExecutorConfig,
+  registry: ToolRegistry,
+  serveTool: (name: string) => void,
+  logger: Logger,
+): { ready: Promise<void>; close(): Promise<void> } {
+  const sources: McpToolSource[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  let closed = false;
+  const attach = async (source: McpToolSource, delayMs: number): Promise<void> => {
+    try {
+      const tools = await source.tools();
+      const added: string[] = [];
+      for (const { definition, parameters } of tools) {
+        if (registry.get(definition.name)) {
+          if (registry.get(definition.name)?.descriptor.kind !== "mcp")
+            logger.warn(
+              { mcpServer: source.server, tool: definition.name },
+              "MCP tool not offered: a tool of that name exists (set toolPrefix on the server)",
+            );
+          continue;
+        }
+        registry.addLocal(definition, "mcp", parameters);
+        serveTool(definition.name);
+        added.push(definition.name);
+      }
+      logger.info({ mcpServer: source.server, at: source.location, tools: added }, "MCP server connected");
+    } catch (error) {
+      if (closed) return;
+      logger.warn(
+        {
+          mcpServer: source.server,
+          at: source.location,
+          err: error instanceof Error ? error.message : String(error),
+          retryInMs: delayMs,
+        },
+        "MCP server not reachable; its tools are offered once it answers",
+      );
+      await source.close();
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        void attach(source, Math.min(delayMs * 2, MCP_RETRY_MAX_MS));
+      }, delayMs);
+      timer.unref();
+      timers.add(timer);
+    }
+  };
+  for (const [name, server] of Object.entries(config.tools.mcpServers)) {
+    sources.push(new McpToolSource(name, server, config.env, logger));
+  }
+  return {
+    ready: Promise.all(sources.map((source) => attach(source, 1000))).then(() => undefined),
+    close: async () => {
+      closed = true;
+      for (const timer of timers) clearTimeout(timer);
+      await Promise.all(sources.map((source) => source.close()));
     },
   };
 }
