@@ -21,6 +21,8 @@ import {
   RunGetRequest,
   RunListReply,
   RunListRequest,
+  RunRegisterReply,
+  RunRegisterRequest,
 } from "./runs.js";
 import { Subjects } from "./subjects.js";
 import {
@@ -100,6 +102,8 @@ export const Endpoints = {
   runGet: defineEndpoint(Subjects.runGet, RunGetRequest, RunGetReply, quickRead),
   runList: defineEndpoint(Subjects.runList, RunListRequest, RunListReply, read),
   runCancel: defineEndpoint(Subjects.runCancel, RunCancelRequest, RunCancelReply),
+  // recording a queued run is idempotent (a run already there is left as it is)
+  runRegister: defineEndpoint(Subjects.runRegister, RunRegisterRequest, RunRegisterReply, quickRead),
 } as const;
 
 /** `tool.exec.<name>` — one endpoint per tool, same schemas; safe to re-send under an idempotency key. */

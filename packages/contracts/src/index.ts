@@ -72,6 +72,8 @@ export {
   RunListRequest,
   RunPriority,
   RunRecord,
+  RunRegisterReply,
+  RunRegisterRequest,
   RunRequest,
   RunStatus,
   runChannel,

@@ -206,3 +206,9 @@ export const RunCancelRequest = z.object({
 export type RunCancelRequest = z.infer<typeof RunCancelRequest>;
 export const RunCancelReply = z.object({ runId: z.string(), status: RunStatus, cancelled: z.boolean() });
 export type RunCancelReply = z.infer<typeof RunCancelReply>;
+
+/** Records a run submitted through the runs API as `queued`, so it can be looked up before a worker takes it. */
+export const RunRegisterRequest = z.object({ meta: RequestMeta, run: RunRequest });
+export type RunRegisterRequest = z.infer<typeof RunRegisterRequest>;
+export const RunRegisterReply = z.object({ runId: z.string() });
+export type RunRegisterReply = z.infer<typeof RunRegisterReply>;

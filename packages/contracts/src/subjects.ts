@@ -10,6 +10,7 @@ export const Subjects = {
   runGet: "run.get",
   runList: "run.list",
   runCancel: "run.cancel",
+  runRegister: "run.register",
   /** Core NATS broadcast so every worker can stop a cancelled run between steps. */
   runCancelled: (runId: string) => `run.${runId}.cancelled`,
   runCancelledAll: "run.*.cancelled",

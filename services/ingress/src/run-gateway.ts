@@ -204,37 +204,61 @@ export class RunGateway {
     const now = Date.now();
     let duplicate = false;
     try {
-      const ack = await this.bus.publishDurable(
-        Subjects.runs(options.priority, options.tenant),
-        RunRequest,
-        {
-          runId,
-          tenant: options.tenant,
-          agent: options.agent,
-          input: options.input,
-          ...(options.threadId ? { threadId: options.threadId } : {}),
-          ...(options.newThread ? { newThread: true } : {}),
-          ...(followHere ? { notify: this.replicaSubject } : {}),
-          ...(options.userId ? { userId: options.userId } : {}),
-          priority: options.priority,
-          createdAt: now,
-          deadline: now + options.timeoutMs,
-          stream: options.stream,
-          source: options.source,
-          ...(channelOf(options.source) ? { channel: channelOf(options.source) } : {}),
-          ...(options.clientTools?.length ? { clientTools: options.clientTools } : {}),
-          ...(options.metadata ? { metadata: options.metadata } : {}),
-          ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
-          ...(options.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}),
-        },
-        { msgId: runId },
-      );
+      const run: RunRequest = {
+        v: 1,
+        runId,
+        tenant: options.tenant,
+        agent: options.agent,
+        input: options.input,
+        ...(options.threadId ? { threadId: options.threadId } : {}),
+        ...(options.newThread ? { newThread: true } : {}),
+        ...(followHere ? { notify: this.replicaSubject } : {}),
+        ...(options.userId ? { userId: options.userId } : {}),
+        priority: options.priority,
+        createdAt: now,
+        deadline: now + options.timeoutMs,
+        stream: options.stream,
+        source: options.source,
+        ...(channelOf(options.source) ? { channel: channelOf(options.source) } : {}),
+        ...(options.clientTools?.length ? { clientTools: options.clientTools } : {}),
+        ...(options.metadata ? { metadata: options.metadata } : {}),
+        ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
+        ...(options.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}),
+      };
+      const [ack] = await Promise.all([
+        this.bus.publishDurable(Subjects.runs(options.priority, options.tenant), RunRequest, run, {
+          msgId: runId,
+        }),
+        this.register(run),
+      ]);
       duplicate = ack.duplicate;
     } catch (error) {
       close();
       throw error;
     }
     return { runId, duplicate, finished, close };
+  }
+
+  /**
+   * A run of the runs API is recorded as `queued` before its id goes back to the client, so it can
+   * be looked up, listed and cancelled at once (batch runs are recorded as they are published; a
+   * chat turn's only follower is its own request). Best effort: without it the run appears when a
+   * worker takes it.
+   */
+  private async register(run: RunRequest): Promise<void> {
+    if (run.priority !== "interactive" || run.source === "chat") return;
+    await this.bus
+      .request(Endpoints.runRegister, {
+        meta: {
+          v: 1,
+          tenant: run.tenant,
+          requestId: `${run.runId}:register`,
+          runId: run.runId,
+          deadline: Date.now() + 2000,
+        },
+        run,
+      })
+      .catch(() => undefined);
   }
 
   /** Asks the orchestrator to cancel a run (best effort, for clients that went away). */

@@ -69,6 +69,35 @@ afterAll(async () => {
 });
 
 describe("orchestrator service", () => {
+  it("records a runs-API run as queued before a worker takes it, for its own tenant only, never moving a run back", async () => {
+    harness.fake.setHandler((body) => ({ content: `answered: ${lastUserText(body)}` }));
+    const runId = `run_${randomUUID()}`;
+    const run = {
+      v: 1 as const,
+      runId,
+      tenant: TENANT,
+      agent: "plain",
+      input: [{ role: "user" as const, content: "registered first" }],
+      priority: "interactive" as const,
+      createdAt: Date.now(),
+      deadline: Date.now() + 30_000,
+      source: "runs" as const,
+    };
+    await expect(
+      harness.bus.request(Endpoints.runRegister, { meta: meta("evil"), run }),
+    ).rejects.toMatchObject({ code: "forbidden" });
+    await harness.bus.request(Endpoints.runRegister, { meta: meta(), run });
+    const queued = await harness.bus.request(Endpoints.runGet, { meta: meta(), runId });
+    expect(queued.run?.status).toBe("queued");
+
+    const started = await harness.startRun("plain", "registered first", { runId, source: "runs" });
+    expect((await started.done).finished.status).toBe("completed");
+    // a registration arriving late (retried) leaves the finished run as it is
+    await harness.bus.request(Endpoints.runRegister, { meta: meta(), run });
+    const after = await harness.bus.request(Endpoints.runGet, { meta: meta(), runId });
+    expect(after.run?.status).toBe("completed");
+  });
+
   it("shows a queued run and cancels it before a worker takes it", async () => {
     harness.fake.setHandler((body) =>
       lastUserText(body) === "block the batch lane"

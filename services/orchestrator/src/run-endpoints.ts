@@ -32,6 +32,16 @@ export function serveRunEndpoints(bus: Bus, store: RunStore, maxInFlight: number
     options,
   );
   bus.serve(
+    Endpoints.runRegister,
+    async (request) => {
+      if (request.run.tenant !== request.meta.tenant)
+        throw new RuntimeError("forbidden", "a run is registered by its own tenant", { retryable: false });
+      await store.register(request.run);
+      return { runId: request.run.runId };
+    },
+    options,
+  );
+  bus.serve(
     Endpoints.runCancel,
     async (request) => {
       const result = await store.cancel(request.meta.tenant, request.runId);
@@ -71,7 +81,8 @@ export function serveRunEndpoints(bus: Bus, store: RunStore, maxInFlight: number
 /**
  * Records each submitted batch run as `queued` the moment it is published on `runs.batch.>` (a
  * core NATS queue-group subscription next to the JetStream work queue), so a run waiting behind a
- * batch flood can already be looked up, listed and cancelled. Interactive runs are taken at once
+ * batch flood can already be looked up, listed and cancelled. Interactive runs of the runs API are
+ * registered by ingress itself (`run.register`) before it answers; chat turns are taken at once
  * (their queue is kept short by ingress), so they are recorded when a worker takes them and cost
  * no write of their own. Best effort: a missed or shed registration only means the row appears
  * when a worker takes the run.
