@@ -115,6 +115,7 @@ function printFigures(figures: Figures, file: string) {
     `hung ${r.hung}; connections cut by an ingress kill ${r.cutByIngressKill}; unexplained connection failures ${r.connectionFailuresUnexplained}`,
     `by kind ${JSON.stringify(r.byKind)}`,
     `lost ${figures.lost.length}; duplicated side effects ${figures.duplicatedSideEffects.length} (webhook calls ${figures.sideEffects.calls}, keys ${figures.sideEffects.keys}, orders ${figures.sideEffects.orders})`,
+    `runs by status ${JSON.stringify(figures.runsByStatus)}; ended other than completed: ${figures.endedBadly.map((run) => `${run.id} ${run.status} ${JSON.stringify(run.error)}`).join("; ") || "none"}`,
     `runs left non-terminal ${figures.nonTerminalRuns.length}; events accepted ${figures.eventRuns.accepted}, with a run ${figures.eventRuns.withRun}, completed ${figures.eventRuns.completed}`,
     `streams ${figures.streams.total}: ok ${figures.streams.ok}, text = stored output ${figures.streams.matchedStoredOutput}, ended with a typed error ${figures.streams.endedWithTypedError}, mismatched ${figures.streams.mismatched.length}`,
     `clients without one good answer ${figures.notOneGoodAnswer.length}; typed errors for runs that completed ${figures.errorButCompleted}; unexpected replica exits ${figures.unexpectedExits.length}`,
@@ -185,6 +186,7 @@ describe("chaos", () => {
         ...figures.notOneGoodAnswer,
         ...figures.streams.mismatched,
         ...figures.nonTerminalRuns.map((run) => ({ runId: run.id })),
+        ...figures.endedBadly.map((run) => ({ runId: run.id })),
       ]
         .map((failure) => failure.runId)
         .filter((id): id is string => id !== undefined)

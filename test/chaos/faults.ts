@@ -111,13 +111,6 @@ export function runFaults(
         continue;
       }
       infraActive = true;
-      // let restarts already under way finish first (10 s at most), so the outage is this fault's alone
-      await Promise.race([Promise.all(restarts), sleep(10_000)]);
-      if (Date.now() + step.forMs >= end) {
-        infraActive = false;
-        log(`fault ${step.kind} skipped: no time left for it`);
-        continue;
-      }
       const at = Date.now();
       try {
         switch (step.kind) {
@@ -188,7 +181,12 @@ export function runFaults(
   const killTask = async () => {
     await sleep(Math.min(3000, plan.killEveryMs));
     while (Date.now() < end) {
-      if (!infraActive && Date.now() >= quietUntil) {
+      // no kill during an infrastructure fault, shortly before one or for a while after one
+      const now = Date.now();
+      const infraSoon = plan.infra.some(
+        (step) => start + step.atMs - now >= 0 && start + step.atMs - now < plan.quietAfterMs + 2000,
+      );
+      if (!infraActive && !infraSoon && now >= quietUntil) {
         // a service keeps at least one replica up: only services with every replica up are candidates
         const candidates = SERVICES.filter((service) =>
           stack.pool.of(service).every((replica) => replica.up),

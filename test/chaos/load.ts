@@ -82,11 +82,12 @@ const codes = new Set<string>(ErrorCode.options);
 /** What an error a client got says: typed (documented shape, known code) or not. */
 export function classifyError(
   error: unknown,
-): Pick<Outcome, "result" | "status" | "code" | "retryable" | "message"> {
+): Pick<Outcome, "result" | "status" | "code" | "retryable" | "message" | "runId"> {
   const message = error instanceof Error ? error.message.slice(0, 300) : String(error).slice(0, 300);
   if (error instanceof OpenAI.APIConnectionTimeoutError) return { result: "hung", message };
   if (error instanceof OpenAI.APIConnectionError) return { result: "connection_cut", message };
   if (error instanceof OpenAI.APIError) {
+    const runId = error.headers?.get("x-run-id") ?? undefined;
     const body = error.error as { type?: unknown; code?: unknown; message?: unknown } | undefined;
     const code = typeof body?.code === "string" ? body.code : undefined;
     const status = typeof error.status === "number" ? error.status : undefined;
@@ -94,12 +95,18 @@ export function classifyError(
       return {
         result: "typed_error",
         ...(status === undefined ? {} : { status }),
+        ...(runId ? { runId } : {}),
         code,
         retryable: isRetryableCode(code as ErrorCode),
         message,
       };
     }
-    return { result: "untyped_error", ...(status === undefined ? {} : { status }), message };
+    return {
+      result: "untyped_error",
+      ...(status === undefined ? {} : { status }),
+      ...(runId ? { runId } : {}),
+      message,
+    };
   }
   // fetch's own failures: a reset or refused connection, an abort at the client timeout
   if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError"))
@@ -151,7 +158,9 @@ export function startLoad(options: LoadOptions): Load {
     try {
       await send(target, outcome);
     } catch (error) {
-      Object.assign(outcome, classifyError(error));
+      // a run id already known (a stream's header) is kept when the error does not carry one
+      const { runId, ...rest } = classifyError(error);
+      Object.assign(outcome, rest, runId ? { runId } : {});
     } finally {
       inFlight--;
       outcome.endedAt = Date.now();

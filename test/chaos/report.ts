@@ -73,6 +73,10 @@ export interface Figures {
   lost: Failure[];
   duplicatedSideEffects: Failure[];
   nonTerminalRuns: Array<{ id: string; status: string; agent: string; attempts: number; updatedAt: string }>;
+  /** Every run in the runs table, by status. */
+  runsByStatus: Record<string, number>;
+  /** Runs that ended other than `completed`, with their error. */
+  endedBadly: Array<{ id: string; status: string; agent: string; error: unknown }>;
   /** Clients that got neither a 2xx nor a typed retryable error (nor a connection cut by an ingress kill). */
   notOneGoodAnswer: Failure[];
   streams: {
@@ -358,6 +362,12 @@ export async function computeFigures(input: {
       });
     }
 
+  const runsByStatus: Record<string, number> = {};
+  for (const run of runs.values()) runsByStatus[run.status] = (runsByStatus[run.status] ?? 0) + 1;
+  const endedBadly = [...runs.values()]
+    .filter((run) => TERMINAL.has(run.status) && run.status !== "completed")
+    .map((run) => ({ id: run.id, status: run.status, agent: run.agent, error: run.error }));
+
   const nonTerminalRuns = [...runs.values()]
     .filter((run) => !TERMINAL.has(run.status))
     .map((run) => ({
@@ -388,6 +398,8 @@ export async function computeFigures(input: {
     lost,
     duplicatedSideEffects,
     nonTerminalRuns,
+    runsByStatus,
+    endedBadly,
     notOneGoodAnswer,
     streams,
     sideEffects: { calls: input.hookCalls.length, keys: callsByKey.size, orders: callsByOrder.size },
