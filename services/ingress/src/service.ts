@@ -12,11 +12,13 @@ import {
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { registerChatRoute } from "./chat-route.js";
 import type { IngressConfig } from "./config.js";
-import { DASHBOARD_HTML } from "./dashboard.js";
+import { registerDashboardRoutes } from "./dashboard-routes.js";
 import { registerEventRoutes } from "./events-route.js";
 import { handleError, sendError } from "./http-errors.js";
+import { registerHttpStats, rememberTenant } from "./http-stats.js";
 import { KeyStore, requireScope, type Scope } from "./keys.js";
 import { openApiDocument } from "./openapi.js";
+import { startQueueSampler } from "./queue-sampler.js";
 import { Quotas } from "./quotas.js";
 import { Limiter } from "./rate-limits.js";
 import {
@@ -80,6 +82,7 @@ export async function startIngress(
   const requests = metrics.counter("http_requests_total", "HTTP requests", ["route", "status"]);
   const latency = metrics.histogram("http_request_seconds", "HTTP latency", ["route"]);
   const stopUsageAggregation = await startUsageAggregation(bus, pool);
+  const stopQueueSampler = startQueueSampler(bus, pool, metrics);
 
   // limits stored for a tenant (admin CLI), re-read every 10 s; requests that find them stale share one read
   const tenantLimitCache = new Map<string, { at: number; limits: Promise<TenantLimits> }>();
@@ -102,6 +105,7 @@ export async function startIngress(
     runTimeoutMs: config.runTimeoutMs,
     authenticate: async (request, scope: Scope) => {
       const key = await keys.authenticate(request.headers.authorization);
+      rememberTenant(request, key.tenant);
       requireScope(key, scope);
       return key;
     },
@@ -135,6 +139,12 @@ export async function startIngress(
   });
   // JSON only: a text or form body is a 415, not a string handed to the routes
   app.removeContentTypeParser("text/plain");
+  const stopHttpStats = registerHttpStats(app, {
+    pool,
+    metrics,
+    agents: config.agents,
+    identify: async (authorization) => (await keys.authenticate(authorization)).tenant,
+  });
   const guards = registerRequestGuards(app);
   const unrouted = (request: FastifyRequest, reply: FastifyReply) => answerUnrouted(guards, request, reply);
   app.setErrorHandler((error: Error, request, reply) => handleError(error, request, reply, logger, unrouted));
@@ -202,9 +212,7 @@ export async function startIngress(
     return usageStats(pool, tenant, days);
   });
   app.get("/openapi.json", async () => openApiDocument());
-  app.get("/dashboard", async (_request, reply) =>
-    reply.type("text/html; charset=utf-8").send(DASHBOARD_HTML),
-  );
+  registerDashboardRoutes(app, deps, pool);
 
   try {
     await app.listen({ port: config.port, host: config.host });
@@ -229,6 +237,8 @@ export async function startIngress(
       await app.close();
       await ops.close();
       stopUsageAggregation();
+      stopQueueSampler();
+      await stopHttpStats();
       await bus.drain();
       await pool.end();
       redis.disconnect();

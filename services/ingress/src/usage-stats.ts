@@ -3,6 +3,7 @@ import { ModelUsageRecord, ToolUsageRecord } from "@agent-runtime/contracts";
 import { withTransaction } from "@agent-runtime/stores";
 import type pg from "pg";
 import { z } from "zod";
+import { migrateRollups, pruneRollups, type RollupSample, writeRollups } from "./stats-rollups.js";
 
 const UsageMessage = z.union([ModelUsageRecord, ToolUsageRecord]);
 const SEEN_RETENTION = "31 days"; // longer than the USAGE stream keeps records
@@ -14,12 +15,13 @@ const LINGER_MS = 50;
 const MAX_BATCH = 500;
 
 /**
- * Folds the USAGE stream into daily aggregates (stats, dashboard, token and cost
- * quotas). Records are written in batches (one transaction for all records that
+ * Folds the USAGE stream into daily aggregates (stats, token and cost quotas) and
+ * the per-minute, hour and day rollups of the dashboard (stats-rollups.ts). Records are written in batches (one transaction for all records that
  * arrived within 50 ms), each acknowledged once its batch committed. Each record
  * counts once: its id is remembered in the same transaction.
  */
 export async function startUsageAggregation(bus: Bus, pool: pg.Pool): Promise<() => void> {
+  await migrateRollups(pool);
   const batcher = new UsageBatcher(pool);
   await consume(bus, {
     stream: "USAGE",
@@ -33,6 +35,7 @@ export async function startUsageAggregation(bus: Bus, pool: pg.Pool): Promise<()
     void pool
       .query(`DELETE FROM usage_seen WHERE at < now() - interval '${SEEN_RETENTION}'`)
       .catch(() => undefined);
+    void pruneRollups(pool).catch(() => undefined);
   }, 3600_000);
   prune.unref();
   return () => clearInterval(prune);
@@ -101,9 +104,11 @@ async function writeUsage(client: pg.PoolClient, records: UsageMessage[]): Promi
   const daily = new Map<string, { key: string[]; sums: Sums }>();
   const users = new Map<string, { key: string[]; tokens: number; costUsd: number }>();
   const runs = new Map<string, string[]>();
+  const samples: RollupSample[] = [];
   for (const record of records) {
     if (!freshIds.has(record.id)) continue;
     freshIds.delete(record.id); // the same record twice in one batch counts once
+    samples.push(...rollupSamples(record));
     const isModel = "model" in record;
     const day = new Date(record.ts).toISOString().slice(0, 10);
     const agent = record.agent ?? "";
@@ -195,6 +200,7 @@ async function writeUsage(client: pg.PoolClient, records: UsageMessage[]): Promi
       ],
     );
   }
+  await writeRollups(client, samples);
   const runRows = [...runs.entries()].sort(([a], [b]) => byKey(a, b)).map(([, row]) => row);
   if (runRows.length > 0) {
     await client.query(
@@ -203,6 +209,35 @@ async function writeUsage(client: pg.PoolClient, records: UsageMessage[]): Promi
       [0, 1, 2, 3].map((index) => column(runRows, (row) => row[index])),
     );
   }
+}
+
+/** A usage record as rollup samples: the call itself, and its user's share when it names one. */
+export function rollupSamples(record: UsageMessage): RollupSample[] {
+  const isModel = "model" in record;
+  const error = record.status !== "ok";
+  const code = isModel ? (error ? (record.errorCode ?? "error") : "ok") : record.status;
+  const paid = isModel && !record.cached;
+  const sample: RollupSample = {
+    at: record.ts,
+    tenant: record.tenant,
+    service: isModel ? "model-proxy" : "tool-executor",
+    kind: isModel ? `model-${record.kind}` : "tool",
+    name: isModel ? record.model : record.tool,
+    agent: record.agent ?? "",
+    code,
+    latencyMs: record.latencyMs,
+    error,
+    promptTokens: paid ? record.usage.promptTokens : 0,
+    completionTokens: paid ? record.usage.completionTokens : 0,
+    cachedTokens: paid ? record.usage.cachedTokens : 0,
+    costUsd: record.costUsd,
+    cacheHit: record.cached,
+  };
+  if (!record.userId) return [sample];
+  return [
+    sample,
+    { ...sample, service: "users", kind: "user", name: record.userId, code: error ? "error" : "ok" },
+  ];
 }
 
 /** Usage of one tenant (or of every tenant with `tenant` undefined) over the last `days` UTC days. */

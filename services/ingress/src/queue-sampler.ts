@@ -1,0 +1,66 @@
+import type { Bus } from "@agent-runtime/bus";
+import type { Metrics } from "@agent-runtime/telemetry";
+import type pg from "pg";
+import { writeQueueDepth } from "./stats-rollups.js";
+
+/** JetStream consumers whose backlog is watched; `lane` marks the run lanes the dashboard charts. */
+const WATCHED = [
+  { stream: "RUNS", consumer: "orchestrator-interactive", lane: "interactive" },
+  { stream: "RUNS", consumer: "orchestrator-batch", lane: "batch" },
+  { stream: "EVENTS", consumer: "orchestrator-events" },
+  { stream: "USAGE", consumer: "ingress-usage" },
+] as const;
+const SAMPLE_MS = 5000;
+
+/**
+ * Samples the backlog of the runtime's JetStream consumers: `jetstream_consumer_pending`
+ * (stored, not yet delivered: the lag) and `jetstream_consumer_ack_pending` (delivered,
+ * not yet finished) gauges, and the deepest value per lane and minute in
+ * `stats_queue_minute` for the dashboard. Consumers that do not exist yet are skipped.
+ */
+export function startQueueSampler(
+  bus: Bus,
+  pool: pg.Pool,
+  metrics: Metrics,
+  sampleMs: number = SAMPLE_MS,
+): () => void {
+  const labels = ["stream", "consumer", "lane"] as const;
+  const pending = metrics.gauge(
+    "jetstream_consumer_pending",
+    "messages stored but not yet delivered",
+    labels,
+  );
+  const ackPending = metrics.gauge(
+    "jetstream_consumer_ack_pending",
+    "messages delivered and not yet acknowledged",
+    labels,
+  );
+  const sample = async () => {
+    const jsm = await bus.jsm();
+    const lanes: { lane: string; pending: number; ackPending: number }[] = [];
+    for (const watched of WATCHED) {
+      const info = await jsm.consumers
+        .info(bus.streamName(watched.stream), watched.consumer)
+        .catch(() => null);
+      if (!info) continue;
+      const lane = "lane" in watched ? watched.lane : "";
+      const series = { stream: watched.stream, consumer: watched.consumer, lane };
+      pending.set(series, info.num_pending);
+      ackPending.set(series, info.num_ack_pending);
+      if (lane) lanes.push({ lane, pending: info.num_pending, ackPending: info.num_ack_pending });
+    }
+    await writeQueueDepth(pool, Date.now(), lanes);
+  };
+  let running = false;
+  const timer = setInterval(() => {
+    if (running || bus.isDraining) return;
+    running = true;
+    void sample()
+      .catch(() => undefined)
+      .finally(() => {
+        running = false;
+      });
+  }, sampleMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
