@@ -14,6 +14,7 @@ import { registerChatRoute } from "./chat-route.js";
 import type { IngressConfig } from "./config.js";
 import { registerDashboardRoutes } from "./dashboard-routes.js";
 import { registerEventRoutes } from "./events-route.js";
+import { registerMemoryRoutes } from "./memories-route.js";
 import { handleError, sendError } from "./http-errors.js";
 import { registerHttpStats, rememberTenant } from "./http-stats.js";
 import { KeyStore, requireScope, type Scope } from "./keys.js";
@@ -186,6 +187,7 @@ export async function startIngress(
   registerChatRoute(app, deps);
   registerRunRoutes(app, deps);
   registerEventRoutes(app, deps);
+  registerMemoryRoutes(app, deps);
   app.get("/v1/models", async (request) => {
     const key = await deps.authenticate(request, "chat");
     const data = Object.entries(config.agents)
