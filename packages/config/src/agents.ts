@@ -62,6 +62,14 @@ export const AgentConfig = z.object({
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
 export const AgentsSection = z.object({
+  /**
+   * The agent a chat request runs when its `model` names a configured model or tier instead of an
+   * agent (a client written for OpenAI that only changed its base URL): that agent, pinned to the model.
+   */
+  defaultAgent: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,100}$/)
+    .default("assistant"),
   agents: z
     .record(z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/), AgentConfig)
     .default({})

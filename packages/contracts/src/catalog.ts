@@ -13,7 +13,14 @@ import {
   MemorySearchReply,
   MemorySearchRequest,
 } from "./memory.js";
-import { ModelChatReply, ModelChatRequest, ModelEmbedReply, ModelEmbedRequest } from "./model.js";
+import {
+  ModelChatReply,
+  ModelChatRequest,
+  ModelEmbedReply,
+  ModelEmbedRequest,
+  ModelListReply,
+  ModelListRequest,
+} from "./model.js";
 import {
   RunCancelReply,
   RunCancelRequest,
@@ -83,6 +90,7 @@ export const Endpoints = {
   // model calls are idempotent by meta.requestId and may take long: replica death is detected by keep-alives
   modelChat: defineEndpoint(Subjects.modelChat, ModelChatRequest, ModelChatReply, { retrySafe: true }),
   modelEmbed: defineEndpoint(Subjects.modelEmbed, ModelEmbedRequest, ModelEmbedReply, { retrySafe: true }),
+  modelList: defineEndpoint(Subjects.modelList, ModelListRequest, ModelListReply, quickRead),
   // side effects are keyed per call: safe when every call carries its key
   toolBatch: defineEndpoint(Subjects.toolBatch, ToolBatchRequest, ToolBatchReply, {
     retrySafe: (request) => request.calls.every((call) => call.idempotencyKey !== undefined),

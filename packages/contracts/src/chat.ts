@@ -75,3 +75,26 @@ export const ToolCallDelta = z.object({
   arguments: z.string().optional(),
 });
 export type ToolCallDelta = z.infer<typeof ToolCallDelta>;
+
+/** OpenAI `tool_choice`: whether the model may, must or must not call a tool, or which one it must call. */
+export const ToolChoice = z.union([
+  z.enum(["auto", "none", "required"]),
+  z.object({ type: z.literal("function"), function: z.object({ name: z.string().min(1).max(64) }) }),
+]);
+export type ToolChoice = z.infer<typeof ToolChoice>;
+
+/** OpenAI `response_format`: plain text, any JSON object, or JSON matching a schema (structured outputs). */
+export const ResponseFormat = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("text") }),
+  z.object({ type: z.literal("json_object") }),
+  z.object({
+    type: z.literal("json_schema"),
+    json_schema: z.object({
+      name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "names are 1-64 letters, digits, '_' or '-'"),
+      description: z.string().optional(),
+      schema: z.record(z.string(), z.unknown()).optional(),
+      strict: z.boolean().nullish(),
+    }),
+  }),
+]);
+export type ResponseFormat = z.infer<typeof ResponseFormat>;

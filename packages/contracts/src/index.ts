@@ -5,9 +5,11 @@ export {
   ChatMessage,
   ContentPart,
   MessageContent,
+  ResponseFormat,
   SystemMessage,
   ToolCall,
   ToolCallDelta,
+  ToolChoice,
   ToolMessage,
   ToolSpec,
   textOf,
@@ -54,11 +56,19 @@ export {
   ModelChatRequest,
   ModelEmbedReply,
   ModelEmbedRequest,
+  ModelListReply,
+  ModelListRequest,
+  ModelOptions,
   ModelStreamChunk,
   RouteDecision,
   TaskKind,
 } from "./model.js";
-export { ChatCompletionRequest, CompletionUsage } from "./openai.js";
+export {
+  ChatCompletionRequest,
+  CompletionUsage,
+  EmbeddingsRequest,
+  modelOptionsOf,
+} from "./openai.js";
 export {
   channelOf,
   DeltaEvent,

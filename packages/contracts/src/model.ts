@@ -1,37 +1,49 @@
 import { z } from "zod";
-import { AssistantMessage, ChatMessage, ToolCall, ToolCallDelta, ToolSpec } from "./chat.js";
+import {
+  AssistantMessage,
+  ChatMessage,
+  ResponseFormat,
+  ToolCall,
+  ToolCallDelta,
+  ToolChoice,
+  ToolSpec,
+} from "./chat.js";
 import { RequestMeta, TokenUsage } from "./common.js";
 
 export const TaskKind = z.enum(["route", "plan", "summarize", "classify", "answer", "act"]);
 export type TaskKind = z.infer<typeof TaskKind>;
 
+/**
+ * What a client may ask of a model's answer beyond the prompt (OpenAI chat-completions options,
+ * camel-cased): carried from the chat request through the run to each model call and the provider.
+ */
+export const ModelOptions = z.object({
+  toolChoice: ToolChoice.optional(),
+  parallelToolCalls: z.boolean().optional(),
+  topP: z.number().min(0).max(1).optional(),
+  seed: z.number().int().optional(),
+  stop: z.union([z.string(), z.array(z.string())]).optional(),
+  presencePenalty: z.number().min(-2).max(2).optional(),
+  frequencyPenalty: z.number().min(-2).max(2).optional(),
+  /** Token id → bias (-100..100). */
+  logitBias: z.record(z.string().regex(/^\d{1,10}$/), z.number().min(-100).max(100)).optional(),
+  responseFormat: ResponseFormat.optional(),
+  reasoningEffort: z.enum(["minimal", "low", "medium", "high"]).optional(),
+});
+export type ModelOptions = z.infer<typeof ModelOptions>;
+
 export const ModelChatRequest = z.object({
   meta: RequestMeta,
   messages: z.array(ChatMessage).min(1),
   tools: z.array(ToolSpec).optional(),
-  toolChoice: z
-    .union([
-      z.enum(["auto", "none", "required"]),
-      z.object({ type: z.literal("function"), function: z.object({ name: z.string() }) }),
-    ])
-    .optional(),
+  ...ModelOptions.shape,
   /** Explicit tier or model wins over routing rules. */
   tier: z.string().optional(),
   model: z.string().optional(),
   task: TaskKind.optional(),
   deepAnalysis: z.boolean().optional(),
   temperature: z.number().min(0).max(2).optional(),
-  topP: z.number().min(0).max(1).optional(),
   maxTokens: z.number().int().positive().optional(),
-  seed: z.number().int().optional(),
-  stop: z.union([z.string(), z.array(z.string())]).optional(),
-  responseFormat: z
-    .union([
-      z.object({ type: z.literal("text") }),
-      z.object({ type: z.literal("json_object") }),
-      z.object({ type: z.literal("json_schema"), json_schema: z.record(z.string(), z.unknown()) }),
-    ])
-    .optional(),
   /** When set, deltas are published on this core NATS subject as they arrive. */
   streamSubject: z.string().optional(),
   /** Per-request opt-out of the response cache. */
@@ -97,5 +109,15 @@ export const ModelEmbedReply = z.object({
   cachedCount: z.number().int().nonnegative(),
 });
 export type ModelEmbedReply = z.infer<typeof ModelEmbedReply>;
+
+/** `model.list`: the models and tiers the proxy serves (ingress lists them and accepts them as `model`). */
+export const ModelListRequest = z.object({ meta: RequestMeta });
+export type ModelListRequest = z.infer<typeof ModelListRequest>;
+export const ModelListReply = z.object({
+  models: z.array(z.object({ name: z.string(), provider: z.string(), capabilities: z.array(z.string()) })),
+  tiers: z.array(z.string()),
+  embeddingModel: z.string().optional(),
+});
+export type ModelListReply = z.infer<typeof ModelListReply>;
 
 export { ToolCall };

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { AssistantMessage, ChatMessage, ToolCallDelta } from "./chat.js";
 import { RequestMeta, TenantId, TokenUsage } from "./common.js";
 import { WireError } from "./errors.js";
+import { ModelOptions } from "./model.js";
 
 export const RunPriority = z.enum(["interactive", "batch"]);
 export type RunPriority = z.infer<typeof RunPriority>;
@@ -57,6 +58,12 @@ export const RunRequest = z.object({
   model: z.string().optional(),
   temperature: z.number().min(0).max(2).optional(),
   maxTokens: z.number().int().positive().optional(),
+  /**
+   * The client's model options (OpenAI `tool_choice`, `response_format`, `seed`, …), passed to the
+   * run's model calls. A forcing `toolChoice` (`required` or a named tool) holds for the run's first
+   * model step only; later steps are `auto`, so a run that calls its own tools can still answer.
+   */
+  modelOptions: ModelOptions.optional(),
   budget: z
     .object({
       maxSteps: z.number().int().positive().optional(),

@@ -23,6 +23,7 @@ export const Subjects = {
   eventsAll: "events.>",
   modelChat: "model.chat",
   modelEmbed: "model.embed",
+  modelList: "model.list",
   toolExec: (name: string) => `tool.exec.${name}`,
   /** Calls the executor forwards to tools hosted by other services. */
   toolRemote: (name: string) => `tool.remote.${name}`,

@@ -29,6 +29,11 @@ export function responseCacheKey(request: ModelChatRequest, chain: readonly stri
     maxTokens: request.maxTokens ?? null,
     stop: request.stop ?? null,
     responseFormat: request.responseFormat ?? null,
+    parallelToolCalls: request.parallelToolCalls ?? null,
+    presencePenalty: request.presencePenalty ?? null,
+    frequencyPenalty: request.frequencyPenalty ?? null,
+    logitBias: request.logitBias ?? null,
+    reasoningEffort: request.reasoningEffort ?? null,
   };
   // the tenant also leads the key, so a tenant's entries can be found (and dropped) together
   return `${request.meta.tenant}:${createHash("sha256").update(JSON.stringify(normalised)).digest("hex")}`;

@@ -6,7 +6,7 @@ import { type BreakerState, CircuitBreaker } from "./breaker.js";
 import { ConcurrencyGate } from "./concurrency.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 import type { ProviderLimiter } from "./limits.js";
-import { offlineCompletion } from "./offline-model.js";
+import { offlineCompletion, streamOffline } from "./offline-model.js";
 import {
   type CompletionResult,
   callProvider,
@@ -106,7 +106,9 @@ export class ChainRunner {
       if (position > 0) this.metricsOf.fallbacks.inc({ tier });
       const fallbacks = position;
       if (!provider.client) {
-        return { result: offlineCompletion(request), modelName, provider: provider.name, retries, fallbacks };
+        const result = offlineCompletion(request);
+        if (onDelta) streamOffline(result, onDelta);
+        return { result, modelName, provider: provider.name, retries, fallbacks };
       }
       const breaker = this.breakers.get(provider.name)!;
       const gate = this.gates.get(provider.name)!;

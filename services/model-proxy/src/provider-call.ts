@@ -94,23 +94,34 @@ export function classifyProviderError(error: unknown, provider: string): Runtime
   });
 }
 
-function buildParams(request: ModelChatRequest, providerModelId: string) {
+/** The chat-completions parameters of a request, every client option with its OpenAI meaning. */
+export function buildParams(request: ModelChatRequest, providerModelId: string) {
+  const tools = request.tools && request.tools.length > 0 ? request.tools : undefined;
   return {
     model: providerModelId,
     messages: request.messages as OpenAI.Chat.Completions.ChatCompletionMessageParam[],
-    ...(request.tools && request.tools.length > 0
-      ? { tools: request.tools as OpenAI.Chat.Completions.ChatCompletionTool[] }
-      : {}),
-    ...(request.toolChoice
+    ...(tools ? { tools: tools as OpenAI.Chat.Completions.ChatCompletionTool[] } : {}),
+    // a provider refuses tool_choice and parallel_tool_calls without tools
+    ...(tools && request.toolChoice
       ? { tool_choice: request.toolChoice as OpenAI.Chat.Completions.ChatCompletionToolChoiceOption }
+      : {}),
+    ...(tools && request.parallelToolCalls !== undefined
+      ? { parallel_tool_calls: request.parallelToolCalls }
       : {}),
     ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
     ...(request.topP !== undefined ? { top_p: request.topP } : {}),
     ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
     ...(request.seed !== undefined ? { seed: request.seed } : {}),
     ...(request.stop !== undefined ? { stop: request.stop } : {}),
+    ...(request.presencePenalty !== undefined ? { presence_penalty: request.presencePenalty } : {}),
+    ...(request.frequencyPenalty !== undefined ? { frequency_penalty: request.frequencyPenalty } : {}),
+    ...(request.logitBias !== undefined ? { logit_bias: request.logitBias } : {}),
+    ...(request.reasoningEffort !== undefined ? { reasoning_effort: request.reasoningEffort } : {}),
     ...(request.responseFormat
-      ? { response_format: request.responseFormat as OpenAI.ResponseFormatJSONObject }
+      ? {
+          response_format:
+            request.responseFormat as OpenAI.Chat.Completions.ChatCompletionCreateParams["response_format"],
+        }
       : {}),
   };
 }

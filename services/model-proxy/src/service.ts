@@ -96,6 +96,20 @@ export async function startModelProxy(
       embed({ models: config.models, providers, caches, publishUsage }, request, context.signal),
     serveOptions(Endpoints.modelEmbed.subject),
   );
+  // the models and tiers served here, which ingress lists and accepts as a chat request's `model`
+  bus.serve(
+    Endpoints.modelList,
+    async () => ({
+      models: Object.entries(config.models.models).map(([name, model]) => ({
+        name,
+        provider: model.provider,
+        capabilities: model.capabilities,
+      })),
+      tiers: Object.keys(config.models.tiers),
+      ...(config.models.embeddingModel ? { embeddingModel: config.models.embeddingModel } : {}),
+    }),
+    { queue: QueueGroups.modelProxy, maxInFlight: config.maxInFlight },
+  );
 
   const ops = await startOpsServer({
     port: config.opsPort,

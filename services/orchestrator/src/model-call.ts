@@ -5,13 +5,17 @@ import {
   type ChatMessage,
   Endpoints,
   type ModelChatReply,
+  type ModelOptions,
   ModelStreamChunk,
   type RequestMeta,
+  type ResponseFormat,
   type RunRequest,
+  RuntimeError,
   type ToolCallDelta,
   type ToolSpec,
   textOf,
 } from "@agent-runtime/contracts";
+import { z } from "zod";
 import type { EventPublisher } from "./run-events.js";
 
 export interface ModelCall {
@@ -111,6 +115,79 @@ class StepRelay {
   }
 }
 
+/**
+ * The client's model options as one step may use them: a forcing `toolChoice` (`required`, or a
+ * named tool that is on offer) holds for the run's first model step only, so a run whose first
+ * step called its own tools can still answer; `tool_choice` and `parallel_tool_calls` go only with
+ * tools.
+ */
+export function stepModelOptions(
+  request: RunRequest,
+  tools: readonly ToolSpec[],
+  step: number,
+): ModelOptions {
+  const { toolChoice, parallelToolCalls, ...rest } = request.modelOptions ?? {};
+  if (tools.length === 0) return rest;
+  const options: ModelOptions = {
+    ...rest,
+    ...(parallelToolCalls === undefined ? {} : { parallelToolCalls }),
+  };
+  if (toolChoice === "auto" || toolChoice === "none") options.toolChoice = toolChoice;
+  else if (toolChoice && step === 0) {
+    const offered =
+      toolChoice === "required" || tools.some((tool) => tool.function.name === toolChoice.function.name);
+    if (offered) options.toolChoice = toolChoice;
+  }
+  return options;
+}
+
+const schemaCache = new WeakMap<object, z.ZodType | null>();
+
+/** The zod form of a strict `json_schema` response format (null: a schema zod cannot express). */
+function responseSchema(format: Extract<ResponseFormat, { type: "json_schema" }>): z.ZodType | null {
+  const cached = schemaCache.get(format);
+  if (cached !== undefined) return cached;
+  let schema: z.ZodType | null = null;
+  try {
+    schema = z.fromJSONSchema((format.json_schema.schema ?? {}) as Parameters<typeof z.fromJSONSchema>[0]);
+  } catch {
+    schema = null;
+  }
+  schemaCache.set(format, schema);
+  return schema;
+}
+
+/**
+ * Checks an answer against the client's `response_format` before it is the run's answer: JSON for
+ * `json_object`, and for a strict `json_schema` a value of that schema. Throws `upstream` naming
+ * what is wrong, so the client never receives output its parser would reject.
+ */
+export function checkResponseFormat(message: AssistantMessage, format: ResponseFormat | undefined): void {
+  if (!format || format.type === "text" || (message.tool_calls?.length ?? 0) > 0) return;
+  const text = textOf(message.content);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new RuntimeError("upstream", `the model's answer is not the JSON that response_format asks for`, {
+      retryable: false,
+      details: { responseFormat: format.type },
+    });
+  }
+  if (format.type !== "json_schema" || format.json_schema.strict !== true) return;
+  const parsed = responseSchema(format)?.safeParse(value);
+  if (parsed && !parsed.success) {
+    const problems = parsed.error.issues
+      .slice(0, 5)
+      .map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`);
+    throw new RuntimeError(
+      "upstream",
+      `the model's answer does not match the response_format schema "${format.json_schema.name}": ${problems.join("; ")}`,
+      { retryable: false, details: { responseFormat: "json_schema", problems } },
+    );
+  }
+}
+
 /** One `model.chat` call for a run step, with its deltas relayed in order when streaming. */
 export async function callModel(
   bus: Bus,
@@ -119,16 +196,19 @@ export async function callModel(
   signal: AbortSignal,
 ): Promise<ModelChatReply> {
   const { request, agent, step } = call;
+  const options = stepModelOptions(request, call.tools, step);
+  // with tool_choice none no tool call is the answer, so none is relayed
+  const relayedTools = options.toolChoice === "none" ? new Set<string>() : call.clientToolNames;
   const streamSubject =
     call.stream === "live" && request.stream ? `run.${request.runId}.deltas.${step}` : undefined;
-  const relay = streamSubject ? new StepRelay(events, step, call.clientToolNames) : undefined;
+  const relay = streamSubject ? new StepRelay(events, step, relayedTools) : undefined;
   const subscription = relay
     ? bus.subscribe(streamSubject!, ModelStreamChunk, (chunk) => relay.chunk(chunk))
     : undefined;
   try {
     // the subscription must reach the server before the first chunk is published
     if (subscription) await bus.nc.flush();
-    const reply = await bus.request(
+    let reply = await bus.request(
       Endpoints.modelChat,
       {
         meta: call.meta,
@@ -139,6 +219,7 @@ export async function callModel(
         ...(agent.tier ? { tier: agent.tier } : {}),
         ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
         ...(request.maxTokens !== undefined ? { maxTokens: request.maxTokens } : {}),
+        ...options,
         ...(streamSubject ? { streamSubject } : {}),
         ...(call.sideEffects ? { toolsHaveSideEffects: true } : {}),
         ...(call.resumed ? { resumed: true } : {}),
@@ -147,6 +228,12 @@ export async function callModel(
       { signal, beforeRetry: () => !relay?.relayed },
     );
     subscription?.unsubscribe();
+    if (options.toolChoice === "none" && reply.message.tool_calls?.length) {
+      // a provider that ignored tool_choice none: its calls are not part of the answer
+      const { tool_calls: _ignored, ...message } = reply.message;
+      reply = { ...reply, message: { ...message, content: message.content ?? "" }, finishReason: "stop" };
+    }
+    checkResponseFormat(reply.message, options.responseFormat);
     relay?.complete(reply.message);
     return reply;
   } finally {
