@@ -256,6 +256,31 @@ describe("JetStream", () => {
   }, 90_000);
 });
 
+describe("run events", () => {
+  it("a run's event stream skips garbage stored among its events and still ends", async () => {
+    const created = await fetch(`${stack.url}/v1/runs`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ input: "hi", wait: true }),
+    });
+    expect(created.status).toBe(200);
+    const { id } = (await created.json()) as { id: string };
+    for (const payload of [
+      ...GARBAGE,
+      encoder.encode(JSON.stringify({ type: "delta", runId: id, seq: "x" })),
+    ])
+      await bus.js.publish(bus.subject(Subjects.runEvents(id)), payload);
+    const events = await fetch(`${stack.url}/v1/runs/${id}/events`, {
+      headers: { authorization: `Bearer ${KEY}` },
+      signal: AbortSignal.timeout(30_000),
+    });
+    expect(events.status).toBe(200);
+    const text = await events.text();
+    expect(text).toMatch(/run-finished/);
+    expect(text).not.toMatch(/not json|\bat .+\.(ts|js):\d+/);
+  }, 60_000);
+});
+
 describe("afterwards", () => {
   it("every service still serves: tools, memory, runs and a chat turn over HTTP", async () => {
     expect((await bus.request(Endpoints.toolList, { tenant: "default" })).tools.length).toBeGreaterThan(0);
