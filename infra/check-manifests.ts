@@ -4,7 +4,9 @@
  * are checked against the fields and cross-references this runtime relies on.
  *
  *   check-manifests.ts --built <kustomize-output.yaml> | --kustomization <dir>
- *                      --secret <secret.example.yaml> --compose <docker-compose.yml>
+ *                      --secret <secret.example.yaml> --compose <docker-compose.yml> [--overlay dev|prod]
+ *
+ * With `--overlay dev` the replica floors of high availability are not required.
  *
  * `--kustomization` is a fallback for machines without kubectl: it applies the
  * two kustomize features used here (resources, namespace) and nothing else.
@@ -16,9 +18,14 @@ import { parseArgs } from "node:util";
 import { parse, parseAllDocuments } from "yaml";
 import { z } from "zod";
 
-const NAMESPACE = "agent-runtime";
+let NAMESPACE = "agent-runtime";
 const SERVICES = ["ingress", "orchestrator", "model-proxy", "tool-executor", "memory"] as const;
 const HIGHLY_AVAILABLE = new Set(["ingress", "orchestrator", "model-proxy"]);
+/** Scaled by KEDA on JetStream consumer lag (their work waits in a stream); the others by an HPA on CPU. */
+const QUEUE_SCALED = new Set(["orchestrator", "memory"]);
+/** The preStop hook's sleep (seconds) and the margin the grace period keeps after the drain. */
+const PRE_STOP_SECONDS = 3;
+const GRACE_MARGIN_SECONDS = 2;
 /** Each service's HTTP port; ingress serves `/metrics` on a separate ops port, never on its public one. */
 const PORTS: Record<
   string,
@@ -116,6 +123,15 @@ const Hpa = z.object({
         z.object({ type: z.string(), resource: z.object({ name: z.string() }).passthrough().optional() }),
       )
       .min(1),
+  }),
+});
+const ScaledObject = z.object({
+  apiVersion: z.literal("keda.sh/v1alpha1"),
+  spec: z.object({
+    scaleTargetRef: z.object({ name: z.string() }),
+    minReplicaCount: z.number().int().nonnegative(),
+    maxReplicaCount: z.number().int().positive(),
+    triggers: z.array(z.object({ type: z.string(), metadata: z.record(z.string(), z.string()) })).min(1),
   }),
 });
 const Pdb = z.object({
@@ -298,10 +314,27 @@ function checkKubernetes(objects: KubeObject[], secretTemplate: KubeObject[]): v
       `${label}: prometheus.io/port must be ${scrapePort}`,
     );
     expect(annotations["prometheus.io/path"] === "/metrics", `${label}: prometheus.io/path must be /metrics`);
+    // the pod gets preStop + the drain grace + a margin before SIGKILL, and no more than it needs
+    const drainGraceSeconds = Number(envMap?.data?.DRAIN_GRACE_MS ?? Number.NaN) / 1000;
+    const neededGrace = PRE_STOP_SECONDS + drainGraceSeconds + GRACE_MARGIN_SECONDS;
     expect(
-      template.spec.terminationGracePeriodSeconds === 30,
-      `${label}: terminationGracePeriodSeconds must be 30`,
+      Number.isFinite(drainGraceSeconds) && template.spec.terminationGracePeriodSeconds === neededGrace,
+      `${label}: terminationGracePeriodSeconds must be preStop ${PRE_STOP_SECONDS} s + DRAIN_GRACE_MS + ${GRACE_MARGIN_SECONDS} s = ${neededGrace}`,
     );
+    expect(
+      JSON.stringify(container.lifecycle.preStop) ===
+        JSON.stringify({ exec: { command: ["sleep", String(PRE_STOP_SECONDS)] } }),
+      `${label}: preStop must sleep ${PRE_STOP_SECONDS} s`,
+    );
+    // pinned image: a tag that is not "latest", or a digest
+    expect(
+      /@sha256:[0-9a-f]{64}$/.test(container.image) ||
+        (/:[\w][\w.-]{0,127}$/.test(container.image) && !container.image.endsWith(":latest")),
+      `${label}: image ${container.image} must be pinned (a version tag or a digest, never latest)`,
+    );
+    const spread = (raw as { spec?: { template?: { spec?: { topologySpreadConstraints?: unknown[] } } } })
+      .spec?.template?.spec?.topologySpreadConstraints;
+    expect(Array.isArray(spread) && spread.length > 0, `${label}: needs topologySpreadConstraints`);
     for (const reference of container.envFrom) {
       if (reference.configMapRef)
         expect(
@@ -356,7 +389,34 @@ function checkKubernetes(objects: KubeObject[], secretTemplate: KubeObject[]): v
         );
     }
 
-    const hpa = check(Hpa, named("HorizontalPodAutoscaler", service), `HorizontalPodAutoscaler/${service}`);
+    if (QUEUE_SCALED.has(service)) {
+      expect(
+        !named("HorizontalPodAutoscaler", service),
+        `HorizontalPodAutoscaler/${service}: ${service} is scaled by its KEDA ScaledObject; two autoscalers would fight`,
+      );
+      const scaled = check(ScaledObject, named("ScaledObject", service), `ScaledObject/${service}`);
+      if (scaled) {
+        expect(
+          scaled.spec.scaleTargetRef.name === service,
+          `ScaledObject/${service}: targets ${scaled.spec.scaleTargetRef.name}`,
+        );
+        expect(
+          scaled.spec.triggers.some((trigger) => trigger.type === "nats-jetstream"),
+          `ScaledObject/${service}: no nats-jetstream (consumer lag) trigger`,
+        );
+        for (const trigger of scaled.spec.triggers.filter((t) => t.type === "nats-jetstream"))
+          for (const key of ["natsServerMonitoringEndpoint", "stream", "consumer", "lagThreshold"])
+            expect(
+              Boolean(trigger.metadata[key]),
+              `ScaledObject/${service}: a nats-jetstream trigger lacks ${key}`,
+            );
+        if (HIGHLY_AVAILABLE.has(service) && !devOverlay)
+          expect(scaled.spec.minReplicaCount >= 2, `ScaledObject/${service}: minReplicaCount must be >= 2`);
+      }
+    }
+    const hpa = QUEUE_SCALED.has(service)
+      ? undefined
+      : check(Hpa, named("HorizontalPodAutoscaler", service), `HorizontalPodAutoscaler/${service}`);
     if (hpa) {
       expect(
         hpa.spec.scaleTargetRef.name === service,
@@ -370,21 +430,77 @@ function checkKubernetes(objects: KubeObject[], secretTemplate: KubeObject[]): v
         hpa.spec.metrics.some((metric) => metric.type === "Resource" && metric.resource?.name === "cpu"),
         `HorizontalPodAutoscaler/${service}: no CPU metric`,
       );
-      if (HIGHLY_AVAILABLE.has(service))
+      if (HIGHLY_AVAILABLE.has(service) && !devOverlay)
         expect(hpa.spec.minReplicas >= 2, `HorizontalPodAutoscaler/${service}: minReplicas must be >= 2`);
     }
-    if (HIGHLY_AVAILABLE.has(service)) {
-      const pdb = check(Pdb, named("PodDisruptionBudget", service), `PodDisruptionBudget/${service}`);
-      if (pdb)
-        expect(
-          matches(pdb.spec.selector.matchLabels, template.metadata.labels),
-          `PodDisruptionBudget/${service}: selector does not match the pods`,
-        );
-    }
+    // every service has a PodDisruptionBudget
+    const pdb = check(Pdb, named("PodDisruptionBudget", service), `PodDisruptionBudget/${service}`);
+    if (pdb)
+      expect(
+        matches(pdb.spec.selector.matchLabels, template.metadata.labels),
+        `PodDisruptionBudget/${service}: selector does not match the pods`,
+      );
+    // Prometheus Operator: some Service selected by the ServiceMonitor reaches this pod's ops port
+    const monitor = named("ServiceMonitor", "agent-runtime") as
+      | {
+          spec?: {
+            selector?: { matchLabels?: Record<string, string> };
+            endpoints?: Array<{ port?: string }>;
+          };
+        }
+      | undefined;
+    const monitorLabels = monitor?.spec?.selector?.matchLabels ?? {};
+    const monitored = objects.filter(
+      (object) =>
+        object.kind === "Service" &&
+        matches(monitorLabels, (object.metadata as { labels?: Record<string, string> }).labels ?? {}) &&
+        matches(
+          ((object as { spec?: { selector?: Record<string, string> } }).spec?.selector ?? {}) as Record<
+            string,
+            string
+          >,
+          template.metadata.labels,
+        ) &&
+        ((object as { spec?: { ports?: Array<{ name?: string }> } }).spec?.ports ?? []).some(
+          (p) => p.name === "ops",
+        ),
+    );
+    expect(
+      Boolean(monitor) && Object.keys(monitorLabels).length > 0 && monitored.length > 0,
+      `ServiceMonitor/agent-runtime does not reach ${service}'s ops port through a Service`,
+    );
   }
+  const policies = objects.filter((object) => object.kind === "NetworkPolicy") as Array<
+    KubeObject & {
+      spec: {
+        podSelector: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] };
+        policyTypes?: string[];
+        ingress?: Array<{ from?: unknown[] }>;
+      };
+    }
+  >;
+  expect(
+    policies.some(
+      (policy) =>
+        Object.keys(policy.spec.podSelector.matchLabels ?? {}).length === 0 &&
+        !policy.spec.podSelector.matchExpressions &&
+        (policy.spec.policyTypes ?? []).includes("Ingress") &&
+        (policy.spec.policyTypes ?? []).includes("Egress") &&
+        !policy.spec.ingress,
+    ),
+    "NetworkPolicy: none denies all traffic by default",
+  );
+  // only ingress takes traffic from anywhere (a rule with no `from`)
+  for (const policy of policies)
+    for (const rule of policy.spec.ingress ?? [])
+      if (!rule.from)
+        expect(
+          policy.spec.podSelector.matchLabels?.["app.kubernetes.io/name"] === "ingress",
+          `NetworkPolicy/${policy.metadata.name}: opens pods other than ingress to any source`,
+        );
   report.push(
     `kubernetes: ${objects.length} objects (${[...counts].map(([kind, count]) => `${count} ${kind}`).join(", ")})` +
-      " — namespaces, compiled entries, probes /healthz + /readyz, ports, Services, HPAs, PDBs, Prometheus annotations, config mount, example AGENT_CONFIG",
+      " — namespaces, compiled entries, pinned images, probes /healthz + /readyz, ports, Services, HPAs and KEDA ScaledObjects, PDBs for all, topology spread, grace = preStop + drain, ServiceMonitor, NetworkPolicies, config mount, example AGENT_CONFIG",
   );
   report.push(
     `secret template: ${secret ? `Secret/${secret.metadata.name} with ${Object.keys(secret.stringData).join(", ")}` : "invalid"}`,
@@ -464,8 +580,11 @@ const { values } = parseArgs({
     kustomization: { type: "string" },
     secret: { type: "string" },
     compose: { type: "string" },
+    overlay: { type: "string" },
   },
 });
+const devOverlay = values.overlay === "dev";
+if (devOverlay) NAMESPACE = "agent-runtime-dev";
 if ((!values.built && !values.kustomization) || !values.secret || !values.compose) {
   console.error(
     "usage: check-manifests.ts --built <file> | --kustomization <dir>  --secret <file> --compose <file>",

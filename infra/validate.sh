@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Validates the deployment files without needing a cluster or a docker engine:
-#   1. `kubectl kustomize infra/k8s` builds the manifests (kustomize's own checks);
+# Validates the deployment files without needing a cluster or a docker engine, for each overlay
+# (infra/k8s/overlays/prod, then dev):
+#   1. `kubectl kustomize` builds the manifests (kustomize's own checks);
 #   2. with a reachable cluster, `kubectl apply --dry-run=client` also validates
 #      them against the cluster's API schemas (skipped, and said so, without one);
 #   3. infra/check-manifests.ts checks the built objects, the Secret template and
@@ -12,23 +13,25 @@ cd "$(dirname "$0")/.."
 built=$(mktemp)
 trap 'rm -f "$built"' EXIT
 
-if command -v kubectl >/dev/null 2>&1; then
-  kubectl kustomize infra/k8s > "$built"
-  echo "ok  kubectl kustomize infra/k8s: $(grep -c '^kind:' "$built") objects built"
-  # Only a configured context counts as a cluster: without one kubectl falls back
-  # to localhost:8080, where the ingress may be listening.
-  if kubectl config current-context >/dev/null 2>&1 &&
-    kubectl version --request-timeout=5s 2>/dev/null | grep -q '^Server Version'; then
-    kubectl apply --dry-run=client -f "$built" >/dev/null
-    echo "ok  kubectl apply --dry-run=client against $(kubectl config current-context)"
+for overlay in prod dev; do
+  dir="infra/k8s/overlays/$overlay"
+  if command -v kubectl >/dev/null 2>&1; then
+    kubectl kustomize "$dir" > "$built"
+    echo "ok  kubectl kustomize $dir: $(grep -c '^kind:' "$built") objects built"
+    # Only a configured context counts as a cluster: without one kubectl falls back
+    # to localhost:8080, where the ingress may be listening.
+    if kubectl config current-context >/dev/null 2>&1 &&
+      kubectl version --request-timeout=5s 2>/dev/null | grep -q '^Server Version'; then
+      kubectl apply --dry-run=client -f "$built" >/dev/null
+      echo "ok  kubectl apply --dry-run=client ($overlay) against $(kubectl config current-context)"
+    else
+      echo "--  kubectl apply --dry-run: skipped (no cluster configured; client dry-run needs API discovery)"
+    fi
+    source_args=(--built "$built")
   else
-    echo "--  kubectl apply --dry-run: skipped (no cluster configured; client dry-run needs API discovery)"
+    echo "--  kubectl not found: building $dir with the minimal built-in kustomize"
+    source_args=(--kustomization infra/k8s/base)
   fi
-  source_args=(--built "$built")
-else
-  echo "--  kubectl not found: building infra/k8s with the minimal built-in kustomize"
-  source_args=(--kustomization infra/k8s)
-fi
-
-node --conditions=source --import tsx infra/check-manifests.ts "${source_args[@]}" \
-  --secret infra/k8s/secret.example.yaml --compose docker-compose.yml
+  node --conditions=source --import tsx infra/check-manifests.ts "${source_args[@]}" --overlay "$overlay" \
+    --secret infra/k8s/secret.example.yaml --compose docker-compose.yml | sed "s/^ok  kubernetes:/ok  kubernetes ($overlay):/"
+done

@@ -1,8 +1,9 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { RunPriority, Streams, Subjects } from "@agent-runtime/contracts";
 import { loadConfig as loadIngressConfig } from "@agent-runtime/ingress";
 import { loadConfig as loadMemoryConfig } from "@agent-runtime/memory";
 import { loadConfig as loadModelProxyConfig } from "@agent-runtime/model-proxy";
@@ -23,6 +24,8 @@ const loaders: Record<ServiceName, (env: NodeJS.ProcessEnv) => unknown> = {
   memory: loadMemoryConfig,
 };
 const hasKubectl = spawnSync("kubectl", ["version", "--client"], { stdio: "ignore" }).status === 0;
+const PROD = "infra/k8s/overlays/prod";
+const OVERLAYS = ["infra/k8s/overlays/prod", "infra/k8s/overlays/dev"];
 const scratch = mkdtempSync(join(tmpdir(), "infra-test-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -90,22 +93,36 @@ function checkManifests(built: string): ReturnType<typeof spawnSync> {
 describe("infra/validate.sh", () => {
   it("validates the Kubernetes manifests and docker-compose.yml", () => {
     const output = execFileSync(join(root, "infra", "validate.sh"), { cwd: root, encoding: "utf8" });
-    expect(output).toMatch(/^ok {2}kubernetes: \d+ objects/m);
+    expect(output).toMatch(/^ok {2}kubernetes \(prod\): \d+ objects/m);
+    expect(output).toMatch(/^ok {2}kubernetes \(dev\): \d+ objects/m);
     expect(output).toMatch(/^ok {2}secret template: Secret\/agent-runtime-secrets/m);
     expect(output).toMatch(/^ok {2}docker-compose\.yml: 8 services/m);
   });
 
   it.skipIf(!hasKubectl)("rejects manifests that break the runtime's expectations", () => {
-    const built = execFileSync("kubectl", ["kustomize", "infra/k8s"], { cwd: root, encoding: "utf8" });
+    const built = execFileSync("kubectl", ["kustomize", PROD], { cwd: root, encoding: "utf8" });
     const path = join(scratch, "broken.yaml");
     writeFileSync(
       path,
-      built.replace("path: /readyz", "path: /ready").replace(/minReplicas: 2/, "minReplicas: 1"),
+      built
+        .replace("path: /readyz", "path: /ready")
+        .replace(/minReplicas: 2/, "minReplicas: 1")
+        .replace(/registry\.example\.com\/agent-runtime:[\w.-]+/, "registry.example.com/agent-runtime:latest")
+        .replace("terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 10"),
     );
+    // and without memory's PodDisruptionBudget
+    const documents = parseAllDocuments(readFileSync(path, "utf8")).filter((document) => {
+      const object = document.toJSON() as KubeObject | null;
+      return !(object?.kind === "PodDisruptionBudget" && object.metadata.name === "memory");
+    });
+    writeFileSync(path, documents.map((document) => document.toString()).join("---\n"));
     const result = checkManifests(path);
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/readiness probe must GET \/readyz/);
     expect(result.stderr).toMatch(/minReplicas must be >= 2/);
+    expect(result.stderr).toMatch(/must be pinned/);
+    expect(result.stderr).toMatch(/terminationGracePeriodSeconds must be preStop/);
+    expect(result.stderr).toMatch(/PodDisruptionBudget\/memory/);
   });
 });
 
@@ -136,9 +153,9 @@ describe("docker-compose.yml", () => {
   });
 });
 
-describe.skipIf(!hasKubectl)("Kubernetes manifests (kubectl kustomize infra/k8s)", () => {
+describe.skipIf(!hasKubectl)(`Kubernetes manifests (kubectl kustomize ${PROD})`, () => {
   const objects = hasKubectl
-    ? parseAllDocuments(execFileSync("kubectl", ["kustomize", "infra/k8s"], { cwd: root, encoding: "utf8" }))
+    ? parseAllDocuments(execFileSync("kubectl", ["kustomize", PROD], { cwd: root, encoding: "utf8" }))
         .map((document) => document.toJSON() as KubeObject)
         .filter(Boolean)
     : [];
@@ -152,7 +169,8 @@ describe.skipIf(!hasKubectl)("Kubernetes manifests (kubectl kustomize infra/k8s)
     expect(container?.livenessProbe?.httpGet.path).toBe("/healthz");
     expect(container?.readinessProbe?.httpGet.path).toBe("/readyz");
     expect(find("Service", name)).toBeDefined();
-    expect(find("HorizontalPodAutoscaler", name)).toBeDefined();
+    expect(find("HorizontalPodAutoscaler", name) ?? find("ScaledObject", name)).toBeDefined();
+    expect(find("PodDisruptionBudget", name)).toBeDefined();
   });
 
   it.each(SERVICES)("gives %s an environment and example AGENT_CONFIG its config accepts", (name) => {
@@ -170,6 +188,81 @@ describe.skipIf(!hasKubectl)("Kubernetes manifests (kubectl kustomize infra/k8s)
       AGENT_CONFIG: configPath,
     };
     expect(() => loaders[name](env)).not.toThrow();
+  });
+});
+
+/** Each durable consumer the services create, with its stream, read from their sources. */
+function consumersInCode(): Map<string, string> {
+  const consumers = new Map<string, string>();
+  for (const service of SERVICES) {
+    const dir = join(root, "services", service, "src");
+    for (const file of readdirSync(dir).filter(
+      (name) => name.endsWith(".ts") && !name.endsWith(".test.ts"),
+    )) {
+      const lines = readFileSync(join(dir, file), "utf8").split("\n");
+      lines.forEach((line, index) => {
+        const durable = /durable:\s*[`"]([^`"]+)[`"]/.exec(line)?.[1];
+        if (!durable) return;
+        const near = lines.slice(Math.max(0, index - 8), index + 8).join("\n");
+        const stream = /stream:\s*"([A-Z_]+)"/.exec(near)?.[1] ?? "?";
+        const names = durable.includes("${priority}")
+          ? RunPriority.options.map((priority) => durable.replace("${priority}", priority))
+          : [durable];
+        for (const name of names) consumers.set(name, stream);
+      });
+    }
+  }
+  return consumers;
+}
+
+describe.skipIf(!hasKubectl).each(OVERLAYS)("what %s names exists in the contracts and code", (overlay) => {
+  const objects = hasKubectl
+    ? (parseAllDocuments(execFileSync("kubectl", ["kustomize", overlay], { cwd: root, encoding: "utf8" }))
+        .map((document) => document.toJSON())
+        .filter(Boolean) as Array<{
+        kind: string;
+        metadata: { name: string; annotations?: Record<string, string> };
+        spec?: { triggers?: Array<{ type: string; metadata: Record<string, string> }> };
+      }>)
+    : [];
+  const scaledObjects = objects.filter((object) => object.kind === "ScaledObject");
+  const streams = new Set<string>(Object.values(Streams));
+  const staticSubjects = new Set(Object.values(Subjects).filter((value) => typeof value === "string"));
+
+  it("scales the orchestrator and memory on the lag of consumers that exist, on their streams", () => {
+    const inCode = consumersInCode();
+    expect([...inCode.keys()]).toEqual(
+      expect.arrayContaining([
+        "orchestrator-interactive",
+        "orchestrator-batch",
+        "memory-jobs",
+        "memory-turns",
+      ]),
+    );
+    expect(scaledObjects.map((object) => object.metadata.name).sort()).toEqual(["memory", "orchestrator"]);
+    const named: string[] = [];
+    for (const object of scaledObjects)
+      for (const trigger of object.spec?.triggers ?? []) {
+        if (trigger.type !== "nats-jetstream") continue;
+        const { stream, consumer } = trigger.metadata;
+        named.push(`${stream}/${consumer}`);
+        expect(streams, `stream ${stream}`).toContain(stream);
+        expect(inCode.get(consumer!), `consumer ${consumer} (${object.metadata.name})`).toBe(stream);
+      }
+    // every work queue the two services consume is watched
+    for (const [consumer, stream] of inCode)
+      if (consumer.startsWith("orchestrator-") || consumer.startsWith("memory-"))
+        expect(named, `${stream}/${consumer} has no lag trigger`).toContain(`${stream}/${consumer}`);
+  });
+
+  it("names only subjects of the contracts", () => {
+    const subjects = scaledObjects.flatMap((object) =>
+      (object.metadata.annotations?.["agent-runtime.io/subjects"] ?? "")
+        .split(",")
+        .map((subject) => subject.trim()),
+    );
+    expect(subjects.length).toBeGreaterThan(0);
+    for (const subject of subjects) expect(staticSubjects, subject).toContain(subject);
   });
 });
 
