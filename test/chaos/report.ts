@@ -342,8 +342,22 @@ export async function computeFigures(input: {
       .filter(match)
       .map((call) => `${call.key} at +${call.at - start} ms`)
       .join("; ");
-  // the idempotency key is <run id>:<step>:<position>
-  const runOfKey = (key: string) => key.split(":")[0] || undefined;
+  // the webhook's idempotency key is a tool-call id: the run is the one whose journaled steps hold it
+  const runsOfKeys = new Map<string, string>();
+  const repeatedKeys = [...callsByKey.keys()].filter((key) => key && (callsByKey.get(key) ?? 0) > 1);
+  const repeatedOrders = [...callsByOrder.entries()].filter(([, count]) => count > 1).map(([order]) => order);
+  const keysOfOrders = input.hookCalls
+    .filter((call) => repeatedOrders.includes(orderOf(call) ?? ""))
+    .map((call) => call.key);
+  for (const key of new Set([...repeatedKeys, ...keysOfOrders])) {
+    const found = await db.query<{ run_id: string }>(
+      "SELECT DISTINCT run_id FROM run_steps WHERE assistant::text LIKE $1 LIMIT 1",
+      [`%${key.replace(/[%_\\]/g, (character) => `\\${character}`)}%`],
+    );
+    if (found.rows[0]) runsOfKeys.set(key, found.rows[0].run_id);
+  }
+  const runOfKey = (key: string) =>
+    runsOfKeys.get(key) ?? (key.startsWith("run_") ? key.split(":")[0] : undefined);
   for (const [key, count] of callsByKey)
     if (count > 1)
       duplicatedSideEffects.push({
