@@ -100,6 +100,21 @@ describe("ops routes (in process)", () => {
   });
 });
 
+describe("ops routes without metrics (a public port)", () => {
+  it("serves the probes but no /metrics", async () => {
+    const app = Fastify({ logger: false });
+    registerOpsRoutes(app, { checks: {} });
+    await app.ready();
+    try {
+      expect((await app.inject("/healthz")).statusCode).toBe(200);
+      expect((await app.inject("/readyz")).statusCode).toBe(200);
+      expect((await app.inject("/metrics")).statusCode).toBe(404);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe("startOpsServer (real port)", () => {
   let server: OpsServer;
   const metrics = createMetrics("ops-server-test", { defaultMetrics: false });
