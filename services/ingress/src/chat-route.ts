@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
+import type { AgentConfig } from "@agent-runtime/config";
 import {
   ChatCompletionRequest,
+  modelOptionsOf,
   type RunEvent,
   type RunFinishedEvent,
   RuntimeError,
@@ -8,6 +10,8 @@ import {
 } from "@agent-runtime/contracts";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { errorBody, parseBody } from "./http-errors.js";
+import type { ModelCatalog } from "./model-catalog.js";
+import { setRateHeaders } from "./response-headers.js";
 import type { RouteDeps } from "./route-deps.js";
 import type { SubmitOptions, SubmittedRun } from "./run-gateway.js";
 import type { SseStream } from "./sse.js";
@@ -57,18 +61,38 @@ function finishReasonOf(event: RunFinishedEvent): string {
   return event.finishReason === "tool_calls" ? "tool_calls" : (event.finishReason ?? "stop");
 }
 
-/** `POST /v1/chat/completions` — OpenAI wire format over an agent run. */
-export function registerChatRoute(app: FastifyInstance, deps: RouteDeps): void {
+/**
+ * A `tool_choice` that forces a tool must have one to force: a named tool is one of the client's
+ * `tools` or of the agent's own, and `required` needs at least one tool on offer.
+ */
+function checkToolChoice(body: ChatCompletionRequest, agent: AgentConfig): void {
+  const choice = body.tool_choice;
+  if (choice == null || choice === "auto" || choice === "none") return;
+  const offered = [...(body.tools ?? []).map((tool) => tool.function.name), ...agent.tools];
+  const name = choice === "required" ? undefined : choice.function.name;
+  if (name === undefined ? offered.length > 0 : offered.includes(name)) return;
+  const message =
+    name === undefined
+      ? "tool_choice is required but no tool is offered"
+      : `tool_choice names "${name}", which is neither in tools nor one of the agent's tools`;
+  throw new RuntimeError("validation", `invalid request body: tool_choice: ${message}`, {
+    retryable: false,
+    details: [{ path: "tool_choice", message }],
+  });
+}
+
+/**
+ * `POST /v1/chat/completions` — OpenAI wire format over an agent run. `model` names an agent, or a
+ * model the proxy serves (then the default agent runs, pinned to it); the client's model options
+ * travel with the run to every model call.
+ */
+export function registerChatRoute(app: FastifyInstance, deps: RouteDeps, catalog: ModelCatalog): void {
   app.post("/v1/chat/completions", async (request: FastifyRequest, reply: FastifyReply) => {
     const key = await deps.authenticate(request, "chat");
     const body = parseBody(ChatCompletionRequest, request.body);
-    const agent = deps.agents[body.model];
-    if (!agent || (agent.tenants.length > 0 && !agent.tenants.includes(key.tenant))) {
-      throw new RuntimeError("not_found", `no agent named "${body.model}"; GET /v1/models lists the agents`, {
-        retryable: false,
-        details: [{ path: "model", message: "unknown agent" }],
-      });
-    }
+    const target = await catalog.chatTarget(key.tenant, body.model);
+    checkToolChoice(body, target.agentConfig);
+    const modelOptions = modelOptionsOf(body);
     const headerThread = request.headers["x-thread-id"];
     const existingThread =
       typeof headerThread === "string" && headerThread.length > 0 ? headerThread : undefined;
@@ -83,6 +107,7 @@ export function registerChatRoute(app: FastifyInstance, deps: RouteDeps): void {
     }
     await deps.runs.admit("interactive");
     const release = await deps.limit(key.tenant, body.user, { runLeaseMs: deps.runTimeoutMs + 30_000 });
+    setRateHeaders(reply, release.rate);
     try {
       const threadId = existingThread ?? `thread_${randomUUID()}`;
       // a continued thread keeps its history server-side: only the new messages of this turn are sent
@@ -102,7 +127,8 @@ export function registerChatRoute(app: FastifyInstance, deps: RouteDeps): void {
         created: Math.floor(Date.now() / 1000),
         submission: {
           tenant: key.tenant,
-          agent: body.model,
+          agent: target.agent,
+          ...(target.model ? { model: target.model } : {}),
           input: input.length > 0 ? input : body.messages,
           threadId,
           ...(existingThread ? {} : { newThread: true }),
@@ -114,6 +140,7 @@ export function registerChatRoute(app: FastifyInstance, deps: RouteDeps): void {
           ...(body.metadata ? { metadata: body.metadata } : {}),
           ...(body.temperature != null ? { temperature: body.temperature } : {}),
           ...(maxTokens ? { maxTokens } : {}),
+          ...(Object.keys(modelOptions).length > 0 ? { modelOptions } : {}),
         },
       };
       return body.stream ? await streamAnswer(turn) : await completeAnswer(turn);

@@ -9,8 +9,9 @@ const WINDOW_MS = 60_000;
  * One atomic round trip: sliding-window request counters (current and previous
  * minute, weighted) and concurrent-run leases (sorted sets scored by expiry, so a
  * crashed replica's runs stop counting once their lease runs out). Nothing is
- * taken unless every check passes. Returns 0 when admitted, else the 1-based
- * index of the first failing check followed by its current figures.
+ * taken unless every check passes. Returns 0 when admitted followed by the 1-based
+ * index of the tightest request rate (0: none) and its figures before this request,
+ * else the 1-based index of the first failing check followed by its current figures.
  * KEYS: rate keys (current window, previous window) pairs, then lease keys.
  * ARGV: rateCount, leaseCount, now, windowFraction, windowTtlMs, leaseToken, leaseExpiry,
  *       rate limits..., lease limits...
@@ -20,12 +21,17 @@ local rates = tonumber(ARGV[1])
 local leases = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local fraction = tonumber(ARGV[4])
+local tightest, tightestRoom, tightestCurrent, tightestPrevious = 0, 0, 0, 0
 for i = 1, rates do
   local current = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
   local previous = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
   local limit = tonumber(ARGV[7 + i])
-  if current + previous * (1 - fraction) + 1 > limit then
+  local room = limit - (current + previous * (1 - fraction) + 1)
+  if room < 0 then
     return {i, current, previous}
+  end
+  if tightest == 0 or room < tightestRoom then
+    tightest, tightestRoom, tightestCurrent, tightestPrevious = i, room, current, previous
   end
 end
 for j = 1, leases do
@@ -45,7 +51,7 @@ for j = 1, leases do
   redis.call('ZADD', key, tonumber(ARGV[7]), ARGV[6])
   redis.call('PEXPIRE', key, tonumber(ARGV[7]) - now + 60000)
 end
-return {0, 0, 0}
+return {0, tightest, tightestCurrent, tightestPrevious}
 `;
 
 interface Check {
@@ -63,9 +69,20 @@ export interface AdmitRequest {
   runLeaseMs?: number;
 }
 
-export type Release = () => void;
+/** Where the tightest request rate of an admitted request stands (OpenAI's `x-ratelimit-*-requests`). */
+export interface RateStatus {
+  limit: number;
+  /** Requests left in the sliding window after this one. */
+  remaining: number;
+  /** Until the window holds none of the requests counted now. */
+  resetMs: number;
+}
 
-type AdmitCommand = (keys: string[], ...args: (string | number)[]) => Promise<[number, number, number]>;
+/** Gives back a run lease; `rate` tells how much of the tightest request rate is left. */
+export type Release = (() => void) & { rate?: RateStatus };
+
+type AdmitOutcome = [number, number, number] | [number, number, number, number];
+type AdmitCommand = (keys: string[], ...args: (string | number)[]) => Promise<AdmitOutcome>;
 
 /**
  * Requests per minute and concurrent runs, per user, per tenant and global,
@@ -85,7 +102,7 @@ export class Limiter {
     const command = (redis as unknown as Record<string, unknown>).ingressAdmit as (
       numberOfKeys: number,
       ...args: (string | number)[]
-    ) => Promise<[number, number, number]>;
+    ) => Promise<AdmitOutcome>;
     this.admitCommand = (keys, ...args) => command.call(redis, keys.length, ...keys, ...args);
   }
 
@@ -131,7 +148,7 @@ export class Limiter {
     const fraction = (now - window * WINDOW_MS) / WINDOW_MS;
     const token = randomUUID();
     const expiry = now + (request.runLeaseMs ?? 0);
-    let outcome: [number, number, number] | undefined;
+    let outcome: AdmitOutcome | undefined;
     if (redisReady(this.redis)) {
       try {
         const keys = [
@@ -153,7 +170,7 @@ export class Limiter {
           ...rates.map((check) => check.limit),
           ...leases.map((check) => check.limit),
         );
-        outcome = [Number(result[0]), Number(result[1]), Number(result[2])];
+        outcome = [Number(result[0]), Number(result[1]), Number(result[2]), Number(result[3] ?? 0)];
       } catch {
         outcome = undefined; // Redis failed mid-way: count locally below
       }
@@ -161,18 +178,24 @@ export class Limiter {
     const shared = outcome !== undefined;
     outcome ??= this.admitLocally(rates, leases, window, fraction, now, token, expiry);
     const [failed, current, previous] = outcome;
-    if (failed > 0) {
-      if (failed <= rates.length) {
-        const check = rates[failed - 1]!;
-        throw rateError(check, current, previous, fraction);
-      }
-      const check = leases[failed - 1 - rates.length]!;
-      throw new RuntimeError("rate_limited", `limit reached: ${check.which} (${check.limit})`, {
-        retryAfterMs: 1000,
-        details: { limit: check.which, max: check.limit, active: current },
-      });
+    if (failed === 0) {
+      const [, tightest = 0, before = 0, earlier = 0] = outcome;
+      const check = rates[tightest - 1];
+      const rate = check ? rateStatus(check, before, earlier, fraction, now) : undefined;
+      return withRate(leases.length === 0 ? () => undefined : this.releaser(leases, token, shared), rate);
     }
-    if (leases.length === 0) return () => undefined;
+    if (failed <= rates.length) {
+      const check = rates[failed - 1]!;
+      throw rateError(check, current, previous, fraction);
+    }
+    const check = leases[failed - 1 - rates.length]!;
+    throw new RuntimeError("rate_limited", `limit reached: ${check.which} (${check.limit})`, {
+      retryAfterMs: 1000,
+      details: { limit: check.which, max: check.limit, active: current },
+    });
+  }
+
+  private releaser(leases: Check[], token: string, shared: boolean): () => void {
     let released = false;
     return () => {
       if (released) return;
@@ -200,7 +223,7 @@ export class Limiter {
     now: number,
     token: string,
     expiry: number,
-  ): [number, number, number] {
+  ): AdmitOutcome {
     if (this.localRates.size > 100_000) {
       for (const [key, entry] of this.localRates) if (entry.window < window - 1) this.localRates.delete(key);
     }
@@ -209,9 +232,16 @@ export class Limiter {
       if (entry?.window === window) return { current: entry.count, previous: entry.previous };
       return { current: 0, previous: entry?.window === window - 1 ? entry.count : 0 };
     });
+    let tightest: [number, number, number] = [0, 0, 0];
+    let tightestRoom = Number.POSITIVE_INFINITY;
     for (const [index, check] of rates.entries()) {
       const { current, previous } = counts[index]!;
-      if (current + previous * (1 - fraction) + 1 > check.limit) return [index + 1, current, previous];
+      const room = check.limit - (current + previous * (1 - fraction) + 1);
+      if (room < 0) return [index + 1, current, previous];
+      if (room < tightestRoom) {
+        tightestRoom = room;
+        tightest = [index + 1, current, previous];
+      }
     }
     const held = leases.map((check) => {
       const tokens = this.localLeases.get(check.key) ?? new Map<string, number>();
@@ -228,8 +258,32 @@ export class Limiter {
       this.localRates.set(check.key, { window, count: current + 1, previous });
     }
     for (const tokens of held) tokens.set(token, expiry);
-    return [0, 0, 0];
+    return [0, ...tightest];
   }
+}
+
+function withRate(release: () => void, rate: RateStatus | undefined): Release {
+  const result: Release = release;
+  if (rate) result.rate = rate;
+  return result;
+}
+
+/** The figures of a rate check an admitted request was counted in (`current` before it). */
+function rateStatus(
+  check: Check,
+  current: number,
+  previous: number,
+  fraction: number,
+  now: number,
+): RateStatus {
+  const used = current + 1 + previous * (1 - fraction);
+  const windowEnd = (Math.floor(now / WINDOW_MS) + 1) * WINDOW_MS;
+  // requests of this window still weigh on the next one; the previous window's are gone when this ends
+  return {
+    limit: check.limit,
+    remaining: Math.max(0, Math.floor(check.limit - used)),
+    resetMs: windowEnd - now + WINDOW_MS,
+  };
 }
 
 function rateError(check: Check, current: number, previous: number, fraction: number): RuntimeError {

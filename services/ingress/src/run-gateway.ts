@@ -5,6 +5,7 @@ import {
   type ChatMessage,
   channelOf,
   Endpoints,
+  type ModelOptions,
   RunEvent,
   type RunFinishedEvent,
   type RunPriority,
@@ -37,6 +38,9 @@ export interface SubmitOptions {
   metadata?: Record<string, string>;
   temperature?: number;
   maxTokens?: number;
+  /** The provider model the run is pinned to (the request named a model, not an agent). */
+  model?: string;
+  modelOptions?: ModelOptions;
   onEvent?: (event: RunEvent) => void;
 }
 
@@ -224,6 +228,8 @@ export class RunGateway {
         ...(options.metadata ? { metadata: options.metadata } : {}),
         ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
         ...(options.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}),
+        ...(options.model ? { model: options.model } : {}),
+        ...(options.modelOptions ? { modelOptions: options.modelOptions } : {}),
       };
       const [ack] = await Promise.all([
         this.bus.publishDurable(Subjects.runs(options.priority, options.tenant), RunRequest, run, {

@@ -13,11 +13,13 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { registerChatRoute } from "./chat-route.js";
 import type { IngressConfig } from "./config.js";
 import { registerDashboardRoutes } from "./dashboard-routes.js";
+import { registerEmbeddingsRoute } from "./embeddings-route.js";
 import { registerEventRoutes } from "./events-route.js";
-import { registerMemoryRoutes } from "./memories-route.js";
 import { handleError, sendError } from "./http-errors.js";
 import { registerHttpStats, rememberTenant } from "./http-stats.js";
 import { KeyStore, requireScope, type Scope } from "./keys.js";
+import { registerMemoryRoutes } from "./memories-route.js";
+import { ModelCatalog, registerModelRoutes } from "./model-catalog.js";
 import { openApiDocument } from "./openapi.js";
 import { startQueueSampler } from "./queue-sampler.js";
 import { Quotas } from "./quotas.js";
@@ -28,6 +30,7 @@ import {
   registerRequestGuards,
   routerErrorHandler,
 } from "./request-guards.js";
+import { registerResponseHeaders } from "./response-headers.js";
 import type { RouteDeps } from "./route-deps.js";
 import { RunGateway } from "./run-gateway.js";
 import { registerRunRoutes } from "./runs-route.js";
@@ -140,6 +143,7 @@ export async function startIngress(
   });
   // JSON only: a text or form body is a 415, not a string handed to the routes
   app.removeContentTypeParser("text/plain");
+  registerResponseHeaders(app, { corsOrigins: config.corsOrigins });
   const stopHttpStats = registerHttpStats(app, {
     pool,
     metrics,
@@ -184,23 +188,13 @@ export async function startIngress(
     host: config.host,
     logger,
   });
-  registerChatRoute(app, deps);
+  const catalog = new ModelCatalog(bus, config.agents, config.defaultAgent);
+  registerChatRoute(app, deps, catalog);
   registerRunRoutes(app, deps);
   registerEventRoutes(app, deps);
   registerMemoryRoutes(app, deps);
-  app.get("/v1/models", async (request) => {
-    const key = await deps.authenticate(request, "chat");
-    const data = Object.entries(config.agents)
-      .filter(([, agent]) => agent.tenants.length === 0 || agent.tenants.includes(key.tenant))
-      .map(([id, agent]) => ({
-        id,
-        object: "model",
-        created: 0,
-        owned_by: "agent-runtime",
-        description: agent.description,
-      }));
-    return { object: "list", data };
-  });
+  registerModelRoutes(app, deps, catalog);
+  registerEmbeddingsRoute(app, deps, catalog);
   app.get("/v1/stats", async (request) => {
     const key = await deps.authenticate(request, "runs");
     const query = request.query as { days?: string; tenant?: string };
