@@ -99,6 +99,22 @@ describe("strings the stores cannot hold", () => {
     expect(key.message).toMatch(/field name contains a NUL/);
   });
 
+  it("refuses them in CloudEvents binary-mode headers (percent-encoded) too", async () => {
+    const binary = (source: string) =>
+      send("/v1/events", {
+        method: "POST",
+        body: JSON.stringify({ a: 1 }),
+        headers: {
+          "ce-specversion": "1.0",
+          "ce-id": `b-${source.length}`,
+          "ce-source": source,
+          "ce-type": "t",
+        },
+      });
+    expect((await expectError(await binary("door%00"), 400)).param).toBe("source");
+    expect((await binary("door%20ok")).status).toBe(202);
+  });
+
   it("still takes text a store can hold: emoji, paired surrogates, control characters", async () => {
     const response = await send("/v1/runs", {
       method: "POST",
