@@ -24,6 +24,7 @@ const root = resolve(
   process.env.LEDGER_SERVICES_ROOT ?? join(dirname(fileURLToPath(import.meta.url)), "..", ".."),
 );
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const READY_TIMEOUT_MS = 120_000;
 
 export const SERVICE_NAMES = ["memory", "tool-executor", "model-proxy", "orchestrator", "ingress"] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
@@ -66,12 +67,13 @@ function startChild(command: string, args: string[], options: { cwd?: string; en
 }
 
 async function waitFor(what: string, ready: () => Promise<boolean>, child: ReturnType<typeof startChild>) {
-  const until = Date.now() + 30_000;
+  // generous: on a loaded machine a service compiled on the fly (tsx) takes a while to start
+  const until = Date.now() + READY_TIMEOUT_MS;
   while (!(await ready().catch(() => false))) {
     if (child.child.exitCode !== null) throw new Error(`${what} exited during start-up:\n${child.output()}`);
     if (Date.now() > until) {
       await child.stop("SIGKILL");
-      throw new Error(`${what} did not get ready in 30 s:\n${child.output().slice(-3000)}`);
+      throw new Error(`${what} did not get ready in ${READY_TIMEOUT_MS / 1000} s:\n${child.output().slice(-3000)}`);
     }
     await sleep(50);
   }
