@@ -224,6 +224,13 @@ describe("chaos", () => {
       // the load ran: a run that answered nothing proves nothing
       expect(figures.requests.answered2xx).toBeGreaterThan(50);
       expect(figures.faults.filter((fault) => fault.kind === "replica-kill").length).toBeGreaterThan(0);
+      // Known failures in service code as of 622294a (see the chaos report in issue 12), not
+      // weakened here: a Postgres outage makes a tool call whose effect happened count as "not
+      // run" and its retry repeat the effect (duplicated side effects); an interactive run whose
+      // store is away on take-over is told failed but left `running` (non-terminal runs); events
+      // dead-lettered after 5 deliveries while Postgres is away never become runs (lost); a NATS
+      // restart fails a run in flight as `internal` (not retryable); keep-alives lost while NATS
+      // reconnects fail model calls as `unavailable`.
       expect.soft(figures.requests.hung, "hung clients").toBe(0);
       expect.soft(figures.lost, "lost work").toEqual([]);
       expect.soft(figures.duplicatedSideEffects, "duplicated side effects").toEqual([]);
