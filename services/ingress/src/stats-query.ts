@@ -134,32 +134,37 @@ export async function dashboardStats(pool: pg.Pool, tenant: string | undefined, 
   for (let time = from; time <= now; time += step) times.push(time);
   const since = `to_timestamp($1)`;
   const filter = tenant === undefined ? "" : "AND tenant = $3";
-  const parameters = tenant === undefined ? [from, step] : [from, step, tenant];
-  const bucketSql = "(floor(extract(epoch FROM bucket) / $2) * $2)::bigint AS time";
+  const parameters = tenant === undefined ? [from, `${step} seconds`] : [from, `${step} seconds`, tenant];
+  // grouped by the binned timestamp, converted to epoch seconds once per group
+  const binned = "date_bin($2::interval, bucket, 'epoch'::timestamptz)";
+  const bucketSql = `extract(epoch FROM ${binned})::bigint AS time`;
+  const query = (sql: string, values: unknown[]) => boundedQuery(pool, sql, values);
 
   const [charts, byTenant, hotspotRows, queue] = await Promise.all([
-    pool.query(
-      `SELECT ${bucketSql}, service, kind, name, agent, code, ${SUMS_SQL}
+    query(
+      // only the slices the charts draw: per service, per service and code, agent, model or tool
+      `SELECT ${bucketSql}, service, kind, name, agent, code, GROUPING(code) AS no_code, GROUPING(agent) AS no_agent,
+         GROUPING(name) AS no_name, ${SUMS_SQL}
        FROM ${table} WHERE bucket >= ${since} AND kind <> 'user' ${filter}
-       GROUP BY 1, service, kind, name, agent, code`,
+       GROUP BY ${binned}, GROUPING SETS ((service), (service, code), (service, agent), (service, kind, name))`,
       parameters,
     ),
-    pool.query(
+    query(
       `SELECT ${bucketSql}, tenant, sum(prompt_tokens + completion_tokens)::float8 AS tokens, sum(cost_usd) AS cost_usd
        FROM ${table} WHERE bucket >= ${since} AND kind <> 'user' AND service <> 'ingress' ${filter}
-       GROUP BY 1, tenant`,
+       GROUP BY ${binned}, tenant`,
       parameters,
     ),
-    pool.query(
+    query(
       `SELECT tenant, service, kind, name, agent, ${SUMS_SQL}
        FROM ${table} WHERE bucket >= ${since} ${tenant === undefined ? "" : "AND tenant = $2"}
        GROUP BY tenant, service, kind, name, agent`,
       tenant === undefined ? [from] : [from, tenant],
     ),
-    pool.query(
+    query(
       `SELECT ${bucketSql}, lane, max(pending)::float8 AS pending, max(ack_pending)::float8 AS ack_pending
-       FROM stats_queue_minute WHERE bucket >= ${since} GROUP BY 1, lane`,
-      [from, step],
+       FROM stats_queue_minute WHERE bucket >= ${since} GROUP BY ${binned}, lane`,
+      [from, `${step} seconds`],
     ),
   ]);
 
@@ -174,19 +179,22 @@ export async function dashboardStats(pool: pg.Pool, tenant: string | undefined, 
     const time = Number(row.time);
     const sums = sumsOf(row);
     const { service, kind, name, agent, code } = row as Record<string, string>;
-    const perTime = callsPer.get(service!) ?? new Map<number, number>();
-    perTime.set(time, (perTime.get(time) ?? 0) + sums.calls);
-    callsPer.set(service!, perTime);
-    serviceLatency.add(service!, time, sums);
-    serviceCalls.add(service!, time, sums);
-    if (agent && service === "ingress") agentLatency.add(agent, time, sums);
-    if (service !== "ingress") {
-      spend.model.add(kind === "tool" ? `tool ${name}` : name!, time, sums);
-      if (agent) spend.agent.add(agent, time, sums);
+    if (row.no_code === 0) {
+      if (sums.errors > 0) errorCodes.add(`${service} ${code}`, time, sums);
+      if (code === "429" || code === "503" || code === "overloaded" || code === "rate_limited")
+        shed.add(service!, time, sums);
+    } else if (row.no_agent === 0) {
+      if (agent && service === "ingress") agentLatency.add(agent, time, sums);
+      else if (agent) spend.agent.add(agent, time, sums);
+    } else if (row.no_name === 0) {
+      if (service !== "ingress") spend.model.add(kind === "tool" ? `tool ${name}` : name!, time, sums);
+    } else {
+      const perTime = callsPer.get(service!) ?? new Map<number, number>();
+      perTime.set(time, (perTime.get(time) ?? 0) + sums.calls);
+      callsPer.set(service!, perTime);
+      serviceLatency.add(service!, time, sums);
+      serviceCalls.add(service!, time, sums);
     }
-    if (sums.errors > 0) errorCodes.add(`${service} ${code}`, time, sums);
-    if (code === "429" || code === "503" || code === "overloaded" || code === "rate_limited")
-      shed.add(service!, time, sums);
   }
   for (const row of byTenant.rows) {
     const sums = emptySums();
@@ -260,6 +268,23 @@ export async function dashboardStats(pool: pg.Pool, tenant: string | undefined, 
     ...summaries(hotspotRows.rows),
     queryMs: round(performance.now() - started, 1),
   };
+}
+
+/** One query with enough memory to aggregate in a hash table without spilling to disk. */
+async function boundedQuery(pool: pg.Pool, sql: string, values: unknown[]): Promise<pg.QueryResult> {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN READ ONLY");
+    await client.query("SET LOCAL work_mem = '64MB'");
+    const result = await client.query(sql, values);
+    await client.query("COMMIT");
+    return result;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
 }
 
 function summaries(rows: SumsRow[]) {

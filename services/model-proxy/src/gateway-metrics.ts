@@ -15,6 +15,8 @@ export interface GatewayMetrics {
   breaker: Gauge;
   limited: Counter;
   classifier: Counter;
+  failures: Counter;
+  inFlight: Gauge;
 }
 
 /** The model-proxy's Prometheus series. */
@@ -40,5 +42,11 @@ export function createGatewayMetrics(m: Metrics): GatewayMetrics {
       "priority",
     ]),
     classifier: m.counter("model_classifier_total", "complexity classifier calls by outcome", ["outcome"]),
+    failures: m.counter(
+      "model_failures_total",
+      "model.chat calls that failed, by the model and provider tried",
+      ["model", "provider", "code"],
+    ),
+    inFlight: m.gauge("model_in_flight", "model.chat calls being answered"),
   };
 }

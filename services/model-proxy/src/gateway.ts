@@ -86,6 +86,15 @@ export class Gateway {
 
   /** model.chat; a repeated request id returns the first result. */
   async chat(request: ModelChatRequest, callerSignal: AbortSignal): Promise<ModelChatReply> {
+    this.metricsOf.inFlight.inc();
+    try {
+      return await this.chatOfRun(request, callerSignal);
+    } finally {
+      this.metricsOf.inFlight.dec();
+    }
+  }
+
+  private async chatOfRun(request: ModelChatRequest, callerSignal: AbortSignal): Promise<ModelChatReply> {
     const runId = request.meta.runId;
     if (!runId) return this.chatDeduplicated(request, callerSignal);
     // one signal for the caller's abort and the run's cancel (cheaper than AbortSignal.any per call)
@@ -176,17 +185,21 @@ export class Gateway {
       );
     } catch (error) {
       const failure = error instanceof RuntimeError ? error : classifyProviderError(error, "provider");
+      // labelled with the first model of the chain that was tried and its provider
+      const tried = decision.chain[0] ?? "unknown";
+      const triedProvider = this.deps.models.models[tried]?.provider ?? "unknown";
       this.metricsOf.requests.inc({
         tier: decision.tier,
-        model: "none",
-        provider: "none",
+        model: tried,
+        provider: triedProvider,
         status: "error",
         cached: "false",
       });
+      this.metricsOf.failures.inc({ model: tried, provider: triedProvider, code: failure.code });
       this.deps.publishUsage(
         this.usageRecord(request, route, {
-          model: decision.chain[0] ?? "none",
-          provider: "none",
+          model: tried,
+          provider: triedProvider,
           usage: { promptTokens: 0, completionTokens: 0, cachedTokens: 0, totalTokens: 0 },
           usageEstimated: true,
           costUsd: 0,

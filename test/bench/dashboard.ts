@@ -1,0 +1,171 @@
+/**
+ * dashboard benchmark: how fast `/v1/stats/series` answers (the query behind it, on the real
+ * Postgres) over rollups seeded as a runtime at 1,000 turns/s leaves them: every minute of
+ * the last 26 hours, every hour and day of the last 30 days, each bucket holding every
+ * (tenant, service, kind, name, agent, code) a busy multi-tenant runtime touches in it
+ * (20 tenants × 4 agents each: the chat and runs routes with their refusals, 2 models with an
+ * error code, 2 tools) plus the 60 busiest users. Prints and writes results/dashboard.json.
+ */
+import {
+  BUCKET_COUNT,
+  dashboardStats,
+  migrateRollups,
+  RANGES,
+  type StatsRange,
+  TIERS,
+} from "@agent-runtime/ingress";
+import pg from "pg";
+import { DATABASE_URL, dropIsolation, newIsolation } from "../support/isolation.js";
+import { summarize, writeResult } from "./stats.js";
+
+const TURNS_PER_SECOND = 1000;
+const RUNS_PER_RANGE = 15;
+const TENANTS = 20;
+const AGENTS = ["assistant", "researcher", "support", "coder", "planner", "writer", "triage", "sql"];
+const MODELS = ["gpt-4o-mini", "gpt-4o", "llama-3.1-70b"];
+const TOOLS = ["calculator", "web_search", "memory_search", "http_get", "current_time"];
+
+interface Key {
+  tenant: string;
+  service: string;
+  kind: string;
+  name: string;
+  agent: string;
+  code: string;
+}
+
+function keys(): Key[] {
+  const all: Key[] = [];
+  for (let t = 0; t < TENANTS; t++) {
+    const tenant = `tenant-${t}`;
+    for (let a = 0; a < 4; a++) {
+      const agent = AGENTS[(t + a) % AGENTS.length]!;
+      for (const code of ["200", "429"]) {
+        all.push({
+          tenant,
+          service: "ingress",
+          kind: "http",
+          name: "POST /v1/chat/completions",
+          agent,
+          code,
+        });
+        all.push({ tenant, service: "ingress", kind: "http", name: "POST /v1/runs", agent, code });
+      }
+      for (let m = 0; m < 2; m++) {
+        const name = MODELS[(t + a + m) % MODELS.length]!;
+        for (const code of ["ok", "rate_limited"])
+          all.push({ tenant, service: "model-proxy", kind: "model-chat", name, agent, code });
+      }
+      for (let k = 0; k < 2; k++)
+        all.push({
+          tenant,
+          service: "tool-executor",
+          kind: "tool",
+          name: TOOLS[(t + a + k) % TOOLS.length]!,
+          agent,
+          code: "ok",
+        });
+    }
+  }
+  for (let u = 0; u < 60; u++)
+    all.push({
+      tenant: `tenant-${u % TENANTS}`,
+      service: "users",
+      kind: "user",
+      name: `user-${u}`,
+      agent: AGENTS[u % 8]!,
+      code: "ok",
+    });
+  return all;
+}
+
+async function seed(
+  pool: pg.Pool,
+  table: string,
+  seconds: number,
+  buckets: number,
+  combos: Key[],
+): Promise<number> {
+  const callsPerBucket = (TURNS_PER_SECOND * seconds) / (combos.length / 4);
+  const histogram = Array.from({ length: BUCKET_COUNT }, (_, index) => `h${index}`);
+  const result = await pool.query(
+    `INSERT INTO ${table} (bucket, tenant, service, kind, name, agent, code, calls, errors, prompt_tokens, completion_tokens,
+       cached_tokens, cost_usd, cache_hits, latency_ms_sum, latency_ms_max, ${histogram.join(", ")})
+     SELECT to_timestamp(floor(extract(epoch FROM now()) / $2) * $2 - g * $2), k.tenant, k.service, k.kind, k.name, k.agent, k.code,
+       c, (c * 0.02)::bigint, c * 900, c * 200, c * 100, c * 0.0004, (c * 0.1)::bigint, c * 700, 9000 + random() * 1000,
+       ${histogram.map((_, index) => `(c * random() / ${BUCKET_COUNT / 2})::bigint`).join(", ")}
+     FROM generate_series(0, $3 - 1) AS g
+     CROSS JOIN jsonb_to_recordset($1::jsonb) AS k(tenant text, service text, kind text, name text, agent text, code text)
+     CROSS JOIN LATERAL (SELECT (${callsPerBucket} * (0.5 + random()))::bigint AS c) AS calls`,
+    [JSON.stringify(combos), seconds, buckets],
+  );
+  return result.rowCount ?? 0;
+}
+
+async function main() {
+  const isolation = newIsolation("bench-dashboard");
+  const admin = new pg.Client({ connectionString: DATABASE_URL });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA "${isolation.schema}"`);
+  await admin.end();
+  const pool = new pg.Pool({
+    connectionString: DATABASE_URL,
+    max: 4,
+    options: `-c search_path="${isolation.schema}"`,
+  });
+  try {
+    await migrateRollups(pool);
+    const combos = keys();
+    const started = performance.now();
+    const rows = {
+      minute: await seed(pool, TIERS.minute.table, 60, 26 * 60, combos),
+      hour: await seed(pool, TIERS.hour.table, 3600, 30 * 24, combos),
+      day: await seed(pool, TIERS.day.table, 86_400, 30, combos),
+    };
+    await pool.query(
+      `INSERT INTO stats_queue_minute (bucket, lane, pending, ack_pending)
+       SELECT to_timestamp(floor(extract(epoch FROM now()) / 60) * 60 - g * 60), lane, (random() * 100)::bigint, (random() * 20)::bigint
+       FROM generate_series(0, 30 * 1440 - 1) AS g CROSS JOIN (VALUES ('interactive'), ('batch')) AS lanes(lane)`,
+    );
+    for (const table of [TIERS.minute.table, TIERS.hour.table, TIERS.day.table, "stats_queue_minute"])
+      await pool.query(`VACUUM ANALYZE ${table}`);
+    const seedSeconds = Math.round((performance.now() - started) / 100) / 10;
+    console.log(
+      `seeded ${JSON.stringify(rows)} rollup rows (${combos.length} series per bucket) in ${seedSeconds} s`,
+    );
+
+    const figures: Record<string, unknown> = {
+      turnsPerSecond: TURNS_PER_SECOND,
+      seriesPerBucket: combos.length,
+      rows,
+    };
+    const ranges = Object.keys(RANGES) as StatsRange[];
+    for (const [label, tenant] of [
+      ["all tenants", undefined],
+      ["one tenant", "tenant-3"],
+    ] as const) {
+      const byRange: Record<string, unknown> = {};
+      for (const range of ranges) {
+        await dashboardStats(pool, tenant, range); // warm
+        const samples: number[] = [];
+        for (let run = 0; run < RUNS_PER_RANGE; run++) {
+          const t0 = performance.now();
+          await dashboardStats(pool, tenant, range);
+          samples.push(performance.now() - t0);
+        }
+        const summary = summarize(samples);
+        byRange[range] = { tier: RANGES[range].tier, ...summary };
+        console.log(
+          `${label.padEnd(12)} ${range.padEnd(4)} (${RANGES[range].tier} rollups): p50 ${summary.p50} ms, p90 ${summary.p90} ms, max ${summary.max} ms`,
+        );
+      }
+      figures[label === "all tenants" ? "allTenants" : "oneTenant"] = byRange;
+    }
+    writeResult("dashboard", figures);
+  } finally {
+    await pool.end();
+    await dropIsolation(isolation);
+  }
+}
+
+await main();
