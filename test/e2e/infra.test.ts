@@ -36,6 +36,7 @@ interface ComposeService {
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test: string[] };
   ports?: string[];
+  volumes?: string[];
 }
 interface EnvVar {
   name: string;
@@ -67,6 +68,11 @@ function composeEnvironment(service: ComposeService): NodeJS.ProcessEnv {
   for (const [name, value] of Object.entries(service.environment ?? {})) {
     if (value === null) continue; // passed through from the host only when set there
     env[name] = value.replace(/\$\{\w+(?::?-([^}]*))?\}/g, (_match, fallback?: string) => fallback ?? "");
+  }
+  // the config file compose mounts, read from where it is on the host
+  for (const volume of service.volumes ?? []) {
+    const [host, container] = volume.replace(/\$\{\w+:-([^}]*)\}/, "$1").split(":");
+    if (container && env.AGENT_CONFIG === container) env.AGENT_CONFIG = join(root, host!);
   }
   return env;
 }
@@ -144,6 +150,20 @@ describe("docker-compose.yml", () => {
       expect(service.environment?.SERVICE).toBe(name);
       for (const dependency of ["nats", "postgres", "redis"])
         expect(service.depends_on?.[dependency]?.condition).toBe("service_healthy");
+      // the config file is mounted read-only where AGENT_CONFIG points
+      expect(service.environment?.AGENT_CONFIG).toBe("/etc/agent-runtime/config.yaml");
+      expect(service.volumes).toContain(
+        "${AGENT_CONFIG_FILE:-./infra/compose/agent-config.yaml}:/etc/agent-runtime/config.yaml:ro",
+      );
+    }
+    // `docker compose up -d nats postgres redis`: the servers alone, reachable from the host only
+    for (const [name, port] of [
+      ["nats", 4222],
+      ["postgres", 5432],
+      ["redis", 6379],
+    ] as const) {
+      expect(compose.services[name]?.depends_on).toBeUndefined();
+      expect(compose.services[name]?.ports).toEqual([`127.0.0.1:${port}:${port}`]);
     }
   });
 
