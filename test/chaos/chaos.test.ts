@@ -222,7 +222,7 @@ describe("chaos", () => {
       printFigures(figures, file);
 
       // the load ran: a run that answered nothing proves nothing
-      expect(figures.requests.answered2xx).toBeGreaterThan(50);
+      expect(figures.requests.answered2xx).toBeGreaterThan(20);
       expect(figures.faults.filter((fault) => fault.kind === "replica-kill").length).toBeGreaterThan(0);
       // Known failures in service code as of 622294a (see the chaos report in issue 12), not
       // weakened here: a Postgres outage makes a tool call whose effect happened count as "not
