@@ -7,6 +7,7 @@ import type {
 } from "@agent-runtime/contracts";
 import { RuntimeError } from "@agent-runtime/contracts";
 import pg from "pg";
+import { runCreatedAt } from "./partitions.js";
 import type { RecordedStep, StepDetails } from "./run-store.js";
 
 /** What a run's row says after an entry: its status and totals as the worker holding it knows them. */
@@ -173,9 +174,9 @@ function upsertRun({ run, scrub, finishToken }: JournalEntry): string {
       ${literal(request.priority)}, ${text(request.threadId)}, ${text(request.userId)}, ${text(request.parentRunId)},
       ${json(request, scrub)}, ${number(run.attempt)}, ${number(run.steps)}, ${number(run.usage.promptTokens)},
       ${number(run.usage.completionTokens)}, ${number(run.usage.cachedTokens)}, ${number(run.costUsd)},
-      ${json(run.output, scrub)}, ${json(run.error, scrub)}, LEAST(${epoch(request.createdAt)}, now()), ${epoch(run.startedAt)},
+      ${json(run.output, scrub)}, ${json(run.error, scrub)}, ${runCreatedAt(literal(request.runId), epoch(request.createdAt))}, ${epoch(run.startedAt)},
       ${terminal ? "now()" : "NULL"}, ${terminal ? text(finishToken) : "NULL"})
-    ON CONFLICT (id) DO UPDATE SET
+    ON CONFLICT (id, created_at) DO UPDATE SET
       status = CASE WHEN runs.status IN ${TERMINAL} THEN runs.status ELSE EXCLUDED.status END,
       output = CASE WHEN runs.status IN ${TERMINAL} THEN runs.output ELSE EXCLUDED.output END,
       error = CASE WHEN runs.status IN ${TERMINAL} THEN runs.error ELSE EXCLUDED.error END,
@@ -193,13 +194,13 @@ function upsertRun({ run, scrub, finishToken }: JournalEntry): string {
 }
 
 function insertStep(runId: string, { recorded, details }: NonNullable<JournalEntry["step"]>): string {
-  return `INSERT INTO run_steps (run_id, step, assistant, tool_messages, model, provider, prompt_tokens,
+  return `INSERT INTO run_steps (run_id, run_created_at, step, assistant, tool_messages, model, provider, prompt_tokens,
       completion_tokens, cached_tokens, cost_usd, latency_ms, route, finish_reason)
-    VALUES (${literal(runId)}, ${number(recorded.step)}, ${json(recorded.assistant)}, ${json(recorded.toolMessages)},
+    VALUES (${literal(runId)}, ${runCreatedAt(literal(runId), "now()")}, ${number(recorded.step)}, ${json(recorded.assistant)}, ${json(recorded.toolMessages)},
       ${text(details?.model)}, ${text(details?.provider)}, ${number(recorded.usage.promptTokens)},
       ${number(recorded.usage.completionTokens)}, ${number(recorded.usage.cachedTokens)}, ${number(recorded.costUsd)},
       ${number(details?.latencyMs ?? 0)}, ${text(details?.route)}, ${text(recorded.finishReason ?? details?.finishReason)})
-    ON CONFLICT (run_id, step) DO NOTHING`;
+    ON CONFLICT (run_id, step, run_created_at) DO NOTHING`;
 }
 
 /**

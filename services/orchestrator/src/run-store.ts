@@ -10,6 +10,7 @@ import {
 import { migrate } from "@agent-runtime/stores";
 import type pg from "pg";
 import { z } from "zod";
+import { PARTITION_MIGRATIONS, runCreatedAt } from "./partitions.js";
 
 export const MIGRATIONS = [
   `CREATE TABLE IF NOT EXISTS runs (
@@ -71,6 +72,8 @@ export const MIGRATIONS = [
   "CREATE INDEX IF NOT EXISTS runs_tenant_status ON runs (tenant, status) WHERE status IN ('queued', 'running')",
   // which finishing write ended the run (see Journal): one worker announces the outcome
   "ALTER TABLE runs ADD COLUMN IF NOT EXISTS finished_by text",
+  // runs and steps partitioned by week, hot-query indexes (partitions.ts); keep this last
+  ...PARTITION_MIGRATIONS,
 ];
 
 export interface RecordedStep {
@@ -119,8 +122,8 @@ export class RunStore {
   async register(request: RunRequest): Promise<void> {
     await this.pool.query(
       `INSERT INTO runs (id, tenant, agent, status, priority, thread_id, user_id, parent_run_id, request, attempts, created_at)
-       VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, 0, LEAST(to_timestamp($9 / 1000.0), now()))
-       ON CONFLICT (id) DO NOTHING`,
+       VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, 0, ${runCreatedAt("$1", "to_timestamp($9 / 1000.0)")})
+       ON CONFLICT (id, created_at) DO NOTHING`,
       [...runColumns(request), request.createdAt],
     );
   }
@@ -134,8 +137,8 @@ export class RunStore {
   ): Promise<{ status: RunStatus; attempt: number; startedAt: number; steps: RecordedStep[] }> {
     const result = await this.pool.query<{ status: RunStatus; attempts: number; started_ms: number }>(
       `INSERT INTO runs (id, tenant, agent, status, priority, thread_id, user_id, parent_run_id, request, attempts, created_at, started_at)
-       VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, 1, LEAST(to_timestamp($9 / 1000.0), now()), now())
-       ON CONFLICT (id) DO UPDATE SET attempts = runs.attempts + 1, updated_at = now(),
+       VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, 1, ${runCreatedAt("$1", "to_timestamp($9 / 1000.0)")}, now())
+       ON CONFLICT (id, created_at) DO UPDATE SET attempts = runs.attempts + 1, updated_at = now(),
          started_at = COALESCE(runs.started_at, now()),
          status = CASE WHEN runs.status = 'queued' THEN 'running' ELSE runs.status END
        RETURNING status, attempts, (extract(epoch FROM started_at) * 1000)::float8 AS started_ms`,
