@@ -70,8 +70,8 @@ export class Summarizer {
     const batch = rows.slice(0, cut);
     const reply = await this.bus.request(Endpoints.modelChat, {
       meta: { ...meta, threadId, deadline: Date.now() + 120_000 },
+      // the route decides the tier (routine by default: the fast tier)
       task: "summarize",
-      tier: "fast",
       temperature: 0,
       maxTokens: 600,
       messages: [

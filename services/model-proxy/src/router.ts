@@ -151,7 +151,7 @@ export function routeRequest(
       byComplexity: consultedComplexity,
     };
   }
-  const simpleTasks = new Set(["route", "classify", "summarize"]);
+  const simpleTasks = new Set(["route", "classify", "summarize", "plan"]);
   if (request.task && simpleTasks.has(request.task) && models.tiers.fast) {
     return {
       tier: "fast",

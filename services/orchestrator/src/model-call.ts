@@ -221,7 +221,11 @@ export async function callModel(
         ...(request.maxTokens !== undefined ? { maxTokens: request.maxTokens } : {}),
         ...options,
         ...(streamSubject ? { streamSubject } : {}),
-        ...(call.sideEffects ? { toolsHaveSideEffects: true } : {}),
+        // said either way, so the proxy may answer an agent with read-only tools from its cache (a
+        // delegate's child run may act on the world: counted as a side effect)
+        ...(call.tools.length > 0
+          ? { toolsHaveSideEffects: call.sideEffects || agent.delegates.length > 0 }
+          : {}),
         ...(call.resumed ? { resumed: true } : {}),
       },
       // once output went out, a model call made again on another replica would send it again

@@ -32,7 +32,7 @@ export function needsPlan(input: readonly ChatMessage[]): { needed: boolean; rea
   return { needed: true, reason: `multi-part request (${sentences} sentences, ${text.length} characters)` };
 }
 
-/** Asks the fast tier for a short structured plan; an invalid plan is dropped, never fatal. */
+/** Asks the model (routed as task `plan`, the fast tier by default) for a short structured plan; an invalid plan is dropped, never fatal. */
 export async function makePlan(
   bus: Bus,
   meta: RequestMeta,
@@ -43,8 +43,8 @@ export async function makePlan(
   if (!check.needed) return { plan: null, reason: check.reason, costUsd: 0 };
   const reply = await bus.request(Endpoints.modelChat, {
     meta,
+    // the route decides the tier (routine by default: the fast tier)
     task: "plan",
-    tier: "fast",
     temperature: 0,
     responseFormat: { type: "json_object" },
     maxTokens: 400,
