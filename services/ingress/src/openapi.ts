@@ -1,4 +1,4 @@
-import { ChatCompletionRequest, HttpErrorBody, RunRecord } from "@agent-runtime/contracts";
+import { ChatCompletionRequest, EmbeddingsRequest, HttpErrorBody, RunRecord } from "@agent-runtime/contracts";
 import { z } from "zod";
 import { CreateRunBody, EventsBody, ListRunsQuery, ThreadMessagesQuery } from "./api-schemas.js";
 
@@ -56,7 +56,7 @@ export function openApiDocument() {
     paths: {
       "/v1/chat/completions": {
         post: {
-          summary: "OpenAI-compatible chat completion; model names an agent",
+          summary: "OpenAI-compatible chat completion; model names an agent or a served model",
           parameters: [
             {
               name: "x-thread-id",
@@ -72,7 +72,24 @@ export function openApiDocument() {
         },
       },
       "/v1/models": {
-        get: { summary: "agents visible to the key", responses: { 200: { description: "list" }, ...errors } },
+        get: {
+          summary: "agents visible to the key, then the models the model proxy serves",
+          responses: { 200: { description: "list" }, ...errors },
+        },
+      },
+      "/v1/models/{id}": {
+        get: {
+          summary: "one agent or model",
+          parameters: [idParameter],
+          responses: { 200: { description: "model" }, ...errors },
+        },
+      },
+      "/v1/embeddings": {
+        post: {
+          summary: "OpenAI-compatible embeddings through the model proxy (cached per tenant)",
+          requestBody: json(EmbeddingsRequest),
+          responses: { 200: { description: "list of embeddings with usage" }, ...errors },
+        },
       },
       "/v1/runs": {
         post: {
