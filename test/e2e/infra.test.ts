@@ -286,6 +286,34 @@ describe.skipIf(!hasKubectl).each(OVERLAYS)("what %s names exists in the contrac
   });
 });
 
+describe("capacity plan (pnpm capacity)", () => {
+  it("docs/capacity.md and the pods' resources are what the script makes of the kept ledger", () => {
+    const result = spawnSync(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "scripts/capacity/main.ts",
+        "--ledger",
+        "docs/capacity/ledger-input.json",
+        "--memory",
+        "docs/capacity/memory-input.json",
+        "--check",
+      ],
+      { cwd: root, encoding: "utf8" },
+    );
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toMatch(/capacity plan up to date/);
+    const plan = readFileSync(join(root, "docs/capacity.md"), "utf8");
+    for (const section of [
+      "## What a turn costs",
+      "## Replicas and servers",
+      "## A day of traffic (simulation)",
+    ])
+      expect(plan).toContain(section);
+  });
+});
+
 describe("scripts/start.mjs", () => {
   const isolation = newIsolation("start");
   afterAll(() => dropIsolation(isolation));
