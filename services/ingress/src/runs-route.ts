@@ -3,6 +3,7 @@ import { Endpoints, type RequestMeta, RuntimeError, TERMINAL_RUN_STATUSES } from
 import type { FastifyInstance } from "fastify";
 import { CreateRunBody, ListRunsQuery, ThreadMessagesQuery } from "./api-schemas.js";
 import { parseBody } from "./http-errors.js";
+import { setRateHeaders } from "./response-headers.js";
 import type { RouteDeps } from "./route-deps.js";
 import { lastEventIdOf, streamRunEvents } from "./run-events-sse.js";
 
@@ -79,6 +80,7 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
     const release = await deps.limit(key.tenant, body.user, {
       ...(!batch || follows ? { runLeaseMs: Math.min(deadlineMs, deps.runTimeoutMs) + 30_000 } : {}),
     });
+    setRateHeaders(reply, release.rate);
     let run: Awaited<ReturnType<typeof deps.runs.submit>>;
     try {
       run = await deps.runs.submit({
