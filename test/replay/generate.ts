@@ -69,8 +69,7 @@ export function generate(seed = 15): Workload {
   const tasks: ReplayTask[] = [];
   const documents: ReplayDocument[] = [];
   let taskNumber = 0;
-  const add = (task: Omit<ReplayTask, "id">) =>
-    tasks.push({ id: `t${String(taskNumber++).padStart(4, "0")}`, ...task });
+  const add = (task: ReplayTask) => tasks.push({ ...task, id: `t${String(taskNumber++).padStart(4, "0")}` });
 
   const knowledgeBase = [
     "You are the support assistant of a consumer electronics shop. Answer from the policies below; be brief.",

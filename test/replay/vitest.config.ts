@@ -1,0 +1,22 @@
+import { defineConfig } from "vitest/config";
+
+/**
+ * The replay's smoke form (`pnpm exec vitest run --config test/replay/vitest.config.ts`): a few
+ * tasks of each kind, naive and configured. Not part of `pnpm test`. Workspace packages come from
+ * their TypeScript sources.
+ */
+const conditions = ["source", "node"];
+
+export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: ["source"] } },
+  test: {
+    name: "replay",
+    root: import.meta.dirname,
+    include: ["replay.test.ts"],
+    testTimeout: 900_000,
+    hookTimeout: 240_000,
+    fileParallelism: false,
+    reporters: ["verbose"],
+  },
+});
