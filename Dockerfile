@@ -45,11 +45,13 @@ COPY --from=build /runtime /app
 COPY scripts/healthcheck.mjs /app/scripts/healthcheck.mjs
 ARG SERVICE=ingress
 ENV SERVICE=${SERVICE}
+# One service per container: a fixed ops port (outside a container the default is a free port).
+ENV OPS_PORT=9100
 # The `node` user (uid 1000) comes with the base image; the code stays root-owned and read-only.
 USER node
 # ingress HTTP, then the ops ports (/healthz, /readyz, /metrics) of orchestrator, model-proxy, tool-executor, memory.
 EXPOSE 8080 9101 9102 9103 9104
-# GET /healthz on the service's own port: PORT for ingress, OPS_PORT (or its default) for the others.
+# GET /healthz on the service's own port: PORT for ingress, <SERVICE>_OPS_PORT or OPS_PORT for the others.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "/app/scripts/healthcheck.mjs"]
 # `exec` replaces the shell with node, so SIGTERM reaches the service directly.

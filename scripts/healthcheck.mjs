@@ -1,20 +1,13 @@
 #!/usr/bin/env node
 /**
  * The container image's HEALTHCHECK: `GET /healthz` on the port of the service
- * that SERVICE names — ingress on PORT, every other service on OPS_PORT, each
- * with its service's default. Exits 0 on a 2xx answer within 2 s, 1 otherwise.
+ * that SERVICE names — ingress on PORT (8080), every other service on its
+ * `<SERVICE>_OPS_PORT` or OPS_PORT (the image sets OPS_PORT=9100). Exits 0 on a 2xx answer within 2 s, 1 otherwise.
  * Needs nothing but Node (the slim base image has no curl or wget).
  */
-const DEFAULT_PORTS = {
-  ingress: 8080,
-  orchestrator: 9101,
-  "model-proxy": 9102,
-  "tool-executor": 9103,
-  memory: 9104,
-};
-
 const service = process.env.SERVICE ?? "ingress";
-const port = (service === "ingress" ? process.env.PORT : process.env.OPS_PORT) || DEFAULT_PORTS[service];
+const own = `${service.toUpperCase().replace(/[^A-Z0-9]+/g, "_")}_OPS_PORT`;
+const port = service === "ingress" ? process.env.PORT || "8080" : process.env[own] || process.env.OPS_PORT;
 if (!port || port === "0") {
   process.stderr.write(`healthcheck: no fixed port for SERVICE=${service}\n`);
   process.exit(1);

@@ -12,6 +12,16 @@
  * drains; a service still running after 30 s is killed, and a second signal
  * kills at once. When a service exits on its own, the others are stopped and
  * this process exits non-zero. A failed build starts nothing and exits non-zero.
+ *
+ * No orphans: each service is linked to this process by an IPC channel and stops
+ * (drains) when it closes, so killing this process by any signal, even SIGKILL,
+ * stops them; and this process stops them when its own parent (`pnpm`) goes away.
+ *
+ * Ops ports (`/healthz`, `/readyz`, `/metrics`): each service reads its own
+ * `<SERVICE>_OPS_PORT` (`INGRESS_OPS_PORT`, `MODEL_PROXY_OPS_PORT`, …), else picks a
+ * free port and prints it. A plain `OPS_PORT` names one service's port; here, with
+ * several services, it is the first of consecutive ports in start order's fixed
+ * offsets (ingress +0, orchestrator +1, model-proxy +2, tool-executor +3, memory +4).
  */
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
@@ -24,6 +34,13 @@ const FROM_SOURCE = process.argv.slice(2).includes("--dev");
 /** Start order: dependencies of the request path first, the public door last. */
 const ALL = ["memory", "tool-executor", "model-proxy", "orchestrator", "ingress"];
 const FORCE_KILL_AFTER_MS = 30_000;
+const EXIT_WITH_PARENT = join(ROOT, "scripts", "exit-with-parent.mjs");
+/** Offsets from a plain OPS_PORT when it serves several services (the 9100–9104 convention). */
+const OPS_PORT_OFFSETS = { ingress: 0, orchestrator: 1, "model-proxy": 2, "tool-executor": 3, memory: 4 };
+
+function opsPortVariable(name) {
+  return `${name.toUpperCase().replace(/[^A-Z0-9]+/g, "_")}_OPS_PORT`;
+}
 
 const requested = (process.env.SERVICES ?? "")
   .split(",")
@@ -100,14 +117,28 @@ function buildServices() {
   });
 }
 
+/** A service's environment: one plain OPS_PORT becomes distinct ports when several services run. */
+function serviceEnv(name) {
+  const env = { ...process.env };
+  const base = process.env.OPS_PORT?.trim();
+  if (selected.length > 1 && base !== undefined && base !== "") {
+    delete env.OPS_PORT;
+    const own = opsPortVariable(name);
+    if (!env[own]) env[own] = base === "0" ? "0" : String(Number(base) + OPS_PORT_OFFSETS[name]);
+  }
+  return env;
+}
+
 function startService(name) {
+  const preload = ["--import", EXIT_WITH_PARENT];
   const args = FROM_SOURCE
-    ? ["--conditions=source", "--import", "tsx", "src/main.ts"]
-    : [join("dist", "main.js")];
+    ? ["--conditions=source", "--import", "tsx", ...preload, "src/main.ts"]
+    : [...preload, join("dist", "main.js")];
+  const env = serviceEnv(name);
   const child = spawn(process.execPath, args, {
     cwd: join(ROOT, "services", name),
-    env: process.env,
-    stdio: ["ignore", "pipe", "pipe"],
+    env,
+    stdio: ["ignore", "pipe", "pipe", "ipc"],
   });
   running.set(name, child);
   pipeLines(name, child.stdout, process.stdout);
@@ -165,4 +196,23 @@ if (!FROM_SOURCE) {
     process.exit(code);
   }
 }
+const base = process.env.OPS_PORT?.trim();
+if (selected.length > 1 && base && base !== "0") {
+  if (!/^\d+$/.test(base) || Number(base) + 4 > 65_535) {
+    say(
+      `OPS_PORT=${base} is not a port; set it to a number (or the per-service ${selected.map(opsPortVariable).join(", ")})`,
+    );
+    process.exit(2);
+  }
+  say(
+    `OPS_PORT=${base} with several services: ${selected.map((name) => `${name} ${serviceEnv(name)[opsPortVariable(name)]}`).join(", ")}`,
+  );
+}
+
+// the parent (pnpm) gone means nobody waits for us: stop the services instead of leaving them behind
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) stopAll("the parent process exited");
+}, 1000).unref();
+
 for (const name of selected) startService(name);

@@ -11,6 +11,7 @@ export { Bus, connectBus, natsServers } from "./bus.js";
 export { decodeText, decodeWith, encodeJson } from "./codec.js";
 export type { ConsumeContext, ConsumeOptions, ConsumerHandle, DeadLetterContext } from "./consumer.js";
 export { consume, nakDelay } from "./consumer.js";
+export { describeNats } from "./describe.js";
 export type { Admission, InteractiveReserveOptions } from "./lanes.js";
 export { interactiveReserve, reservedSlots } from "./lanes.js";
 export { InFlightLimiter } from "./limiter.js";

@@ -9,8 +9,9 @@ export {
   ProviderConfig,
   RouteRule,
 } from "./models.js";
+export { DEFAULT_PRICES, defaultPriceOf, ModelPricing } from "./prices.js";
 export { loadRuntimeConfig, RuntimeConfig } from "./runtime-config.js";
 export type { Connections } from "./service-env.js";
-export { ConnectionEnv, parseServiceEnv } from "./service-env.js";
+export { ConnectionEnv, opsPortOf, opsPortVariable, parseServiceEnv } from "./service-env.js";
 export type { ToolPolicyContext } from "./tools.js";
 export { McpServerConfig, ToolPolicy, ToolsSection, toolPolicyAllows, WebhookToolConfig } from "./tools.js";

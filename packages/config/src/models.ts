@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ModelPricing } from "./prices.js";
 
 export const ProviderConfig = z.object({
   baseUrl: z.string().url(),
@@ -18,14 +19,11 @@ export const ModelConfig = z.object({
   /** The provider's own model id (defaults to the key of this entry). */
   id: z.string().optional(),
   contextWindow: z.number().int().positive().default(128_000),
-  /** USD per 1M tokens. */
-  pricing: z
-    .object({
-      input: z.number().nonnegative().default(0),
-      output: z.number().nonnegative().default(0),
-      cachedInput: z.number().nonnegative().optional(),
-    })
-    .default({ input: 0, output: 0 }),
+  /**
+   * USD per 1M tokens. Absent: the `prices` table of the config, else the built-in list prices of
+   * well-known models; a model with no price anywhere is a start-up warning (its cost counts as 0).
+   */
+  pricing: ModelPricing.optional(),
   capabilities: z
     .array(z.enum(["tools", "json", "vision", "embeddings", "streaming"]))
     .default(["tools", "json", "streaming"]),
@@ -74,6 +72,8 @@ export type ComplexityClassifier = z.infer<typeof ComplexityClassifier>;
 export const ModelsSection = z.object({
   providers: z.record(z.string(), ProviderConfig).default({}),
   models: z.record(z.string(), ModelConfig).default({}),
+  /** Prices by the provider's model id (USD per 1M tokens), over the built-in table. */
+  prices: z.record(z.string(), ModelPricing).default({}),
   /** Each tier is an ordered fallback chain of model names. */
   tiers: z.record(z.string(), z.array(z.string()).min(1)).default({}),
   routes: z.array(RouteRule).default([]),

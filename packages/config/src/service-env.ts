@@ -58,3 +58,27 @@ export function parseServiceEnv<T extends z.ZodRawShape>(
     },
   }) as z.infer<z.ZodObject<typeof ConnectionEnv & T>> & { connections: Connections };
 }
+
+/** `tool-executor` → `TOOL_EXECUTOR_OPS_PORT`. */
+export function opsPortVariable(service: string): string {
+  return `${service.toUpperCase().replace(/[^A-Z0-9]+/g, "_")}_OPS_PORT`;
+}
+
+/**
+ * The port of a service's `/healthz`, `/readyz`, `/metrics`: `<SERVICE>_OPS_PORT`
+ * (`INGRESS_OPS_PORT`, `MODEL_PROXY_OPS_PORT`, …), else `OPS_PORT` (meant for a process that runs
+ * one service: a container, a pod), else 0: a free port, printed at start. So two services, or two
+ * copies of the stack, on one host never fight over a fixed default.
+ */
+export function opsPortOf(service: string, env: NodeJS.ProcessEnv): number {
+  const own = opsPortVariable(service);
+  for (const name of [own, "OPS_PORT"]) {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === "") continue;
+    const port = Number(raw);
+    if (!Number.isInteger(port) || port < 0 || port > 65_535)
+      throw new ConfigError(`invalid environment: ${name}: a port from 0 to 65535 (0 = any free port)`);
+    return port;
+  }
+  return 0;
+}

@@ -1,4 +1,5 @@
 export type { Redis } from "ioredis";
+export { describePostgres, describeRedis, withoutPassword } from "./describe.js";
 export type { PostgresOptions } from "./postgres.js";
 export { createPool, migrate, withTransaction } from "./postgres.js";
 export type { RedisLogger } from "./redis.js";

@@ -16,3 +16,4 @@ export type { Shutdown, ShutdownOptions, ShutdownStep } from "./shutdown.js";
 export { installShutdown } from "./shutdown.js";
 export type { SpanOptions } from "./span.js";
 export { DEFAULT_TRACER_NAME, getTracer, SpanKind, withSpan } from "./span.js";
+export { announceReady, START_SERVERS_COMMAND, startOrExit, startupFailure } from "./startup.js";

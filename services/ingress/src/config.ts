@@ -4,6 +4,7 @@ import {
   type Connections,
   type LimitsSection,
   loadRuntimeConfig,
+  opsPortOf,
   parseServiceEnv,
   resolveAgents,
 } from "@agent-runtime/config";
@@ -11,8 +12,6 @@ import { z } from "zod";
 
 const OwnEnv = {
   PORT: z.coerce.number().int().min(0).default(8080),
-  /** `/metrics` (and `/healthz`, `/readyz`) for the cluster only, never on the public PORT. */
-  OPS_PORT: z.coerce.number().int().min(0).default(9100),
   HOST: z.string().default("0.0.0.0"),
   BOOTSTRAP_API_KEY: z.string().min(8, "BOOTSTRAP_API_KEY must be at least 8 characters").optional(),
   RUN_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
@@ -48,7 +47,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngressConfig 
   return {
     ...e.connections,
     port: e.PORT,
-    opsPort: e.OPS_PORT,
+    opsPort: opsPortOf("ingress", env),
     host: e.HOST,
     bootstrapApiKey: e.BOOTSTRAP_API_KEY,
     runTimeoutMs: e.RUN_TIMEOUT_MS,

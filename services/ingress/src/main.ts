@@ -1,5 +1,5 @@
 import { ConfigError } from "@agent-runtime/config";
-import { createLogger, installShutdown, startTelemetry } from "@agent-runtime/telemetry";
+import { createLogger, installShutdown, startOrExit, startTelemetry } from "@agent-runtime/telemetry";
 import { type IngressConfig, loadConfig } from "./config.js";
 import { startIngress } from "./service.js";
 
@@ -9,11 +9,12 @@ try {
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   createLogger({ service: "ingress" }).fatal(error.message);
+  process.stderr.write(`${error.message}\n`);
   process.exit(1);
 }
 const logger = createLogger({ service: "ingress", level: config.logLevel });
 const telemetry = await startTelemetry({ service: "ingress", logger });
-const service = await startIngress(config, { logger });
+const service = await startOrExit(logger, config, () => startIngress(config, { logger }));
 installShutdown({
   logger,
   steps: [

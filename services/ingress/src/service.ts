@@ -1,8 +1,9 @@
-import { type Bus, connectBus } from "@agent-runtime/bus";
+import { type Bus, connectBus, describeNats } from "@agent-runtime/bus";
 
 import { TenantLimits } from "@agent-runtime/config";
-import { createPool, createRedis } from "@agent-runtime/stores";
+import { createPool, createRedis, describePostgres, describeRedis } from "@agent-runtime/stores";
 import {
+  announceReady,
   createLogger,
   createMetrics,
   type Logger,
@@ -67,6 +68,7 @@ export async function startIngress(
     applicationName: "ingress",
   });
   const keys = await KeyStore.open(pool, config.keyCacheMs);
+  let bootstrap = "no BOOTSTRAP_API_KEY (make keys with `pnpm admin keys create`)";
   if (config.bootstrapApiKey) {
     const registered = await keys.register(
       config.bootstrapApiKey,
@@ -76,6 +78,10 @@ export async function startIngress(
     );
     if (registered === "revoked")
       logger.warn("BOOTSTRAP_API_KEY was revoked with the admin CLI and stays revoked; unset it");
+    bootstrap =
+      registered === "revoked"
+        ? "BOOTSTRAP_API_KEY revoked (not usable)"
+        : `BOOTSTRAP_API_KEY registered for tenant default (${registered === "created" ? "new" : "already known"})`;
   }
   const redis = createRedis(config.redisUrl, logger);
   const limiter = new Limiter(redis, config.redisPrefix);
@@ -218,7 +224,23 @@ export async function startIngress(
   }
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
-  logger.info({ port, opsPort: ops.port, agents: Object.keys(config.agents) }, "ingress ready");
+  const shown = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+  const base = `http://${shown}:${port}`;
+  announceReady(
+    logger,
+    "ingress",
+    [
+      describeNats(bus),
+      await describePostgres(pool, config.databaseUrl),
+      await describeRedis(redis, config.redisUrl, config.redisPrefix),
+      `API ${base}/v1`,
+      `dashboard ${base}/dashboard`,
+      `OpenAPI ${base}/openapi.json`,
+      `metrics http://${shown}:${ops.port}/metrics`,
+      bootstrap,
+    ],
+    { port, opsPort: ops.port, agents: Object.keys(config.agents) },
+  );
   return {
     app,
     bus,

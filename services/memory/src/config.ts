@@ -2,12 +2,12 @@ import {
   type Connections,
   loadRuntimeConfig,
   type MemorySection,
+  opsPortOf,
   parseServiceEnv,
 } from "@agent-runtime/config";
 import { z } from "zod";
 
 const OwnEnv = {
-  OPS_PORT: z.coerce.number().int().min(0).default(9104),
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(512),
   JOB_CONCURRENCY: z.coerce.number().int().positive().default(2),
   /** Journaled turns stored in their threads at once (per replica). */
@@ -31,7 +31,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MemoryConfig {
   const e = parseServiceEnv(OwnEnv, env);
   return {
     ...e.connections,
-    opsPort: e.OPS_PORT,
+    opsPort: opsPortOf("memory", env),
     maxInFlight: e.MAX_IN_FLIGHT,
     jobConcurrency: e.JOB_CONCURRENCY,
     turnConcurrency: e.TURN_CONCURRENCY,

@@ -1,7 +1,13 @@
-import { type Bus, connectBus, consume } from "@agent-runtime/bus";
+import { type Bus, connectBus, consume, describeNats } from "@agent-runtime/bus";
 import { Endpoints, MemoryJob, QueueGroups, type RequestMeta } from "@agent-runtime/contracts";
-import { createPool, createRedis, migrate } from "@agent-runtime/stores";
-import { createLogger, createMetrics, type Logger, startOpsServer } from "@agent-runtime/telemetry";
+import { createPool, createRedis, describePostgres, describeRedis, migrate } from "@agent-runtime/stores";
+import {
+  announceReady,
+  createLogger,
+  createMetrics,
+  type Logger,
+  startOpsServer,
+} from "@agent-runtime/telemetry";
 import type { MemoryConfig } from "./config.js";
 import { createHandlers } from "./handlers.js";
 import { Knowledge } from "./knowledge.js";
@@ -141,7 +147,18 @@ export async function startMemory(
     },
   });
   const vectorSearch = pgvector ? "pgvector" : "signatures";
-  logger.info({ opsPort: ops.port, vectorSearch }, "memory ready");
+  announceReady(
+    logger,
+    "memory",
+    [
+      describeNats(bus),
+      await describePostgres(pool, config.databaseUrl),
+      await describeRedis(redis, config.redisUrl, config.redisPrefix),
+      `vector search ${vectorSearch}`,
+      `ops :${ops.port} (/healthz /readyz /metrics)`,
+    ],
+    { opsPort: ops.port, vectorSearch },
+  );
   return {
     bus,
     vectorSearch,

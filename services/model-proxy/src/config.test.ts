@@ -34,6 +34,35 @@ describe("loadConfig", () => {
     expect(config.models.tiers.fast).toEqual(["gpt-4o-mini"]);
   });
 
+  it("takes an empty OPENAI_BASE_URL (docker compose with nothing set) as no provider", () => {
+    const config = loadConfig({ OPENAI_BASE_URL: "", OPENAI_API_KEY: "", MODEL_FAST: "" });
+    expect(config.offline).toBe(true);
+    expect(config.models.tiers.fast).toEqual(["gpt-4o-mini"]);
+  });
+
+  it("prices well-known models from the built-in table and lists the unpriced ones", () => {
+    const env = loadConfig({ OPENAI_API_KEY: "sk-test", MODEL_STRONG: "my-local-model" });
+    expect(env.models.models["gpt-4o-mini"]?.pricing).toMatchObject({ input: 0.15, output: 0.6 });
+    expect(env.models.models["text-embedding-3-small"]?.pricing).toMatchObject({ input: 0.02 });
+    expect(env.unpricedModels).toEqual(["my-local-model"]);
+    const path = writeConfigFile({
+      providers: { a: { baseUrl: "http://127.0.0.1:1/v1" } },
+      models: {
+        mini: { provider: "a", id: "gpt-4o-mini-2024-07-18" },
+        own: { provider: "a", id: "gpt-4o", pricing: { input: 9, output: 9 } },
+        listed: { provider: "a", id: "llama-3.1-8b" },
+      },
+      prices: { "llama-3.1-8b": { input: 0.05, output: 0.08 } },
+      tiers: { fast: ["mini"] },
+    });
+    const file = loadConfig({ AGENT_CONFIG: path });
+    expect(file.models.models.mini?.pricing?.input).toBe(0.15);
+    expect(file.models.models.own?.pricing?.input).toBe(9);
+    expect(file.models.models.listed?.pricing).toEqual({ input: 0.05, output: 0.08 });
+    expect(file.unpricedModels).toEqual([]);
+    expect(loadConfig({}).unpricedModels).toEqual([]);
+  });
+
   it("reads a config file and keeps its tiers, routes and classifier", () => {
     const path = writeConfigFile({
       providers: { a: { baseUrl: "http://127.0.0.1:1/v1", apiKeyEnv: "A_KEY", rpm: 100 } },

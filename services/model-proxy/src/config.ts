@@ -1,20 +1,30 @@
 import {
   ConfigError,
   type Connections,
+  defaultPriceOf,
   loadRuntimeConfig,
   type ModelsSection,
+  opsPortOf,
   parseServiceEnv,
 } from "@agent-runtime/config";
 import { z } from "zod";
 
+/** An empty variable counts as unset (`docker compose` passes `OPENAI_BASE_URL=` when the host has it empty). */
+function unsetWhenEmpty<T extends z.ZodType>(schema: T) {
+  return z.preprocess(
+    (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
+    schema,
+  );
+}
+
 const OwnEnv = {
-  OPS_PORT: z.coerce.number().int().min(0).default(9102),
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(256),
-  OPENAI_BASE_URL: z.string().url().optional(),
-  OPENAI_API_KEY: z.string().optional(),
-  MODEL_FAST: z.string().default("gpt-4o-mini"),
-  MODEL_STRONG: z.string().default("gpt-4o"),
-  MODEL_EMBED: z.string().default("text-embedding-3-small"),
+  /** Empty or unset with no providers in the config file: the offline dev model. */
+  OPENAI_BASE_URL: unsetWhenEmpty(z.string().url().optional()),
+  OPENAI_API_KEY: unsetWhenEmpty(z.string().optional()),
+  MODEL_FAST: unsetWhenEmpty(z.string().default("gpt-4o-mini")),
+  MODEL_STRONG: unsetWhenEmpty(z.string().default("gpt-4o")),
+  MODEL_EMBED: unsetWhenEmpty(z.string().default("text-embedding-3-small")),
   RESPONSE_CACHE_TTL_SECONDS: z.coerce.number().int().nonnegative().default(3600),
   EMBEDDING_CACHE_TTL_SECONDS: z.coerce
     .number()
@@ -40,6 +50,8 @@ export interface ModelProxyConfig extends Connections {
   models: ModelsSection;
   /** True when no provider was configured and the offline dev model answers. */
   offline: boolean;
+  /** Models with no price in the config nor the built-in table: their cost counts as 0 (warned at start). */
+  unpricedModels: string[];
   cache: { responseTtlSeconds: number; embeddingTtlSeconds: number; idempotencyTtlSeconds: number };
   retry: { maxRetries: number; baseMs: number; maxMs: number };
   breaker: { failures: number; cooldownMs: number };
@@ -56,6 +68,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelProxyConf
   const models: ModelsSection = {
     providers: { ...runtime.providers },
     models: { ...runtime.models },
+    prices: runtime.prices,
     tiers: { ...runtime.tiers },
     routes: runtime.routes,
     defaultTier: runtime.defaultTier,
@@ -87,7 +100,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelProxyConf
       models.models[id] ??= {
         provider,
         contextWindow: 128_000,
-        pricing: { input: 0, output: 0 },
+        ...(offline ? { pricing: { input: 0, output: 0 } } : {}),
         capabilities: id === e.MODEL_EMBED ? ["embeddings"] : ["tools", "json", "streaming"],
       };
     }
@@ -96,12 +109,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelProxyConf
     models.embeddingModel ??= e.MODEL_EMBED;
   }
   validateReferences(models, env.AGENT_CONFIG ?? "environment");
+  const unpricedModels = fillPrices(models);
   return {
     ...e.connections,
-    opsPort: e.OPS_PORT,
+    opsPort: opsPortOf("model-proxy", env),
     maxInFlight: e.MAX_IN_FLIGHT,
     models,
     offline,
+    unpricedModels,
     cache: {
       responseTtlSeconds: e.RESPONSE_CACHE_TTL_SECONDS,
       embeddingTtlSeconds: e.EMBEDDING_CACHE_TTL_SECONDS,
@@ -113,6 +128,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelProxyConf
     priority: { interactiveReserve: e.INTERACTIVE_RESERVE, batchRateShare: e.BATCH_RATE_SHARE },
     env,
   };
+}
+
+/**
+ * Gives each model without a price of its own the config's `prices` entry or the built-in list
+ * price of its provider model id; returns the models still without one.
+ */
+function fillPrices(models: ModelsSection): string[] {
+  const unpriced: string[] = [];
+  for (const [name, model] of Object.entries(models.models)) {
+    if (model.pricing) continue;
+    const price = defaultPriceOf(model.id ?? name, models.prices);
+    if (price) models.models[name] = { ...model, pricing: price };
+    else unpriced.push(name);
+  }
+  return unpriced;
 }
 
 /** Cross-references the schema cannot check: every name must point at something declared. */

@@ -1,5 +1,5 @@
 import { ConfigError } from "@agent-runtime/config";
-import { createLogger, installShutdown, startTelemetry } from "@agent-runtime/telemetry";
+import { createLogger, installShutdown, startOrExit, startTelemetry } from "@agent-runtime/telemetry";
 import { loadConfig, type ModelProxyConfig } from "./config.js";
 import { startModelProxy } from "./service.js";
 
@@ -9,11 +9,12 @@ try {
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   createLogger({ service: "model-proxy" }).fatal(error.message);
+  process.stderr.write(`${error.message}\n`);
   process.exit(1);
 }
 const logger = createLogger({ service: "model-proxy", level: config.logLevel });
 const telemetry = await startTelemetry({ service: "model-proxy", logger });
-const proxy = await startModelProxy(config, { logger });
+const proxy = await startOrExit(logger, config, () => startModelProxy(config, { logger }));
 installShutdown({
   logger,
   steps: [

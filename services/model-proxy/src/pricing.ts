@@ -3,7 +3,8 @@ import type { TokenUsage } from "@agent-runtime/contracts";
 
 /** USD for a call: prices are per 1M tokens; cached input tokens use the cached price when one is set. */
 export function costOf(model: ModelConfig | undefined, usage: TokenUsage): number {
-  if (!model) return 0;
+  // an unpriced model (warned at start) counts as 0
+  if (!model?.pricing) return 0;
   const { input, output, cachedInput } = model.pricing;
   const cached = Math.min(usage.cachedTokens, usage.promptTokens);
   const uncached = usage.promptTokens - cached;

@@ -1,4 +1,4 @@
-import { type Bus, connectBus, interactiveReserve } from "@agent-runtime/bus";
+import { type Bus, connectBus, describeNats, interactiveReserve } from "@agent-runtime/bus";
 import {
   Endpoints,
   ModelStreamChunk,
@@ -6,8 +6,14 @@ import {
   QueueGroups,
   Subjects,
 } from "@agent-runtime/contracts";
-import { createRedis } from "@agent-runtime/stores";
-import { createLogger, createMetrics, type Logger, startOpsServer } from "@agent-runtime/telemetry";
+import { createRedis, describeRedis } from "@agent-runtime/stores";
+import {
+  announceReady,
+  createLogger,
+  createMetrics,
+  type Logger,
+  startOpsServer,
+} from "@agent-runtime/telemetry";
 import { z } from "zod";
 import { ModelCaches } from "./caches.js";
 import type { ModelProxyConfig } from "./config.js";
@@ -119,9 +125,30 @@ export async function startModelProxy(
     // Redis is a cache and limiter here: without it the proxy is slower and limits are local, so it stays ready
     checks: { nats: () => bus.ping() },
   });
-  logger.info(
+  if (config.unpricedModels.length > 0) {
+    logger.warn(
+      { models: config.unpricedModels },
+      `no price for ${config.unpricedModels.join(", ")}: their calls cost 0 in usage and budgets; set models.<name>.pricing or prices.<model id> in the config file`,
+    );
+  }
+  const providerLines = Object.entries(config.models.providers).map(([name, provider]) =>
+    config.offline
+      ? "provider: OFFLINE DEV MODEL (no OPENAI_BASE_URL / OPENAI_API_KEY)"
+      : `provider ${name} ${provider.baseUrl}`,
+  );
+  const tierLines = Object.entries(config.models.tiers).map(([tier, chain]) => `${tier}=${chain.join(">")}`);
+  announceReady(
+    logger,
+    "model-proxy",
+    [
+      describeNats(bus),
+      await describeRedis(redis, config.redisUrl, config.redisPrefix),
+      ...providerLines,
+      `tiers ${tierLines.join(" ")}`,
+      ...(config.models.embeddingModel ? [`embeddings ${config.models.embeddingModel}`] : []),
+      `ops :${ops.port} (/healthz /readyz /metrics)`,
+    ],
     { providers: [...providers.keys()], tiers: Object.keys(config.models.tiers), opsPort: ops.port },
-    "model-proxy ready",
   );
   return {
     bus,

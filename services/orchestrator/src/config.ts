@@ -2,6 +2,7 @@ import {
   type AgentConfig,
   type Connections,
   loadRuntimeConfig,
+  opsPortOf,
   parseServiceEnv,
   resolveAgents,
 } from "@agent-runtime/config";
@@ -9,7 +10,6 @@ import { z } from "zod";
 import { FAILPOINT_NAMES, type Failpoint } from "./failpoints.js";
 
 const OwnEnv = {
-  OPS_PORT: z.coerce.number().int().min(0).default(9101),
   INTERACTIVE_CONCURRENCY: z.coerce.number().int().positive().default(64),
   BATCH_CONCURRENCY: z.coerce.number().int().positive().default(4),
   /** Batch runs in progress at most while any interactive run is (batch yields the worker to chat). */
@@ -53,7 +53,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OrchestratorCo
   const agents = resolveAgents(runtime.agents);
   return {
     ...e.connections,
-    opsPort: e.OPS_PORT,
+    opsPort: opsPortOf("orchestrator", env),
     interactiveConcurrency: e.INTERACTIVE_CONCURRENCY,
     batchConcurrency: e.BATCH_CONCURRENCY,
     batchConcurrencyWhileInteractive: Math.min(e.BATCH_CONCURRENCY_WHILE_INTERACTIVE, e.BATCH_CONCURRENCY),

@@ -1,5 +1,5 @@
 import { ConfigError } from "@agent-runtime/config";
-import { createLogger, installShutdown, startTelemetry } from "@agent-runtime/telemetry";
+import { createLogger, installShutdown, startOrExit, startTelemetry } from "@agent-runtime/telemetry";
 import { loadConfig, type OrchestratorConfig } from "./config.js";
 import { startOrchestrator } from "./service.js";
 
@@ -9,11 +9,12 @@ try {
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   createLogger({ service: "orchestrator" }).fatal(error.message);
+  process.stderr.write(`${error.message}\n`);
   process.exit(1);
 }
 const logger = createLogger({ service: "orchestrator", level: config.logLevel });
 const telemetry = await startTelemetry({ service: "orchestrator", logger });
-const service = await startOrchestrator(config, { logger });
+const service = await startOrExit(logger, config, () => startOrchestrator(config, { logger }));
 installShutdown({
   logger,
   steps: [

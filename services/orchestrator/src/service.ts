@@ -1,7 +1,13 @@
-import { type Bus, connectBus, consume } from "@agent-runtime/bus";
+import { type Bus, connectBus, consume, describeNats } from "@agent-runtime/bus";
 import { Endpoints, type RunPriority, RunRequest, type RunStatus, Subjects } from "@agent-runtime/contracts";
-import { createPool } from "@agent-runtime/stores";
-import { createLogger, createMetrics, type Logger, startOpsServer } from "@agent-runtime/telemetry";
+import { createPool, describePostgres } from "@agent-runtime/stores";
+import {
+  announceReady,
+  createLogger,
+  createMetrics,
+  type Logger,
+  startOpsServer,
+} from "@agent-runtime/telemetry";
 import { type AgentTools, executeRun, type LoopDeps } from "./agent-loop.js";
 import type { OrchestratorConfig } from "./config.js";
 import { failDeadLetteredRun } from "./dead-letters.js";
@@ -162,7 +168,17 @@ export async function startOrchestrator(
       },
     },
   });
-  logger.info({ agents: Object.keys(config.agents), opsPort: ops.port }, "orchestrator ready");
+  announceReady(
+    logger,
+    "orchestrator",
+    [
+      describeNats(bus),
+      await describePostgres(pool, config.databaseUrl),
+      `agents ${Object.keys(config.agents).join(", ")}`,
+      `ops :${ops.port} (/healthz /readyz /metrics)`,
+    ],
+    { agents: Object.keys(config.agents), opsPort: ops.port },
+  );
   return {
     bus,
     opsPort: ops.port,

@@ -2,6 +2,7 @@ import {
   type AgentConfig,
   type Connections,
   loadRuntimeConfig,
+  opsPortOf,
   parseServiceEnv,
   resolveAgents,
   type ToolsSection,
@@ -9,7 +10,6 @@ import {
 import { z } from "zod";
 
 const OwnEnv = {
-  OPS_PORT: z.coerce.number().int().min(0).default(9103),
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(512),
   IDEMPOTENCY_TTL_SECONDS: z.coerce
     .number()
@@ -37,7 +37,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolExecutorCo
   const runtime = loadRuntimeConfig(env);
   return {
     ...e.connections,
-    opsPort: e.OPS_PORT,
+    opsPort: opsPortOf("tool-executor", env),
     maxInFlight: e.MAX_IN_FLIGHT,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     interactiveReserve: e.INTERACTIVE_RESERVE,

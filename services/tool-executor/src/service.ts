@@ -1,4 +1,4 @@
-import { type Bus, connectBus, interactiveReserve } from "@agent-runtime/bus";
+import { type Bus, connectBus, describeNats, interactiveReserve } from "@agent-runtime/bus";
 import {
   Endpoints,
   QueueGroups,
@@ -8,8 +8,14 @@ import {
   ToolRegistration,
   toolExecEndpoint,
 } from "@agent-runtime/contracts";
-import { createPool, createRedis } from "@agent-runtime/stores";
-import { createLogger, createMetrics, type Logger, startOpsServer } from "@agent-runtime/telemetry";
+import { createPool, createRedis, describePostgres, describeRedis } from "@agent-runtime/stores";
+import {
+  announceReady,
+  createLogger,
+  createMetrics,
+  type Logger,
+  startOpsServer,
+} from "@agent-runtime/telemetry";
 import { z } from "zod";
 import { calculator } from "./builtins/calculator.js";
 import { currentTime } from "./builtins/current-time.js";
@@ -162,7 +168,18 @@ export async function startToolExecutor(
       },
     },
   });
-  logger.info({ tools: registry.localNames(), opsPort: ops.port }, "tool-executor ready");
+  announceReady(
+    logger,
+    "tool-executor",
+    [
+      describeNats(bus),
+      await describePostgres(pool, config.databaseUrl),
+      await describeRedis(redis, config.redisUrl, config.redisPrefix),
+      `tools ${registry.localNames().join(", ")}`,
+      `ops :${ops.port} (/healthz /readyz /metrics)`,
+    ],
+    { tools: registry.localNames(), opsPort: ops.port },
+  );
   return {
     bus,
     executor,
