@@ -75,7 +75,7 @@ export function generate(seed = 15): Workload {
     "You are the support assistant of a consumer electronics shop. Answer from the policies below; be brief.",
     ...TOPICS.map(
       ([topic, fact]) =>
-        `Policy on ${topic}: ${fact} ${"Staff explain this policy plainly, confirm the customer's situation, and never promise exceptions that the policy does not allow. ".repeat(2)}`,
+        `Policy on ${topic}: ${fact} ${"Staff explain this policy plainly, confirm the customer's situation, and never promise exceptions that the policy does not allow. ".repeat(4)}`,
     ),
   ].join("\n\n");
 

@@ -37,9 +37,7 @@ export function runtimeConfig(
   const off = settings.off;
   const routed = !off.has("tierRouting");
   const tier = routed ? {} : { tier: "strong" };
-  const memory = off.has("contextBudget")
-    ? { historyBudgetTokens: 400_000, contextBudgetTokens: 500_000 }
-    : { historyBudgetTokens: 1500, contextBudgetTokens: 3000 };
+  const memory = off.has("contextBudget") ? { contextBudgetTokens: 500_000 } : { contextBudgetTokens: 3000 };
   const toolCache = off.has("toolCache") ? 0 : 600;
   const models: Record<string, unknown> = {};
   for (const [name, price] of Object.entries(DEFAULT_PRICES)) {
@@ -75,6 +73,8 @@ export function runtimeConfig(
         ]
       : [{ name: "everything-strong", when: {}, tier: "strong" }],
     memory: {
+      // full history: memory reads this many unsummarised messages of a thread
+      hotTurns: off.has("contextBudget") ? 1000 : 50,
       summarizeAfterTokens: off.has("summaries") ? 100_000_000 : 1200,
       keepRecentTurns: 6,
       embeddingDimensions: 64,
