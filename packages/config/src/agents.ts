@@ -29,14 +29,26 @@ export const AgentConfig = z.object({
   systemPrompt: z.string().default("You are a helpful assistant."),
   tier: z.string().optional(),
   model: z.string().optional(),
-  route: z.string().optional(),
+  /** Was never read: refused so a config does not believe it routes. */
+  route: z
+    .never({
+      error:
+        "agents.<name>.route is not supported: route by agent with the top-level `routes` rules (`when: { agent: [...] }`), or pin the agent with `tier` or `model`",
+    })
+    .optional(),
   tools: z.array(z.string()).default([]),
   maxSteps: z.number().int().positive().default(8),
   timeBudgetMs: z.number().int().positive().default(120_000),
   costBudgetUsd: z.number().positive().default(1),
   memory: z
     .object({
-      historyBudgetTokens: z.number().int().positive().default(4000),
+      /** Was never read: refused so a config does not believe it bounds the history. */
+      historyBudgetTokens: z
+        .never({
+          error:
+            "memory.historyBudgetTokens is not supported: contextBudgetTokens bounds the whole context (history, summary and retrieved memories)",
+        })
+        .optional(),
       contextBudgetTokens: z.number().int().positive().default(8000),
       retrieval: z.boolean().default(false),
       /**
@@ -45,7 +57,7 @@ export const AgentConfig = z.object({
        */
       scope: z.enum(["user", "tenant"]).default("user"),
     })
-    .default({ historyBudgetTokens: 4000, contextBudgetTokens: 8000, retrieval: false, scope: "user" }),
+    .default({ contextBudgetTokens: 8000, retrieval: false, scope: "user" }),
   planner: z.boolean().default(false),
   delegates: z.array(z.string()).default([]),
   guardrails: GuardrailsConfig.default({

@@ -44,3 +44,16 @@ describe("loadRuntimeConfig", () => {
     );
   });
 });
+
+describe("settings that were never read", () => {
+  it("are refused with an error naming them", () => {
+    const route = writeConfig("c.yaml", "agents:\n  helper:\n    route: cheap\n");
+    expect(() => loadRuntimeConfig({ AGENT_CONFIG: route })).toThrow(
+      /agents\.helper\.route: .*not supported/,
+    );
+    const history = writeConfig("c.yaml", "agents:\n  helper:\n    memory: { historyBudgetTokens: 100 }\n");
+    expect(() => loadRuntimeConfig({ AGENT_CONFIG: history })).toThrow(
+      /agents\.helper\.memory\.historyBudgetTokens: .*contextBudgetTokens/,
+    );
+  });
+});
