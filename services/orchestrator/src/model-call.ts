@@ -207,7 +207,11 @@ export async function callModel(
     : undefined;
   try {
     // the subscription must reach the server before the first chunk is published
-    if (subscription) await bus.nc.flush();
+    if (subscription)
+      await bus.nc.flush().catch((cause: unknown) => {
+        // the connection dropped (its NATS node lost): a retryable failure, not an internal error
+        throw new RuntimeError("unavailable", "NATS connection lost before the model call", { cause });
+      });
     let reply = await bus.request(
       Endpoints.modelChat,
       {
