@@ -26,6 +26,8 @@ let executor: { stop(): Promise<void> };
 let hook: Server;
 const effects: string[] = [];
 const toolMessages: string[] = [];
+/** Cuts the executor's store while the webhook acts: the effect is made, its record cannot be written yet. */
+let cutDuringEffect = false;
 
 beforeAll(async () => {
   hook = createServer((request, response) => {
@@ -35,6 +37,11 @@ beforeAll(async () => {
     });
     request.on("end", () => {
       effects.push(body);
+      if (cutDuringEffect) {
+        cutDuringEffect = false;
+        proxy.down();
+        setTimeout(() => proxy.up(), 1500);
+      }
       response.setHeader("content-type", "application/json");
       response.end(JSON.stringify({ ticket: `T-${effects.length}` }));
     });
@@ -114,6 +121,25 @@ describe("tool executor store outage", () => {
     // every tool result the model read was the tool's own; the side effect was made once
     expect(toolMessages).toHaveLength(1);
     expect(toolMessages[0]).not.toMatch(/error|unavailable|ECONN|terminat/i);
+    expect(effects).toHaveLength(1);
+  });
+
+  it("an effect made while the store goes away is answered and never made again", async () => {
+    effects.length = 0;
+    toolMessages.length = 0;
+    cutDuringEffect = true;
+    const response = await fetch(`${stack.url}/v1/runs`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ agent: "helpdesk", input: "the toaster is on fire", wait: true }),
+    });
+    expect(response.status).toBe(200);
+    const run = (await response.json()) as { status: string; output: { content: string } | null };
+    expect(run.status).toBe("completed");
+    expect(run.output?.content).toMatch(/^done: \{"ticket":"T-1"\}$/);
+    expect(toolMessages).toHaveLength(1);
+    // the record was written once the store came back: the effect stays made once
+    await new Promise((resolve) => setTimeout(resolve, 2500));
     expect(effects).toHaveLength(1);
   });
 });

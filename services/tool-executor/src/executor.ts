@@ -246,8 +246,7 @@ export class ToolExecutor {
       }
       // recorded before the slot is given back, so a call waiting for it with the same key finds it done
       if (idempotent) {
-        if (reply.status === "ok" || reply.status === "invalid_output")
-          await this.deps.idempotency.complete(tenant, call.idempotencyKey!, reply);
+        if (reply.status === "ok" || reply.status === "invalid_output") await this.recordDone(call, reply);
         else await this.deps.idempotency.release(tenant, call.idempotencyKey!);
       }
     } finally {
@@ -256,6 +255,31 @@ export class ToolExecutor {
     if (cacheKey && reply.status === "ok")
       await this.cachePut(cacheKey, reply, descriptor.cacheTtlSeconds ?? 0);
     return reply;
+  }
+
+  /**
+   * Records that a side-effecting call acted. The effect has happened, so its reply goes back
+   * whatever the store says: a record that cannot be written (store away) is tried again with
+   * backoff until the call's deadline, then logged. Failing the call instead would make its caller
+   * retry it, and the retry act again once the claim expires.
+   */
+  private async recordDone(call: ExecCall, reply: ToolExecReply): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.deps.idempotency.complete(call.meta.tenant, call.idempotencyKey!, reply);
+        return;
+      } catch (error) {
+        const wait = Math.min(2000, 100 * 2 ** attempt);
+        if (Date.now() + wait >= call.meta.deadline) {
+          this.deps.logger.error(
+            { err: error, tool: call.name, idempotencyKey: call.idempotencyKey },
+            "a side effect ran but its record could not be stored; its reply goes back unrecorded",
+          );
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+    }
   }
 
   /** Claims a side-effecting call's idempotency key; a reply when an earlier call answers instead. */
