@@ -1,49 +1,87 @@
 /**
  * Admin CLI: `pnpm admin keys create --tenant acme [--scopes chat,runs] [--name ci]`,
  * `pnpm admin keys list [--tenant acme]`, `pnpm admin keys revoke <key id>`,
- * `pnpm admin tenants set-limits <tenant> --requests-per-minute 600 --concurrent-runs 20 ...`.
- * Uses DATABASE_URL / DATABASE_SCHEMA like the ingress service.
+ * `pnpm admin tenants set-limits <tenant> --requests-per-minute 600 --concurrent-runs 20 ...`,
+ * `pnpm admin --help`. Uses DATABASE_URL / DATABASE_SCHEMA like the ingress service; the same
+ * operations are the admin HTTP API (`/v1/admin/*`, admin-scoped keys) on ingress.
  */
 import { parseArgs } from "node:util";
+import { RuntimeError } from "@agent-runtime/contracts";
 import { createPool } from "@agent-runtime/stores";
-import { KeyStore, SCOPES, type Scope } from "./keys.js";
+import {
+  DEFAULT_KEY_SCOPES,
+  KeyStore,
+  limitFlag,
+  limitProblem,
+  parseScopes,
+  SCOPES,
+  TENANT_ID,
+  TENANT_LIMIT_FIELDS,
+} from "./keys.js";
 
-const USAGE = `usage:
-  admin keys create --tenant <tenant> [--scopes chat,runs,events,admin] [--name <label>]
-  admin keys list [--tenant <tenant>]
-  admin keys revoke <key id>
-  admin tenants list
-  admin tenants set-limits <tenant> [--requests-per-minute N] [--user-requests-per-minute N]
-                                   [--concurrent-runs N] [--user-concurrent-runs N]
-                                   [--tokens-per-day N] [--cost-per-month-usd N]
-                                   [--user-tokens-per-day N] [--user-cost-per-month-usd N]
-  admin tenants clear-limits <tenant> [--only requestsPerMinute,concurrentRuns,...]
-Limits set here override the config file's defaults and take effect on every replica within 10 s.`;
+const LIMIT_OPTIONS = TENANT_LIMIT_FIELDS.map((field) => `[--${limitFlag(field)} N]`);
+
+const USAGE = `usage: pnpm admin <command>
+
+  keys create --tenant <tenant> [--scopes ${SCOPES.join(",")}] [--name <label>]
+                                  make a key (default scopes ${DEFAULT_KEY_SCOPES.join(",")}); shown once
+  keys list [--tenant <tenant>]   every key, or a tenant's, with its state
+  keys revoke <key id>            revoke a key (at once on this replica, within KEY_CACHE_MS elsewhere)
+  tenants list                    tenants with their active keys and stored limits
+  tenants set-limits <tenant> ${LIMIT_OPTIONS.slice(0, 2).join(" ")}
+                              ${LIMIT_OPTIONS.slice(2, 5).join(" ")}
+                              ${LIMIT_OPTIONS.slice(5).join(" ")}
+  tenants clear-limits <tenant> [--only ${TENANT_LIMIT_FIELDS.slice(0, 2).join(",")},...]
+  --help, -h                      this text
+
+Limits set here override the config file's defaults and take effect on every replica within 10 s.
+Environment: DATABASE_URL, DATABASE_SCHEMA (as ingress). Over HTTP: /v1/admin/* with an admin key.`;
 
 function fail(message: string): never {
-  console.error(`error: ${message}\n${USAGE}`);
+  process.stderr.write(`error: ${message}\n\n${USAGE}\n`);
   process.exit(2);
 }
 
-const [group, command, ...rest] = process.argv.slice(2);
-const { values, positionals } = parseArgs({
-  args: rest,
-  allowPositionals: true,
-  options: {
-    tenant: { type: "string" },
-    scopes: { type: "string" },
-    name: { type: "string" },
-    "requests-per-minute": { type: "string" },
-    "user-requests-per-minute": { type: "string" },
-    "concurrent-runs": { type: "string" },
-    "user-concurrent-runs": { type: "string" },
-    "user-tokens-per-day": { type: "string" },
-    "user-cost-per-month-usd": { type: "string" },
-    only: { type: "string" },
-    "tokens-per-day": { type: "string" },
-    "cost-per-month-usd": { type: "string" },
-  },
-});
+function print(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+const argv = process.argv.slice(2);
+if (argv.length === 0 || argv.includes("--help") || argv.includes("-h") || argv[0] === "help") {
+  print(USAGE);
+  process.exit(argv.length === 0 ? 2 : 0);
+}
+const [group, command, ...rest] = argv;
+let parsed: ReturnType<typeof parseArgs>;
+try {
+  parsed = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      tenant: { type: "string" },
+      scopes: { type: "string" },
+      name: { type: "string" },
+      only: { type: "string" },
+      ...Object.fromEntries(
+        TENANT_LIMIT_FIELDS.map((field) => [limitFlag(field), { type: "string" as const }]),
+      ),
+    },
+  });
+} catch (error) {
+  fail(error instanceof Error ? error.message : String(error));
+}
+const values = parsed.values as Record<string, string | undefined>;
+const positionals = parsed.positionals;
+const known = [
+  "keys create",
+  "keys list",
+  "keys revoke",
+  "tenants list",
+  "tenants set-limits",
+  "tenants clear-limits",
+];
+if (!known.includes(`${group} ${command}`))
+  fail(`unknown command "${[group, command].filter(Boolean).join(" ")}"`);
 
 const pool = await createPool({
   url: process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
@@ -54,50 +92,37 @@ const pool = await createPool({
 try {
   const keys = await KeyStore.open(pool, 0);
   if (group === "keys" && command === "create") {
-    if (!values.tenant || !/^[A-Za-z0-9_-]{1,64}$/.test(values.tenant))
+    if (!values.tenant || !TENANT_ID.test(values.tenant))
       fail("--tenant is required (letters, digits, _ and -)");
-    const scopes = (values.scopes ?? "chat,runs,events").split(",").map((scope) => scope.trim());
-    const unknown = scopes.filter((scope) => !(SCOPES as readonly string[]).includes(scope));
-    if (unknown.length > 0) fail(`unknown scopes: ${unknown.join(", ")} (known: ${SCOPES.join(", ")})`);
-    const created = await keys.create(values.tenant, scopes as Scope[], values.name ?? "");
-    console.log(`created ${created.id} for tenant ${values.tenant} (${scopes.join(",")})`);
-    console.log(`key (shown once, store it now): ${created.key}`);
+    const scopes = values.scopes ? parseScopes(values.scopes.split(",")) : [...DEFAULT_KEY_SCOPES];
+    const created = await keys.create(values.tenant, scopes, values.name ?? "");
+    print(`created ${created.id} for tenant ${values.tenant} (${scopes.join(",")})`);
+    print(`key (shown once, store it now): ${created.key}`);
   } else if (group === "keys" && command === "list") {
     for (const key of await keys.list(values.tenant)) {
-      console.log(
+      print(
         `${key.id}\t${key.tenant}\t${key.scopes.join(",")}\t${key.name || "-"}\t${key.created_at.toISOString()}\t${key.revoked_at ? `revoked ${key.revoked_at.toISOString()}` : "active"}`,
       );
     }
   } else if (group === "keys" && command === "revoke") {
     const id = positionals[0] ?? fail("give the key id to revoke");
-    console.log((await keys.revoke(id)) ? `revoked ${id}` : `no active key ${id}`);
+    print((await keys.revoke(id)) ? `revoked ${id}` : `no active key ${id}`);
   } else if (group === "tenants" && command === "set-limits") {
     const tenant = positionals[0] ?? fail("give the tenant");
     const limits: Record<string, number> = {};
-    const map: Record<string, string> = {
-      "requests-per-minute": "requestsPerMinute",
-      "user-requests-per-minute": "userRequestsPerMinute",
-      "concurrent-runs": "concurrentRuns",
-      "user-concurrent-runs": "userConcurrentRuns",
-      "user-tokens-per-day": "userTokensPerDay",
-      "user-cost-per-month-usd": "userCostPerMonthUsd",
-      "tokens-per-day": "tokensPerDay",
-      "cost-per-month-usd": "costPerMonthUsd",
-    };
-    for (const [flag, field] of Object.entries(map)) {
-      const raw = values[flag as keyof typeof values];
+    for (const field of TENANT_LIMIT_FIELDS) {
+      const raw = values[limitFlag(field)];
       if (raw === undefined) continue;
-      const value = Number(raw);
-      if (!Number.isFinite(value) || value <= 0) fail(`--${flag} must be a positive number`);
-      if (!field.endsWith("Usd") && !Number.isInteger(value)) fail(`--${flag} must be a whole number`);
-      limits[field] = value;
+      const problem = limitProblem(field, Number(raw));
+      if (problem) fail(`--${limitFlag(field)} must be ${problem}`);
+      limits[field] = Number(raw);
     }
     if (Object.keys(limits).length === 0) fail("give at least one limit");
     await keys.setTenantLimits(tenant, limits);
-    console.log(`limits of ${tenant}: ${JSON.stringify(await keys.tenantLimits(tenant))}`);
+    print(`limits of ${tenant}: ${JSON.stringify(await keys.tenantLimits(tenant))}`);
   } else if (group === "tenants" && command === "list") {
     for (const tenant of await keys.listTenants()) {
-      console.log(`${tenant.id}\t${tenant.activeKeys} active keys\t${JSON.stringify(tenant.limits)}`);
+      print(`${tenant.id}\t${tenant.activeKeys} active keys\t${JSON.stringify(tenant.limits)}`);
     }
   } else if (group === "tenants" && command === "clear-limits") {
     const tenant = positionals[0] ?? fail("give the tenant");
@@ -106,10 +131,11 @@ try {
       .map((name) => name.trim())
       .filter(Boolean);
     await keys.clearTenantLimits(tenant, only);
-    console.log(`limits of ${tenant}: ${JSON.stringify(await keys.tenantLimits(tenant))}`);
-  } else {
-    fail("unknown command");
+    print(`limits of ${tenant}: ${JSON.stringify(await keys.tenantLimits(tenant))}`);
   }
+} catch (error) {
+  if (!(error instanceof RuntimeError)) throw error;
+  fail(error.message);
 } finally {
   await pool.end();
 }

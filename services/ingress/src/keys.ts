@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { TenantLimits } from "@agent-runtime/config";
 import { RuntimeError } from "@agent-runtime/contracts";
 import { migrate } from "@agent-runtime/stores";
 import type pg from "pg";
@@ -265,3 +266,56 @@ export function requireScope(key: ApiKey, scope: Scope): void {
     throw new RuntimeError("forbidden", `this API key lacks the "${scope}" scope`, { retryable: false });
   }
 }
+
+/** A tenant id as keys and limits take it. */
+export const TENANT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * The limits an admin may store for a tenant (over the config file's defaults), by name:
+ * the config's field (`requestsPerMinute`), the CLI flag (`--requests-per-minute`) and the HTTP
+ * API's field (`requests_per_minute`). Values are checked with the config's own schema.
+ */
+export const TENANT_LIMIT_FIELDS = [
+  "requestsPerMinute",
+  "userRequestsPerMinute",
+  "concurrentRuns",
+  "userConcurrentRuns",
+  "tokensPerDay",
+  "costPerMonthUsd",
+  "userTokensPerDay",
+  "userCostPerMonthUsd",
+] as const satisfies readonly (keyof TenantLimits)[];
+export type TenantLimitField = (typeof TENANT_LIMIT_FIELDS)[number];
+
+const spelled = (field: string, separator: "-" | "_") =>
+  field.replace(/[A-Z]/g, (letter) => `${separator}${letter.toLowerCase()}`);
+/** `requestsPerMinute` → `requests-per-minute`. */
+export const limitFlag = (field: TenantLimitField) => spelled(field, "-");
+/** `requestsPerMinute` → `requests_per_minute`. */
+export const limitWireName = (field: TenantLimitField) => spelled(field, "_");
+
+/** Why `value` is not a valid `field` limit, or undefined when it is. */
+export function limitProblem(field: TenantLimitField, value: unknown): string | undefined {
+  const parsed = TenantLimits.shape[field].safeParse(value);
+  if (parsed.success && value !== undefined) return undefined;
+  return field.endsWith("Usd") ? "a positive number" : "a positive whole number";
+}
+
+/** Scopes as the CLI (`chat,runs`) or the API (`["chat","runs"]`) give them; unknown ones refused. */
+export function parseScopes(scopes: readonly string[]): Scope[] {
+  const trimmed = scopes.map((scope) => scope.trim()).filter(Boolean);
+  const unknown = trimmed.filter((scope) => !(SCOPES as readonly string[]).includes(scope));
+  if (unknown.length > 0 || trimmed.length === 0) {
+    throw new RuntimeError(
+      "validation",
+      unknown.length > 0
+        ? `unknown scopes: ${unknown.join(", ")} (known: ${SCOPES.join(", ")})`
+        : `give at least one scope (known: ${SCOPES.join(", ")})`,
+      { retryable: false, details: [{ path: "scopes", message: `one or more of ${SCOPES.join(", ")}` }] },
+    );
+  }
+  return [...new Set(trimmed)] as Scope[];
+}
+
+/** The default scopes of a new key: everything but `admin`. */
+export const DEFAULT_KEY_SCOPES: readonly Scope[] = ["chat", "runs", "events"];

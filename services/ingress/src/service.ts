@@ -11,6 +11,7 @@ import {
   startOpsServer,
 } from "@agent-runtime/telemetry";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { registerAdminRoutes } from "./admin-route.js";
 import { registerChatRoute } from "./chat-route.js";
 import type { IngressConfig } from "./config.js";
 import { registerDashboardRoutes } from "./dashboard-routes.js";
@@ -199,6 +200,7 @@ export async function startIngress(
   registerRunRoutes(app, deps);
   registerEventRoutes(app, deps);
   registerMemoryRoutes(app, deps);
+  registerAdminRoutes(app, deps, { keys, pool });
   registerModelRoutes(app, deps, catalog);
   registerEmbeddingsRoute(app, deps, catalog);
   app.get("/v1/stats", async (request) => {
