@@ -137,7 +137,39 @@ export function toWireError(error: unknown): WireError {
       details: zodIssues(error),
     };
   }
+  if (isConnectionFailure(error)) {
+    return {
+      code: "unavailable",
+      message: "a backing service connection failed; retry shortly",
+      retryable: true,
+    };
+  }
   return { code: "internal", message: "internal error", retryable: false };
+}
+
+/** Errors of the NATS client and of sockets that say a connection failed, not that the request was wrong. */
+const CONNECTION_ERROR_NAMES = new Set([
+  "ConnectionError",
+  "ClosedConnectionError",
+  "RequestError",
+  "NoResponders",
+  "DrainingConnectionError",
+]);
+const CONNECTION_ERROR_CODES = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENOTCONN",
+]);
+
+function isConnectionFailure(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  return (
+    CONNECTION_ERROR_NAMES.has(error.name) || (typeof code === "string" && CONNECTION_ERROR_CODES.has(code))
+  );
 }
 
 export interface FieldIssue {
