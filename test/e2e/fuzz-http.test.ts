@@ -35,6 +35,8 @@ const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as 
 const ROUTES: { method: string; path: string }[] = [
   { method: "POST", path: "/v1/chat/completions" },
   { method: "GET", path: "/v1/models" },
+  { method: "GET", path: "/v1/models/:id" },
+  { method: "POST", path: "/v1/embeddings" },
   { method: "POST", path: "/v1/runs" },
   { method: "GET", path: "/v1/runs" },
   { method: "GET", path: "/v1/runs/:id" },
