@@ -7,6 +7,7 @@ import {
   toWireError,
   type WireError,
 } from "@agent-runtime/contracts";
+import { SpanAttribute, SpanKind, withSpan } from "@agent-runtime/telemetry";
 import {
   AckPolicy,
   type ConsumerConfig,
@@ -20,7 +21,7 @@ import {
 } from "@nats-io/jetstream";
 import { headers, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { ROOT_CONTEXT, SpanStatusCode } from "@opentelemetry/api";
 import { z } from "zod";
 import { decodeWith, encodeJson } from "./codec.js";
 import { overloadedError } from "./errors.js";
@@ -38,7 +39,7 @@ import { InFlightLimiter } from "./limiter.js";
 import type { BusLogger } from "./logger.js";
 import { ReplyInbox } from "./reply-inbox.js";
 import { StreamDefinitions, type StreamName } from "./streams.js";
-import { extractTraceContext, injectTraceContext } from "./trace.js";
+import { extractTraceContext, injectTraceContext, messageAttributes } from "./trace.js";
 
 export interface BusOptions {
   /** Service name, used as the NATS connection name. */
@@ -127,7 +128,6 @@ export interface PublishOptions {
 const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_ATTEMPTS = 3;
 const DEFAULT_BACKOFF: Backoff = { initialMs: 25, maxMs: 500 };
-const tracer = trace.getTracer("@agent-runtime/bus");
 const envelopeCache = new WeakMap<z.ZodType, z.ZodType>();
 
 function envelopeFor(schema: z.ZodType): z.ZodType {
@@ -321,29 +321,32 @@ export class Bus {
       const parent = extractTraceContext(msg.headers, ROOT_CONTEXT);
       // no timer can fire between the reply and this finally (only microtasks run in between)
       const stopKeepAlive = startKeepAlive(msg);
+      const unprefixed = this.unprefix(msg.subject);
       try {
-        await context.with(parent, () =>
-          tracer.startActiveSpan(msg.subject, { kind: SpanKind.SERVER }, async (span) => {
+        await withSpan(
+          unprefixed,
+          async (span) => {
             try {
               const result = await handler(data, {
-                subject: this.unprefix(msg.subject),
+                subject: unprefixed,
                 headers: msg.headers,
                 deadline,
                 signal,
               });
               respond(msg, { ok: true, data: result });
             } catch (error) {
+              // answered as an error reply, not thrown: the span is marked here
               const wire = toWireError(error);
               if (wire.code === "internal") {
                 logger.error({ err: error, subject: msg.subject }, "handler failed");
                 span.recordException(error instanceof Error ? error : new Error(String(error)));
               }
               span.setStatus({ code: SpanStatusCode.ERROR, message: wire.message });
+              span.setAttribute(SpanAttribute.errorType, wire.code);
               respond(msg, { ok: false, error: wire });
-            } finally {
-              span.end();
             }
-          }),
+          },
+          { kind: SpanKind.SERVER, parent, attributes: messageAttributes(unprefixed, data) },
         );
       } finally {
         dispose();

@@ -1,13 +1,14 @@
 import { DeadLetter, formatZodError, RuntimeError, Subjects } from "@agent-runtime/contracts";
+import { SpanAttribute, SpanKind, withSpan } from "@agent-runtime/telemetry";
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { MsgHdrs } from "@nats-io/nats-core";
-import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { ROOT_CONTEXT } from "@opentelemetry/api";
 import { z } from "zod";
 import type { Bus } from "./bus.js";
 import { decodeText, decodeWith } from "./codec.js";
 import { InFlightLimiter } from "./limiter.js";
 import type { StreamName } from "./streams.js";
-import { extractTraceContext } from "./trace.js";
+import { extractTraceContext, messageAttributes } from "./trace.js";
 
 export interface ConsumeContext {
   subject: string;
@@ -62,7 +63,6 @@ export interface ConsumerHandle {
   stop(): Promise<void>;
 }
 
-const tracer = trace.getTracer("@agent-runtime/bus");
 /** Expiry of each pull request of a consumer (its idle heartbeat is half of it). */
 const PULL_EXPIRES_MS = 5000;
 
@@ -180,24 +180,27 @@ export async function consume<T extends z.ZodType>(
     }
     const heartbeat = setInterval(() => msg.working(), Math.max(250, Math.floor(ackWaitMs / 3)));
     const parent = extractTraceContext(msg.headers, ROOT_CONTEXT);
+    const subject = bus.unprefix(msg.subject);
     try {
-      await context.with(parent, () =>
-        tracer.startActiveSpan(`consume ${options.durable}`, { kind: SpanKind.CONSUMER }, async (span) => {
-          try {
-            await options.handler(data, {
-              subject: bus.unprefix(msg.subject),
-              headers: msg.headers,
-              deliveryCount: msg.info.deliveryCount,
-              signal,
-              working: () => msg.working(),
-            });
-          } catch (error) {
-            span.setStatus({ code: SpanStatusCode.ERROR, message: String(error) });
-            throw error;
-          } finally {
-            span.end();
-          }
-        }),
+      await withSpan(
+        `process ${options.durable}`,
+        () =>
+          options.handler(data, {
+            subject,
+            headers: msg.headers,
+            deliveryCount: msg.info.deliveryCount,
+            signal,
+            working: () => msg.working(),
+          }),
+        {
+          kind: SpanKind.CONSUMER,
+          parent,
+          attributes: {
+            ...messageAttributes(subject, data),
+            [SpanAttribute.consumerGroup]: options.durable,
+            "messaging.message.delivery_count": msg.info.deliveryCount,
+          },
+        },
       );
       clearInterval(heartbeat);
       // not confirmed: a lost ack only redelivers a message whose work is recorded (handlers are

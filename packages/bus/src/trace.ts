@@ -1,3 +1,4 @@
+import { type Attributes, metaAttributes, SpanAttribute } from "@agent-runtime/telemetry";
 import type { MsgHdrs } from "@nats-io/nats-core";
 import { type Context, context, type TextMapGetter, type TextMapSetter } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
@@ -30,4 +31,16 @@ export function injectTraceContext(headers: MsgHdrs, from: Context = context.act
 export function extractTraceContext(headers: MsgHdrs | undefined, base: Context = context.active()): Context {
   if (!headers) return base;
   return propagator.extract(base, headers, getter);
+}
+
+/**
+ * Attributes of a span around a message: the subject without the bus prefix, and the tenant, run,
+ * agent and lane of its `meta` when it has one.
+ */
+export function messageAttributes(subject: string, payload: unknown): Attributes {
+  return {
+    [SpanAttribute.messagingSystem]: "nats",
+    [SpanAttribute.destination]: subject,
+    ...metaAttributes(payload),
+  };
 }

@@ -1,5 +1,7 @@
 export type { Attributes, Context, Span } from "@opentelemetry/api";
+export { boundedLabel, DEFAULT_LABEL_LIMIT, OTHER_LABEL } from "./bounded-label.js";
 export { InvalidLogLevelError, MetricKindConflictError, TelemetryError } from "./errors.js";
+export { registerHttpTracing } from "./http-tracing.js";
 export type { LogLevel } from "./log-level.js";
 export { parseLogLevel } from "./log-level.js";
 export type { Logger, LoggerOptions } from "./logger.js";
@@ -15,5 +17,7 @@ export { startTelemetry } from "./sdk.js";
 export type { Shutdown, ShutdownOptions, ShutdownStep } from "./shutdown.js";
 export { installShutdown } from "./shutdown.js";
 export type { SpanOptions } from "./span.js";
-export { DEFAULT_TRACER_NAME, getTracer, SpanKind, withSpan } from "./span.js";
+export { DEFAULT_TRACER_NAME, errorType, getTracer, SpanKind, withSpan } from "./span.js";
+export type { SpanAttributeValues } from "./span-attributes.js";
+export { annotateSpan, metaAttributes, SpanAttribute } from "./span-attributes.js";
 export { announceReady, START_SERVERS_COMMAND, startOrExit, startupFailure } from "./startup.js";

@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { MetricKindConflictError } from "./errors.js";
+import { exportRegistry } from "./metrics-bridge.js";
 
 /** Latency buckets in seconds, 1 ms … 30 s. */
 export const LATENCY_BUCKETS: readonly number[] = [
@@ -32,11 +33,13 @@ type MetricClass = typeof Counter | typeof Histogram | typeof Gauge;
 
 /**
  * Prometheus metrics of one service, in their own registry so several services
- * can share a process (tests), every series labelled with `service`.
+ * can share a process (tests), every series labelled with `service`. The same
+ * registry is exported over OTLP when `startTelemetry` exports metrics.
  */
 export function createMetrics(service: string, options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   registry.setDefaultLabels({ service });
+  exportRegistry(registry);
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
   const made = new Map<string, AnyMetric>();
 

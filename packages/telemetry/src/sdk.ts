@@ -3,12 +3,14 @@ import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-ho
 import { diagLogLevelFromString, getBooleanFromEnv, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { UndiciInstrumentation } from "@opentelemetry/instrumentation-undici";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
 import { NodeSDK } from "@opentelemetry/sdk-node";
 import { BatchSpanProcessor, NoopSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import type { Logger } from "./logger.js";
+import { registryMetricProducer } from "./metrics-bridge.js";
 
 export interface Telemetry {
   /** Flushes pending spans and metrics and stops exporting. Safe to call twice. */
@@ -26,7 +28,8 @@ let current: Promise<Telemetry> | undefined;
  * Starts OpenTelemetry once per process (a second call returns the first
  * instance). Always registers a tracer provider (so spans get real ids and
  * trace context reaches logs and NATS headers), an AsyncLocalStorage context
- * manager and the W3C trace-context propagator. Exports traces and metrics
+ * manager and the W3C trace-context propagator, and traces outgoing fetch
+ * (undici) calls. Exports traces and metrics (every `createMetrics` registry)
  * over OTLP/HTTP only when `OTEL_EXPORTER_OTLP_ENDPOINT` (or the per-signal
  * variant) is set. `OTEL_SDK_DISABLED=true` turns all of it off.
  */
@@ -49,15 +52,23 @@ async function start(options: TelemetryOptions): Promise<Telemetry> {
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.service }),
     contextManager: new AsyncLocalStorageContextManager(),
     textMapPropagator: new W3CTraceContextPropagator(),
-    instrumentations: [],
+    // fetch (the openai client's provider calls) through diagnostics_channel: no loader hook needed
+    instrumentations: [new UndiciInstrumentation()],
     // NodeSDK registers a tracer provider only when it has a span processor:
     // with nothing to export, a no-op one still gives spans real ids.
     spanProcessors: [
       exportTraces ? new BatchSpanProcessor(new OTLPTraceExporter()) : new NoopSpanProcessor(),
     ],
     // Explicit lists, so NodeSDK never falls back to its env defaults (OTLP to localhost).
+    // the services' Prometheus registries (createMetrics) are exported beside any OTel instruments
     metricReaders: exportMetrics
-      ? [new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter() })]
+      ? [
+          new PeriodicExportingMetricReader({
+            exporter: new OTLPMetricExporter(),
+            metricProducers: [registryMetricProducer()],
+            exportIntervalMillis: exportIntervalMs(),
+          }),
+        ]
       : [],
     logRecordProcessors: [],
   });
@@ -80,6 +91,12 @@ async function start(options: TelemetryOptions): Promise<Telemetry> {
       return stopped;
     },
   };
+}
+
+/** `OTEL_METRIC_EXPORT_INTERVAL` (ms) if set, otherwise 60 s. */
+function exportIntervalMs(): number {
+  const interval = Number(process.env.OTEL_METRIC_EXPORT_INTERVAL);
+  return Number.isFinite(interval) && interval > 0 ? interval : 60_000;
 }
 
 /** `OTEL_LOG_LEVEL` if set, otherwise warnings and errors only. */

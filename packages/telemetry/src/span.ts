@@ -43,11 +43,19 @@ export function withSpan<T>(
       const exception = error instanceof Error ? error : new Error(String(error));
       span.recordException(exception);
       span.setStatus({ code: SpanStatusCode.ERROR, message: exception.message });
+      span.setAttribute("error.type", errorType(error));
       throw error;
     } finally {
       span.end();
     }
   });
+}
+
+/** `error.type`: a typed error's code (`RuntimeError.code`), else the error's class name. */
+export function errorType(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code === "string" && code.length > 0) return code;
+  return error instanceof Error ? error.name : "_OTHER";
 }
 
 export { SpanKind };
