@@ -7,6 +7,7 @@ import {
   createLogger,
   createMetrics,
   type Logger,
+  registerHttpTracing,
   registerOpsRoutes,
   startOpsServer,
 } from "@agent-runtime/telemetry";
@@ -148,6 +149,7 @@ export async function startIngress(
     clientErrorHandler,
     frameworkErrors: routerErrorHandler(logger),
   });
+  registerHttpTracing(app);
   // JSON only: a text or form body is a 415, not a string handed to the routes
   app.removeContentTypeParser("text/plain");
   registerResponseHeaders(app, { corsOrigins: config.corsOrigins });

@@ -1,4 +1,4 @@
-import type { Metrics } from "@agent-runtime/telemetry";
+import { boundedLabel, type Metrics } from "@agent-runtime/telemetry";
 
 type Counter = ReturnType<Metrics["counter"]>;
 type Histogram = ReturnType<Metrics["histogram"]>;
@@ -17,6 +17,10 @@ export interface GatewayMetrics {
   classifier: Counter;
   failures: Counter;
   inFlight: Gauge;
+  tenantTokens: Counter;
+  tenantCost: Counter;
+  /** A tenant's label value: bounded cardinality, the tenants past the first 20 share `other`. */
+  tenant: (tenant: string) => string;
 }
 
 /** The model-proxy's Prometheus series. */
@@ -48,5 +52,14 @@ export function createGatewayMetrics(m: Metrics): GatewayMetrics {
       ["model", "provider", "code"],
     ),
     inFlight: m.gauge("model_in_flight", "model.chat calls being answered"),
+    tenantTokens: m.counter(
+      "model_tenant_tokens_total",
+      "tokens by tenant (top tenants, then other) and kind",
+      ["tenant", "kind"],
+    ),
+    tenantCost: m.counter("model_tenant_cost_usd_total", "cost in USD by tenant (top tenants, then other)", [
+      "tenant",
+    ]),
+    tenant: boundedLabel(),
   };
 }

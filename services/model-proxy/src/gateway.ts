@@ -6,7 +6,7 @@ import {
   type ModelUsageRecord,
   RuntimeError,
 } from "@agent-runtime/contracts";
-import type { Metrics } from "@agent-runtime/telemetry";
+import { annotateSpan, type Metrics, SpanAttribute } from "@agent-runtime/telemetry";
 import type { BreakerState } from "./breaker.js";
 import { isCacheable, type ModelCaches, responseCacheKey } from "./caches.js";
 import { type Attempted, ChainRunner } from "./chain-runner.js";
@@ -196,6 +196,11 @@ export class Gateway {
         cached: "false",
       });
       this.metricsOf.failures.inc({ model: tried, provider: triedProvider, code: failure.code });
+      annotateSpan({
+        [SpanAttribute.requestModel]: tried,
+        [SpanAttribute.provider]: triedProvider,
+        [SpanAttribute.errorType]: failure.code,
+      });
       this.deps.publishUsage(
         this.usageRecord(request, route, {
           model: tried,
@@ -304,7 +309,23 @@ export class Gateway {
       this.metricsOf.tokens.inc({ ...labels, kind: "completion" }, reply.usage.completionTokens);
       this.metricsOf.tokens.inc({ ...labels, kind: "cached" }, reply.usage.cachedTokens);
       this.metricsOf.cost.inc(labels, reply.costUsd);
+      const tenant = this.metricsOf.tenant(request.meta.tenant);
+      this.metricsOf.tenantTokens.inc({ tenant, kind: "prompt" }, reply.usage.promptTokens);
+      this.metricsOf.tenantTokens.inc({ tenant, kind: "completion" }, reply.usage.completionTokens);
+      this.metricsOf.tenantCost.inc({ tenant }, reply.costUsd);
     }
+    annotateSpan({
+      [SpanAttribute.operation]: "chat",
+      [SpanAttribute.requestModel]: request.model ?? reply.model,
+      [SpanAttribute.responseModel]: reply.model,
+      [SpanAttribute.provider]: reply.provider,
+      [SpanAttribute.inputTokens]: reply.usage.promptTokens,
+      [SpanAttribute.outputTokens]: reply.usage.completionTokens,
+      [SpanAttribute.cachedTokens]: reply.usage.cachedTokens,
+      [SpanAttribute.costUsd]: reply.costUsd,
+      [SpanAttribute.cached]: reply.cached,
+      "agent_runtime.route.tier": reply.route.tier,
+    });
     this.deps.publishUsage(
       this.usageRecord(request, reply.route, {
         model: reply.model,

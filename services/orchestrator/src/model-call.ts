@@ -15,6 +15,14 @@ import {
   type ToolSpec,
   textOf,
 } from "@agent-runtime/contracts";
+import {
+  annotateSpan,
+  metaAttributes,
+  SpanAttribute,
+  type SpanAttributeValues,
+  SpanKind,
+  withSpan,
+} from "@agent-runtime/telemetry";
 import { z } from "zod";
 import type { EventPublisher } from "./run-events.js";
 
@@ -188,8 +196,46 @@ export function checkResponseFormat(message: AssistantMessage, format: ResponseF
   }
 }
 
-/** One `model.chat` call for a run step, with its deltas relayed in order when streaming. */
-export async function callModel(
+/** One `model.chat` call for a run step in a CLIENT span (GenAI attributes), with its deltas relayed in order when streaming. */
+export function callModel(
+  bus: Bus,
+  call: ModelCall,
+  events: EventPublisher,
+  signal: AbortSignal,
+): Promise<ModelChatReply> {
+  const requested = call.request.model ?? call.agent.model;
+  return withSpan(
+    requested ? `chat ${requested}` : "chat",
+    async (span) => {
+      const reply = await callModelOnce(bus, call, events, signal);
+      annotateSpan(modelReplyAttributes(reply), span);
+      return reply;
+    },
+    {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        [SpanAttribute.operation]: "chat",
+        [SpanAttribute.step]: call.step,
+        ...metaAttributes(call),
+        ...(requested ? { [SpanAttribute.requestModel]: requested } : {}),
+      },
+    },
+  );
+}
+
+/** What a model reply says about the call, as GenAI span attributes. */
+export function modelReplyAttributes(reply: ModelChatReply): SpanAttributeValues {
+  return {
+    [SpanAttribute.responseModel]: reply.model,
+    [SpanAttribute.provider]: reply.provider,
+    [SpanAttribute.inputTokens]: reply.usage.promptTokens,
+    [SpanAttribute.outputTokens]: reply.usage.completionTokens,
+    [SpanAttribute.costUsd]: reply.costUsd,
+    [SpanAttribute.cached]: reply.cached,
+  };
+}
+
+async function callModelOnce(
   bus: Bus,
   call: ModelCall,
   events: EventPublisher,

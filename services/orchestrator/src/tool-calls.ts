@@ -10,6 +10,7 @@ import {
   type ToolBatchReply,
   toWireError,
 } from "@agent-runtime/contracts";
+import { metaAttributes, SpanAttribute, SpanKind, withSpan } from "@agent-runtime/telemetry";
 import { DELEGATE_TOOL, delegate } from "./delegation.js";
 import type { LoopDeps, RunOptions } from "./run-context.js";
 import type { EventPublisher } from "./run-events.js";
@@ -72,7 +73,16 @@ export async function runTools(
       }
     }
   };
-  const batch = await ask(calls);
+  const toolNames = [...new Set(calls.map(({ call }) => call.function.name))].sort();
+  const batch = await withSpan(`execute_tool ${toolNames.join(",")}`, () => ask(calls), {
+    kind: SpanKind.CLIENT,
+    attributes: {
+      [SpanAttribute.operation]: "execute_tool",
+      [SpanAttribute.toolName]: toolNames.join(","),
+      [SpanAttribute.step]: step,
+      ...metaAttributes({ meta }),
+    },
+  });
   for (let attempt = 0; attempt < 60; attempt++) {
     const pending = batch.results.flatMap((result, index) =>
       result.error?.code === "conflict" ? [index] : [],
