@@ -39,11 +39,14 @@ export function annotateSpan(
   }
 }
 
-/** Tenant, run, agent and lane of a message that carries `meta` (RequestMeta), as span attributes. */
+/**
+ * Tenant, run, agent and lane of a message, as span attributes: from its `meta` (RequestMeta), or
+ * from its own fields when it has none (a run request carries them at the top).
+ */
 export function metaAttributes(payload: unknown): Attributes {
   if (typeof payload !== "object" || payload === null) return {};
-  const meta = (payload as { meta?: unknown }).meta;
-  if (typeof meta !== "object" || meta === null) return {};
+  const carried = (payload as { meta?: unknown }).meta;
+  const meta = typeof carried === "object" && carried !== null ? carried : payload;
   const { tenant, runId, agent, priority } = meta as Record<string, unknown>;
   const attributes: Attributes = {};
   if (typeof tenant === "string") attributes[SpanAttribute.tenant] = tenant;
