@@ -18,6 +18,10 @@ describe("wire errors", () => {
     expect(toWireError(nats)).toMatchObject({ code: "unavailable", retryable: true });
     const socket = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
     expect(toWireError(socket)).toMatchObject({ code: "unavailable", retryable: true });
+    expect(toWireError(new Error("Connection terminated unexpectedly"))).toMatchObject({
+      code: "unavailable",
+      retryable: true,
+    });
     expect(toWireError(new TypeError("x is not a function"))).toEqual({
       code: "internal",
       message: "internal error",

@@ -164,11 +164,16 @@ const CONNECTION_ERROR_CODES = new Set([
   "ENOTCONN",
 ]);
 
+/** What the pg client says, without a code, when its connection is lost or cannot be made. */
+const LOST_CONNECTION = /connection terminated|timeout exceeded when trying to connect|connection error/i;
+
 function isConnectionFailure(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
   return (
-    CONNECTION_ERROR_NAMES.has(error.name) || (typeof code === "string" && CONNECTION_ERROR_CODES.has(code))
+    CONNECTION_ERROR_NAMES.has(error.name) ||
+    (typeof code === "string" && CONNECTION_ERROR_CODES.has(code)) ||
+    (code === undefined && LOST_CONNECTION.test(error.message))
   );
 }
 

@@ -22,6 +22,9 @@ export interface BegunRun {
  */
 export const START_WRITE_DELAY_MS = 100;
 
+/** How long past its deadline the failure of a run that could not reach its store is still written. */
+const ABANDONED_WRITE_GRACE_MS = 60_000;
+
 /**
  * Whether a delivered run can start without reading the store first: a chat turn (or an inline
  * child run) on its first delivery has no row, no steps and cannot have been cancelled while
@@ -86,19 +89,46 @@ export async function takeRun(
     // an interactive one ends with a clear error instead of leaving the client waiting
     if (request.priority === "batch" || options.signal.aborted) throw error;
     deps.logger.error({ err: error, runId: request.runId }, "run state store unavailable");
+    const failure = {
+      code: "unavailable",
+      message: "the run state store is unavailable; retry shortly",
+      retryable: true,
+    } as const;
     EventPublisher.forRun(bus, request, options.deliveryCount).emit({
       type: "run-finished",
       status: "failed",
       usage: emptyUsage(),
       costUsd: 0,
       steps: 0,
-      error: {
-        code: "unavailable",
-        message: "the run state store is unavailable; retry shortly",
-        retryable: true,
-      },
+      error: failure,
       ...(request.threadId ? { threadId: request.threadId } : {}),
     });
+    // its client has heard; its row says so too once the store is back (waited for up to a minute
+    // past the deadline while the message is held), so the run never stays `running`
+    await deps.journal
+      .writeDurably(
+        {
+          run: {
+            request,
+            status: "failed",
+            attempt: options.deliveryCount,
+            startedAt: Date.now(),
+            steps: 0,
+            usage: emptyUsage(),
+            costUsd: 0,
+            error: failure,
+          },
+          finishToken: `unavailable:${request.runId}:${options.deliveryCount}`,
+        },
+        runDeadline(request) + ABANDONED_WRITE_GRACE_MS,
+        options.signal,
+      )
+      .catch((cause: unknown) =>
+        deps.logger.error(
+          { err: cause, runId: request.runId },
+          "could not record a run failed for its store",
+        ),
+      );
     return { done: "failed" };
   }
   if (begun.status === "running" || begun.status === "queued")
