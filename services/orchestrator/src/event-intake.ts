@@ -29,6 +29,10 @@ export function consumeEvents(
     durable: "orchestrator-events",
     schema: CloudEvent,
     concurrency: 8,
+    // an accepted event is kept trying through a store outage (about 25 minutes of retries, up to a
+    // minute apart) before it is dead-lettered; data it cannot use is dead-lettered at once
+    maxDeliver: 30,
+    backoff: { initialMs: 1000, maxMs: 60_000 },
     deadLetterOrigin: "events",
     handler: async (event) => {
       // the tenant is the extension attribute ingress sets from the API key
