@@ -231,12 +231,16 @@ export class RunGateway {
         ...(options.model ? { model: options.model } : {}),
         ...(options.modelOptions ? { modelOptions: options.modelOptions } : {}),
       };
-      const [ack] = await Promise.all([
-        this.bus.publishDurable(Subjects.runs(options.priority, options.tenant), RunRequest, run, {
+      const ack = await this.bus.publishDurable(
+        Subjects.runs(options.priority, options.tenant),
+        RunRequest,
+        run,
+        {
           msgId: runId,
-        }),
-        this.register(run),
-      ]);
+        },
+      );
+      // only a run JetStream holds is recorded (a refused publish leaves no queued row behind)
+      if (!ack.duplicate) await this.register(run);
       duplicate = ack.duplicate;
     } catch (error) {
       close();
