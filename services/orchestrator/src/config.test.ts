@@ -16,7 +16,7 @@ describe("orchestrator config", () => {
   it("has defaults and the default assistant agent", () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
-      opsPort: 9101,
+      opsPort: 0, // a free port unless ORCHESTRATOR_OPS_PORT or OPS_PORT names one
       interactiveConcurrency: 64,
       batchConcurrency: 4,
       ackWaitMs: 5000,
