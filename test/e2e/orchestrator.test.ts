@@ -291,6 +291,37 @@ describe("orchestrator", () => {
     expect(fake.abandoned).toBe(before + 1);
   });
 
+  it("cancels a run's delegated child and the child's in-flight model call", async () => {
+    fake.setHandler((body) => {
+      const system = String(body.messages[0]?.content ?? "");
+      if (system.startsWith("You research.")) return { content: "too late", latencyMs: 4000 };
+      return {
+        toolCalls: [
+          { id: "call_del", name: "delegate", arguments: { agent: "researcher", task: "dig deep" } },
+        ],
+      };
+    });
+    const before = fake.abandoned;
+    const { runId, done } = await startRun("lead", "delegate and wait");
+    for (let i = 0; i < 200 && !fake.chatRequests().some((b) => JSON.stringify(b).includes("dig deep")); i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    await bus.request(Endpoints.runCancel, {
+      meta: { v: 1, tenant: "acme", requestId: "c3", deadline: Date.now() + 5000 },
+      runId,
+    });
+    const { finished } = await done;
+    expect(finished.status).toBe("cancelled");
+    const child = await bus.request(Endpoints.runGet, {
+      meta: { v: 1, tenant: "acme", requestId: "g3", deadline: Date.now() + 5000 },
+      runId: `${runId}:child:0:0`,
+    });
+    expect(child.run?.status).toBe("cancelled");
+    // the child's provider call was hung up on, not left to run its 4 s
+    for (let i = 0; i < 100 && fake.abandoned === before; i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(fake.abandoned).toBe(before + 1);
+  });
+
   it("keeps interactive runs ahead of a batch flood", async () => {
     fake.setHandler(() => ({ content: "ok", latencyMs: 100 }));
     const batch = [];

@@ -31,6 +31,7 @@ export {
   zodIssues,
 } from "./errors.js";
 export { CloudEvent, subjectToken } from "./events.js";
+export { inLineageOf, runLineage } from "./lineage.js";
 export {
   ContextSection,
   MemoryAppendReply,

@@ -1,5 +1,6 @@
 import type { ModelsSection } from "@agent-runtime/config";
 import {
+  inLineageOf,
   type ModelChatReply,
   type ModelChatRequest,
   type ModelStreamChunk,
@@ -76,12 +77,15 @@ export class Gateway {
     }
   }
 
-  /** Aborts the in-flight calls of a cancelled run. */
+  /** Aborts the in-flight calls of a cancelled run and of the runs delegated from it. */
   cancelRun(runId: string): number {
-    const calls = this.runCalls.get(runId);
-    for (const controller of calls ?? [])
-      controller.abort(new RuntimeError("cancelled", "run was cancelled"));
-    return calls?.size ?? 0;
+    let aborted = 0;
+    for (const [id, calls] of this.runCalls) {
+      if (!inLineageOf(id, runId)) continue;
+      for (const controller of calls) controller.abort(new RuntimeError("cancelled", "run was cancelled"));
+      aborted += calls.size;
+    }
+    return aborted;
   }
 
   /** model.chat; a repeated request id returns the first result. */

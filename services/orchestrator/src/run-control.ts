@@ -1,5 +1,5 @@
 import type { Bus } from "@agent-runtime/bus";
-import { RuntimeError, Subjects } from "@agent-runtime/contracts";
+import { RuntimeError, runLineage, Subjects } from "@agent-runtime/contracts";
 import { z } from "zod";
 
 /** Thrown when a draining worker gives a run back to the queue; another worker resumes it. */
@@ -68,9 +68,13 @@ export class RunControl {
     private readonly drain: AbortSignal,
     private readonly graceMs: number,
   ) {
-    this.unwatch = cancels.watch(runId, () =>
-      this.cancel.abort(new RuntimeError("cancelled", "run was cancelled")),
+    // a cancel of the run or of any run it was delegated from stops it
+    const unwatch = runLineage(runId).map((id) =>
+      cancels.watch(id, () => this.cancel.abort(new RuntimeError("cancelled", "run was cancelled"))),
     );
+    this.unwatch = () => {
+      for (const stop of unwatch) stop();
+    };
     if (drain.aborted) this.onDrain();
     else drain.addEventListener("abort", this.onDrain, { once: true });
     this.signal = AbortSignal.any([this.cancel.signal, this.handoff.signal]);

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Bus } from "@agent-runtime/bus";
 import {
   formatZodError,
+  inLineageOf,
   priorityOf,
   type RequestMeta,
   RuntimeError,
@@ -485,12 +486,15 @@ export class ToolExecutor {
     this.deps.slots.stopWaiting();
   }
 
-  /** Aborts the running tool calls of a cancelled run (handlers see their signal abort). */
+  /** Aborts the running tool calls of a cancelled run and of the runs delegated from it (handlers see their signal abort). */
   cancelRun(runId: string): number {
-    const calls = this.runCalls.get(runId);
-    for (const controller of calls ?? [])
-      controller.abort(new RuntimeError("cancelled", "run was cancelled"));
-    return calls?.size ?? 0;
+    let aborted = 0;
+    for (const [id, calls] of this.runCalls) {
+      if (!inLineageOf(id, runId)) continue;
+      for (const controller of calls) controller.abort(new RuntimeError("cancelled", "run was cancelled"));
+      aborted += calls.size;
+    }
+    return aborted;
   }
 
   private failure(call: ExecCall, status: ToolCallStatus, error: unknown, started: number): ToolExecReply {
