@@ -299,6 +299,7 @@ describe("clustered bus", () => {
         workers: { plain: 1, tool: 1, stream: 1, event: 1 },
         pauseMs: 250,
         probeEveryMs: 1000,
+        maxInFlight: 24,
       });
       const batch = startBatchLoad(200);
       const faults: FaultRecord[] = [];

@@ -206,14 +206,14 @@ describe("dashboard in a real browser", () => {
     await page.click("#prompt button[type=submit]");
     await page.selectOption("#range", "15m");
     await page.waitForFunction(
-      () => (window as unknown as { __dashboard: { updates: number } }).__dashboard.updates >= 2,
+      () => (globalThis as unknown as { __dashboard: { updates: number } }).__dashboard.updates >= 2,
       undefined,
       { timeout: 15_000 },
     );
 
     const drawn = await page.evaluate((ids) => {
       const charts = (
-        window as unknown as {
+        globalThis as unknown as {
           __dashboard: { charts: Record<string, { data: Array<Array<number | null>> }> };
         }
       ).__dashboard.charts;
