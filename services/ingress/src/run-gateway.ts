@@ -250,13 +250,13 @@ export class RunGateway {
   }
 
   /**
-   * A run of the runs API is recorded as `queued` before its id goes back to the client, so it can
-   * be looked up, listed and cancelled at once (batch runs are recorded as they are published; a
-   * chat turn's only follower is its own request). Best effort: without it the run appears when a
-   * worker takes it.
+   * A run of the runs API is recorded as `queued` once JetStream holds it and before its id goes
+   * back to the client, so it can be looked up, listed and cancelled at once, even behind a batch
+   * flood (a chat turn's only follower is its own request). Best effort: without it the run
+   * appears when a worker takes it.
    */
   private async register(run: RunRequest): Promise<void> {
-    if (run.priority !== "interactive" || run.source === "chat") return;
+    if (run.source === "chat") return;
     await this.bus
       .request(Endpoints.runRegister, {
         meta: {

@@ -49,23 +49,23 @@ export function consumeEvents(
           continue;
         }
         const now = Date.now();
-        await bus.publishDurable(
-          Subjects.runs("batch", tenant),
-          RunRequest,
-          {
-            runId: claim.runId,
-            tenant,
-            agent,
-            input: [{ role: "user", content: renderEvent(event) }],
-            priority: "batch",
-            createdAt: now,
-            deadline: now + TRIGGERED_RUN_QUEUE_MS + agents[agent]!.timeBudgetMs,
-            source: "event",
-            eventId: event.id,
-            metadata: { eventType: event.type.slice(0, 200), eventSource: event.source.slice(0, 200) },
-          },
-          { msgId: `event:${tenant}:${event.id}:${agent}` },
-        );
+        const run = RunRequest.parse({
+          runId: claim.runId,
+          tenant,
+          agent,
+          input: [{ role: "user", content: renderEvent(event) }],
+          priority: "batch",
+          createdAt: now,
+          deadline: now + TRIGGERED_RUN_QUEUE_MS + agents[agent]!.timeBudgetMs,
+          source: "event",
+          eventId: event.id,
+          metadata: { eventType: event.type.slice(0, 200), eventSource: event.source.slice(0, 200) },
+        });
+        await bus.publishDurable(Subjects.runs("batch", tenant), RunRequest, run, {
+          msgId: `event:${tenant}:${event.id}:${agent}`,
+        });
+        // visible as queued once JetStream holds it (a worker that took it already is left alone)
+        await store.register(run);
         await store.eventPublished(tenant, event.id, agent);
         eventsTotal.inc({ outcome: "run_started" });
       }

@@ -1,6 +1,5 @@
-import { type Bus, decodeWith, InFlightLimiter } from "@agent-runtime/bus";
-import { Endpoints, QueueGroups, RunRequest, RuntimeError, Subjects } from "@agent-runtime/contracts";
-import type { Logger } from "@agent-runtime/telemetry";
+import type { Bus } from "@agent-runtime/bus";
+import { Endpoints, QueueGroups, RuntimeError, Subjects } from "@agent-runtime/contracts";
 import { z } from "zod";
 import { EventPublisher, emptyUsage } from "./run-events.js";
 import type { RunStore } from "./run-store.js";
@@ -76,47 +75,4 @@ export function serveRunEndpoints(bus: Bus, store: RunStore, maxInFlight: number
     },
     options,
   );
-}
-
-/**
- * Records each submitted batch run as `queued` the moment it is published on `runs.batch.>` (a
- * core NATS queue-group subscription next to the JetStream work queue), so a run waiting behind a
- * batch flood can already be looked up, listed and cancelled. Interactive runs of the runs API are
- * registered by ingress itself (`run.register`) before it answers; chat turns are taken at once
- * (their queue is kept short by ingress), so they are recorded when a worker takes them and cost
- * no write of their own. Best effort: a missed or shed registration only means the row appears
- * when a worker takes the run.
- */
-export function registerQueuedRuns(
-  bus: Bus,
-  store: RunStore,
-  logger: Logger,
-  maxPending: number,
-): { stop(): Promise<void> } {
-  const pending = new InFlightLimiter(maxPending);
-  const subscription = bus.nc.subscribe(bus.subject(Subjects.runsBatchAll), {
-    queue: `${QueueGroups.orchestrator}-registry`,
-    callback: (error, message) => {
-      if (error || !pending.tryAcquire()) return;
-      let request: RunRequest;
-      try {
-        request = decodeWith(RunRequest, message.data);
-      } catch {
-        pending.release(); // the run consumer dead-letters it with the reason
-        return;
-      }
-      store
-        .register(request)
-        .catch((cause: unknown) =>
-          logger.warn({ err: cause, runId: request.runId }, "could not record a queued run"),
-        )
-        .finally(() => pending.release());
-    },
-  });
-  const stop = async () => {
-    if (!subscription.isClosed()) await subscription.drain().catch(() => undefined);
-    await pending.idle();
-  };
-  bus.onDrain(stop);
-  return { stop };
 }

@@ -16,7 +16,7 @@ import { failpoints } from "./failpoints.js";
 import { Journal } from "./journal.js";
 import { BatchGate } from "./lanes.js";
 import { CancelWatch, RunHandedOff } from "./run-control.js";
-import { registerQueuedRuns, serveRunEndpoints } from "./run-endpoints.js";
+import { serveRunEndpoints } from "./run-endpoints.js";
 import { RunStore } from "./run-store.js";
 
 const TOOL_SPECS_TTL_MS = 30_000;
@@ -150,7 +150,6 @@ export async function startOrchestrator(
       },
     });
   };
-  registerQueuedRuns(bus, store, logger, config.maxInFlight);
   await runConsumer("interactive");
   await runConsumer("batch");
   await consumeEvents(bus, store, config.agents, metrics);

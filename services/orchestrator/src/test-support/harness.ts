@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Bus } from "@agent-runtime/bus";
 import { cleanupTestBus, createTestBus, uniquePrefix } from "@agent-runtime/bus/testing";
-import { RunEvent, type RunFinishedEvent, RunRequest, Subjects } from "@agent-runtime/contracts";
+import { Endpoints, RunEvent, type RunFinishedEvent, RunRequest, Subjects } from "@agent-runtime/contracts";
 import * as memory from "@agent-runtime/memory";
 import * as modelProxy from "@agent-runtime/model-proxy";
 import { createLogger } from "@agent-runtime/telemetry";
@@ -154,6 +154,12 @@ export async function startHarness(config: unknown, extraEnv: NodeJS.ProcessEnv 
       await bus.publishDurable(Subjects.runs(request.priority, TENANT), RunRequest, request, {
         msgId: `${runId}:${Date.now()}`,
       });
+      // as ingress does for the runs API: recorded as queued once JetStream holds it
+      if (request.source !== "chat")
+        await bus.request(Endpoints.runRegister, {
+          meta: { v: 1, tenant: TENANT, requestId: `${runId}:register`, runId, deadline: Date.now() + 5000 },
+          run: request,
+        });
       return { runId, request, events, done };
     },
     stop: async () => {
