@@ -61,11 +61,12 @@ export function consumeEvents(
           eventId: event.id,
           metadata: { eventType: event.type.slice(0, 200), eventSource: event.source.slice(0, 200) },
         });
-        await bus.publishDurable(Subjects.runs("batch", tenant), RunRequest, run, {
+        const stored = await bus.publishDurable(Subjects.runs("batch", tenant), RunRequest, run, {
           msgId: `event:${tenant}:${event.id}:${agent}`,
         });
-        // visible as queued once JetStream holds it (a worker that took it already is left alone)
-        await store.register(run);
+        // visible as queued once JetStream holds it (a worker that took it already is left alone);
+        // a publish JetStream dropped as a duplicate carries another createdAt: the first one registers
+        if (!stored.duplicate) await store.register(run);
         await store.eventPublished(tenant, event.id, agent);
         eventsTotal.inc({ outcome: "run_started" });
       }
