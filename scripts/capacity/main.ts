@@ -225,15 +225,12 @@ function planSection(): string {
   const serverRows: Array<Array<string | number>> = [
     ["turns in flight", ...plans.map((p) => n(p.inFlightTurns))],
     ["NATS: cores (R3)", ...plans.map((p) => n(p.nats.cores, 1))],
-    ["NATS: nodes (of " + NATS_NODE_CORES + " cores, multiple of 3)", ...plans.map((p) => n(p.nats.nodes))],
+    [`NATS: nodes (of ${NATS_NODE_CORES} cores, multiple of 3)`, ...plans.map((p) => n(p.nats.nodes))],
     ["NATS: messages/s", ...plans.map((p) => n(p.nats.messagesPerSecond))],
     ["JetStream: stored messages/s", ...plans.map((p) => n(p.nats.storedPerSecond))],
     ["RUNS partitions (streams)", ...plans.map((p) => n(p.nats.runsPartitions))],
     ["Postgres: cores", ...plans.map((p) => n(p.postgres.cores, 1))],
-    [
-      "Postgres: clusters (≤ " + POSTGRES_MAX_CORES + " cores each)",
-      ...plans.map((p) => n(p.postgres.clusters)),
-    ],
+    [`Postgres: clusters (≤ ${POSTGRES_MAX_CORES} cores each)`, ...plans.map((p) => n(p.postgres.clusters))],
     ["Postgres: transactions/s", ...plans.map((p) => n(p.postgres.transactionsPerSecond))],
     ["Postgres: rows inserted/s", ...plans.map((p) => n(p.postgres.rowsPerSecond))],
     ["Postgres: GB written/day (before retention)", ...plans.map((p) => n(p.postgres.gbPerDay))],

@@ -93,7 +93,7 @@ async function seed(
        cached_tokens, cost_usd, cache_hits, latency_ms_sum, latency_ms_max, ${histogram.join(", ")})
      SELECT to_timestamp(floor(extract(epoch FROM now()) / $2) * $2 - g * $2), k.tenant, k.service, k.kind, k.name, k.agent, k.code,
        c, (c * 0.02)::bigint, c * 900, c * 200, c * 100, c * 0.0004, (c * 0.1)::bigint, c * 700, 9000 + random() * 1000,
-       ${histogram.map((_, index) => `(c * random() / ${BUCKET_COUNT / 2})::bigint`).join(", ")}
+       ${histogram.map((_, _index) => `(c * random() / ${BUCKET_COUNT / 2})::bigint`).join(", ")}
      FROM generate_series(0, $3 - 1) AS g
      CROSS JOIN jsonb_to_recordset($1::jsonb) AS k(tenant text, service text, kind text, name text, agent text, code text)
      CROSS JOIN LATERAL (SELECT (${callsPerBucket} * (0.5 + random()))::bigint AS c) AS calls`,

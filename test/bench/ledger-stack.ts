@@ -73,7 +73,9 @@ async function waitFor(what: string, ready: () => Promise<boolean>, child: Retur
     if (child.child.exitCode !== null) throw new Error(`${what} exited during start-up:\n${child.output()}`);
     if (Date.now() > until) {
       await child.stop("SIGKILL");
-      throw new Error(`${what} did not get ready in ${READY_TIMEOUT_MS / 1000} s:\n${child.output().slice(-3000)}`);
+      throw new Error(
+        `${what} did not get ready in ${READY_TIMEOUT_MS / 1000} s:\n${child.output().slice(-3000)}`,
+      );
     }
     await sleep(50);
   }
