@@ -173,6 +173,16 @@ describe("tool-executor", () => {
       "http://localhost:9/",
       "http://[::1]/",
       "http://10.0.0.1/",
+      // the same addresses written other ways: decimal, octal, hex, short, IPv4-mapped IPv6, unspecified
+      "http://2130706433/",
+      "http://0177.0.0.1/",
+      "http://0x7f.0.0.1/",
+      "http://127.1/",
+      "http://[::ffff:127.0.0.1]/",
+      "http://[::ffff:a9fe:a9fe]/",
+      "http://[fd00::1]/",
+      "http://[fe80::1]/",
+      "http://0.0.0.0/",
     ]) {
       const reply = await client.request(toolExecEndpoint("http_get"), {
         meta: meta(),
