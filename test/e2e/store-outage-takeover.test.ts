@@ -5,33 +5,28 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DATABASE_URL } from "../support/isolation.js";
-import { type Stack, startStack } from "../support/stack.js";
-import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
+import type { Stack } from "../support/stack.js";
+import { type StackBehindStoreProxy, startStackBehindStoreProxy } from "../support/store-outage.js";
+import type { TcpProxy } from "../support/tcp-proxy.js";
 
 const KEY = "sk-outage-takeover";
 let fake: FakeOpenAI;
-let proxy: TcpProxy;
+let behind: StackBehindStoreProxy;
 let stack: Stack;
+let proxy: TcpProxy;
 let db: pg.Client;
 
 beforeAll(async () => {
   fake = await startFakeOpenAI();
   fake.setHandler(() => ({ content: "never asked" }));
-  const target = new URL(DATABASE_URL);
-  proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-  const viaProxy = new URL(DATABASE_URL);
-  viaProxy.host = `127.0.0.1:${proxy.port}`;
-  stack = await startStack({
+  behind = await startStackBehindStoreProxy({
     bootstrapApiKey: KEY,
     openaiBaseUrl: fake.url,
-    env: { DATABASE_URL: viaProxy.toString(), RUN_TIMEOUT_MS: "2000" },
+    env: { RUN_TIMEOUT_MS: "2000" },
   });
-  db = new pg.Client({ connectionString: DATABASE_URL });
-  await db.connect();
-  await db.query(`SET search_path TO "${stack.isolation.schema}"`);
+  ({ stack, proxy, db } = behind);
   // the key is looked up (and cached) before the outage
   const warm = await fetch(`${stack.url}/v1/runs`, {
     method: "POST",
@@ -42,10 +37,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  proxy?.up();
-  await db?.end();
-  await stack?.stop();
-  await proxy?.close();
+  await behind?.stop();
   await fake?.close();
 });
 

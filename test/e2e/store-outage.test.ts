@@ -7,14 +7,15 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
 import OpenAI from "openai";
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DATABASE_URL } from "../support/isolation.js";
-import { type Stack, startStack } from "../support/stack.js";
-import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
+import type { Stack } from "../support/stack.js";
+import { type StackBehindStoreProxy, startStackBehindStoreProxy } from "../support/store-outage.js";
+import type { TcpProxy } from "../support/tcp-proxy.js";
 
 const KEY = "sk-outage-tests";
 let fake: FakeOpenAI;
+let behind: StackBehindStoreProxy;
 let proxy: TcpProxy;
 let stack: Stack;
 let client: OpenAI;
@@ -23,28 +24,19 @@ let db: pg.Client;
 beforeAll(async () => {
   fake = await startFakeOpenAI();
   fake.setHandler(() => ({ content: "still here", latencyMs: 400 }));
-  const target = new URL(DATABASE_URL);
-  proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-  const viaProxy = new URL(DATABASE_URL);
-  viaProxy.host = `127.0.0.1:${proxy.port}`;
-  stack = await startStack({
+  behind = await startStackBehindStoreProxy({
     bootstrapApiKey: KEY,
     openaiBaseUrl: fake.url,
-    env: { DATABASE_URL: viaProxy.toString(), RUN_TIMEOUT_MS: "30000" },
+    env: { RUN_TIMEOUT_MS: "30000" },
   });
+  ({ stack, proxy, db } = behind);
   client = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: KEY, maxRetries: 0, timeout: 45_000 });
-  db = new pg.Client({ connectionString: DATABASE_URL });
-  await db.connect();
-  await db.query(`SET search_path TO "${stack.isolation.schema}"`);
   // the key is looked up (and cached) before the outage
   await client.chat.completions.create({ model: "assistant", messages: [{ role: "user", content: "hi" }] });
 }, 60_000);
 
 afterAll(async () => {
-  proxy?.up();
-  await db?.end();
-  await stack?.stop();
-  await proxy?.close();
+  await behind?.stop();
   await fake?.close();
 });
 
