@@ -43,8 +43,9 @@ export interface ChaosStack {
   stop(): Promise<void>;
 }
 
-function writeConfig(hookUrl: string): string {
-  const path = join(mkdtempSync(join(tmpdir(), "chaos-config-")), "config.yaml");
+/** The agents, the side-effecting `ship` webhook and limits out of the way: the config both fault suites run. */
+export function writeFaultSuiteConfig(hookUrl: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), "fault-suite-config-")), "config.yaml");
   writeFileSync(
     path,
     stringify({
@@ -146,7 +147,7 @@ export async function startChaosStack(options: {
         MODEL_FAST: "fake-fast",
         MODEL_STRONG: "fake-strong",
         MODEL_EMBED: "fake-embed",
-        AGENT_CONFIG: writeConfig(hook.url),
+        AGENT_CONFIG: writeFaultSuiteConfig(hook.url),
         RUN_TIMEOUT_MS: String(RUN_TIMEOUT_MS),
       },
       envOf: (service, index) => (service === "ingress" ? { PORT: String(ingressPorts.get(index)) } : {}),

@@ -13,8 +13,7 @@
  * CLUSTER_SERVICES_ROOT runs the services of another checkout; CLUSTER_STRICT=1 also fails on
  * refused batch submissions left recorded as queued (see below).
  */
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Bus, connectBus, silentLogger } from "@agent-runtime/bus";
@@ -22,8 +21,7 @@ import { ErrorCode, isRetryableCode } from "@agent-runtime/contracts";
 import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stringify } from "yaml";
-import { CHAOS_KEY } from "../chaos/chaos-stack.js";
+import { CHAOS_KEY, writeFaultSuiteConfig } from "../chaos/chaos-stack.js";
 import type { FaultRecord } from "../chaos/faults.js";
 import { CLIENT_TIMEOUT_MS, startLoad } from "../chaos/load.js";
 import { modelHandler } from "../chaos/model-script.js";
@@ -67,43 +65,6 @@ let db: pg.Client | undefined;
 let bus: Bus | undefined;
 let ingressUrl = "";
 
-function writeConfig(hookUrl: string): string {
-  const path = join(mkdtempSync(join(tmpdir(), "cluster-config-")), "config.yaml");
-  writeFileSync(
-    path,
-    stringify({
-      tools: {
-        webhooks: {
-          ship: {
-            description: "ships an order (a side effect)",
-            url: hookUrl,
-            sideEffects: true,
-            timeoutMs: 10_000,
-            allowPrivateNetwork: true,
-            parameters: { type: "object", properties: { order: { type: "string" } }, required: ["order"] },
-          },
-        },
-      },
-      agents: {
-        assistant: { tools: [], maxSteps: 4 },
-        shipper: { tools: ["ship"], maxSteps: 4 },
-        "order-watcher": { tools: ["ship"], maxSteps: 4, triggers: ["com.example.chaos.*"] },
-      },
-      limits: {
-        defaults: {
-          requestsPerMinute: 1_000_000,
-          userRequestsPerMinute: 1_000_000,
-          concurrentRuns: 10_000,
-          tokensPerDay: 1_000_000_000,
-          costPerMonthUsd: 1_000_000,
-        },
-        global: { requestsPerMinute: 1_000_000, concurrentRuns: 10_000 },
-      },
-    }),
-  );
-  return path;
-}
-
 beforeAll(async () => {
   mkdirSync(logDir, { recursive: true });
   cluster = await startNatsCluster({ label: "cluster-test" });
@@ -141,7 +102,7 @@ beforeAll(async () => {
       MODEL_FAST: "fake-fast",
       MODEL_STRONG: "fake-strong",
       MODEL_EMBED: "fake-embed",
-      AGENT_CONFIG: writeConfig(hook.url),
+      AGENT_CONFIG: writeFaultSuiteConfig(hook.url),
       RUN_TIMEOUT_MS: String(RUN_TIMEOUT_MS),
     },
     envOf: (service) => (service === "ingress" ? { PORT: String(port) } : {}),

@@ -1,14 +1,8 @@
-/**
- * A three-node NATS JetStream cluster of local nats-server processes: each node has its own client,
- * route and monitoring port and its own store directory (under one temporary directory, removed at
- * the end), and routes to the other two. A node can be SIGKILLed and started again with the same
- * name, ports and store, so it rejoins and catches up as a real node would after a crash.
- */
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../support/processes.js";
+import { restartable } from "../support/servers.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -94,51 +88,19 @@ export async function startNatsCluster(
       routes,
     ];
     const monitorUrl = `http://127.0.0.1:${port.monitor}`;
-    let child: ChildProcess | undefined;
-    let exited: Promise<void> = Promise.resolve();
-    let output = "";
-    const keep = (chunk: Buffer) => {
-      output = (output + chunk.toString()).slice(-100_000);
-    };
-    const running = () => child !== undefined && child.exitCode === null && child.signalCode === null;
-    const stop = async (signal: NodeJS.Signals = "SIGKILL") => {
-      if (!running()) return;
-      child?.kill(signal);
-      const force = setTimeout(() => child?.kill("SIGKILL"), 10_000);
-      await exited;
-      clearTimeout(force);
-    };
-    const start = async () => {
-      if (running()) return;
-      const started = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-      child = started;
-      started.stdout?.on("data", keep);
-      started.stderr?.on("data", keep);
-      exited = new Promise((resolve) => started.once("exit", () => resolve()));
-      const until = Date.now() + 30_000;
-      // the client port answers as soon as the process listens; JetStream catches up afterwards
-      while (
-        !(await fetch(`${monitorUrl}/varz`)
-          .then((response) => response.ok)
-          .catch(() => false))
-      ) {
-        if (started.exitCode !== null) throw new Error(`nats-server ${name} exited:\n${output.slice(-3000)}`);
-        if (Date.now() > until) {
-          await stop();
-          throw new Error(`nats-server ${name} did not answer in 30 s:\n${output.slice(-3000)}`);
-        }
-        await sleep(50);
-      }
-    };
-    return {
-      name,
-      url: `nats://127.0.0.1:${port.client}`,
-      monitorUrl,
-      running,
-      stop,
-      start,
-      output: () => output,
-    };
+    // the client port answers as soon as the process listens; JetStream catches up afterwards
+    const server = restartable(
+      {
+        what: `nats-server ${name}`,
+        command,
+        args,
+        cwd: root,
+        ready: () => fetch(`${monitorUrl}/varz`).then((response) => response.ok),
+      },
+      `nats://127.0.0.1:${port.client}`,
+      () => undefined, // the cluster's close removes every store
+    );
+    return { name, monitorUrl, ...server };
   });
 
   const metaLeader = async () => {

@@ -28,14 +28,17 @@ export interface RestartableServer {
   close(): Promise<void>;
 }
 
-interface Launch {
+export interface Launch {
   what: string;
   command: string;
   args: string[];
+  /** Working directory of the process (the system's temporary directory by default). */
+  cwd?: string;
   ready: () => Promise<boolean>;
 }
 
-function restartable(launch: Launch, url: string, cleanup: () => void): RestartableServer {
+/** A server process that can be killed (as a crash) and started again with the same arguments. */
+export function restartable(launch: Launch, url: string, cleanup: () => void): RestartableServer {
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   let output = "";
@@ -52,7 +55,10 @@ function restartable(launch: Launch, url: string, cleanup: () => void): Restarta
   };
   const start = async () => {
     if (running()) return;
-    const started = spawn(launch.command, launch.args, { cwd: tmpdir(), stdio: ["ignore", "pipe", "pipe"] });
+    const started = spawn(launch.command, launch.args, {
+      cwd: launch.cwd ?? tmpdir(),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     child = started;
     started.stdout?.on("data", keep);
     started.stderr?.on("data", keep);
