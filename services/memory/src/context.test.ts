@@ -126,7 +126,7 @@ describe("assembleContext", () => {
     expect(reply.sections.input.items + reply.sections.input.dropped).toBe(32);
   });
 
-  it("puts the summary and retrieved memories first, each inside its share", () => {
+  it("puts the summary after the system prompt and retrieved memories just before the last question, each inside its share", () => {
     const hits: MemoryHit[] = Array.from({ length: 10 }, (_, n) => ({
       id: `c${n}`,
       documentId: `d${n}`,
@@ -146,7 +146,9 @@ describe("assembleContext", () => {
       hits,
     );
     expect(String(reply.messages[1]?.content)).toContain("They talked about cars.");
-    expect(String(reply.messages[2]?.content)).toMatch(/^Relevant memories:\n- memory number 0/);
+    expect(reply.messages.slice(2, 4)).toEqual([user("old"), assistant("older answer")]);
+    expect(String(reply.messages.at(-2)?.content)).toMatch(/^Relevant memories:\n- memory number 0/);
+    expect(reply.messages.at(-1)).toEqual(user("hi"));
     expect(reply.sections.retrieved.items).toBeGreaterThan(0);
     expect(reply.sections.retrieved.dropped).toBe(10 - reply.sections.retrieved.items);
     expect(reply.sections.retrieved.tokens).toBeLessThanOrEqual(
@@ -156,6 +158,69 @@ describe("assembleContext", () => {
     // messages outside the hot window that no summary covers yet are reported
     expect(reply.sections.history.dropped).toBe(3);
     expect(reply.totalTokens).toBeLessThanOrEqual(1000);
+  });
+
+  it("keeps the prompt prefix of the previous turn when retrieval finds other memories (provider prompt caching)", () => {
+    const hit = (text: string): MemoryHit => ({
+      id: text,
+      documentId: text,
+      kind: "fact",
+      text,
+      score: 1,
+      metadata: {},
+      tokens: 10,
+    });
+    const history = [user("first"), assistant("first answer")];
+    const extra = { systemPrompt: "a long stable system prompt", retrieval: true };
+    const earlier = assembleContext(
+      request([user("second")], 10_000, extra),
+      state(history, { summary: "Earlier: cars.", summaryTokens: 5 }),
+      [hit("the user likes red")],
+    );
+    const later = assembleContext(
+      request([user("third")], 10_000, extra),
+      state([...history, user("second"), assistant("second answer")], {
+        summary: "Earlier: cars.",
+        summaryTokens: 5,
+      }),
+      [hit("the user owns a bike"), hit("the user lives in Oslo")],
+    );
+    // everything the earlier prompt sent before its memories is the start of the later prompt
+    const memoryAt = earlier.messages.findIndex((message) => String(message.content).startsWith("Relevant"));
+    expect(memoryAt).toBe(earlier.messages.length - 2);
+    expect(later.messages.slice(0, memoryAt)).toEqual(earlier.messages.slice(0, memoryAt));
+    expect(later.messages.slice(memoryAt, memoryAt + 2)).toEqual([
+      user("second"),
+      assistant("second answer"),
+    ]);
+    expect(String(later.messages.at(-2)?.content)).toContain("the user owns a bike");
+    expect(later.messages.at(-1)).toEqual(user("third"));
+  });
+
+  it("puts retrieved memories before a tool call whose results continue in the input, never between them", () => {
+    const memory: MemoryHit = {
+      id: "m",
+      documentId: "m",
+      kind: "fact",
+      text: "a memory",
+      score: 1,
+      metadata: {},
+      tokens: 3,
+    };
+    const reply = assembleContext(
+      request([result("c")], 10_000, { retrieval: true }),
+      state([user("before"), assistant("reply"), user("weather?"), call("c")]),
+      [memory],
+    );
+    assertToolPairs(reply.messages);
+    expect(reply.messages.map((message) => message.role)).toEqual([
+      "user",
+      "assistant",
+      "user",
+      "system",
+      "assistant",
+      "tool",
+    ]);
   });
 
   it("reports, rather than hides, an input larger than the budget", () => {

@@ -60,11 +60,15 @@ const sum = (entries: readonly Entry[]) => entries.reduce((total, entry) => tota
 
 /**
  * Builds the prompt for a turn inside a token budget: the system prompt, the
- * running summary (capped), retrieved memories (capped), then the newest
- * conversation that fits, ending with this turn's input. Everything is
- * counted with the target model's tokenizer. The input from its last user
- * message on is always kept; older input (a client's whole history) is
- * trimmed like stored history.
+ * running summary (capped), then the newest conversation that fits, ending
+ * with this turn's input. Everything is counted with the target model's
+ * tokenizer. The input from its last user message on is always kept; older
+ * input (a client's whole history) is trimmed like stored history.
+ *
+ * Retrieved memories (capped) change with every question, so they travel in
+ * the changing tail, just before this turn's last user message: the prompt
+ * up to there (system prompt, summary, earlier turns) is the same prefix the
+ * previous turn sent, which providers serve from their prompt cache.
  */
 export function assembleContext(
   request: MemoryContextRequest,
@@ -174,7 +178,17 @@ export function assembleContext(
     kept.add(group);
     remaining -= tokens;
   }
-  const keptEntries = groups.filter((group) => kept.has(group)).flatMap((group) => group.entries);
+  const keptGroups = groups.filter((group) => kept.has(group));
+  const keptEntries = keptGroups.flatMap((group) => group.entries);
+  // memories go before the first group of this turn's tail (never inside a tool call's group)
+  const tailGroup = keptGroups.findIndex((group) => group.entries.some((entry) => entry.index >= tailStart));
+  const beforeTail = keptGroups
+    .slice(0, tailGroup < 0 ? keptGroups.length : tailGroup)
+    .flatMap((group) => group.entries.map((entry) => entry.message));
+  const tail =
+    tailGroup < 0
+      ? []
+      : keptGroups.slice(tailGroup).flatMap((group) => group.entries.map((entry) => entry.message));
   const history = keptEntries.filter((entry) => entry.origin === "history");
   const input = keptEntries.filter((entry) => entry.origin === "input");
   const historyDropped =
@@ -192,8 +206,9 @@ export function assembleContext(
     messages: [
       ...system,
       ...(summaryMessage ? [summaryMessage] : []),
+      ...beforeTail,
       ...(memoryMessage ? [memoryMessage] : []),
-      ...keptEntries.map((entry) => entry.message),
+      ...tail,
     ],
     sections: {
       system: { tokens: systemTokens, items: system.length, dropped: 0 },
