@@ -154,6 +154,43 @@ export const MemoryForgetReply = z.object({
 });
 export type MemoryForgetReply = z.infer<typeof MemoryForgetReply>;
 
+/**
+ * One page of a tenant's long-term memories (documents), newest first: those whose id starts with
+ * `idPrefix` and, when `userId` is given, that belong to that user.
+ */
+export const MemoryListRequest = z.object({
+  meta: RequestMeta,
+  idPrefix: z.string().min(1).max(200),
+  userId: z.string().max(200).optional(),
+  kinds: z.array(z.string()).optional(),
+  limit: z.number().int().positive().max(100).default(20),
+  /** `nextCursor` of the previous page. */
+  cursor: z.string().max(400).optional(),
+  /** Characters of each document's text returned at most (its chunks joined). */
+  maxTextChars: z.number().int().positive().max(100_000).default(4000),
+});
+export type MemoryListRequest = z.infer<typeof MemoryListRequest>;
+
+export const MemoryDocument = z.object({
+  documentId: z.string(),
+  userId: z.string().nullable(),
+  kind: z.string(),
+  text: z.string(),
+  /** The text was cut at `maxTextChars`. */
+  truncated: z.boolean(),
+  chunks: z.number().int().nonnegative(),
+  tokens: z.number().int().nonnegative(),
+  metadata: z.record(z.string(), z.unknown()),
+  createdAt: z.string(),
+});
+export type MemoryDocument = z.infer<typeof MemoryDocument>;
+
+export const MemoryListReply = z.object({
+  documents: z.array(MemoryDocument),
+  nextCursor: z.string().nullable(),
+});
+export type MemoryListReply = z.infer<typeof MemoryListReply>;
+
 /** Non-critical work on the `memory.jobs` stream. */
 export const MemoryJob = z.discriminatedUnion("kind", [
   z.object({

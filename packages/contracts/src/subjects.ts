@@ -36,6 +36,7 @@ export const Subjects = {
   memorySearch: "memory.search",
   memoryRemember: "memory.remember",
   memoryForget: "memory.forget",
+  memoryList: "memory.list",
   memoryJobs: "memory.jobs",
   /**
    * A finished turn's messages, journaled by the orchestrator for memory to store in its thread

@@ -39,6 +39,19 @@ export const SearchMemoriesQuery = z.object({
 
 export const MemoryOwnerQuery = z.object({ user: User.optional() });
 
+export const ListMemoriesQuery = z.object({
+  /** Whose memories: that user's own; absent = the tenant's shared ones (admin keys only). */
+  user: User.optional(),
+  /** Comma-separated kinds to list (`fact,note`). */
+  kind: SearchMemoriesQuery.shape.kind,
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  /** Opaque (`next_cursor` of the previous page). */
+  cursor: z
+    .string()
+    .regex(/^[A-Za-z0-9_=-]{1,400}$/, "not a cursor from next_cursor")
+    .optional(),
+});
+
 /**
  * Whose memory a document is, in its stored id: `mem:<owner>:<id>`, the owner a hash of the user
  * (or `shared`). So one user's id can never name, replace or delete another user's memory, and a
@@ -51,6 +64,9 @@ function ownerOf(user: string | undefined): string {
 function storedId(user: string | undefined, id: string): string {
   return `mem:${ownerOf(user)}:${id}`;
 }
+
+/** Characters of a memory's text a list shows at most (`text_truncated` says when it was cut). */
+const LIST_TEXT_CHARS = 4000;
 
 /** The public id of a stored document (documents added over NATS keep their own). */
 function publicId(documentId: string): string {
@@ -76,8 +92,8 @@ function memoryOf(hit: MemoryHit) {
 }
 
 /**
- * Long-term memory for end users: `POST /v1/memories`, `GET /v1/memories/search?q=`,
- * `DELETE /v1/memories/:id`, each within the key's tenant and the `user` given (the user's own
+ * Long-term memory for end users: `POST /v1/memories`, `GET /v1/memories` (newest first, paged),
+ * `GET /v1/memories/search?q=`, `DELETE /v1/memories/:id`, each within the key's tenant and the `user` given (the user's own
  * memories plus the tenant's shared ones when searching), through the memory service. Without a
  * `user` they act on the tenant's shared memories (search: every user's), with an admin key.
  */
@@ -105,6 +121,39 @@ export function registerMemoryRoutes(app: FastifyInstance, deps: RouteDeps): voi
       /** Whether embedding it is still queued (it is found by keywords until then). */
       indexing: result.queued,
     });
+  });
+
+  app.get("/v1/memories", async (request) => {
+    const key = await deps.authenticate(request, "runs");
+    const query = parseBody(ListMemoriesQuery, request.query);
+    // without a user: the tenant's shared memories, for admin keys only
+    requireOwner(key, query.user);
+    await deps.limit(key.tenant, query.user);
+    const result = await deps.bus.request(Endpoints.memoryList, {
+      meta: { ...metaFor(key.tenant), ...(query.user ? { userId: query.user } : {}) },
+      idPrefix: `mem:${ownerOf(query.user)}:`,
+      ...(query.user ? { userId: query.user } : {}),
+      ...(query.kind ? { kinds: query.kind } : {}),
+      limit: query.limit,
+      ...(query.cursor ? { cursor: query.cursor } : {}),
+      maxTextChars: LIST_TEXT_CHARS,
+    });
+    return {
+      object: "list",
+      data: result.documents.map((document) => ({
+        id: publicId(document.documentId),
+        object: "memory",
+        user: document.userId,
+        shared: document.documentId.startsWith("mem:shared:"),
+        kind: document.kind,
+        text: document.text,
+        text_truncated: document.truncated,
+        chunks: document.chunks,
+        metadata: document.metadata,
+        created_at: document.createdAt,
+      })),
+      next_cursor: result.nextCursor,
+    };
   });
 
   app.get("/v1/memories/search", async (request) => {

@@ -33,7 +33,7 @@ afterAll(async () => {
 interface Answer {
   [field: string]: unknown;
   id: string;
-  data: { id: string; text: string; shared: boolean }[];
+  data: { id: string; text: string; shared: boolean; user?: string | null; text_truncated?: boolean }[];
   error: { type: string; message: string };
 }
 
@@ -108,6 +108,68 @@ describe("/v1/memories", () => {
     expect((await call("DELETE", `/v1/memories/${shared.body.id}`, undefined, BOOTSTRAP_KEY)).status).toBe(
       200,
     );
+  });
+
+  it("lists a user's own memories newest first, a page at a time, never another user's", async () => {
+    const tenantKey = await harness.key("lister");
+    const add = (user: string | undefined, id: string, text: string, kind = "note", bearer = tenantKey) =>
+      call("POST", "/v1/memories", { ...(user ? { user } : {}), id, text, kind }, bearer);
+    for (const id of ["m1", "m2", "m3"]) {
+      expect((await add("eve", id, `Eve's memory ${id}.`, id === "m2" ? "fact" : "note")).status).toBe(201);
+    }
+    await add("fay", "m1", "Fay's memory.");
+    const long = "A sentence about the harbour and its boats. ".repeat(200);
+    await add("gus", "long", long);
+
+    const first = await call("GET", "/v1/memories?user=eve&limit=2", undefined, tenantKey);
+    expect(first.status).toBe(200);
+    expect(first.body.data.map((memory) => memory.id)).toEqual(["m3", "m2"]);
+    expect(first.body.data[1]).toMatchObject({
+      object: "memory",
+      user: "eve",
+      shared: false,
+      kind: "fact",
+      text: "Eve's memory m2.",
+      text_truncated: false,
+      chunks: 1,
+    });
+    expect(typeof first.body.next_cursor).toBe("string");
+    const second = await call(
+      "GET",
+      `/v1/memories?user=eve&limit=2&cursor=${first.body.next_cursor as string}`,
+      undefined,
+      tenantKey,
+    );
+    expect(second.body.data.map((memory) => memory.id)).toEqual(["m1"]);
+    expect(second.body.next_cursor).toBeNull();
+    const facts = await call("GET", "/v1/memories?user=eve&kind=fact", undefined, tenantKey);
+    expect(facts.body.data.map((memory) => memory.id)).toEqual(["m2"]);
+    // fay's m1 is fay's alone; the other tenant's key sees none of eve's
+    const fays = await call("GET", "/v1/memories?user=fay", undefined, tenantKey);
+    expect(fays.body.data.map((memory) => [memory.id, memory.text])).toEqual([["m1", "Fay's memory."]]);
+    expect((await call("GET", "/v1/memories?user=eve")).body.data).toEqual([]);
+    // a long document is listed cut, and says so
+    const gus = await call("GET", "/v1/memories?user=gus", undefined, tenantKey);
+    expect(gus.body.data[0]?.text_truncated).toBe(true);
+    expect(gus.body.data[0]?.text.length).toBe(4000);
+    expect(long.startsWith(gus.body.data[0]?.text.slice(0, 100) ?? "-")).toBe(true);
+
+    // the tenant's shared memories: admin keys only
+    expect((await call("GET", "/v1/memories", undefined, tenantKey)).status).toBe(403);
+    const admin = await harness.key("lister", ["runs", "admin"]);
+    await add(undefined, "hours", "The lister office opens at 9.", "note", admin);
+    const shared = await call("GET", "/v1/memories", undefined, admin);
+    expect(shared.body.data.map((memory) => [memory.id, memory.shared, memory.user])).toEqual([
+      ["hours", true, null],
+    ]);
+    const badCursor = await call(
+      "GET",
+      "/v1/memories?user=eve&cursor=bm90LWEtY3Vyc29y",
+      undefined,
+      tenantKey,
+    );
+    expect(badCursor.status).toBe(400);
+    expect(badCursor.body.error.message).toMatch(/cursor/);
   });
 
   it("answers validation errors in the documented shape", async () => {

@@ -8,6 +8,7 @@ import {
   type MemoryForgetRequest,
   type MemoryHit,
   MemoryJob,
+  type MemoryListRequest,
   type MemoryMessagesReply,
   type MemoryMessagesRequest,
   type MemoryRememberReply,
@@ -23,6 +24,7 @@ import type pg from "pg";
 import { assembleContext, type ContextShares } from "./context.js";
 import { forgetRows } from "./forget.js";
 import type { Knowledge } from "./knowledge.js";
+import { listDocuments } from "./list-documents.js";
 import type { HybridSearch } from "./search.js";
 import type { SearchCache } from "./search-cache.js";
 import type { ThreadStore } from "./thread-store.js";
@@ -212,5 +214,6 @@ export function createHandlers(deps: HandlerDeps) {
     search: guarded(search),
     remember: guarded(remember),
     forget: guarded(forget),
+    list: guarded((request: MemoryListRequest) => listDocuments(pool, request)),
   };
 }

@@ -89,6 +89,7 @@ export async function startMemory(
   bus.serve(Endpoints.memorySearch, handlers.search, serve);
   bus.serve(Endpoints.memoryRemember, handlers.remember, serve);
   bus.serve(Endpoints.memoryForget, handlers.forget, serve);
+  bus.serve(Endpoints.memoryList, handlers.list, serve);
 
   // summaries and indexing: the non-critical queue, at low concurrency
   const jobs = metrics.counter("memory_jobs_total", "memory.jobs processed", ["kind", "outcome"]);
