@@ -24,6 +24,8 @@ export const ModelUsageRecord = UsageBase.extend({
   usage: TokenUsage,
   usageEstimated: z.boolean(),
   costUsd: z.number().nonnegative(),
+  /** The model has a price: `false` means `costUsd` is 0 because the cost is unknown, not free. */
+  priced: z.boolean().optional(),
   latencyMs: z.number().nonnegative(),
   ttftMs: z.number().nonnegative().optional(),
   retries: z.number().int().nonnegative(),

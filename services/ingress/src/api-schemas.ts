@@ -1,4 +1,18 @@
-import { ChatMessage, CloudEvent, RunPriority, RunStatus } from "@agent-runtime/contracts";
+import {
+  AssistantMessage,
+  ChatMessage,
+  CloudEvent,
+  CompletionUsage,
+  RunPriority,
+  RunRecord,
+  RunStatus,
+  StorableString,
+  StoredMessage,
+  TokenUsage,
+  ToolCall,
+  ToolCallDelta,
+  WireError,
+} from "@agent-runtime/contracts";
 import { z } from "zod";
 
 export const CreateRunBody = z.object({
@@ -19,9 +33,9 @@ export const CreateRunBody = z.object({
 export type CreateRunBody = z.infer<typeof CreateRunBody>;
 
 export const ListRunsQuery = z.object({
-  thread_id: z.string().max(200).optional(),
+  thread_id: StorableString.max(200).optional(),
   status: RunStatus.optional(),
-  agent: z.string().max(100).optional(),
+  agent: StorableString.max(100).optional(),
   limit: z.coerce.number().int().min(1).max(100).default(20),
   /** Opaque (`next_cursor` of the previous page). */
   cursor: z
@@ -37,3 +51,303 @@ export const ThreadMessagesQuery = z.object({
 
 export const EventBatch = z.array(CloudEvent).min(1, "send at least one event").max(100);
 export const EventsBody = z.union([CloudEvent, EventBatch]);
+
+// ---------------------------------------------------------------------------------------------
+// Response bodies, as the routes answer them. The OpenAPI document is generated from these (and the
+// request schemas above); the API tests parse real answers with them, so neither can drift alone.
+
+const Timestamp = z.string().describe("ISO 8601 date-time");
+const ListOf = <T extends z.ZodType>(item: T) => z.object({ object: z.literal("list"), data: z.array(item) });
+
+export const HealthStatus = z.object({ status: z.literal("ok") });
+export const Readiness = z.object({
+  status: z.enum(["ready", "not_ready"]),
+  /** Each dependency: `ok` or what failed. */
+  checks: z.record(z.string(), z.string()),
+});
+
+export const ModelEntry = z.object({
+  id: z.string(),
+  object: z.literal("model"),
+  created: z.number().int(),
+  owned_by: z.string(),
+  kind: z.enum(["agent", "model"]),
+  description: z.string().optional(),
+  capabilities: z.array(z.string()).optional(),
+});
+export const ModelListBody = ListOf(ModelEntry);
+
+export const ChatCompletion = z.object({
+  id: z.string(),
+  object: z.literal("chat.completion"),
+  created: z.number().int(),
+  model: z.string(),
+  choices: z.array(
+    z.object({
+      index: z.number().int(),
+      message: z.object({
+        role: z.literal("assistant"),
+        content: z.string().nullable(),
+        tool_calls: z.array(ToolCall).optional(),
+        refusal: z.string().nullable(),
+      }),
+      finish_reason: z.string(),
+      logprobs: z.unknown().nullable(),
+    }),
+  ),
+  usage: CompletionUsage,
+});
+
+/** One `data:` line of a streamed chat completion (the stream ends with `data: [DONE]`). */
+export const ChatCompletionChunk = z.object({
+  id: z.string(),
+  object: z.literal("chat.completion.chunk"),
+  created: z.number().int(),
+  model: z.string(),
+  choices: z.array(
+    z.object({
+      index: z.number().int(),
+      delta: z.object({
+        role: z.literal("assistant").optional(),
+        content: z.string().optional(),
+        tool_calls: z.array(ToolCallDelta).optional(),
+      }),
+      finish_reason: z.string().nullable(),
+      logprobs: z.unknown().nullable(),
+    }),
+  ),
+  usage: CompletionUsage.optional(),
+});
+
+export const EmbeddingList = z.object({
+  object: z.literal("list"),
+  data: z.array(
+    z.object({
+      object: z.literal("embedding"),
+      index: z.number().int(),
+      /** Floats, or base64 of little-endian float32 with `encoding_format: base64`. */
+      embedding: z.union([z.array(z.number()), z.string()]),
+    }),
+  ),
+  model: z.string(),
+  usage: z.object({ prompt_tokens: z.number().int(), total_tokens: z.number().int() }),
+});
+
+/** `202` of `POST /v1/runs`: the run is in the queue (`Location: /v1/runs/{id}`). */
+export const RunAccepted = z.object({
+  id: z.string(),
+  object: z.literal("run"),
+  status: z.literal("queued"),
+  priority: RunPriority,
+  queue_depth: z.number().int().nonnegative(),
+  /** A retried request (same `Idempotency-Key`): the first request's run. */
+  duplicate: z.literal(true).optional(),
+});
+
+/** `200` of `POST /v1/runs` with `wait`: the finished run (its record, `id` repeating `runId`). */
+export const RunResult = RunRecord.partial().extend({
+  id: z.string(),
+  object: z.literal("run"),
+  runId: z.string(),
+  status: RunStatus,
+  output: AssistantMessage.nullable(),
+  error: WireError.nullable(),
+  usage: TokenUsage,
+  costUsd: z.number().nonnegative(),
+  steps: z.number().int().nonnegative(),
+  duplicate: z.literal(true).optional(),
+});
+
+export const RunListBody = ListOf(RunRecord).extend({ next_cursor: z.string().nullable() });
+
+export const ThreadMessagesBody = ListOf(StoredMessage).extend({ thread_id: z.string() });
+
+export const ThreadDeleted = z.object({
+  id: z.string(),
+  deleted: z.literal(true),
+  messages: z.number().int().nonnegative(),
+  threads: z.number().int().nonnegative(),
+  documents: z.number().int().nonnegative(),
+  chunks: z.number().int().nonnegative(),
+});
+
+export const EventsAccepted = z.object({
+  accepted: z.array(
+    z.object({
+      id: z.string(),
+      /** Already stored (same tenant and id within the stream's duplicate window): not stored again. */
+      duplicate: z.boolean(),
+      seq: z.number().int().nonnegative(),
+    }),
+  ),
+});
+
+export const MemoryCreated = z.object({
+  id: z.string(),
+  object: z.literal("memory"),
+  user: z.string().nullable(),
+  kind: z.string(),
+  chunks: z.number().int().nonnegative(),
+  /** Embedding is still queued: it is found by keywords until then. */
+  indexing: z.boolean(),
+});
+
+export const MemoryListed = z.object({
+  id: z.string(),
+  object: z.literal("memory"),
+  user: z.string().nullable(),
+  shared: z.boolean(),
+  kind: z.string(),
+  /** The memory's text, cut at 4000 characters (`text_truncated`). */
+  text: z.string(),
+  text_truncated: z.boolean(),
+  chunks: z.number().int().nonnegative(),
+  metadata: z.record(z.string(), z.unknown()),
+  created_at: Timestamp,
+});
+export const MemoryListBody = ListOf(MemoryListed).extend({ next_cursor: z.string().nullable() });
+
+export const MemoryFound = z.object({
+  id: z.string(),
+  object: z.literal("memory"),
+  shared: z.boolean(),
+  kind: z.string(),
+  /** The matching chunk of the memory. */
+  text: z.string(),
+  score: z.number(),
+  metadata: z.record(z.string(), z.unknown()),
+});
+export const MemorySearchBody = ListOf(MemoryFound);
+
+export const MemoryDeleted = z.object({
+  id: z.string(),
+  object: z.literal("memory"),
+  deleted: z.literal(true),
+});
+
+/** `GET /v1/stats`: `costUsd` counts priced calls only; calls of unpriced models are `unpricedCalls`. */
+export const StatsQuery = z.object({
+  /** UTC days back (1-365; anything else reads as 7). */
+  days: z.string().optional(),
+  /** Another tenant, or `*` for all (admin keys only). */
+  tenant: z.string().optional(),
+});
+
+const UsageItem = z.object({
+  tenant: z.string(),
+  kind: z.string().describe("model-chat, model-embed or tool"),
+  name: z.string(),
+  agent: z.string(),
+  calls: z.number().int(),
+  promptTokens: z.number().int(),
+  completionTokens: z.number().int(),
+  /** USD of the priced calls; `null` when every paid call was of an unpriced model. */
+  costUsd: z.number().nullable(),
+  /** Paid calls of a model with no price: their cost is unknown, not 0. */
+  unpricedCalls: z.number().int(),
+  cacheHits: z.number().int(),
+  errors: z.number().int(),
+  avgLatencyMs: z.number(),
+});
+export const UsageStatsBody = z.object({
+  tenant: z.string(),
+  days: z.number().int(),
+  totals: z.object({
+    runs: z.number().int(),
+    calls: z.number().int(),
+    tokens: z.number().int(),
+    /** USD of the priced calls (a lower bound when `unpricedCalls` > 0). */
+    costUsd: z.number(),
+    unpricedCalls: z.number().int(),
+    cacheHits: z.number().int(),
+    errors: z.number().int(),
+    avgLatencyMs: z.number(),
+  }),
+  runs: z.array(z.object({ tenant: z.string(), agent: z.string(), runs: z.number().int() })),
+  items: z.array(UsageItem),
+});
+export type UsageStatsBody = z.infer<typeof UsageStatsBody>;
+
+const Series = z.object({ label: z.string(), values: z.array(z.number().nullable()) });
+const SeriesGroups = z.object({ model: z.array(Series), agent: z.array(Series), tenant: z.array(Series) });
+export const StatsSeriesBody = z.object({
+  tenant: z.string(),
+  range: z.string(),
+  tier: z.string(),
+  stepSeconds: z.number().int(),
+  /** Bucket start times (epoch seconds), one per value of every series. */
+  times: z.array(z.number()),
+  latency: z.object({ byService: z.array(Series), byAgent: z.array(Series) }),
+  tokens: SeriesGroups,
+  costUsd: SeriesGroups,
+  errorRate: z.array(Series),
+  throughput: z.array(Series),
+  queue: z.array(Series),
+  shed: z.array(Series),
+  totals: z.object({
+    calls: z.number(),
+    errors: z.number(),
+    tokens: z.number(),
+    costUsd: z.number(),
+    requests: z.number(),
+    refused: z.number(),
+  }),
+  hotspots: z.array(
+    z.object({
+      kind: z.enum(["agent", "tool", "tenant", "user", "route", "model"]),
+      name: z.string(),
+      calls: z.number(),
+      p95Ms: z.number(),
+      errorRate: z.number(),
+      costUsd: z.number(),
+    }),
+  ),
+  cacheSavings: z.array(
+    z.object({
+      cache: z.enum(["response", "embedding", "tool", "provider prompt"]),
+      hits: z.number(),
+      calls: z.number(),
+      tokens: z.number(),
+      savedUsd: z.number(),
+    }),
+  ),
+  queryMs: z.number(),
+  /** Tenants to pick from (admin keys only). */
+  tenants: z.array(z.string()).optional(),
+});
+
+export const ApiKeyView = z.object({
+  id: z.string(),
+  object: z.literal("api_key"),
+  tenant: z.string(),
+  name: z.string(),
+  scopes: z.array(z.string()),
+  created_at: Timestamp,
+  revoked_at: Timestamp.nullable(),
+});
+export const ApiKeyListBody = ListOf(ApiKeyView);
+export const ApiKeyCreated = z.object({
+  id: z.string(),
+  object: z.literal("api_key"),
+  tenant: z.string(),
+  name: z.string(),
+  scopes: z.array(z.string()),
+  /** The key itself: shown in this answer only (it is stored hashed). */
+  key: z.string(),
+});
+export const ApiKeyRevoked = z.object({
+  id: z.string(),
+  object: z.literal("api_key"),
+  revoked: z.literal(true),
+});
+/** Stored limits by their API names (`requests_per_minute`, …). */
+const WireLimits = z.record(z.string(), z.number());
+export const TenantListBody = ListOf(
+  z.object({
+    id: z.string(),
+    object: z.literal("tenant"),
+    active_keys: z.number().int(),
+    limits: WireLimits,
+  }),
+);
+export const TenantLimitsView = z.object({ tenant: z.string(), limits: WireLimits });

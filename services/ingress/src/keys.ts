@@ -34,6 +34,8 @@ export const MIGRATIONS = [
      latency_ms_sum double precision NOT NULL DEFAULT 0,
      PRIMARY KEY (tenant, day, kind, name, agent)
    )`,
+  // paid calls of a model with no price: their cost is unknown, not 0
+  "ALTER TABLE usage_daily ADD COLUMN IF NOT EXISTS unpriced_calls bigint NOT NULL DEFAULT 0",
   // usage record ids already folded in, so a redelivered record is not counted twice
   `CREATE TABLE IF NOT EXISTS usage_seen (
      id text PRIMARY KEY,

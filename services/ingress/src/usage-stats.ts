@@ -89,6 +89,8 @@ interface Sums {
   promptTokens: number;
   completionTokens: number;
   costUsd: number;
+  /** Paid calls of a model with no price (their cost is unknown, not 0). */
+  unpricedCalls: number;
   cacheHits: number;
   errors: number;
   latencyMsSum: number;
@@ -128,6 +130,7 @@ async function writeUsage(client: pg.PoolClient, records: UsageMessage[]): Promi
         promptTokens: 0,
         completionTokens: 0,
         costUsd: 0,
+        unpricedCalls: 0,
         cacheHits: 0,
         errors: 0,
         latencyMsSum: 0,
@@ -137,6 +140,8 @@ async function writeUsage(client: pg.PoolClient, records: UsageMessage[]): Promi
     row.sums.promptTokens += promptTokens;
     row.sums.completionTokens += completionTokens;
     row.sums.costUsd += record.costUsd;
+    row.sums.unpricedCalls +=
+      isModel && !record.cached && record.status === "ok" && record.priced === false ? 1 : 0;
     row.sums.cacheHits += record.cached ? 1 : 0;
     row.sums.errors += record.status === "ok" ? 0 : 1;
     row.sums.latencyMsSum += record.latencyMs;
@@ -162,9 +167,9 @@ async function writeUsage(client: pg.PoolClient, records: UsageMessage[]): Promi
   const dailyRows = [...daily.entries()].sort(([a], [b]) => byKey(a, b)).map(([, row]) => row);
   if (dailyRows.length > 0) {
     await client.query(
-      `INSERT INTO usage_daily (tenant, day, kind, name, agent, calls, prompt_tokens, completion_tokens, cost_usd, cache_hits, errors, latency_ms_sum)
+      `INSERT INTO usage_daily (tenant, day, kind, name, agent, calls, prompt_tokens, completion_tokens, cost_usd, cache_hits, errors, latency_ms_sum, unpriced_calls)
        SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[],
-         $9::float8[], $10::bigint[], $11::bigint[], $12::float8[])
+         $9::float8[], $10::bigint[], $11::bigint[], $12::float8[], $13::bigint[])
        ON CONFLICT (tenant, day, kind, name, agent) DO UPDATE SET
          calls = usage_daily.calls + EXCLUDED.calls,
          prompt_tokens = usage_daily.prompt_tokens + EXCLUDED.prompt_tokens,
@@ -172,7 +177,8 @@ async function writeUsage(client: pg.PoolClient, records: UsageMessage[]): Promi
          cost_usd = usage_daily.cost_usd + EXCLUDED.cost_usd,
          cache_hits = usage_daily.cache_hits + EXCLUDED.cache_hits,
          errors = usage_daily.errors + EXCLUDED.errors,
-         latency_ms_sum = usage_daily.latency_ms_sum + EXCLUDED.latency_ms_sum`,
+         latency_ms_sum = usage_daily.latency_ms_sum + EXCLUDED.latency_ms_sum,
+         unpriced_calls = usage_daily.unpriced_calls + EXCLUDED.unpriced_calls`,
       [
         ...[0, 1, 2, 3, 4].map((index) => column(dailyRows, (row) => row.key[index])),
         column(dailyRows, (row) => row.sums.calls),
@@ -182,6 +188,7 @@ async function writeUsage(client: pg.PoolClient, records: UsageMessage[]): Promi
         column(dailyRows, (row) => row.sums.cacheHits),
         column(dailyRows, (row) => row.sums.errors),
         column(dailyRows, (row) => row.sums.latencyMsSum),
+        column(dailyRows, (row) => row.sums.unpricedCalls),
       ],
     );
   }
@@ -249,7 +256,7 @@ export async function usageStats(pool: pg.Pool, tenant: string | undefined, days
     pool.query(
       `SELECT tenant, kind, name, agent, sum(calls)::bigint AS calls, sum(prompt_tokens)::bigint AS prompt_tokens,
               sum(completion_tokens)::bigint AS completion_tokens, sum(cost_usd) AS cost_usd, sum(cache_hits)::bigint AS cache_hits,
-              sum(errors)::bigint AS errors, CASE WHEN sum(calls) > 0 THEN sum(latency_ms_sum) / sum(calls) ELSE 0 END AS avg_latency_ms
+              sum(errors)::bigint AS errors, sum(unpriced_calls)::bigint AS unpriced_calls, CASE WHEN sum(calls) > 0 THEN sum(latency_ms_sum) / sum(calls) ELSE 0 END AS avg_latency_ms
        FROM usage_daily WHERE day > ${since} ${filter}
        GROUP BY tenant, kind, name, agent ORDER BY cost_usd DESC, calls DESC LIMIT 1000`,
       parameters,
@@ -260,19 +267,26 @@ export async function usageStats(pool: pg.Pool, tenant: string | undefined, days
       parameters,
     ),
   ]);
-  const items = rows.rows.map((row) => ({
-    tenant: row.tenant as string,
-    kind: row.kind as string,
-    name: row.name as string,
-    agent: row.agent as string,
-    calls: Number(row.calls),
-    promptTokens: Number(row.prompt_tokens),
-    completionTokens: Number(row.completion_tokens),
-    costUsd: Number(row.cost_usd),
-    cacheHits: Number(row.cache_hits),
-    errors: Number(row.errors),
-    avgLatencyMs: Math.round(Number(row.avg_latency_ms) * 10) / 10,
-  }));
+  const items = rows.rows.map((row) => {
+    const calls = Number(row.calls);
+    const unpricedCalls = Number(row.unpriced_calls);
+    const paidCalls = calls - Number(row.cache_hits) - Number(row.errors);
+    return {
+      tenant: row.tenant as string,
+      kind: row.kind as string,
+      name: row.name as string,
+      agent: row.agent as string,
+      calls,
+      promptTokens: Number(row.prompt_tokens),
+      completionTokens: Number(row.completion_tokens),
+      // every paid call unpriced: the cost is unknown, never shown as $0
+      costUsd: unpricedCalls > 0 && unpricedCalls >= paidCalls ? null : Number(row.cost_usd),
+      unpricedCalls,
+      cacheHits: Number(row.cache_hits),
+      errors: Number(row.errors),
+      avgLatencyMs: Math.round(Number(row.avg_latency_ms) * 10) / 10,
+    };
+  });
   const runsByAgent = runs.rows.map((row) => ({
     tenant: row.tenant as string,
     agent: row.agent as string,
@@ -282,7 +296,9 @@ export async function usageStats(pool: pg.Pool, tenant: string | undefined, days
     runs: runsByAgent.reduce((sum, entry) => sum + entry.runs, 0),
     calls: 0,
     tokens: 0,
+    /** USD of the priced calls: a lower bound while `unpricedCalls` > 0. */
     costUsd: 0,
+    unpricedCalls: 0,
     cacheHits: 0,
     errors: 0,
     avgLatencyMs: 0,
@@ -291,7 +307,8 @@ export async function usageStats(pool: pg.Pool, tenant: string | undefined, days
   for (const item of items) {
     totals.calls += item.calls;
     totals.tokens += item.promptTokens + item.completionTokens;
-    totals.costUsd += item.costUsd;
+    totals.costUsd += item.costUsd ?? 0;
+    totals.unpricedCalls += item.unpricedCalls;
     totals.cacheHits += item.cacheHits;
     totals.errors += item.errors;
     latencyMsSum += item.avgLatencyMs * item.calls;

@@ -56,7 +56,9 @@ export async function startModelProxy(
     ]),
   );
   const caches = new ModelCaches(redis, config.redisPrefix, config.cache);
-  const publishUsage = (record: ModelUsageRecord) => {
+  const publishUsage = (call: ModelUsageRecord) => {
+    // an unpriced model's calls say so, so stats can show their cost as unknown rather than $0
+    const record = { ...call, priced: config.models.models[call.model]?.pricing !== undefined };
     bus
       .publishDurable(Subjects.usageModel, ModelUsageRecord, record, { msgId: record.id })
       .catch((error: unknown) => logger.error({ err: error, usage: record }, "usage record not stored"));
