@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import {
   type Endpoint,
   formatZodError,
@@ -173,6 +174,8 @@ export class Bus {
   ) {
     this.prefix = sanitizePrefix(options.prefix);
     this.replicas = options.replicas ?? 1;
+    // every request in flight listens for the drain (released when it ends): not a leak
+    setMaxListeners(0, this.drainController.signal);
     this.logger = options.logger;
     this.js = jetstream(nc);
     this.inbox = new ReplyInbox(nc);

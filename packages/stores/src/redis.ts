@@ -16,6 +16,9 @@ export function createRedis(url: string, logger?: RedisLogger): Redis {
     connectTimeout: 2000,
     commandTimeout: 1000,
     retryStrategy: (times) => Math.min(times * 200, 2000),
+    // commands issued in the same tick share one write (a turn's cache, limiter and idempotency
+    // commands from concurrent requests cost one syscall, not one each)
+    enableAutoPipelining: true,
   });
   let down = false;
   redis.on("error", (error: Error) => {

@@ -7,6 +7,7 @@ import {
 } from "@agent-runtime/contracts";
 import OpenAI from "openai";
 import { parseRetryAfter } from "./backoff.js";
+import { providerFetch } from "./provider-http.js";
 import { countTextTokens, estimatePromptTokens } from "./tokens.js";
 
 export interface CompletionResult {
@@ -37,6 +38,7 @@ export function createProvider(name: string, config: ProviderConfig, env: NodeJS
     maxRetries: 0,
     timeout: config.timeoutMs,
     defaultHeaders: config.headers,
+    fetch: providerFetch,
   });
   return { name, config, client };
 }
