@@ -66,7 +66,8 @@ export const providerFetch: ProviderFetch = (input, init = {}) => {
         decoded.once("end", () => resolve(bufferedResponse(url.href, status, incoming, headers, chunks)));
         // a connection closed before the end of the body is an error, not a short reply
         incoming.once("close", () => {
-          if (!incoming.complete) fail(new Error("the provider closed the connection before the end of its reply"));
+          if (!incoming.complete)
+            fail(new Error("the provider closed the connection before the end of its reply"));
         });
       },
     );
