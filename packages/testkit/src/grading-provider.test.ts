@@ -88,6 +88,34 @@ describe("grading provider", () => {
     );
   });
 
+  it("with prompt caching off bills every prompt token in full, and stamps each call", async () => {
+    const uncached = createGradingProvider({ questions: [], promptCaching: false });
+    const server = await startFakeOpenAI({ defaultHandler: uncached.handler });
+    try {
+      const other = new OpenAI({ baseURL: server.url, apiKey: "test", maxRetries: 0, timeout: 5000 });
+      const before = Date.now();
+      for (const question of ["first question", "second question"]) {
+        const reply = await other.chat.completions.create({
+          model: "fast-mini",
+          messages: [
+            { role: "system", content: longPolicy },
+            { role: "user", content: question },
+          ],
+        });
+        expect(reply.usage?.prompt_tokens).toBeGreaterThan(1024);
+        expect(reply.usage?.prompt_tokens_details?.cached_tokens ?? 0).toBe(0);
+      }
+      const second = uncached.calls[1]!;
+      expect(second.usd).toBe(
+        usdOf(DEFAULT_PRICES["fast-mini"]!, second.promptTokens, 0, second.completionTokens),
+      );
+      expect(second.at).toBeGreaterThanOrEqual(uncached.calls[0]!.at);
+      expect(uncached.calls[0]!.at).toBeGreaterThanOrEqual(before);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("a different first message shares no prefix", () => {
     const cache = new PromptPrefixCache();
     const a = Array.from({ length: 1500 }, (_, index) => index);

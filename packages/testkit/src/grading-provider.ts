@@ -53,11 +53,18 @@ export interface GradedCall {
   usd: number;
   verdict?: "correct" | "wrong";
   missing?: string[];
+  /** When the provider answered (epoch ms). */
+  at: number;
 }
 
 export interface GradingProviderOptions {
   questions: Iterable<GradedQuestion>;
   prices?: Record<string, ModelPrice>;
+  /**
+   * Whether repeated prompt prefixes are billed as cached input (default true). Off, every prompt
+   * token is paid in full, as if each prompt's prefix differed from every earlier one.
+   */
+  promptCaching?: boolean;
 }
 
 export interface GradingProvider {
@@ -142,6 +149,7 @@ export function createGradingProvider(options: GradingProviderOptions): GradingP
   const questions = new Map<string, GradedQuestion>();
   for (const question of options.questions) questions.set(question.key, question);
   const cache = new PromptPrefixCache();
+  const promptCaching = options.promptCaching ?? true;
   const calls: GradedCall[] = [];
 
   const handler: ChatHandler = (body) => {
@@ -150,7 +158,7 @@ export function createGradingProvider(options: GradingProviderOptions): GradingP
     const promptTokens = tokens.length + 3;
     const price = prices[body.model];
     if (!price) return { content: `unknown model ${body.model}`, usage: { prompt_tokens: promptTokens } };
-    const cachedTokens = cache.lookup(body.model, tokens);
+    const cachedTokens = promptCaching ? cache.lookup(body.model, tokens) : 0;
     const system = contentText(body.messages.find((message) => message.role === "system")?.content);
     const reply = decide(body, system, text, price);
     const completionText =
@@ -163,6 +171,7 @@ export function createGradingProvider(options: GradingProviderOptions): GradingP
       cachedTokens,
       completionTokens,
       usd: usdOf(price, promptTokens, cachedTokens, completionTokens),
+      at: Date.now(),
     });
     return {
       ...reply.step,
