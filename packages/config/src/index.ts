@@ -1,4 +1,13 @@
-export { AgentConfig, AgentsSection, DEFAULT_AGENTS, GuardrailsConfig, resolveAgents } from "./agents.js";
+export {
+  AgentConfig,
+  AgentsSection,
+  AgentVariant,
+  agentRouteRules,
+  chooseAgentVariant,
+  DEFAULT_AGENTS,
+  GuardrailsConfig,
+  resolveAgents,
+} from "./agents.js";
 export { LimitsSection, TenantLimits } from "./limits.js";
 export { ConfigError, interpolateEnv, parseConfig, readConfigFile } from "./load.js";
 export { MemorySection } from "./memory.js";
@@ -15,3 +24,5 @@ export type { Connections } from "./service-env.js";
 export { ConnectionEnv, opsPortOf, opsPortVariable, parseServiceEnv } from "./service-env.js";
 export type { ToolPolicyContext } from "./tools.js";
 export { McpServerConfig, ToolPolicy, ToolsSection, toolPolicyAllows, WebhookToolConfig } from "./tools.js";
+export type { StickyBy, StickyFields } from "./variants.js";
+export { agentRuleName, chooseVariant, pickVariant, stickyKeyOf } from "./variants.js";

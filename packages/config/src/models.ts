@@ -43,9 +43,20 @@ export const RouteRule = z.object({
     })
     .default({}),
   tier: z.string().optional(),
-  /** A/B split: variants chosen by weight, sticky per user or thread. */
+  /**
+   * A/B split: variants chosen by weight, sticky per user, thread or run. A variant names a tier
+   * or a model; one with neither only labels the call (an agent's prompt variant) and the
+   * following rules route it.
+   */
   variants: z
-    .array(z.object({ name: z.string(), tier: z.string(), weight: z.number().positive() }))
+    .array(
+      z.object({
+        name: z.string(),
+        tier: z.string().optional(),
+        model: z.string().optional(),
+        weight: z.number().positive(),
+      }),
+    )
     .min(1)
     .optional(),
   stickyBy: z.enum(["user", "thread", "run"]).default("user"),

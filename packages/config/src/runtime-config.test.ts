@@ -49,11 +49,49 @@ describe("settings that were never read", () => {
   it("are refused with an error naming them", () => {
     const route = writeConfig("c.yaml", "agents:\n  helper:\n    route: cheap\n");
     expect(() => loadRuntimeConfig({ AGENT_CONFIG: route })).toThrow(
-      /agents\.helper\.route: .*not supported/,
+      /agents\.helper\.route: no route named "cheap"/,
     );
     const history = writeConfig("c.yaml", "agents:\n  helper:\n    memory: { historyBudgetTokens: 100 }\n");
     expect(() => loadRuntimeConfig({ AGENT_CONFIG: history })).toThrow(
       /agents\.helper\.memory\.historyBudgetTokens: .*contextBudgetTokens/,
+    );
+  });
+});
+
+describe("agent routes, variants and deep analysis", () => {
+  const base =
+    "tiers:\n  fast: [small]\n  strong: [large]\nroutes:\n  - name: cheap\n    when: { task: [classify] }\n    tier: fast\n";
+
+  it("an agent's route is the named rule's tier for every step of that agent, ahead of the configured rules", () => {
+    const path = writeConfig(
+      "c.yaml",
+      `${base}agents:\n  helper:\n    route: cheap\n  thinker:\n    deepAnalysis: true\n`,
+    );
+    const config = loadRuntimeConfig({ AGENT_CONFIG: path });
+    expect(config.routes.map((rule) => rule.name)).toEqual(["cheap", "cheap", "deep-analysis:thinker"]);
+    expect(config.routes[0]).toMatchObject({ when: { agent: ["helper"] }, tier: "fast" });
+    expect(config.routes[1]?.when).toEqual({ task: ["classify"] });
+    expect(config.routes[2]).toMatchObject({ when: { agent: ["thinker"] }, tier: "strong" });
+  });
+
+  it("refuses a route beside a pinned tier, and variants that collide", () => {
+    const pinned = writeConfig("c.yaml", `${base}agents:\n  helper:\n    route: cheap\n    tier: strong\n`);
+    expect(() => loadRuntimeConfig({ AGENT_CONFIG: pinned })).toThrow(
+      /agents\.helper\.route: route and tier both choose the model/,
+    );
+    const twice = writeConfig(
+      "c.yaml",
+      `${base}agents:\n  helper:\n    variants:\n      - { name: a, weight: 1, tier: fast }\n      - { name: a, weight: 1, tier: strong }\n`,
+    );
+    expect(() => loadRuntimeConfig({ AGENT_CONFIG: twice })).toThrow(
+      /agents\.helper\.variants\[1\]\.name: variant "a" twice/,
+    );
+    const empty = writeConfig(
+      "c.yaml",
+      `${base}agents:\n  helper:\n    variants:\n      - { name: a, weight: 1 }\n      - { name: b, weight: 1, tier: strong }\n`,
+    );
+    expect(() => loadRuntimeConfig({ AGENT_CONFIG: empty })).toThrow(
+      /agents\.helper\.variants\[0\]: a variant changes a tier, a model or the system prompt/,
     );
   });
 });

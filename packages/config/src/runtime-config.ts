@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import { AgentsSection } from "./agents.js";
+import { AgentsSection, agentRouteRules, checkAgentRoutes } from "./agents.js";
 import { LimitsSection } from "./limits.js";
 import { parseConfig, readConfigFile } from "./load.js";
 import { MemorySection } from "./memory.js";
@@ -11,12 +11,24 @@ export const RuntimeConfig = ModelsSection.extend(AgentsSection.shape)
   .extend(ToolsSection.shape)
   .extend(LimitsSection.shape)
   .extend(MemorySection.shape)
-  .strict();
+  .strict()
+  .superRefine((config, context) => {
+    for (const issue of checkAgentRoutes(config.agents, config.routes))
+      context.addIssue({ code: "custom", path: issue.path, message: issue.message });
+  });
 export type RuntimeConfig = z.infer<typeof RuntimeConfig>;
 
-/** Loads and validates `AGENT_CONFIG` (or an empty config when unset). */
+/**
+ * Loads and validates `AGENT_CONFIG` (or an empty config when unset). The agents' `route`,
+ * `variants` and `deepAnalysis` are added to `routes` as agent rules (see `agentRouteRules`).
+ */
 export function loadRuntimeConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConfig {
   const path = env.AGENT_CONFIG;
   if (!path) return RuntimeConfig.parse({});
-  return parseConfig(RuntimeConfig, readConfigFile(path, env), path);
+  return withAgentRoutes(parseConfig(RuntimeConfig, readConfigFile(path, env), path));
+}
+
+function withAgentRoutes(config: RuntimeConfig): RuntimeConfig {
+  const { first, last } = agentRouteRules(config.agents, config.routes, config.tiers);
+  return { ...config, routes: [...first, ...config.routes, ...last] };
 }

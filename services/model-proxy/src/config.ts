@@ -161,8 +161,10 @@ function validateReferences(models: ModelsSection, source: string): void {
     if (route.tier && !models.tiers[route.tier])
       problems.push(`routes[${index}].tier: unknown tier "${route.tier}"`);
     route.variants?.forEach((variant, vIndex) => {
-      if (!models.tiers[variant.tier])
+      if (variant.tier && !models.tiers[variant.tier])
         problems.push(`routes[${index}].variants[${vIndex}].tier: unknown tier "${variant.tier}"`);
+      if (variant.model && !models.models[variant.model])
+        problems.push(`routes[${index}].variants[${vIndex}].model: unknown model "${variant.model}"`);
     });
   });
   if (Object.keys(models.tiers).length > 0 && !models.tiers[models.defaultTier]) {

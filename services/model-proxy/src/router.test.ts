@@ -110,6 +110,68 @@ describe("A/B variants", () => {
     const first = pickVariant(variants, "sticky-user").name;
     for (let i = 0; i < 20; i++) expect(pickVariant(variants, "sticky-user").name).toBe(first);
   });
+
+  const withVariants = (variants: unknown[], extraRoutes: unknown[] = []) =>
+    ModelsSection.parse({
+      ...models,
+      routes: [
+        { name: "agent:desk", when: { agent: ["desk"] }, variants, stickyBy: "user" },
+        ...extraRoutes,
+        ...models.routes,
+      ],
+    });
+  const asUser = (userId: string, extra: Partial<ModelChatRequest> = {}) =>
+    request("hello", {
+      ...extra,
+      meta: {
+        v: 1,
+        tenant: "t",
+        requestId: `r-${userId}`,
+        userId,
+        agent: "desk",
+        deadline: Date.now() + 1000,
+      },
+    });
+
+  it("a variant naming a model sends that user's calls to the model and labels them", () => {
+    const section = withVariants([
+      { name: "mini", weight: 1, model: "mini" },
+      { name: "large", weight: 1, model: "large" },
+    ]);
+    const seen = new Set<string>();
+    for (let user = 0; user < 40; user++) {
+      const routed = routeRequest(section, asUser(`u${user}`));
+      expect(routed.chain).toEqual([routed.variant]);
+      expect(routed.reason).toMatch(/^route agent:desk: variant (mini|large) \(sticky by user\)/);
+      seen.add(routed.variant!);
+      // the same user again, another request: the same variant
+      expect(routeRequest(section, asUser(`u${user}`)).variant).toBe(routed.variant);
+    }
+    expect(seen).toEqual(new Set(["mini", "large"]));
+    const unknown = withVariants([
+      { name: "a", weight: 1, model: "nope" },
+      { name: "b", weight: 1, model: "nope" },
+    ]);
+    expect(() => routeRequest(unknown, asUser("u1"))).toThrow(RuntimeError);
+  });
+
+  it("a prompt-only variant labels the call and the following rules route it, explicit tiers too", () => {
+    const section = withVariants(
+      [
+        { name: "formal", weight: 1 },
+        { name: "casual", weight: 1 },
+      ],
+      [{ name: "desk-fast", when: { agent: ["desk"] }, tier: "tiny" }],
+    );
+    const routed = routeRequest(section, asUser("u1"));
+    expect(routed.tier).toBe("tiny");
+    expect(["formal", "casual"]).toContain(routed.variant);
+    expect(routed.reason).toMatch(/^route agent:desk: variant \w+ \(sticky by user\); route desk-fast$/);
+    const pinned = routeRequest(section, asUser("u1", { tier: "strong" }));
+    expect(pinned).toMatchObject({ tier: "strong", variant: routed.variant, reason: "explicit tier strong" });
+    // another agent is not labelled
+    expect(routeRequest(section, request("hello", { tier: "strong" })).variant).toBeUndefined();
+  });
 });
 
 describe("complexity classifier", () => {

@@ -1,5 +1,10 @@
-import { createHash } from "node:crypto";
-import type { ModelsSection, RouteRule } from "@agent-runtime/config";
+import {
+  agentRuleName,
+  chooseVariant,
+  type ModelsSection,
+  pickVariant,
+  type RouteRule,
+} from "@agent-runtime/config";
 import { type ModelChatRequest, type RouteDecision, RuntimeError, textOf } from "@agent-runtime/contracts";
 
 const HARD_WORDS =
@@ -22,18 +27,8 @@ export function estimateComplexity(request: Pick<ModelChatRequest, "messages" | 
   return Math.min(1, Math.round(score * 100) / 100);
 }
 
-/** Deterministic weighted choice sticky by key (user, thread or run). */
-export function pickVariant<T extends { weight: number }>(variants: readonly T[], stickyKey: string): T {
-  const total = variants.reduce((sum, variant) => sum + variant.weight, 0);
-  const digest = createHash("sha256").update(stickyKey).digest();
-  const point = (digest.readUInt32BE(0) / 0x1_0000_0000) * total;
-  let acc = 0;
-  for (const variant of variants) {
-    acc += variant.weight;
-    if (point < acc) return variant;
-  }
-  return variants[variants.length - 1]!;
-}
+/** Deterministic weighted choice sticky by key (user, thread or run); shared with the orchestrator. */
+export { pickVariant };
 
 /** Whether a rule applies, and whether complexity took part in that answer. */
 function ruleMatches(
@@ -90,12 +85,12 @@ export function routeRequest(
         details: { known: Object.keys(models.models) },
       });
     }
-    return {
+    return withLabel(models, request, {
       tier: request.tier ?? "explicit",
       reason: `explicit model ${request.model}`,
       chain: [request.model],
       byComplexity: false,
-    };
+    });
   }
   if (request.tier) {
     const chain = models.tiers[request.tier];
@@ -103,80 +98,149 @@ export function routeRequest(
       throw new RuntimeError("validation", `unknown tier "${request.tier}"`, {
         details: { known: Object.keys(models.tiers) },
       });
-    return { tier: request.tier, reason: `explicit tier ${request.tier}`, chain, byComplexity: false };
+    return withLabel(models, request, {
+      tier: request.tier,
+      reason: `explicit tier ${request.tier}`,
+      chain,
+      byComplexity: false,
+    });
   }
   const threshold = models.complexityThreshold ?? COMPLEXITY_THRESHOLD;
   const complexity = verdict ? complexityFromVerdict(verdict, threshold) : estimateComplexity(request);
   const source = verdict
     ? `classifier said ${verdict.label} (heuristic ${verdict.heuristic}), complexity ${complexity}`
     : `complexity ${complexity}`;
+  const decided = decide(models, request, complexity, source);
+  // a variant that only labels the call (an agent's prompt variant) is kept on whatever routes it
+  return decided.labelled ? { ...decided.decision, variant: decided.labelled } : decided.decision;
+}
+
+/**
+ * An explicit tier or model skips the rules, but not the agent's prompt variant: the call is
+ * still labelled with it, so its cost counts for the variant that wrote its prompt.
+ */
+function withLabel(
+  models: ModelsSection,
+  request: ModelChatRequest,
+  decision: RoutedDecision,
+): RoutedDecision {
+  const agent = request.meta.agent;
+  const rule = agent ? models.routes.find((candidate) => candidate.name === agentRuleName(agent)) : undefined;
+  if (!rule?.variants) return decision;
+  const variant = chooseVariant({ ...rule, variants: rule.variants }, request.meta);
+  return variant.tier || variant.model ? decision : { ...decision, variant: variant.name };
+}
+
+/** The routing decision before a labelling variant is attached. */
+function decide(
+  models: ModelsSection,
+  request: ModelChatRequest,
+  complexity: number,
+  source: string,
+): { decision: RoutedDecision; labelled?: string } {
+  const threshold = models.complexityThreshold ?? COMPLEXITY_THRESHOLD;
   let consultedComplexity = false;
+  let labelled: { name: string; reason: string } | undefined;
+  const decided = (decision: RoutedDecision) =>
+    labelled
+      ? {
+          decision: { ...decision, reason: `${labelled.reason}; ${decision.reason}` },
+          labelled: labelled.name,
+        }
+      : { decision };
   for (const rule of models.routes) {
     const { matches, usedComplexity } = ruleMatches(rule, request, complexity);
     consultedComplexity ||= usedComplexity;
     if (!matches) continue;
     const why = usedComplexity ? ` (${source})` : "";
     if (rule.variants) {
-      const key =
-        rule.stickyBy === "thread"
-          ? (request.meta.threadId ?? request.meta.userId ?? request.meta.requestId)
-          : rule.stickyBy === "run"
-            ? (request.meta.runId ?? request.meta.requestId)
-            : (request.meta.userId ?? request.meta.threadId ?? request.meta.requestId);
-      const variant = pickVariant(rule.variants, `${rule.name}:${key}`);
-      return {
-        tier: variant.tier,
-        reason: `route ${rule.name}: variant ${variant.name} (sticky by ${rule.stickyBy})${why}`,
-        variant: variant.name,
-        complexity,
-        chain: models.tiers[variant.tier]!,
-        byComplexity: consultedComplexity,
-      };
+      if (labelled) continue; // one variant per call: the first variant rule that matches
+      const variant = chooseVariant({ ...rule, variants: rule.variants }, request.meta);
+      const reason = `route ${rule.name}: variant ${variant.name} (sticky by ${rule.stickyBy})${why}`;
+      if (variant.model) {
+        if (!models.models[variant.model])
+          throw new RuntimeError("validation", `route ${rule.name}: unknown model "${variant.model}"`, {
+            details: { known: Object.keys(models.models) },
+          });
+        return {
+          decision: {
+            tier: variant.tier ?? "explicit",
+            reason,
+            variant: variant.name,
+            complexity,
+            chain: [variant.model],
+            byComplexity: consultedComplexity,
+          },
+        };
+      }
+      if (variant.tier)
+        return {
+          decision: {
+            tier: variant.tier,
+            reason,
+            variant: variant.name,
+            complexity,
+            chain: tierChain(models, variant.tier, rule.name),
+            byComplexity: consultedComplexity,
+          },
+        };
+      labelled = { name: variant.name, reason };
+      continue;
     }
     if (rule.tier)
-      return {
+      return decided({
         tier: rule.tier,
         reason: `route ${rule.name}${why}`,
         complexity,
-        chain: models.tiers[rule.tier]!,
+        chain: tierChain(models, rule.tier, rule.name),
         byComplexity: consultedComplexity,
-      };
+      });
   }
   if (request.deepAnalysis && models.tiers.strong) {
-    return {
+    return decided({
       tier: "strong",
       reason: "caller opted in to deep analysis",
       complexity,
       chain: models.tiers.strong,
       byComplexity: consultedComplexity,
-    };
+    });
   }
   const simpleTasks = new Set(["route", "classify", "summarize", "plan"]);
   if (request.task && simpleTasks.has(request.task) && models.tiers.fast) {
-    return {
+    return decided({
       tier: "fast",
       reason: `task ${request.task} is routine`,
       complexity,
       chain: models.tiers.fast,
       byComplexity: consultedComplexity,
-    };
+    });
   }
   if (models.tiers.strong && complexity >= threshold) {
-    return {
+    return decided({
       tier: "strong",
       reason: `${source} >= ${threshold}`,
       complexity,
       chain: models.tiers.strong,
       byComplexity: true,
-    };
+    });
   }
   const tier = models.tiers[models.defaultTier] ? models.defaultTier : Object.keys(models.tiers)[0];
   if (!tier) throw new RuntimeError("unavailable", "no model tiers are configured");
-  return {
+  return decided({
     tier,
     reason: models.tiers.strong ? `${source} < ${threshold}` : `default tier ${tier}`,
     complexity,
     chain: models.tiers[tier]!,
     byComplexity: Boolean(models.tiers.strong) || consultedComplexity,
-  };
+  });
+}
+
+/** A rule's tier as a fallback chain; a tier no one configured is a typed error, not a crash. */
+function tierChain(models: ModelsSection, tier: string, rule: string): string[] {
+  const chain = models.tiers[tier];
+  if (!chain)
+    throw new RuntimeError("validation", `route ${rule}: unknown tier "${tier}"`, {
+      details: { known: Object.keys(models.tiers) },
+    });
+  return chain;
 }
