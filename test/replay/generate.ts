@@ -26,6 +26,9 @@ function random(seed: number): () => number {
   };
 }
 
+/** CloudEvents of batch work (each: summarize 50 tickets), published in one burst beside the chat traffic. */
+const BATCH_EVENTS = 24;
+
 const TOPICS = [
   ["refund window", "Refunds are accepted within the window coded REFUND-30D."],
   ["wifi password", "The guest wifi password is WIFI-4417."],
@@ -195,7 +198,7 @@ export function generate(seed = 15): Workload {
 
   // batch work as CloudEvents: summarize 50 tickets
   const batch: ReplayTask[] = [];
-  for (let index = 0; index < 6; index++) {
+  for (let index = 0; index < BATCH_EVENTS; index++) {
     const tenant = tenants[index % tenants.length]!;
     const key = `batch-${index}`;
     const tickets = Array.from(

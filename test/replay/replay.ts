@@ -33,13 +33,35 @@ export interface RunFigures {
   tokens: { prompt: number; cached: number; completion: number; embedding: number };
   cachedShare: number;
   calls: { strong: number; fast: number };
-  latencyMs: { p50: number; p99: number; interactiveP99DuringBatch: number; interactiveP99Other: number };
+  /**
+   * Interactive: a chat turn as its client waited for it. Batch: a CloudEvent from its publish to
+   * the provider's answer of its run. The batch window runs from the first event's publish to the
+   * last batch answer; a turn is "during batch" when it overlapped that window.
+   */
+  latencyMs: {
+    p50: number;
+    p99: number;
+    interactiveP99DuringBatch: number;
+    interactiveP99Other: number;
+    interactiveDuringBatch: number;
+    batchP50: number;
+    batchP99: number;
+    batchWindowSeconds: number;
+  };
   usdByTenant: Record<string, number>;
   usdByAgent: Record<string, number>;
   usdByKind: Record<string, number>;
   webhook: { tasks: number; calls: number; exactlyOnce: boolean };
   toolServerCalls: number;
   wallSeconds: number;
+}
+
+/** One chat turn as its client saw it (epoch ms). */
+interface Latency {
+  task: string;
+  ms: number;
+  from: number;
+  to: number;
 }
 
 const round = (value: number, digits = 6) => Math.round(value * 10 ** digits) / 10 ** digits;
@@ -102,6 +124,13 @@ async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Pr
   );
 }
 
+/** A run's figures, with each interactive task's latency (to compare the same tasks across runs). */
+export interface RunOutcome extends RunFigures {
+  taskLatencyMs: Record<string, number>;
+  /** Interactive tasks that overlapped the batch window. */
+  duringBatch: string[];
+}
+
 export interface ReplayOptions {
   /** Only the first N tasks of each kind-group (a smoke run). */
   limit?: number;
@@ -112,10 +141,14 @@ export async function replayOnce(
   workload: Workload,
   settings: RunSettings,
   options: ReplayOptions = {},
-): Promise<RunFigures> {
+): Promise<RunOutcome> {
   const started = Date.now();
-  const tasks = options.limit ? selectSmoke(workload.tasks, options.limit) : workload.tasks;
-  const grading = createGradingProvider({ questions: workload.questions });
+  const selected = options.limit ? selectSmoke(workload.tasks, options.limit) : workload.tasks;
+  const tasks = settings.batch === false ? selected.filter((task) => task.kind !== "batch") : selected;
+  const grading = createGradingProvider({
+    questions: workload.questions,
+    promptCaching: !settings.off.has("promptCache"),
+  });
   const fake = await startFakeOpenAI({ defaultHandler: grading.handler, embeddingDimensions: 64 });
   const tools = await startToolServer();
   const { config, env } = runtimeConfig(settings, tools.url, workload.knowledgeBase, fake.url);
@@ -177,10 +210,11 @@ export async function replayOnce(
     }
 
     const answers = new Map<string, string>();
-    const latencies: Array<{ ms: number; at: number }> = [];
+    const latencies: Latency[] = [];
     const errors: string[] = [];
     const chat = async (task: ReplayTask) => {
       const begin = performance.now();
+      const startedAt = Date.now();
       const response = await http(
         task.tenant,
         "/v1/chat/completions",
@@ -194,7 +228,7 @@ export async function replayOnce(
         task.thread ? { "x-thread-id": `${task.thread}-${settings.name}` } : {},
       );
       const text = await response.text();
-      latencies.push({ ms: performance.now() - begin, at: Date.now() });
+      latencies.push({ task: task.id, ms: performance.now() - begin, from: startedAt, to: Date.now() });
       if (!response.ok) {
         errors.push(`${task.id}: ${response.status} ${text.slice(0, 200)}`);
         return;
@@ -212,11 +246,12 @@ export async function replayOnce(
       else if (task.thread) threads.set(task.thread, [...(threads.get(task.thread) ?? []), task]);
       else others.push(task);
     }
-    let batchWindow = { from: 0, to: 0 };
+    const batchSent = new Map<string, number>();
     const sendBatch = async () => {
+      if (batch.length === 0) return;
       await sleep(2000);
-      batchWindow = { from: Date.now(), to: Number.POSITIVE_INFINITY };
       for (const task of batch) {
+        batchSent.set(task.id, Date.now());
         const response = await http(task.tenant, "/v1/events", {
           specversion: "1.0",
           id: `${task.id}-${settings.name}`,
@@ -246,11 +281,21 @@ export async function replayOnce(
       if (answered.size === batchKeys.size) break;
       await sleep(500);
     }
-    batchWindow.to = Date.now();
+    const batchLatencies: number[] = [];
+    let batchEnd = 0;
     for (const task of batch) {
       const call = [...grading.calls].reverse().find((entry) => entry.key === task.question && entry.verdict);
-      if (call) answers.set(task.id, `[[verdict:${task.question}:${call.verdict}]]`);
+      if (!call) continue;
+      answers.set(task.id, `[[verdict:${task.question}:${call.verdict}]]`);
+      batchLatencies.push(call.at - (batchSent.get(task.id) ?? call.at));
+      batchEnd = Math.max(batchEnd, call.at);
     }
+    const batchStart = Math.min(...batchSent.values());
+    // a batch event never answered keeps the window open to the end
+    const batchWindow =
+      batch.length === 0
+        ? { from: 0, to: 0 }
+        : { from: batchStart, to: batchLatencies.length === batch.length ? batchEnd : Date.now() };
     // let summaries and indexing finish, so their cost is counted
     await sleep(3000);
 
@@ -273,6 +318,7 @@ export async function replayOnce(
       prices: grading.prices,
       latencies,
       batchWindow,
+      batchLatencies,
       correct,
       wrong,
       tickets: tools.tickets,
@@ -311,14 +357,15 @@ function figures(input: {
   calls: GradedCall[];
   embedding: { tokens: number; usd: number };
   prices: Record<string, { grade: string }>;
-  latencies: Array<{ ms: number; at: number }>;
+  latencies: Latency[];
   batchWindow: { from: number; to: number };
+  batchLatencies: number[];
   correct: number;
   wrong: string[];
   tickets: Map<string, number>;
   toolServerCalls: number;
   started: number;
-}): RunFigures {
+}): RunOutcome {
   const { calls, tasks } = input;
   // which tenant and agent a question's cost belongs to: the first task that asks it
   const owner = new Map<string, ReplayTask>();
@@ -356,12 +403,9 @@ function figures(input: {
   }
   addTo(usdByAgent, "(embeddings)", input.embedding.usd);
   const interactive = input.latencies.map((entry) => entry.ms);
-  const during = input.latencies
-    .filter((entry) => entry.at >= input.batchWindow.from && entry.at <= input.batchWindow.to)
-    .map((entry) => entry.ms);
-  const outside = input.latencies
-    .filter((entry) => entry.at < input.batchWindow.from || entry.at > input.batchWindow.to)
-    .map((entry) => entry.ms);
+  const overlaps = (entry: Latency) => entry.from < input.batchWindow.to && entry.to > input.batchWindow.from;
+  const during = input.latencies.filter(overlaps);
+  const outside = input.latencies.filter((entry) => !overlaps(entry)).map((entry) => entry.ms);
   const webhookTasks = tasks.filter((task) => task.kind === "webhook");
   const roundAll = (table: Record<string, number>) =>
     Object.fromEntries(
@@ -381,8 +425,15 @@ function figures(input: {
     latencyMs: {
       p50: percentile(interactive, 0.5),
       p99: percentile(interactive, 0.99),
-      interactiveP99DuringBatch: percentile(during, 0.99),
+      interactiveP99DuringBatch: percentile(
+        during.map((entry) => entry.ms),
+        0.99,
+      ),
       interactiveP99Other: percentile(outside, 0.99),
+      interactiveDuringBatch: during.length,
+      batchP50: percentile(input.batchLatencies, 0.5),
+      batchP99: percentile(input.batchLatencies, 0.99),
+      batchWindowSeconds: round((input.batchWindow.to - input.batchWindow.from) / 1000, 1),
     },
     usdByTenant: roundAll(usdByTenant),
     usdByAgent: roundAll(usdByAgent),
@@ -394,5 +445,7 @@ function figures(input: {
     },
     toolServerCalls: input.toolServerCalls,
     wallSeconds: Math.round((Date.now() - input.started) / 100) / 10,
+    taskLatencyMs: Object.fromEntries(input.latencies.map((entry) => [entry.task, Math.round(entry.ms)])),
+    duringBatch: during.map((entry) => entry.task),
   };
 }

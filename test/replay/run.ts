@@ -1,52 +1,119 @@
 /**
- * `pnpm replay`: the workload naive and as configured (and, with REPLAY_ATTRIBUTE=1, once per
- * mechanism switched off), printed and written to test/replay/results/ as latest.json,
- * report.md and chart.svg. REPLAY_LIMIT=N runs N tasks of each kind (a smoke run).
+ * `pnpm replay`: the workload naive, as configured, and as configured without its batch work (the
+ * interactive latency baseline); with REPLAY_ATTRIBUTE=1 also once per mechanism switched off, so
+ * each saving is attributed. Printed and written to test/replay/results/ as latest.json, report.md
+ * and chart.svg. REPLAY_LIMIT=N runs N tasks of each kind (a smoke run, written to the system's temporary
+ * directory under replay-smoke/ instead).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { type RunFigures, replayOnce } from "./replay.js";
-import { configured, MECHANISMS, type Mechanism, naive } from "./settings.js";
+import { type RunFigures, type RunOutcome, replayOnce } from "./replay.js";
+import {
+  configured,
+  configuredWithoutBatch,
+  MECHANISM_LABELS,
+  MECHANISMS,
+  type Mechanism,
+  naive,
+} from "./settings.js";
 import { loadWorkload } from "./workload.js";
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), "results");
 
+/** How far interactive p99 may rise while batch work runs. */
+export const BATCH_LATENCY_TARGET = 1.2;
+
+/** Interactive latency with and without the batch work beside it, on the same tasks. */
+export interface BatchLatency {
+  batchP50Ms: number;
+  batchP99Ms: number;
+  batchWindowSeconds: number;
+  /** Interactive turns that overlapped the batch window in the configured run. */
+  interactiveTasks: number;
+  interactiveP99DuringBatchMs: number;
+  /** The same turns in the run without batch work. */
+  interactiveP99WithoutBatchMs: number;
+  ratio: number;
+  target: number;
+  met: boolean;
+}
+
 export interface ReplayResult {
   naive: RunFigures;
   configured: RunFigures;
+  configuredWithoutBatch: RunFigures;
+  /** USD the configured run would cost more with each mechanism off (its run minus configured). */
   savings: Partial<Record<Mechanism, number>>;
   attribution: Partial<Record<Mechanism, RunFigures>>;
   configuredShareOfNaive: number;
+  batchLatency: BatchLatency;
   target: { share: number; met: boolean };
   workload: { tasks: number; seed: number; limit: number | null };
   at: string;
 }
 
+/** The figures without the per-task detail a run keeps for comparisons. */
+function figuresOf(outcome: RunOutcome): RunFigures {
+  const { taskLatencyMs: _latencies, duringBatch: _during, ...figures } = outcome;
+  return figures;
+}
+
+function p99(values: number[]): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(0.99 * sorted.length))]!;
+}
+
+/** Compares the interactive turns that ran beside the batch work with the same turns run without it. */
+export function batchLatency(withBatch: RunOutcome, withoutBatch: RunOutcome): BatchLatency {
+  const tasks = withBatch.duringBatch.filter((task) => withoutBatch.taskLatencyMs[task] !== undefined);
+  const during = p99(tasks.map((task) => withBatch.taskLatencyMs[task]!));
+  const without = p99(tasks.map((task) => withoutBatch.taskLatencyMs[task]!));
+  const ratio = without > 0 ? Math.round((during / without) * 100) / 100 : 0;
+  return {
+    batchP50Ms: withBatch.latencyMs.batchP50,
+    batchP99Ms: withBatch.latencyMs.batchP99,
+    batchWindowSeconds: withBatch.latencyMs.batchWindowSeconds,
+    interactiveTasks: tasks.length,
+    interactiveP99DuringBatchMs: during,
+    interactiveP99WithoutBatchMs: without,
+    ratio,
+    target: BATCH_LATENCY_TARGET,
+    met: tasks.length > 0 && ratio <= BATCH_LATENCY_TARGET,
+  };
+}
+
 export async function replay(options: { limit?: number; attribute?: boolean } = {}): Promise<ReplayResult> {
   const workload = loadWorkload();
   const runOptions = options.limit ? { limit: options.limit } : {};
-  const naiveRun = await replayOnce(workload, naive(), runOptions);
-  console.log(summaryLine(naiveRun));
-  const configuredRun = await replayOnce(workload, configured(), runOptions);
-  console.log(summaryLine(configuredRun));
+  const run = async (settings: Parameters<typeof replayOnce>[1]) => {
+    const outcome = await replayOnce(workload, settings, runOptions);
+    console.log(summaryLine(outcome));
+    return outcome;
+  };
+  const naiveRun = await run(naive());
+  const configuredRun = await run(configured());
+  const withoutBatch = await run(configuredWithoutBatch());
   const savings: Partial<Record<Mechanism, number>> = {};
   const attribution: Partial<Record<Mechanism, RunFigures>> = {};
   if (options.attribute) {
     for (const mechanism of MECHANISMS) {
-      const without = await replayOnce(workload, configured(mechanism), runOptions);
-      console.log(summaryLine(without));
-      attribution[mechanism] = without;
+      const without = await run(configured(mechanism));
+      attribution[mechanism] = figuresOf(without);
       savings[mechanism] = Math.round((without.usd - configuredRun.usd) * 1e6) / 1e6;
     }
   }
   const share = naiveRun.usd > 0 ? Math.round((configuredRun.usd / naiveRun.usd) * 10_000) / 10_000 : 0;
   return {
-    naive: naiveRun,
-    configured: configuredRun,
+    naive: figuresOf(naiveRun),
+    configured: figuresOf(configuredRun),
+    configuredWithoutBatch: figuresOf(withoutBatch),
     savings,
     attribution,
     configuredShareOfNaive: share,
+    batchLatency: batchLatency(configuredRun, withoutBatch),
     target: {
       share: 0.3,
       met:
@@ -58,33 +125,59 @@ export async function replay(options: { limit?: number; attribute?: boolean } = 
 }
 
 function summaryLine(run: RunFigures): string {
-  return `${run.name}: $${run.usd.toFixed(4)}, ${run.correct}/${run.tasks} correct, prompt ${run.tokens.prompt} (cached ${run.tokens.cached}), completion ${run.tokens.completion}, p50 ${run.latencyMs.p50} ms, p99 ${run.latencyMs.p99} ms, ${run.wallSeconds} s${run.wrong.length > 0 ? `\n  not correct: ${run.wrong.slice(0, 8).join("\n  ")}` : ""}`;
+  return `${run.name}: $${run.usd.toFixed(4)}, ${run.correct}/${run.tasks} correct, prompt ${run.tokens.prompt} (cached ${run.tokens.cached}), completion ${run.tokens.completion}, p50 ${run.latencyMs.p50} ms, p99 ${run.latencyMs.p99} ms, batch p99 ${run.latencyMs.batchP99} ms, ${run.wallSeconds} s${run.wrong.length > 0 ? `\n  not correct: ${run.wrong.slice(0, 8).join("\n  ")}` : ""}`;
 }
 
+const percent = (value: number) => `${(value * 100).toFixed(1)} %`;
+
 export function markdown(result: ReplayResult): string {
-  const runs = [result.naive, result.configured, ...Object.values(result.attribution)];
+  const runs = [
+    result.naive,
+    result.configured,
+    result.configuredWithoutBatch,
+    ...Object.values(result.attribution),
+  ];
+  const latency = result.batchLatency;
   const lines = [
     "# Cost replay",
     "",
     `${result.workload.tasks} tasks (seed ${result.workload.seed}${result.workload.limit ? `, smoke: ${result.workload.limit} per kind` : ""}), ${result.at}.`,
     "",
-    `Configured costs **${(result.configuredShareOfNaive * 100).toFixed(1)} %** of naive (target ≤ 30 % with every task correct: ${result.target.met ? "met" : "not met"}).`,
+    `Configured costs **${percent(result.configuredShareOfNaive)}** of naive (target ≤ 30 % with every task correct: ${result.target.met ? "met" : "not met"}).`,
     "",
-    "| run | USD | correct | prompt tokens | cached | completion | strong calls | fast calls | p50 ms | p99 ms |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| run | USD | correct | prompt tokens | cached | completion | strong calls | fast calls | p50 ms | p99 ms | batch p99 ms |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...runs.map(
       (run) =>
-        `| ${run.name} | ${run.usd.toFixed(4)} | ${run.correct}/${run.tasks} | ${run.tokens.prompt} | ${run.tokens.cached} (${(run.cachedShare * 100).toFixed(1)} %) | ${run.tokens.completion} | ${run.calls.strong} | ${run.calls.fast} | ${run.latencyMs.p50} | ${run.latencyMs.p99} |`,
+        `| ${run.name} | ${run.usd.toFixed(4)} | ${run.correct}/${run.tasks} | ${run.tokens.prompt} | ${run.tokens.cached} (${percent(run.cachedShare)}) | ${run.tokens.completion} | ${run.calls.strong} | ${run.calls.fast} | ${run.latencyMs.p50} | ${run.latencyMs.p99} | ${run.name.endsWith("no-batch") ? "–" : run.latencyMs.batchP99} |`,
     ),
     "",
   ];
-  if (Object.keys(result.savings).length > 0) {
-    lines.push("## Saving per mechanism (configured with it switched off, minus configured)", "");
-    lines.push("| mechanism | USD saved |", "| --- | ---: |");
-    for (const [mechanism, usd] of Object.entries(result.savings))
-      lines.push(`| ${mechanism} | ${usd?.toFixed(4)} |`);
+  const attributed = Object.entries(result.savings) as Array<[Mechanism, number]>;
+  if (attributed.length > 0) {
+    lines.push(
+      "## Saving per mechanism",
+      "",
+      "Each mechanism switched off in turn, everything else as configured: the saving is that run's USD minus the configured run's. Mechanisms overlap (a response-cache hit also saves the routing it skips), so the savings do not add up to naive minus configured.",
+      "",
+      "| mechanism (switched off) | USD without it | USD saved | saved, share of naive | correct without it |",
+      "| --- | ---: | ---: | ---: | ---: |",
+    );
+    for (const [mechanism, usd] of attributed) {
+      const run = result.attribution[mechanism]!;
+      lines.push(
+        `| ${MECHANISM_LABELS[mechanism]} | ${run.usd.toFixed(4)} | ${usd.toFixed(4)} | ${result.naive.usd > 0 ? percent(usd / result.naive.usd) : "–"} | ${run.correct}/${run.tasks} |`,
+      );
+    }
     lines.push("");
   }
+  lines.push(
+    "## Interactive latency beside batch work",
+    "",
+    `Batch events (configured run): p50 ${latency.batchP50Ms} ms, p99 ${latency.batchP99Ms} ms from publish to answer; the batch work ran for ${latency.batchWindowSeconds} s.`,
+    `The ${latency.interactiveTasks} interactive turns that overlapped it: p99 ${latency.interactiveP99DuringBatchMs} ms; the same turns in the run without batch work: p99 ${latency.interactiveP99WithoutBatchMs} ms (${latency.ratio}×, target ≤ ${latency.target}×: ${latency.met ? "met" : "not met"}).`,
+    "",
+  );
   for (const run of [result.naive, result.configured]) {
     lines.push(`## ${run.name}: USD per tenant and agent`, "");
     lines.push(
@@ -101,7 +194,7 @@ export function markdown(result: ReplayResult): string {
       `- webhook: ${run.webhook.calls} calls for ${run.webhook.tasks} tasks (exactly once: ${run.webhook.exactlyOnce})`,
     );
     lines.push(
-      `- interactive p99 during batch ${run.latencyMs.interactiveP99DuringBatch} ms, otherwise ${run.latencyMs.interactiveP99Other} ms`,
+      `- interactive p99 while batch work ran ${run.latencyMs.interactiveP99DuringBatch} ms (${run.latencyMs.interactiveDuringBatch} turns), otherwise ${run.latencyMs.interactiveP99Other} ms; batch p50 ${run.latencyMs.batchP50} ms, p99 ${run.latencyMs.batchP99} ms`,
     );
     if (run.wrong.length > 0) lines.push(`- not correct: ${run.wrong.slice(0, 10).join("; ")}`);
     lines.push("");
@@ -109,24 +202,31 @@ export function markdown(result: ReplayResult): string {
   return lines.join("\n");
 }
 
-/** A bar chart of USD per run (SVG). */
+const escapeXml = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+/** A bar chart of USD per run (SVG), each mechanism's run labelled with the saving it shows. */
 export function chart(result: ReplayResult): string {
   const runs = [result.naive, result.configured, ...Object.values(result.attribution)];
   const max = Math.max(...runs.map((run) => run.usd), 1e-9);
   const barHeight = 26;
-  const width = 720;
-  const left = 190;
+  const width = 820;
+  const left = 220;
   const height = runs.length * (barHeight + 8) + 50;
+  const savingOf = (name: string) => {
+    const mechanism = name.startsWith("without-") ? (name.slice("without-".length) as Mechanism) : undefined;
+    const saved = mechanism ? result.savings[mechanism] : undefined;
+    return saved === undefined ? "" : ` · saves $${saved.toFixed(4)}`;
+  };
   const bars = runs
     .map((run, index) => {
       const y = 36 + index * (barHeight + 8);
-      const length = Math.max(1, ((width - left - 110) * run.usd) / max);
+      const length = Math.max(1, ((width - left - 230) * run.usd) / max);
       const colour = run.name === "naive" ? "#c0504d" : run.name === "configured" ? "#4f81bd" : "#9bbb59";
-      return `<text x="${left - 8}" y="${y + 18}" text-anchor="end">${run.name}</text><rect x="${left}" y="${y}" width="${length.toFixed(1)}" height="${barHeight}" fill="${colour}"/><text x="${left + length + 6}" y="${y + 18}">$${run.usd.toFixed(4)} · ${run.correct}/${run.tasks}</text>`;
+      return `<text x="${left - 8}" y="${y + 18}" text-anchor="end">${escapeXml(run.name)}</text><rect x="${left}" y="${y}" width="${length.toFixed(1)}" height="${barHeight}" fill="${colour}"/><text x="${left + length + 6}" y="${y + 18}">$${run.usd.toFixed(4)} · ${run.correct}/${run.tasks}${savingOf(run.name)}</text>`;
     })
     .join("\n");
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">
-<text x="10" y="20" font-size="15">Replay: USD per run (tasks correct)</text>
+<text x="10" y="20" font-size="15">Replay: USD per run (tasks correct; saving of each mechanism switched off)</text>
 ${bars}
 </svg>
 `;
@@ -147,6 +247,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
     attribute: process.env.REPLAY_ATTRIBUTE === "1",
   });
   console.log(markdown(result));
-  console.log(`wrote ${writeResults(result)}`);
+  // a smoke run never replaces the checked-in figures
+  console.log(`wrote ${writeResults(result, limit ? join(tmpdir(), "replay-smoke") : RESULTS)}`);
   process.exit(0);
 }

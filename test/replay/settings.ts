@@ -1,6 +1,6 @@
 /**
- * The runtime configurations a replay compares: naive (every saving off) and as configured, and
- * configured with one mechanism off at a time (to attribute each saving).
+ * The runtime configurations a replay compares: naive (every saving of the runtime off) and as
+ * configured, and configured with one mechanism off at a time (to attribute each saving).
  */
 import { DEFAULT_PRICES } from "@agent-runtime/testkit";
 
@@ -11,20 +11,45 @@ export const MECHANISMS = [
   "tierRouting",
   "contextBudget",
   "summaries",
+  "promptCache",
 ] as const;
 export type Mechanism = (typeof MECHANISMS)[number];
+
+/** What switching a mechanism off means in a replay. */
+export const MECHANISM_LABELS: Record<Mechanism, string> = {
+  responseCache: "response cache (RESPONSE_CACHE_TTL_SECONDS=0)",
+  embeddingCache: "embedding cache (EMBEDDING_CACHE_TTL_SECONDS=0)",
+  toolCache: "tool result cache (cacheTtlSeconds: 0 on the read-only tools)",
+  tierRouting: "tier routing (every agent pinned to the strong tier)",
+  contextBudget: "context budget (whole thread history every turn)",
+  summaries: "running summaries (never summarised)",
+  promptCache:
+    "provider prompt caching through the stable prefix (the provider bills every prompt token in full)",
+};
 
 export interface RunSettings {
   name: string;
   off: ReadonlySet<Mechanism>;
+  /** Send the batch CloudEvents beside the interactive traffic (default true). */
+  batch?: boolean;
 }
 
+/**
+ * Everything the runtime does to save off. The provider still discounts a repeated prompt prefix:
+ * a naive runtime appends each turn to the same history, and providers cache that on their own,
+ * so naive is not charged as if it had none (the conservative baseline).
+ */
 export function naive(): RunSettings {
-  return { name: "naive", off: new Set(MECHANISMS) };
+  return { name: "naive", off: new Set(MECHANISMS.filter((mechanism) => mechanism !== "promptCache")) };
 }
 
 export function configured(without?: Mechanism): RunSettings {
   return { name: without ? `without-${without}` : "configured", off: new Set(without ? [without] : []) };
+}
+
+/** As configured, with no batch work: the interactive latency baseline. */
+export function configuredWithoutBatch(): RunSettings {
+  return { name: "configured-no-batch", off: new Set(), batch: false };
 }
 
 /** The AGENT_CONFIG file and extra environment of one run. */
