@@ -18,6 +18,8 @@ import { usageStats } from "./usage-stats.js";
 
 const Tenant = z.string().regex(TENANT_ID, "1-64 letters, digits, '_' or '-'");
 
+export const KeysQuery = z.object({ tenant: Tenant.optional() });
+
 export const CreateKeyBody = z.object({
   tenant: Tenant,
   scopes: z.array(z.string().max(20)).max(10).optional(),
@@ -33,7 +35,7 @@ export const TenantLimitsBody = z
   )
   .strict();
 
-const UsageQuery = z.object({ days: z.coerce.number().int().min(1).max(365).default(7) });
+export const UsageQuery = z.object({ days: z.coerce.number().int().min(1).max(365).default(7) });
 
 function tenantParam(params: unknown): string {
   const tenant = (params as { tenant?: string }).tenant ?? "";
@@ -82,7 +84,7 @@ export function registerAdminRoutes(
 
   app.get("/v1/admin/keys", async (request) => {
     await admin(request);
-    const { tenant } = parseBody(z.object({ tenant: Tenant.optional() }), request.query);
+    const { tenant } = parseBody(KeysQuery, request.query);
     return { object: "list", data: (await keys.list(tenant)).map(keyView) };
   });
 

@@ -137,8 +137,9 @@ describe("documents", () => {
       openapi: string;
       paths: Record<
         string,
-        Record<string, { requestBody?: { content: Record<string, { schema: { properties?: object } }> } }>
+        Record<string, { requestBody?: { content: Record<string, { schema: { $ref?: string } }> } }>
       >;
+      components: { schemas: Record<string, { properties?: object }> };
     };
     expect(document.openapi).toBe("3.1.0");
     expect(Object.keys(document.paths)).toEqual(
@@ -150,8 +151,10 @@ describe("documents", () => {
         "/v1/models",
       ]),
     );
-    const chatSchema =
-      document.paths["/v1/chat/completions"]?.post?.requestBody?.content["application/json"]?.schema;
+    const chatRef =
+      document.paths["/v1/chat/completions"]?.post?.requestBody?.content["application/json"]?.schema.$ref;
+    expect(chatRef).toBe("#/components/schemas/ChatCompletionRequest");
+    const chatSchema = document.components.schemas.ChatCompletionRequest;
     expect(Object.keys(chatSchema?.properties ?? {})).toEqual(
       expect.arrayContaining(["messages", "stream", "tools"]),
     );

@@ -10,7 +10,7 @@ import { requireScope } from "./keys.js";
 import type { RouteDeps } from "./route-deps.js";
 import { dashboardStats, RANGES, type StatsRange } from "./stats-query.js";
 
-const SeriesQuery = z.object({
+export const SeriesQuery = z.object({
   range: z.enum(Object.keys(RANGES) as [StatsRange, ...StatsRange[]]).default("1h"),
   tenant: z.string().min(1).max(200).optional(),
 });

@@ -16,6 +16,7 @@ import { registerAdminRoutes } from "./admin-route.js";
 import { registerChatRoute } from "./chat-route.js";
 import type { IngressConfig } from "./config.js";
 import { registerDashboardRoutes } from "./dashboard-routes.js";
+import { registerDocsRoutes } from "./docs-route.js";
 import { registerEmbeddingsRoute } from "./embeddings-route.js";
 import { registerEventRoutes } from "./events-route.js";
 import { handleError, sendError } from "./http-errors.js";
@@ -23,7 +24,6 @@ import { registerHttpStats, rememberTenant } from "./http-stats.js";
 import { KeyStore, requireScope, type Scope } from "./keys.js";
 import { registerMemoryRoutes } from "./memories-route.js";
 import { ModelCatalog, registerModelRoutes } from "./model-catalog.js";
-import { openApiDocument } from "./openapi.js";
 import { startQueueSampler } from "./queue-sampler.js";
 import { Quotas } from "./quotas.js";
 import { Limiter } from "./rate-limits.js";
@@ -48,6 +48,8 @@ export interface RunningIngress {
   /** `/metrics`, `/healthz`, `/readyz` for the cluster (OPS_PORT). */
   opsPort: number;
   url: string;
+  /** Every route the public port serves, as `METHOD /path` (HEAD routes of GETs left out). */
+  routes: string[];
   stop(): Promise<void>;
 }
 
@@ -149,6 +151,10 @@ export async function startIngress(
     clientErrorHandler,
     frameworkErrors: routerErrorHandler(logger),
   });
+  const routes: string[] = [];
+  app.addHook("onRoute", (route) => {
+    for (const method of [route.method].flat()) if (method !== "HEAD") routes.push(`${method} ${route.url}`);
+  });
   registerHttpTracing(app);
   // JSON only: a text or form body is a 415, not a string handed to the routes
   app.removeContentTypeParser("text/plain");
@@ -217,7 +223,8 @@ export async function startIngress(
     }
     return usageStats(pool, tenant, days);
   });
-  app.get("/openapi.json", async () => openApiDocument());
+  let publicUrl = `http://127.0.0.1:${config.port}`;
+  registerDocsRoutes(app, { fallbackUrl: () => publicUrl });
   registerDashboardRoutes(app, deps, pool);
 
   try {
@@ -230,6 +237,7 @@ export async function startIngress(
   const port = typeof address === "object" && address ? address.port : config.port;
   const shown = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
   const base = `http://${shown}:${port}`;
+  publicUrl = base;
   announceReady(
     logger,
     "ingress",
@@ -239,6 +247,7 @@ export async function startIngress(
       await describeRedis(redis, config.redisUrl, config.redisPrefix),
       `API ${base}/v1`,
       `dashboard ${base}/dashboard`,
+      `API docs ${base}/docs`,
       `OpenAPI ${base}/openapi.json`,
       `metrics http://${shown}:${ops.port}/metrics`,
       bootstrap,
@@ -252,6 +261,7 @@ export async function startIngress(
     port,
     opsPort: ops.port,
     url: `http://127.0.0.1:${port}`,
+    routes,
     stop: async () => {
       // resumable event streams end now (clients resume elsewhere with Last-Event-ID); chat answers finish
       closing = true;
