@@ -1,5 +1,13 @@
 import type { z } from "zod";
 import {
+  ModelForgetReply,
+  ModelForgetRequest,
+  RunForgetReply,
+  RunForgetRequest,
+  ToolForgetReply,
+  ToolForgetRequest,
+} from "./forget.js";
+import {
   MemoryAppendReply,
   MemoryAppendRequest,
   MemoryContextReply,
@@ -115,6 +123,12 @@ export const Endpoints = {
   runCancel: defineEndpoint(Subjects.runCancel, RunCancelRequest, RunCancelReply),
   // recording a queued run is idempotent (a run already there is left as it is)
   runRegister: defineEndpoint(Subjects.runRegister, RunRegisterRequest, RunRegisterReply, quickRead),
+  // forgetting again forgets nothing more: safe to re-send
+  runForget: defineEndpoint(Subjects.runForget, RunForgetRequest, RunForgetReply, { retrySafe: true }),
+  modelForget: defineEndpoint(Subjects.modelForget, ModelForgetRequest, ModelForgetReply, {
+    retrySafe: true,
+  }),
+  toolForget: defineEndpoint(Subjects.toolForget, ToolForgetRequest, ToolForgetReply, { retrySafe: true }),
 } as const;
 
 /** `tool.exec.<name>` — one endpoint per tool, same schemas; safe to re-send under an idempotency key. */

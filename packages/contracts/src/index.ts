@@ -31,6 +31,15 @@ export {
   zodIssues,
 } from "./errors.js";
 export { CloudEvent, subjectToken } from "./events.js";
+export {
+  FORGET_RUN_BATCH,
+  ModelForgetReply,
+  ModelForgetRequest,
+  RunForgetReply,
+  RunForgetRequest,
+  ToolForgetReply,
+  ToolForgetRequest,
+} from "./forget.js";
 export { inLineageOf, runLineage } from "./lineage.js";
 export {
   ContextSection,

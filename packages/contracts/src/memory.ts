@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ChatMessage } from "./chat.js";
 import { RequestMeta } from "./common.js";
+import { StorableString } from "./storable.js";
 
 /** A message as stored in a thread; `id` makes appends idempotent. */
 export const StoredMessage = z.object({
@@ -135,9 +136,9 @@ export type MemoryRememberReply = z.infer<typeof MemoryRememberReply>;
 export const MemoryForgetRequest = z
   .object({
     meta: RequestMeta,
-    threadId: z.string().optional(),
-    userId: z.string().optional(),
-    documentId: z.string().optional(),
+    threadId: StorableString.min(1).max(200).optional(),
+    userId: StorableString.min(1).max(200).optional(),
+    documentId: StorableString.min(1).max(300).optional(),
   })
   .refine((value) => value.threadId || value.userId || value.documentId, {
     message: "name a threadId, userId or documentId to forget",
@@ -151,6 +152,8 @@ export const MemoryForgetReply = z.object({
     documents: z.number().int().nonnegative(),
     chunks: z.number().int().nonnegative(),
   }),
+  /** The threads deleted (a user's: their runs are forgotten too). */
+  threadIds: z.array(z.string()).default([]),
 });
 export type MemoryForgetReply = z.infer<typeof MemoryForgetReply>;
 

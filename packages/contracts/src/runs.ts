@@ -3,6 +3,7 @@ import { AssistantMessage, ChatMessage, ToolCallDelta } from "./chat.js";
 import { RequestMeta, TenantId, TokenUsage } from "./common.js";
 import { WireError } from "./errors.js";
 import { ModelOptions } from "./model.js";
+import { StorableString } from "./storable.js";
 
 export const RunPriority = z.enum(["interactive", "batch"]);
 export type RunPriority = z.infer<typeof RunPriority>;
@@ -195,9 +196,9 @@ export type RunGetReply = z.infer<typeof RunGetReply>;
 
 export const RunListRequest = z.object({
   meta: RequestMeta,
-  threadId: z.string().optional(),
+  threadId: StorableString.max(200).optional(),
   status: RunStatus.optional(),
-  agent: z.string().optional(),
+  agent: StorableString.max(100).optional(),
   limit: z.number().int().positive().max(100).default(20),
   cursor: z.string().optional(),
 });

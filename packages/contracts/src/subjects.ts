@@ -11,6 +11,8 @@ export const Subjects = {
   runList: "run.list",
   runCancel: "run.cancel",
   runRegister: "run.register",
+  /** Scrubs the runs of threads or of an end user (not `runs.*`: that is the RUNS stream's). */
+  runForget: "run.forget",
   /** Core NATS broadcast so every worker can stop a cancelled run between steps. */
   runCancelled: (runId: string) => `run.${runId}.cancelled`,
   runCancelledAll: "run.*.cancelled",
@@ -24,12 +26,14 @@ export const Subjects = {
   modelChat: "model.chat",
   modelEmbed: "model.embed",
   modelList: "model.list",
+  modelForget: "model.forget",
   toolExec: (name: string) => `tool.exec.${name}`,
   /** Calls the executor forwards to tools hosted by other services. */
   toolRemote: (name: string) => `tool.remote.${name}`,
   toolBatch: "tool.batch",
   toolList: "tool.list",
   toolRegister: "tool.register",
+  toolForget: "tool.forget",
   memoryContext: "memory.context",
   memoryAppend: "memory.append",
   memoryMessages: "memory.messages",

@@ -4,3 +4,4 @@ export type { PostgresOptions } from "./postgres.js";
 export { createPool, migrate, withTransaction } from "./postgres.js";
 export type { RedisLogger } from "./redis.js";
 export { createRedis, redisReady } from "./redis.js";
+export { deleteScanned, globEscape } from "./redis-scan.js";
