@@ -2,6 +2,30 @@ import type { MemoryForgetReply, MemoryForgetRequest } from "@agent-runtime/cont
 import { withTransaction } from "@agent-runtime/stores";
 import type pg from "pg";
 
+/** Which documents a forget request removes: a document, or a user's (not when it names a thread only). */
+function documentsTargeted(request: MemoryForgetRequest): boolean {
+  return Boolean(request.documentId || (request.userId && !request.threadId));
+}
+
+/**
+ * The sha256 (hex) of every chunk text of the documents a forget request removes: how the model
+ * proxy names their cached embeddings, which go first (a forget that fails after this is retried).
+ */
+export async function chunkTextHashes(
+  pool: pg.Pool,
+  tenant: string,
+  request: MemoryForgetRequest,
+): Promise<string[]> {
+  if (!documentsTargeted(request)) return [];
+  const result = await pool.query<{ hash: string }>(
+    `SELECT DISTINCT encode(sha256(convert_to(c.text, 'UTF8')), 'hex') AS hash
+       FROM chunks c JOIN documents d ON d.tenant = c.tenant AND d.id = c.document_id
+      WHERE d.tenant = $1 AND ($2::text IS NULL OR d.id = $2) AND ($3::text IS NULL OR d.user_id = $3)`,
+    [tenant, request.documentId ?? null, request.userId ?? null],
+  );
+  return result.rows.map((row) => row.hash);
+}
+
 /**
  * Deletes, within one tenant and one transaction: a thread (`threadId`), a
  * document (`documentId`), or everything of a user (`userId` alone: threads,
@@ -34,7 +58,7 @@ export async function forgetRows(
       deleted.threads = threadIds.length;
       deleted.messages = result.rows[0]?.messages ?? 0;
     }
-    if (request.documentId || (request.userId && !request.threadId)) {
+    if (documentsTargeted(request)) {
       const result = await client.query<{ documents: number; chunks: number }>(
         `WITH gone AS (
            DELETE FROM documents WHERE tenant = $1

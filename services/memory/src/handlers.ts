@@ -1,5 +1,6 @@
 import type { Bus } from "@agent-runtime/bus";
 import {
+  Endpoints,
   type MemoryAppendReply,
   type MemoryAppendRequest,
   type MemoryContextReply,
@@ -22,7 +23,7 @@ import {
 import type { Logger, Metrics } from "@agent-runtime/telemetry";
 import type pg from "pg";
 import { assembleContext, type ContextShares } from "./context.js";
-import { forgetRows } from "./forget.js";
+import { chunkTextHashes, forgetRows } from "./forget.js";
 import type { Knowledge } from "./knowledge.js";
 import { listDocuments } from "./list-documents.js";
 import type { HybridSearch } from "./search.js";
@@ -47,6 +48,9 @@ export interface HandlerDeps {
     shares: ContextShares;
   };
 }
+
+/** Embedding hashes per `model.forget` request. */
+const FORGET_HASH_BATCH = 5000;
 
 /** Connection failures the pg client reports without a code. */
 const LOST_CONNECTION = /connection terminated|timeout exceeded when trying to connect|connection error/i;
@@ -198,13 +202,20 @@ export function createHandlers(deps: HandlerDeps) {
     const tenant = request.meta.tenant;
     // turns journaled for a thread and not yet stored would bring it back: dropped before and after
     if (request.threadId) await turns.discard(tenant, [request.threadId]);
+    // the model proxy's cached embeddings of the chunks go before the chunks (a retry finds them)
+    const hashes = await chunkTextHashes(pool, tenant, request);
+    for (let start = 0; start < hashes.length; start += FORGET_HASH_BATCH)
+      await bus.request(Endpoints.modelForget, {
+        meta: { ...request.meta, requestId: `${request.meta.requestId}:embeddings:${start}` },
+        textHashes: hashes.slice(start, start + FORGET_HASH_BATCH),
+      });
     const { deleted, threadIds } = await forgetRows(pool, tenant, request);
     await turns.discard(tenant, threadIds);
     await Promise.all(threadIds.map((threadId) => threads.invalidate(tenant, threadId)));
     // cached searches may hold the deleted text
     if (deleted.chunks > 0 || deleted.documents > 0) await cache.clear(tenant);
     logger.info({ tenant, deleted }, "forgot");
-    return { deleted };
+    return { deleted, threadIds };
   };
 
   return {

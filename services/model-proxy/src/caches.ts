@@ -35,8 +35,23 @@ export function responseCacheKey(request: ModelChatRequest, chain: readonly stri
     logitBias: request.logitBias ?? null,
     reasoningEffort: request.reasoningEffort ?? null,
   };
-  // the tenant also leads the key, so a tenant's entries can be found (and dropped) together
-  return `${request.meta.tenant}:${createHash("sha256").update(JSON.stringify(normalised)).digest("hex")}`;
+  // the tenant, user and thread lead the key, so the entries of a tenant, an end user or a thread
+  // can be found (and forgotten) together
+  return `${request.meta.tenant}:${ownerTags(request.meta)}:${createHash("sha256").update(JSON.stringify(normalised)).digest("hex")}`;
+}
+
+/** Hashed names in cache keys: the user's (`u…`, `u-` for none) and the thread's (`t…`, `t-`). */
+export function userTag(userId: string | undefined): string {
+  return userId ? `u${createHash("sha256").update(userId).digest("hex").slice(0, 24)}` : "u-";
+}
+
+export function threadTag(threadId: string | undefined): string {
+  return threadId ? `t${createHash("sha256").update(threadId).digest("hex").slice(0, 24)}` : "t-";
+}
+
+/** Whose request a cache entry comes from, as it leads the entry's key: `<userTag>:<threadTag>`. */
+export function ownerTags(meta: { userId?: string | undefined; threadId?: string | undefined }): string {
+  return `${userTag(meta.userId)}:${threadTag(meta.threadId)}`;
 }
 
 export function textHash(text: string): string {
@@ -76,16 +91,20 @@ export class ModelCaches {
     );
   }
 
-  /** Embeddings are kept per tenant: a hit would tell that the tenant's text was embedded before. */
+  /**
+   * Embeddings are kept per tenant (a hit would tell that the tenant's text was embedded before),
+   * and per user and thread (`owner`, see `ownerTags`) so that forgetting one finds them.
+   */
   async getEmbeddings(
     tenant: string,
+    owner: string,
     model: string,
     hashes: readonly string[],
   ): Promise<(number[] | undefined)[]> {
     if (!redisReady(this.redis) || hashes.length === 0) return hashes.map(() => undefined);
     try {
       const values = await this.redis.mgetBuffer(
-        ...hashes.map((hash) => this.embeddingKey(tenant, model, hash)),
+        ...hashes.map((hash) => this.embeddingKey(tenant, owner, model, hash)),
       );
       return values.map((value) =>
         value ? Array.from(new Float32Array(new Uint8Array(value).buffer)) : undefined,
@@ -97,6 +116,7 @@ export class ModelCaches {
 
   async putEmbeddings(
     tenant: string,
+    owner: string,
     model: string,
     entries: ReadonlyArray<{ hash: string; vector: number[] }>,
   ): Promise<void> {
@@ -104,7 +124,7 @@ export class ModelCaches {
     const pipeline = this.redis.pipeline();
     for (const entry of entries) {
       pipeline.set(
-        this.embeddingKey(tenant, model, entry.hash),
+        this.embeddingKey(tenant, owner, model, entry.hash),
         Buffer.from(new Float32Array(entry.vector).buffer),
         "EX",
         this.ttl.embeddingTtlSeconds,
@@ -113,8 +133,9 @@ export class ModelCaches {
     await pipeline.exec().catch(() => undefined);
   }
 
-  private embeddingKey(tenant: string, model: string, hash: string): string {
-    return `${this.prefix}emb:${tenant}:${model}:${hash}`;
+  /** `emb:<tenant>:<userTag>:<threadTag>:<model>:<sha256 of the text>` (a model name may hold ':'). */
+  private embeddingKey(tenant: string, owner: string, model: string, hash: string): string {
+    return `${this.prefix}emb:${tenant}:${owner}:${model}:${hash}`;
   }
 
   private async getReply(key: string): Promise<ModelChatReply | undefined> {

@@ -18,6 +18,7 @@ import { z } from "zod";
 import { ModelCaches } from "./caches.js";
 import type { ModelProxyConfig } from "./config.js";
 import { embed } from "./embeddings.js";
+import { serveModelForget } from "./forget-caches.js";
 import { Gateway } from "./gateway.js";
 import { ProviderLimiter } from "./limits.js";
 import { createProvider, type Provider } from "./provider-call.js";
@@ -118,6 +119,7 @@ export async function startModelProxy(
     }),
     { queue: QueueGroups.modelProxy, maxInFlight: config.maxInFlight },
   );
+  serveModelForget(bus, redis, config.redisPrefix, logger);
 
   const ops = await startOpsServer({
     port: config.opsPort,

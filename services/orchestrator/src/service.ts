@@ -13,6 +13,7 @@ import type { OrchestratorConfig } from "./config.js";
 import { failDeadLetteredRun } from "./dead-letters.js";
 import { consumeEvents } from "./event-intake.js";
 import { failpoints } from "./failpoints.js";
+import { serveRunForget } from "./forget-runs.js";
 import { Journal } from "./journal.js";
 import { BatchGate } from "./lanes.js";
 import { CancelWatch, RunHandedOff } from "./run-control.js";
@@ -154,6 +155,7 @@ export async function startOrchestrator(
   await runConsumer("batch");
   await consumeEvents(bus, store, config.agents, metrics);
   serveRunEndpoints(bus, store, config.maxInFlight);
+  serveRunForget({ bus, pool, logger });
 
   const ops = await startOpsServer({
     port: config.opsPort,

@@ -23,6 +23,7 @@ import { createHttpGet } from "./builtins/http-get.js";
 import { createMemorySearch } from "./builtins/memory-search.js";
 import type { ToolExecutorConfig } from "./config.js";
 import { ToolExecutor } from "./executor.js";
+import { serveToolForget } from "./forget-records.js";
 import { McpToolSource } from "./mcp-tools.js";
 import { IdempotencyStore } from "./records.js";
 import { ToolRegistry } from "./registry.js";
@@ -149,6 +150,7 @@ export async function startToolExecutor(
     async (request) => ({ tools: registry.list(request) }),
     serveOptions(Endpoints.toolList.subject),
   );
+  serveToolForget(bus, { pool, redis, prefix: config.redisPrefix }, logger);
   const cancellations = bus.subscribe(Subjects.runCancelledAll, z.unknown(), (_data, subject) => {
     executor.cancelRun(subject.split(".")[1] ?? "");
   });
