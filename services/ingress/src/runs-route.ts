@@ -207,13 +207,4 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
     if (!result.found) throw new RuntimeError("not_found", `no thread ${threadId}`, { retryable: false });
     return { object: "list", thread_id: threadId, data: result.messages };
   });
-
-  app.delete("/v1/threads/:id", async (request) => {
-    const key = await deps.authenticate(request, "runs");
-    const threadId = idParam(request.params);
-    const result = await deps.bus.request(Endpoints.memoryForget, { meta: metaFor(key.tenant), threadId });
-    if (result.deleted.threads === 0)
-      throw new RuntimeError("not_found", `no thread ${threadId}`, { retryable: false });
-    return { id: threadId, deleted: true, ...result.deleted };
-  });
 }

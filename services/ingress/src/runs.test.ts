@@ -337,6 +337,12 @@ describe("threads API", () => {
       }),
       { queue: QueueGroups.memory, maxInFlight: 4 },
     );
+    // a thread's runs are forgotten before its messages (none here)
+    const forgetRuns = harness.bus.serve(
+      Endpoints.runForget,
+      async () => ({ runs: 0, steps: 0, cancelled: 0, threadIds: [], more: false }),
+      { queue: QueueGroups.orchestrator, maxInFlight: 4 },
+    );
     await harness.bus.nc.flush();
     try {
       const mine = await http("/v1/threads/thread_known/messages?limit=10");
@@ -350,6 +356,7 @@ describe("threads API", () => {
     } finally {
       await messages.stop();
       await forget.stop();
+      await forgetRuns.stop();
     }
   });
 });

@@ -19,6 +19,7 @@ import { registerDashboardRoutes } from "./dashboard-routes.js";
 import { registerDocsRoutes } from "./docs-route.js";
 import { registerEmbeddingsRoute } from "./embeddings-route.js";
 import { registerEventRoutes } from "./events-route.js";
+import { registerForgetRoutes } from "./forget-route.js";
 import { handleError, sendError } from "./http-errors.js";
 import { registerHttpStats, rememberTenant } from "./http-stats.js";
 import { KeyStore, requireScope, type Scope } from "./keys.js";
@@ -208,6 +209,7 @@ export async function startIngress(
   registerRunRoutes(app, deps);
   registerEventRoutes(app, deps);
   registerMemoryRoutes(app, deps);
+  registerForgetRoutes(app, deps);
   registerAdminRoutes(app, deps, { keys, pool });
   registerModelRoutes(app, deps, catalog);
   registerEmbeddingsRoute(app, deps, catalog);
