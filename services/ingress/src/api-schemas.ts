@@ -162,14 +162,21 @@ export const RunListBody = ListOf(RunRecord).extend({ next_cursor: z.string().nu
 
 export const ThreadMessagesBody = ListOf(StoredMessage).extend({ thread_id: z.string() });
 
-export const ThreadDeleted = z.object({
-  id: z.string(),
+/** What a forget removed (runs and steps are kept with their totals, their content scrubbed). */
+const Forgotten = z.object({
   deleted: z.literal(true),
-  messages: z.number().int().nonnegative(),
+  runs: z.number().int().nonnegative().describe("runs scrubbed (status and totals kept)"),
+  steps: z.number().int().nonnegative().describe("run steps scrubbed"),
+  cancelled: z.number().int().nonnegative().describe("runs still going that were cancelled first"),
   threads: z.number().int().nonnegative(),
+  messages: z.number().int().nonnegative(),
   documents: z.number().int().nonnegative(),
   chunks: z.number().int().nonnegative(),
 });
+
+export const ThreadDeleted = Forgotten.extend({ id: z.string(), object: z.literal("thread") });
+
+export const UserDeleted = Forgotten.extend({ id: z.string(), object: z.literal("user") });
 
 export const EventsAccepted = z.object({
   accepted: z.array(

@@ -43,6 +43,7 @@ import {
   ThreadMessagesBody,
   ThreadMessagesQuery,
   UsageStatsBody,
+  UserDeleted,
 } from "./api-schemas.js";
 import { SeriesQuery } from "./dashboard-routes.js";
 import {
@@ -77,6 +78,7 @@ const COMPONENTS: Record<string, z.ZodType> = {
   StoredMessage,
   ThreadMessages: ThreadMessagesBody,
   ThreadDeleted,
+  UserDeleted,
   CloudEvent,
   CloudEventBatch: EventBatch,
   EventsAccepted,
@@ -357,9 +359,30 @@ const OPERATIONS: Operation[] = [
     path: "/v1/threads/{id}",
     operationId: "deleteThread",
     tag: "threads",
-    summary: "Delete a thread and its messages",
+    summary: "Forget a thread: its messages, summary, runs' content, run events and caches",
+    description:
+      "Its runs are cancelled if still going, then scrubbed: request, output, plan, error text, thread and user go, " +
+      "status and token and cost totals stay; their steps lose their messages, their events are purged, and the " +
+      "model and tool caches and records of their calls are dropped. 404 when the tenant has no such thread.",
     parameters: [pathParameter("id", "thread id")],
-    answers: { 200: { description: "what was deleted", schema: "ThreadDeleted" } },
+    answers: { 200: { description: "what was forgotten", schema: "ThreadDeleted" } },
+    errors: [...KEYED, 404],
+  },
+  {
+    method: "delete",
+    path: "/v1/users/{id}",
+    operationId: "deleteUser",
+    tag: "users",
+    summary: "Forget an end user: threads, runs, memories, documents, profile and caches",
+    description:
+      "Everything of the tenant's end user `id` (the `user` of chat and runs requests): every thread as " +
+      "DELETE /v1/threads/{id} does, the user's runs outside threads, long-term memories and documents with " +
+      "their embeddings, and the model and tool results cached for the user. Usage totals stay, without content. " +
+      "404 when nothing of the user is stored.",
+    parameters: [
+      pathParameter("id", "end user id (URL-encoded)", { type: "string", minLength: 1, maxLength: 200 }),
+    ],
+    answers: { 200: { description: "what was forgotten", schema: "UserDeleted" } },
     errors: [...KEYED, 404],
   },
   {
@@ -600,6 +623,7 @@ const TAGS = [
   ["threads", "Server-side conversation threads"],
   ["events", "CloudEvents in, agent runs out"],
   ["memories", "Long-term memories of end users"],
+  ["users", "End users of a tenant: forgetting one"],
   ["stats", "Usage, cost and the dashboard's data"],
   ["admin", "Tenants, keys, limits and usage (admin keys)"],
   ["operations", "Probes and this document"],
