@@ -44,6 +44,7 @@ const ROUTES: { method: string; path: string }[] = [
   { method: "GET", path: "/v1/runs/:id/events" },
   { method: "GET", path: "/v1/threads/:id/messages" },
   { method: "DELETE", path: "/v1/threads/:id" },
+  { method: "DELETE", path: "/v1/users/:id" },
   { method: "POST", path: "/v1/events" },
   { method: "POST", path: "/v1/memories" },
   { method: "GET", path: "/v1/memories/search" },
