@@ -2,11 +2,12 @@ import { randomBytes } from "node:crypto";
 import type { Bus, ServedEndpoint } from "@agent-runtime/bus";
 import { cleanupTestBus, createTestBus } from "@agent-runtime/bus/testing";
 import {
+  DeadLetter,
   Endpoints,
   FORGET_RUN_BATCH,
   type ModelForgetRequest,
   QueueGroups,
-  type RunRequest,
+  RunRequest,
   RuntimeError,
   Streams,
   Subjects,
@@ -16,6 +17,7 @@ import { createPool } from "@agent-runtime/stores";
 import { createLogger } from "@agent-runtime/telemetry";
 import type pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { z } from "zod";
 import { forgetRuns } from "./forget-runs.js";
 import { Journal, type RunState } from "./journal.js";
 import { EventPublisher } from "./run-events.js";
@@ -132,7 +134,7 @@ beforeAll(async () => {
   await RunStore.create(pool);
   journal = new Journal(pool);
   bus = await createTestBus();
-  await bus.ensureStreams(["RUN_EVENTS"]);
+  await bus.ensureStreams(["RUN_EVENTS", "RUNS", "DEAD_LETTERS"]);
   served = [
     bus.serve(
       Endpoints.modelForget,
@@ -288,5 +290,79 @@ describe("run.forget", () => {
       [`%-${id}`, `%${SECRET}%`],
     );
     expect(ofThread.rows[0].n).toBe(0);
+  });
+
+  it("erases the target's run requests still queued in RUNS and its dead letters, no one else's", async () => {
+    const id = randomBytes(4).toString("hex");
+    const thread = `queued-${id}`;
+    const queued = (runId: string, threadId: string, tenant = "acme") => {
+      const request = runState(runId, { threadId, tenant, status: "queued" }).request;
+      return { ...request, priority: "batch" as const };
+    };
+    const requests = [
+      queued(`run-q-${id}`, thread),
+      queued(`run-q2-${id}`, `other-${id}`),
+      queued(`run-q3-${id}`, thread, "globex"),
+    ];
+    const store = new RunStore(pool);
+    for (const request of requests) {
+      await store.register(request);
+      await bus.publishDurable(Subjects.runs("batch", request.tenant), RunRequest, request, {
+        msgId: request.runId,
+      });
+    }
+    const letter = (threadId: string, origin: string) => ({
+      origin,
+      subject: "memory.turns.acme.x",
+      reason: "gave up",
+      deliveries: 6,
+      ts: Date.now(),
+      payload: JSON.stringify({
+        meta: meta(),
+        threadId,
+        messages: [{ id: "m1", message: { role: "user", content: `said ${SECRET}` } }],
+      }),
+    });
+    await bus.publishDurable(
+      Subjects.deadLetter("thread-turns"),
+      DeadLetter,
+      letter(thread, "thread-turns"),
+      {
+        msgId: `dl-${id}-1`,
+      },
+    );
+    await bus.publishDurable(
+      Subjects.deadLetter("thread-turns"),
+      DeadLetter,
+      letter(`other-${id}`, "thread-turns"),
+      {
+        msgId: `dl-${id}-2`,
+      },
+    );
+    const left = async (stream: string, subject: string) => {
+      const jsm = await bus.jsm();
+      const info = await jsm.streams.info(bus.streamName(stream), { subjects_filter: bus.subject(subject) });
+      const texts: string[] = [];
+      for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
+        const message = await jsm.streams.getMessage(bus.streamName(stream), { seq }).catch(() => null);
+        if (message) texts.push(message.string());
+      }
+      return texts.filter((text) => text.includes(id));
+    };
+    expect(await left(Streams.runs, "runs.>")).toHaveLength(3);
+    expect(await left(Streams.deadLetters, "dlq.>")).toHaveLength(2);
+
+    const reply = await forgetRuns(
+      { bus, pool, logger, settleMs: 10 },
+      { meta: meta(), threadIds: [thread] },
+    );
+    expect(reply).toMatchObject({ runs: 1, cancelled: 1 });
+    const runs = (await left(Streams.runs, "runs.>")).map(
+      (text) => z.object({ runId: z.string() }).parse(JSON.parse(text)).runId,
+    );
+    expect(runs.sort()).toEqual([`run-q2-${id}`, `run-q3-${id}`]);
+    const letters = await left(Streams.deadLetters, "dlq.>");
+    expect(letters).toHaveLength(1);
+    expect(letters[0]).toContain(`other-${id}`);
   });
 });

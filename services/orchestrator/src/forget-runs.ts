@@ -13,6 +13,7 @@ import {
 import { withTransaction } from "@agent-runtime/stores";
 import type { Logger } from "@agent-runtime/telemetry";
 import type pg from "pg";
+import { forgetStreamMessages } from "./forget-streams.js";
 import { CancelNotice } from "./run-endpoints.js";
 import { EventPublisher, emptyUsage } from "./run-events.js";
 
@@ -27,6 +28,9 @@ import { EventPublisher, emptyUsage } from "./run-events.js";
  * they keep of its calls (idempotency records with replies, cached responses, results and
  * embeddings). A run still queued or running is cancelled first; its steps are scrubbed again a
  * moment later, after a step that was being written when the cancel came.
+ *
+ * Run requests of the target still queued in RUNS and dead letters of its runs, threads or user
+ * (DEAD_LETTERS) are erased on the last round.
  *
  * Runs delegated to by a forgotten run go with it. At most FORGET_RUN_BATCH runs per call; the
  * caller asks again while `more`. The caches go before the rows are scrubbed, so a call that
@@ -95,6 +99,15 @@ export async function forgetRuns(deps: ForgetRunsDeps, request: RunForgetRequest
       : Promise.resolve(undefined),
     purgeEvents(bus, runIds),
   ]);
+  // once per target (its last round): queued run requests and dead letters of its runs, threads or user
+  const erased = more
+    ? 0
+    : await forgetStreamMessages(bus, {
+        tenant,
+        threadIds: new Set(threadIds),
+        userId: request.userId,
+        runIds: new Set(runIds),
+      });
 
   const scrubbed = await scrubRows(pool, tenant, runIds);
   if (cancelled.length > 0) {
@@ -104,7 +117,7 @@ export async function forgetRuns(deps: ForgetRunsDeps, request: RunForgetRequest
     await purgeEvents(bus, cancelled);
   }
   deps.logger.info(
-    { tenant, runs: runIds.length, steps: scrubbed.steps, cancelled: cancelled.length, more },
+    { tenant, runs: runIds.length, steps: scrubbed.steps, cancelled: cancelled.length, erased, more },
     "forgot runs",
   );
   return { runs: runIds.length, steps: scrubbed.steps, cancelled: cancelled.length, threadIds, more };

@@ -1,0 +1,128 @@
+import type { Bus } from "@agent-runtime/bus";
+import { DeadLetter, RuntimeError, Streams, Subjects } from "@agent-runtime/contracts";
+import { z } from "zod";
+
+/** Longest a scan of one stream may take before the forget is answered `unavailable` (retried). */
+const SCAN_LIMIT_MS = 15_000;
+
+/** Whose a message is: the fields of a run request, a thread turn or a request's meta. */
+const Owned = z.looseObject({
+  tenant: z.string().optional(),
+  runId: z.string().optional(),
+  parentRunId: z.string().optional(),
+  threadId: z.string().optional(),
+  userId: z.string().optional(),
+  meta: z
+    .looseObject({
+      tenant: z.string().optional(),
+      runId: z.string().optional(),
+      threadId: z.string().optional(),
+      userId: z.string().optional(),
+    })
+    .optional(),
+});
+
+/** What is being forgotten, to recognise a message of it. */
+export interface ForgetTarget {
+  tenant: string;
+  threadIds: ReadonlySet<string>;
+  userId?: string | undefined;
+  runIds: ReadonlySet<string>;
+}
+
+/** Whether a message (its JSON) belongs to the target: same tenant, and one of its runs, threads or its user. */
+export function belongsTo(json: string, target: ForgetTarget): boolean {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    return false;
+  }
+  const parsed = Owned.safeParse(value);
+  if (!parsed.success) return false;
+  const owned = parsed.data;
+  if ((owned.tenant ?? owned.meta?.tenant) !== target.tenant) return false;
+  const runs = [owned.runId, owned.parentRunId, owned.meta?.runId];
+  const threads = [owned.threadId, owned.meta?.threadId];
+  const users = [owned.userId, owned.meta?.userId];
+  return (
+    runs.some((id) => id !== undefined && target.runIds.has(id)) ||
+    threads.some((id) => id !== undefined && target.threadIds.has(id)) ||
+    (target.userId !== undefined && users.includes(target.userId))
+  );
+}
+
+/** A reply of JetStream's STREAM.MSG.GET: the message, or an error (10037: no message found). */
+const MessageGetReply = z.object({
+  message: z.object({ seq: z.number(), data: z.string().optional() }).optional(),
+  error: z
+    .object({ code: z.number(), err_code: z.number().optional(), description: z.string().optional() })
+    .optional(),
+});
+const NO_MESSAGE = 10037;
+
+/**
+ * Deletes (erasing their data) the messages of a stream under `subject` that `pick` chooses. Reads
+ * them one by one with STREAM.MSG.GET `next_by_subj` (no consumer: RUNS is a work queue, where a
+ * second consumer over its subjects is refused). Returns how many went.
+ */
+async function deleteMessages(
+  bus: Bus,
+  stream: string,
+  subject: string,
+  pick: (data: string) => boolean,
+): Promise<number> {
+  const jsm = await bus.jsm();
+  const name = bus.streamName(stream);
+  const filter = bus.subject(subject);
+  const info = await jsm.streams.info(name, { subjects_filter: filter }).catch(() => undefined);
+  const stored = Object.values(info?.state.subjects ?? {}).reduce((sum, count) => sum + count, 0);
+  if (!info || stored === 0) return 0;
+  const until = Date.now() + SCAN_LIMIT_MS;
+  let deleted = 0;
+  for (let seq = info.state.first_seq; ; ) {
+    if (Date.now() > until)
+      throw new RuntimeError("unavailable", `${stream} could not be read through to forget; retry shortly`, {
+        retryAfterMs: 1000,
+      });
+    const response = await bus.nc.request(
+      `$JS.API.STREAM.MSG.GET.${name}`,
+      JSON.stringify({ seq, next_by_subj: filter }),
+      { timeout: 5000 },
+    );
+    const reply = MessageGetReply.parse(response.json());
+    if (reply.error?.err_code === NO_MESSAGE || (!reply.message && reply.error?.code === 404)) return deleted;
+    if (!reply.message)
+      throw new RuntimeError(
+        "unavailable",
+        `${stream} refused a read: ${reply.error?.description ?? "unknown"}`,
+        {
+          retryAfterMs: 1000,
+        },
+      );
+    const data = Buffer.from(reply.message.data ?? "", "base64").toString("utf8");
+    if (pick(data) && (await jsm.streams.deleteMessage(name, reply.message.seq, true).catch(() => false)))
+      deleted++;
+    seq = reply.message.seq + 1;
+  }
+}
+
+/**
+ * Messages of the target still in streams that keep content: run requests still queued in RUNS
+ * (cancelled already, so they would only be dropped when a worker takes them) and dead letters
+ * (a run request, a thread's turn or a request the runtime gave up on, kept 14 days).
+ */
+export async function forgetStreamMessages(bus: Bus, target: ForgetTarget): Promise<number> {
+  const pick = (data: string) => belongsTo(data, target);
+  const queued = await deleteMessages(bus, Streams.runs, `runs.*.${target.tenant}`, pick);
+  const dead = await deleteMessages(bus, Streams.deadLetters, Subjects.deadLetterAll, (data) => {
+    let letter: DeadLetter;
+    try {
+      letter = DeadLetter.parse(JSON.parse(data));
+    } catch {
+      return false;
+    }
+    return belongsTo(letter.payload, target);
+  });
+  return queued + dead;
+}
