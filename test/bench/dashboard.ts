@@ -1,10 +1,11 @@
 /**
  * dashboard benchmark: how fast `/v1/stats/series` answers (the query behind it, on the real
  * Postgres) over rollups seeded as a runtime at 1,000 turns/s leaves them: every minute of
- * the last 26 hours, every hour and day of the last 30 days, each bucket holding every
- * (tenant, service, kind, name, agent, code) a busy multi-tenant runtime touches in it
- * (20 tenants × 4 agents each: the chat and runs routes with their refusals, 2 models with an
- * error code, 2 tools) plus the 60 busiest users. Prints and writes results/dashboard.json.
+ * the last 26 hours, every hour and day of the last 30 days, each bucket holding the rollup
+ * slices (stats-rollups.ts) of every (tenant, service, kind, name, agent, code) a busy
+ * multi-tenant runtime touches in it (20 tenants × 4 agents each: the chat and runs routes
+ * with their refusals, 2 models with an error code, 2 tools) plus the 60 busiest users.
+ * Prints and writes results/dashboard.json.
  */
 import {
   BUCKET_COUNT,
@@ -12,6 +13,7 @@ import {
   migrateRollups,
   RANGES,
   type StatsRange,
+  slicesOf,
   TIERS,
 } from "@agent-runtime/ingress";
 import pg from "pg";
@@ -79,6 +81,19 @@ function keys(): Key[] {
   return all;
 }
 
+/** The rollup rows a runtime writes for these combinations: their slices, each weighted by how many combinations add to it. */
+function slices(combos: Key[]) {
+  const weights = new Map<string, { key: ReturnType<typeof slicesOf>[number]; weight: number }>();
+  for (const combo of combos)
+    for (const key of slicesOf(combo)) {
+      const id = JSON.stringify(key);
+      const entry = weights.get(id) ?? { key, weight: 0 };
+      entry.weight += 1;
+      weights.set(id, entry);
+    }
+  return [...weights.values()].map(({ key, weight }) => ({ ...key, weight }));
+}
+
 async function seed(
   pool: pg.Pool,
   table: string,
@@ -86,18 +101,21 @@ async function seed(
   buckets: number,
   combos: Key[],
 ): Promise<number> {
-  const callsPerBucket = (TURNS_PER_SECOND * seconds) / (combos.length / 4);
+  const callsPerCombo = (TURNS_PER_SECOND * seconds) / (combos.length / 4);
   const histogram = Array.from({ length: BUCKET_COUNT }, (_, index) => `h${index}`);
   const result = await pool.query(
-    `INSERT INTO ${table} (bucket, tenant, service, kind, name, agent, code, calls, errors, prompt_tokens, completion_tokens,
-       cached_tokens, cost_usd, cache_hits, latency_ms_sum, latency_ms_max, ${histogram.join(", ")})
-     SELECT to_timestamp(floor(extract(epoch FROM now()) / $2) * $2 - g * $2), k.tenant, k.service, k.kind, k.name, k.agent, k.code,
-       c, (c * 0.02)::bigint, c * 900, c * 200, c * 100, c * 0.0004, (c * 0.1)::bigint, c * 700, 9000 + random() * 1000,
-       ${histogram.map((_, _index) => `(c * random() / ${BUCKET_COUNT / 2})::bigint`).join(", ")}
+    `INSERT INTO ${table} (tenant, slice, bucket, service, kind, name, agent, code, calls, errors, prompt_tokens,
+       completion_tokens, cached_tokens, cost_usd, cache_hits, latency_ms_sum, latency_ms_max, ${histogram.join(", ")})
+     SELECT k.tenant, k.slice, to_timestamp(floor(extract(epoch FROM now()) / $2) * $2 - g * $2), k.service, k.kind, k.name,
+       k.agent, k.code, c, (c * 0.02)::bigint, c * 900, c * 200, c * 100, c * 0.0004, (c * 0.1)::bigint, c * 700,
+       9000 + random() * 1000, ${histogram.map(() => `(c * random() / ${BUCKET_COUNT / 2})::bigint`).join(", ")}
      FROM generate_series(0, $3 - 1) AS g
-     CROSS JOIN jsonb_to_recordset($1::jsonb) AS k(tenant text, service text, kind text, name text, agent text, code text)
-     CROSS JOIN LATERAL (SELECT (${callsPerBucket} * (0.5 + random()))::bigint AS c) AS calls`,
-    [JSON.stringify(combos), seconds, buckets],
+     CROSS JOIN jsonb_to_recordset($1::jsonb)
+       AS k(tenant text, slice smallint, service text, kind text, name text, agent text, code text, weight int)
+     CROSS JOIN LATERAL (SELECT (${callsPerCombo} * k.weight * (0.5 + random()))::bigint AS c) AS calls
+     -- in time and key order, as the writer adds them (each flush in key order)
+     ORDER BY g DESC, k.tenant, k.slice, k.service, k.kind, k.name, k.agent, k.code`,
+    [JSON.stringify(slices(combos)), seconds, buckets],
   );
   return result.rowCount ?? 0;
 }
@@ -119,24 +137,37 @@ async function main() {
     const started = performance.now();
     const rows = {
       minute: await seed(pool, TIERS.minute.table, 60, 26 * 60, combos),
+      fiveMinutes: await seed(pool, TIERS.fiveMinutes.table, 300, 26 * 12, combos),
       hour: await seed(pool, TIERS.hour.table, 3600, 30 * 24, combos),
       day: await seed(pool, TIERS.day.table, 86_400, 30, combos),
     };
-    await pool.query(
-      `INSERT INTO stats_queue_minute (bucket, lane, pending, ack_pending)
-       SELECT to_timestamp(floor(extract(epoch FROM now()) / 60) * 60 - g * 60), lane, (random() * 100)::bigint, (random() * 20)::bigint
-       FROM generate_series(0, 30 * 1440 - 1) AS g CROSS JOIN (VALUES ('interactive'), ('batch')) AS lanes(lane)`,
-    );
-    for (const table of [TIERS.minute.table, TIERS.hour.table, TIERS.day.table, "stats_queue_minute"])
+    for (const [tier, buckets] of [
+      ["minute", 3 * 1440],
+      ["fiveMinutes", 3 * 288],
+      ["hour", 30 * 24],
+      ["day", 30],
+    ] as const) {
+      const { queue, seconds } = TIERS[tier];
+      await pool.query(
+        `INSERT INTO ${queue} (bucket, lane, pending, ack_pending)
+         SELECT to_timestamp(floor(extract(epoch FROM now()) / $1) * $1 - g * $1), lane, (random() * 100)::bigint, (random() * 20)::bigint
+         FROM generate_series(0, $2 - 1) AS g CROSS JOIN (VALUES ('interactive'), ('batch')) AS lanes(lane)`,
+        [seconds, buckets],
+      );
+    }
+    for (const { table, queue } of Object.values(TIERS)) {
       await pool.query(`VACUUM ANALYZE ${table}`);
+      await pool.query(`VACUUM ANALYZE ${queue}`);
+    }
     const seedSeconds = Math.round((performance.now() - started) / 100) / 10;
     console.log(
-      `seeded ${JSON.stringify(rows)} rollup rows (${combos.length} series per bucket) in ${seedSeconds} s`,
+      `seeded ${JSON.stringify(rows)} rollup rows (${combos.length} combinations, ${slices(combos).length} slice rows per bucket) in ${seedSeconds} s`,
     );
 
     const figures: Record<string, unknown> = {
       turnsPerSecond: TURNS_PER_SECOND,
-      seriesPerBucket: combos.length,
+      combinationsPerBucket: combos.length,
+      sliceRowsPerBucket: slices(combos).length,
       rows,
     };
     const ranges = Object.keys(RANGES) as StatsRange[];

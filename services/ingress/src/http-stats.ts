@@ -1,13 +1,14 @@
 import type { Metrics } from "@agent-runtime/telemetry";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type pg from "pg";
-import { type RollupSample, writeRollups } from "./stats-rollups.js";
+import { RollupBuffer, writeRollupRows } from "./stats-rollups.js";
 
 /** Routes that are the dashboard looking at itself or probes; kept out of the rollups. */
 const UNCOUNTED = /^\/(dashboard|v1\/stats|healthz|readyz|metrics)(\/|$|\?)/;
 /** Statuses that mean ingress refused work to protect itself (shed), by reason. */
 const SHED_REASONS: Record<number, string> = { 429: "rate_limited", 503: "unavailable" };
-const FLUSH_MS = 2000;
+const FLUSH_MS = 1000;
+/** Combinations (route, status, tenant, agent, minute) held between writes at most. */
 const MAX_WAITING = 50_000;
 
 const tenants = new WeakMap<FastifyRequest, string>();
@@ -31,14 +32,14 @@ export interface HttpStatsOptions {
  * Counts every answered HTTP request into the rollups (route, status, tenant, agent,
  * latency), refusals included: 401, 403, 413 and 429 are errors of the ingress service in
  * the dashboard's error rate, and 429/503 are also counted as shed. Also keeps the
- * `http_in_flight` gauge and `requests_shed_total`. Samples are written every 2 s in one
- * statement per tier.
+ * `http_in_flight` gauge and `requests_shed_total`. Requests are summed in memory and
+ * written once a second, in one statement for every tier.
  */
 export function registerHttpStats(app: FastifyInstance, options: HttpStatsOptions): () => Promise<void> {
   const { metrics } = options;
   const inFlight = metrics.gauge("http_in_flight", "HTTP requests being answered");
   const shed = metrics.counter("requests_shed_total", "work refused to protect the service", ["reason"]);
-  let waiting: RollupSample[] = [];
+  const waiting = new RollupBuffer();
 
   app.addHook("onRequest", async (_request, reply) => {
     inFlight.inc();
@@ -48,13 +49,13 @@ export function registerHttpStats(app: FastifyInstance, options: HttpStatsOption
     const status = reply.statusCode;
     const reason = SHED_REASONS[status];
     if (reason) shed.inc({ reason });
-    if (UNCOUNTED.test(request.url) || waiting.length >= MAX_WAITING) return;
+    if (UNCOUNTED.test(request.url) || waiting.size >= MAX_WAITING) return;
     let tenant = tenants.get(request);
     if (tenant === undefined && status >= 400)
       tenant = await options.identify(request.headers.authorization).catch(() => undefined);
     const body = request.body as { model?: unknown; agent?: unknown } | undefined;
     const named = typeof body?.model === "string" ? body.model : body?.agent;
-    waiting.push({
+    waiting.add({
       at: Date.now(),
       tenant: tenant ?? "-",
       service: "ingress",
@@ -68,9 +69,7 @@ export function registerHttpStats(app: FastifyInstance, options: HttpStatsOption
   });
 
   const flush = async () => {
-    const batch = waiting;
-    waiting = [];
-    await writeRollups(options.pool, batch).catch(() => undefined);
+    await writeRollupRows(options.pool, waiting.take()).catch(() => undefined);
   };
   const timer = setInterval(() => void flush(), options.flushMs ?? FLUSH_MS);
   timer.unref();

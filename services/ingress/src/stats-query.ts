@@ -1,10 +1,12 @@
 import type pg from "pg";
 import {
+  ALL_TENANTS,
   addSums,
   BUCKET_COUNT,
   emptySums,
   quantileOf,
   type RollupSums,
+  SLICE,
   TIERS,
   type Tier,
 } from "./stats-rollups.js";
@@ -13,7 +15,7 @@ import {
 export const RANGES = {
   "15m": { seconds: 15 * 60, tier: "minute", step: 60 },
   "1h": { seconds: 3600, tier: "minute", step: 60 },
-  "6h": { seconds: 6 * 3600, tier: "minute", step: 300 },
+  "6h": { seconds: 6 * 3600, tier: "fiveMinutes", step: 300 },
   "24h": { seconds: 86_400, tier: "hour", step: 3600 },
   "7d": { seconds: 7 * 86_400, tier: "hour", step: 6 * 3600 },
   "30d": { seconds: 30 * 86_400, tier: "day", step: 86_400 },
@@ -46,10 +48,33 @@ export interface CacheSaving {
 
 const SERIES_LIMIT = 8;
 const HOTSPOT_LIMIT = 5;
-const SUMS_SQL = `sum(calls)::float8 AS calls, sum(errors)::float8 AS errors, sum(prompt_tokens)::float8 AS prompt_tokens,
-  sum(completion_tokens)::float8 AS completion_tokens, sum(cached_tokens)::float8 AS cached_tokens, sum(cost_usd) AS cost_usd,
-  sum(cache_hits)::float8 AS cache_hits, sum(latency_ms_sum) AS latency_ms_sum, max(latency_ms_max) AS latency_ms_max,
-  ${Array.from({ length: BUCKET_COUNT }, (_, index) => `sum(h${index})::float8 AS h${index}`).join(", ")}`;
+/** Users considered for the hotspots: the dearest and the slowest (mean) this many each. */
+const USER_CANDIDATES = 200;
+/** The tier users' hotspots read: whole hours or days that cover the range (users are many). */
+const USER_TIER: Record<StatsRange, Tier> = {
+  "15m": "minute",
+  "1h": "minute",
+  "6h": "hour",
+  "24h": "hour",
+  "7d": "day",
+  "30d": "day",
+};
+const SUM_COLUMNS: ReadonlyArray<readonly [string, "sum" | "max"]> = [
+  ["calls", "sum"],
+  ["errors", "sum"],
+  ["prompt_tokens", "sum"],
+  ["completion_tokens", "sum"],
+  ["cached_tokens", "sum"],
+  ["cost_usd", "sum"],
+  ["cache_hits", "sum"],
+  ["latency_ms_sum", "sum"],
+  ["latency_ms_max", "max"],
+  ...Array.from({ length: BUCKET_COUNT }, (_, index) => [`h${index}`, "sum"] as const),
+];
+/** The sums of a group of rows. */
+const SUMS_SQL = SUM_COLUMNS.map(
+  ([column, aggregate]) => `${aggregate}(${column})::float8 AS ${column}`,
+).join(", ");
 
 type SumsRow = Record<string, unknown>;
 
@@ -86,10 +111,6 @@ class Grid {
     addSums(cell, sums);
   }
 
-  labels(): string[] {
-    return [...this.cells.keys()];
-  }
-
   /** One series per label (the `limit` largest by `rank`), a value per time (null where nothing happened). */
   series(
     times: readonly number[],
@@ -118,53 +139,106 @@ class Grid {
 const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
 const tokensOf = (sums: RollupSums) => sums.promptTokens + sums.completionTokens;
 
+/** Sums keyed by a name, over the whole range (the hotspots and totals). */
+class Totals {
+  readonly groups = {
+    agent: new Map<string, RollupSums>(),
+    tool: new Map<string, RollupSums>(),
+    tenant: new Map<string, RollupSums>(),
+    user: new Map<string, RollupSums>(),
+    route: new Map<string, RollupSums>(),
+    model: new Map<string, RollupSums>(),
+  };
+  /** Cost of an agent's or tenant's model and tool calls (its latency is its HTTP requests'). */
+  readonly costs = { agent: new Map<string, number>(), tenant: new Map<string, number>() };
+  /** Model and tool calls, per `<kind> <name>`. */
+  readonly calls = new Map<string, RollupSums>();
+  readonly work = emptySums();
+  readonly requests = emptySums();
+
+  add(map: Map<string, RollupSums>, key: string, sums: RollupSums): void {
+    let into = map.get(key);
+    if (!into) {
+      into = emptySums();
+      map.set(key, into);
+    }
+    addSums(into, sums);
+  }
+
+  addCost(map: Map<string, number>, key: string, cost: number): void {
+    map.set(key, (map.get(key) ?? 0) + cost);
+  }
+}
+
 /**
  * Everything the dashboard draws for one tenant (or all, `tenant` undefined) over `range`:
  * latency percentiles per service and agent, tokens and USD by model, agent and tenant,
  * error rate per service and code (ingress refusals included), throughput, queue depth
- * per lane, shed requests, hotspots and cache savings. Four queries over one rollup tier.
+ * per lane, shed requests, hotspots and cache savings.
+ *
+ * Each query reads only the rollup slices of the view's own tenant (`*` for all) that one
+ * part of the page needs, in the tier of the range, and only the columns it draws: latency
+ * histograms per service and agent, spend per agent, model and tenant, error counts per
+ * code, the range's totals per model, tool, route and tenant (hotspots), users, queue depth.
  */
 export async function dashboardStats(pool: pg.Pool, tenant: string | undefined, range: StatsRange) {
   const started = performance.now();
   const { seconds, tier, step } = RANGES[range];
-  const { table } = TIERS[tier];
+  const { table, queue: queueTable, seconds: grain } = TIERS[tier];
   const now = Math.floor(Date.now() / 1000);
   const from = Math.floor((now - seconds) / step) * step + step;
   const times: number[] = [];
   for (let time = from; time <= now; time += step) times.push(time);
-  const since = `to_timestamp($1)`;
-  const filter = tenant === undefined ? "" : "AND tenant = $3";
-  const parameters = tenant === undefined ? [from, `${step} seconds`] : [from, `${step} seconds`, tenant];
-  // grouped by the binned timestamp, converted to epoch seconds once per group
-  const binned = "date_bin($2::interval, bucket, 'epoch'::timestamptz)";
-  const bucketSql = `extract(epoch FROM ${binned})::bigint AS time`;
-  const query = (sql: string, values: unknown[]) => boundedQuery(pool, sql, values);
+  const owner = tenant ?? ALL_TENANTS;
+  // the rows that name a tenant: its per-service rows in a tenant's view, the per-tenant ones in all
+  const tenantSlice = tenant === undefined ? SLICE.tenant : SLICE.service;
+  const time =
+    step === grain
+      ? "extract(epoch FROM bucket)::bigint"
+      : `extract(epoch FROM date_bin('${step} seconds'::interval, bucket, 'epoch'::timestamptz))::bigint`;
+  const where = "tenant = $1 AND bucket >= to_timestamp($2)";
+  const userTier = TIERS[USER_TIER[range]];
+  const userFrom = Math.floor(from / userTier.seconds) * userTier.seconds;
+  const query = (sql: string, at = from) => pool.query(sql, [owner, at]);
 
-  const [charts, byTenant, hotspotRows, queue] = await Promise.all([
+  const [latency, spent, failed, named, users, queue] = await Promise.all([
+    // per service (latency, throughput, totals) and per agent of the HTTP requests (latency)
     query(
-      // only the slices the charts draw: per service, per service and code, agent, model or tool
-      `SELECT ${bucketSql}, service, kind, name, agent, code, GROUPING(code) AS no_code, GROUPING(agent) AS no_agent,
-         GROUPING(name) AS no_name, ${SUMS_SQL}
-       FROM ${table} WHERE bucket >= ${since} AND kind <> 'user' ${filter}
-       GROUP BY ${binned}, GROUPING SETS ((service), (service, code), (service, agent), (service, kind, name))`,
-      parameters,
+      `SELECT ${time} AS time, slice, service, agent, ${SUMS_SQL} FROM ${table}
+       WHERE ${where} AND (slice = ${SLICE.service} OR (slice = ${SLICE.agent} AND service = 'ingress' AND agent <> ''))
+       GROUP BY 1, slice, service, agent`,
+    ),
+    // tokens and USD of model and tool calls per agent, model or tool, and tenant
+    query(
+      `SELECT ${time} AS time, slice, kind, name, agent, sum(prompt_tokens + completion_tokens)::float8 AS tokens,
+         sum(cost_usd) AS cost_usd
+       FROM ${table}
+       WHERE ${where} AND slice IN (${SLICE.agent}, ${SLICE.name}, ${tenantSlice}) AND service <> 'ingress'
+       GROUP BY 1, slice, kind, name, agent`,
     ),
     query(
-      `SELECT ${bucketSql}, tenant, sum(prompt_tokens + completion_tokens)::float8 AS tokens, sum(cost_usd) AS cost_usd
-       FROM ${table} WHERE bucket >= ${since} AND kind <> 'user' AND service <> 'ingress' ${filter}
-       GROUP BY ${binned}, tenant`,
-      parameters,
+      `SELECT ${time} AS time, service, code, sum(errors)::float8 AS errors FROM ${table}
+       WHERE ${where} AND slice = ${SLICE.code} GROUP BY 1, service, code HAVING sum(errors) > 0`,
+    ),
+    // the range's totals per model, tool and route, and per tenant of the HTTP requests
+    query(
+      `SELECT slice, service, kind, name, ${SUMS_SQL} FROM ${table}
+       WHERE ${where} AND (slice = ${SLICE.name} OR (slice = ${tenantSlice} AND service = 'ingress'))
+       GROUP BY slice, service, kind, name`,
     ),
     query(
-      `SELECT tenant, service, kind, name, agent, ${SUMS_SQL}
-       FROM ${table} WHERE bucket >= ${since} ${tenant === undefined ? "" : "AND tenant = $2"}
-       GROUP BY tenant, service, kind, name, agent`,
-      tenant === undefined ? [from] : [from, tenant],
+      `WITH users AS (
+         SELECT name, ${SUMS_SQL} FROM ${userTier.table} WHERE ${where} AND slice = ${SLICE.user} GROUP BY name
+       )
+       (SELECT * FROM users ORDER BY cost_usd DESC, name LIMIT ${USER_CANDIDATES})
+       UNION
+       (SELECT * FROM users ORDER BY latency_ms_sum / greatest(calls, 1) DESC, name LIMIT ${USER_CANDIDATES})`,
+      userFrom,
     ),
-    query(
-      `SELECT ${bucketSql}, lane, max(pending)::float8 AS pending, max(ack_pending)::float8 AS ack_pending
-       FROM stats_queue_minute WHERE bucket >= ${since} GROUP BY ${binned}, lane`,
-      [from, `${step} seconds`],
+    pool.query(
+      `SELECT ${time} AS time, lane, max(pending)::float8 AS pending, max(ack_pending)::float8 AS ack_pending
+       FROM ${queueTable} WHERE bucket >= to_timestamp($1) GROUP BY 1, lane`,
+      [from],
     ),
   ]);
 
@@ -175,33 +249,67 @@ export async function dashboardStats(pool: pg.Pool, tenant: string | undefined, 
   const errorCodes = new Grid();
   const shed = new Grid();
   const callsPer = new Map<string, Map<number, number>>();
-  for (const row of charts.rows) {
-    const time = Number(row.time);
+  const totals = new Totals();
+  for (const row of latency.rows) {
+    const at = Number(row.time);
     const sums = sumsOf(row);
-    const { service, kind, name, agent, code } = row as Record<string, string>;
-    if (row.no_code === 0) {
-      if (sums.errors > 0) errorCodes.add(`${service} ${code}`, time, sums);
-      if (code === "429" || code === "503" || code === "overloaded" || code === "rate_limited")
-        shed.add(service!, time, sums);
-    } else if (row.no_agent === 0) {
-      if (agent && service === "ingress") agentLatency.add(agent, time, sums);
-      else if (agent) spend.agent.add(agent, time, sums);
-    } else if (row.no_name === 0) {
-      if (service !== "ingress") spend.model.add(kind === "tool" ? `tool ${name}` : name!, time, sums);
-    } else {
-      const perTime = callsPer.get(service!) ?? new Map<number, number>();
-      perTime.set(time, (perTime.get(time) ?? 0) + sums.calls);
-      callsPer.set(service!, perTime);
-      serviceLatency.add(service!, time, sums);
-      serviceCalls.add(service!, time, sums);
+    const { service, agent } = row as Record<string, string>;
+    if (Number(row.slice) === SLICE.agent) {
+      agentLatency.add(agent!, at, sums);
+      totals.add(totals.groups.agent, agent!, sums);
+      continue;
     }
+    const perTime = callsPer.get(service!) ?? new Map<number, number>();
+    perTime.set(at, (perTime.get(at) ?? 0) + sums.calls);
+    callsPer.set(service!, perTime);
+    serviceLatency.add(service!, at, sums);
+    serviceCalls.add(service!, at, sums);
+    addSums(service === "ingress" ? totals.requests : totals.work, sums);
   }
-  for (const row of byTenant.rows) {
+  for (const row of spent.rows) {
+    const at = Number(row.time);
     const sums = emptySums();
     sums.promptTokens = Number(row.tokens);
     sums.costUsd = Number(row.cost_usd);
-    spend.tenant.add(String(row.tenant), Number(row.time), sums);
+    const { kind, name, agent } = row as Record<string, string>;
+    switch (Number(row.slice)) {
+      case SLICE.agent:
+        if (!agent) break;
+        spend.agent.add(agent, at, sums);
+        totals.addCost(totals.costs.agent, agent, sums.costUsd);
+        break;
+      case SLICE.name:
+        spend.model.add(kind === "tool" ? `tool ${name}` : name!, at, sums);
+        break;
+      default: {
+        const label = tenant ?? name!;
+        spend.tenant.add(label, at, sums);
+        totals.addCost(totals.costs.tenant, label, sums.costUsd);
+      }
+    }
   }
+  for (const row of failed.rows) {
+    const at = Number(row.time);
+    const { service, code } = row as Record<string, string>;
+    const sums = emptySums();
+    sums.errors = Number(row.errors);
+    sums.calls = sums.errors;
+    errorCodes.add(`${service} ${code}`, at, sums);
+    if (code === "429" || code === "503" || code === "overloaded" || code === "rate_limited")
+      shed.add(service!, at, sums);
+  }
+  for (const row of named.rows) {
+    const sums = sumsOf(row);
+    const { service, kind, name } = row as Record<string, string>;
+    if (Number(row.slice) !== SLICE.name) totals.add(totals.groups.tenant, tenant ?? name!, sums);
+    else if (service === "ingress") totals.add(totals.groups.route, name!, sums);
+    else {
+      totals.add(kind === "tool" ? totals.groups.tool : totals.groups.model, name!, sums);
+      totals.add(totals.calls, `${kind} ${name}`, sums);
+    }
+  }
+  for (const row of users.rows) totals.add(totals.groups.user, String(row.name), sumsOf(row));
+
   const percentiles = (grid: Grid) =>
     ([0.5, 0.95, 0.99] as const).flatMap((q) =>
       grid.series(times, (sums) => quantileOf(sums.histogram, q, sums.latencyMsMax), {
@@ -265,81 +373,13 @@ export async function dashboardStats(pool: pg.Pool, tenant: string | undefined, 
     throughput: serviceCalls.series(times, (sums) => round(sums.calls / (step / 60), 2)),
     queue: queueSeries,
     shed: shed.series(times, (sums) => sums.calls),
-    ...summaries(hotspotRows.rows),
+    ...summaries(totals),
     queryMs: round(performance.now() - started, 1),
   };
 }
 
-/** One query with enough memory to aggregate in a hash table without spilling to disk. */
-async function boundedQuery(pool: pg.Pool, sql: string, values: unknown[]): Promise<pg.QueryResult> {
-  const client = await pool.connect();
-  try {
-    await client.query("BEGIN READ ONLY");
-    await client.query("SET LOCAL work_mem = '64MB'");
-    const result = await client.query(sql, values);
-    await client.query("COMMIT");
-    return result;
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
-}
-
-function summaries(rows: SumsRow[]) {
-  const groups = {
-    agent: new Map<string, RollupSums>(),
-    tool: new Map<string, RollupSums>(),
-    tenant: new Map<string, RollupSums>(),
-    user: new Map<string, RollupSums>(),
-    route: new Map<string, RollupSums>(),
-    model: new Map<string, RollupSums>(),
-  };
-  const costs = { agent: new Map<string, number>(), tenant: new Map<string, number>() };
-  const caches = new Map<string, { hits: number; calls: number; tokens: number; paidCost: number }>();
-  const totals = emptySums();
-  const add = (map: Map<string, RollupSums>, key: string, sums: RollupSums) => {
-    let into = map.get(key);
-    if (!into) {
-      into = emptySums();
-      map.set(key, into);
-    }
-    addSums(into, sums);
-  };
-  const addCost = (map: Map<string, number>, key: string, cost: number) =>
-    map.set(key, (map.get(key) ?? 0) + cost);
-  const cacheOf = (key: string) => {
-    let entry = caches.get(key);
-    if (!entry) {
-      entry = { hits: 0, calls: 0, tokens: 0, paidCost: 0 };
-      caches.set(key, entry);
-    }
-    return entry;
-  };
-  for (const row of rows) {
-    const sums = sumsOf(row);
-    const { tenant, service, kind, name, agent } = row as Record<string, string>;
-    if (kind === "user") {
-      add(groups.user, `${tenant}/${name}`, sums);
-      continue;
-    }
-    if (service === "ingress") {
-      add(groups.route, name!, sums);
-      add(groups.tenant, tenant!, sums);
-      if (agent) add(groups.agent, agent, sums);
-      continue;
-    }
-    addSums(totals, sums);
-    addCost(costs.tenant, tenant!, sums.costUsd);
-    if (agent) addCost(costs.agent, agent, sums.costUsd);
-    add(kind === "tool" ? groups.tool : groups.model, name!, sums);
-    const cache = cacheOf(`${kind} ${name}`);
-    cache.hits += sums.cacheHits;
-    cache.calls += sums.calls;
-    cache.tokens += sums.cachedTokens;
-    cache.paidCost += sums.costUsd;
-  }
+function summaries(totals: Totals) {
+  const { groups, costs } = totals;
   const hotspots: Hotspot[] = [];
   for (const [kind, map] of Object.entries(groups) as Array<[Hotspot["kind"], Map<string, RollupSums>]>) {
     const entries = [...map.entries()].map(([name, sums]) => ({
@@ -372,30 +412,31 @@ function summaries(rows: SumsRow[]) {
     let hits = 0;
     let calls = 0;
     let savedUsd = 0;
-    for (const [key, entry] of caches) {
+    for (const [key, entry] of totals.calls) {
       if (!key.startsWith(`${kind} `)) continue;
-      hits += entry.hits;
+      hits += entry.cacheHits;
       calls += entry.calls;
-      const paid = entry.calls - entry.hits;
-      if (paid > 0) savedUsd += (entry.paidCost / paid) * entry.hits;
+      const paid = entry.calls - entry.cacheHits;
+      if (paid > 0) savedUsd += (entry.costUsd / paid) * entry.cacheHits;
     }
     return { cache, hits, calls, tokens: 0, savedUsd: round(savedUsd, 6) };
   });
+  const { work, requests } = totals;
   cacheSavings.push({
     cache: "provider prompt",
     hits: 0,
-    calls: totals.calls,
-    tokens: totals.cachedTokens,
+    calls: work.calls,
+    tokens: work.cachedTokens,
     savedUsd: 0,
   });
   return {
     totals: {
-      calls: totals.calls,
-      errors: totals.errors,
-      tokens: tokensOf(totals),
-      costUsd: round(totals.costUsd, 6),
-      requests: [...groups.route.values()].reduce((sum, sums) => sum + sums.calls, 0),
-      refused: [...groups.route.values()].reduce((sum, sums) => sum + sums.errors, 0),
+      calls: work.calls,
+      errors: work.errors,
+      tokens: tokensOf(work),
+      costUsd: round(work.costUsd, 6),
+      requests: requests.calls,
+      refused: requests.errors,
     },
     hotspots,
     cacheSavings,

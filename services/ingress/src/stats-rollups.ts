@@ -2,14 +2,23 @@ import { migrate } from "@agent-runtime/stores";
 import type pg from "pg";
 
 /**
- * Time-bucketed rollups behind `/v1/stats/series` and the dashboard. Every model call,
- * tool call and HTTP request adds to one row per (bucket, tenant, service, kind, name,
- * agent, code) in three tiers: per minute (kept 3 days), per hour (kept 40 days) and per
- * day (kept 400 days). A query reads the coarsest tier that still gives its range enough
- * points, so 30 days read a few thousand rows however busy the runtime is.
+ * Time-bucketed rollups behind `/v1/stats/series` and the dashboard, in four tiers: per
+ * minute and per 5 minutes (kept 3 days), per hour (kept 40 days) and per day (kept 400
+ * days); each dashboard range reads the tier of its chart step, so no range reads more
+ * than 168 buckets.
+ *
+ * A row is not one (tenant, service, kind, name, agent, code) combination but one *slice*
+ * the dashboard draws: per service, per service and code, per service and agent, per
+ * service and model/tool/route name, per user, and (for all tenants) per service and
+ * tenant. Each is kept for its tenant and again for all tenants (`tenant = '*'`, which no
+ * tenant id can be), so a view reads only its own slices and never sums across the
+ * combinations a busy multi-tenant runtime produces (thousands per minute).
  *
  * Latency is kept as a fixed histogram (`h0`…`h19`, upper bounds in `LATENCY_BOUNDS_MS`),
- * so percentiles of any slice are read from summed buckets.
+ * so percentiles of any slice and range are read from summed buckets.
+ *
+ * Writers aggregate samples in memory (`RollupBuffer`) and write each flush as one
+ * multi-row upsert into every tier (`writeRollupRows`).
  */
 
 /** Upper bounds (ms) of the latency buckets; the last bucket is everything above. */
@@ -20,16 +29,43 @@ export const BUCKET_COUNT = LATENCY_BOUNDS_MS.length + 1;
 const BUCKETS = Array.from({ length: BUCKET_COUNT }, (_, index) => `h${index}`);
 
 export const TIERS = {
-  minute: { table: "stats_minute", seconds: 60, keep: "3 days" },
-  hour: { table: "stats_hour", seconds: 3600, keep: "40 days" },
-  day: { table: "stats_day", seconds: 86_400, keep: "400 days" },
+  minute: { table: "rollup_minute", queue: "queue_depth_minute", seconds: 60, keep: "3 days" },
+  fiveMinutes: {
+    table: "rollup_five_minutes",
+    queue: "queue_depth_five_minutes",
+    seconds: 300,
+    keep: "3 days",
+  },
+  hour: { table: "rollup_hour", queue: "queue_depth_hour", seconds: 3600, keep: "40 days" },
+  day: { table: "rollup_day", queue: "queue_depth_day", seconds: 86_400, keep: "400 days" },
 } as const;
 export type Tier = keyof typeof TIERS;
+const TIER_NAMES = Object.keys(TIERS) as Tier[];
 
-/** What a rollup row is about. `code` is `ok`, an error code or an HTTP status. */
+/** The tenant of the rows that count every tenant. */
+export const ALL_TENANTS = "*";
+
+/** What a rollup row sums over; the columns a slice does not split by are ''. */
+export const SLICE = {
+  /** per service */
+  service: 1,
+  /** per service and code (`ok`, an error code or an HTTP status) */
+  code: 2,
+  /** per service and agent ('' for calls made for no agent) */
+  agent: 3,
+  /** per service, kind and name (model, tool, route) */
+  name: 4,
+  /** per service and tenant (`name`), only in the all-tenants rows */
+  tenant: 5,
+  /** per user (`name` is `<tenant>/<user>`) */
+  user: 6,
+} as const;
+export type Slice = (typeof SLICE)[keyof typeof SLICE];
+
+/** What a sample is about. `code` is `ok`, an error code or an HTTP status. */
 export interface RollupKey {
   tenant: string;
-  /** `ingress`, `model-proxy`, `tool-executor`; `users` for per-user rows. */
+  /** `ingress`, `model-proxy`, `tool-executor`; `users` for per-user samples. */
   service: string;
   /** `http`, `model-chat`, `model-embed`, `tool`, `user`. */
   kind: string;
@@ -64,16 +100,35 @@ export interface RollupSample extends RollupKey {
   cacheHit?: boolean;
 }
 
+/** One row of one tier, as written. */
+export interface RollupRow {
+  tier: Tier;
+  /** Epoch seconds of the bucket's start. */
+  bucket: number;
+  tenant: string;
+  slice: Slice;
+  service: string;
+  kind: string;
+  name: string;
+  agent: string;
+  code: string;
+  sums: RollupSums;
+}
+
+const KEY_COLUMNS = ["tenant", "slice", "bucket", "service", "kind", "name", "agent", "code"];
+
 export const ROLLUP_MIGRATIONS = Object.values(TIERS)
-  .flatMap(({ table }) => [
+  .flatMap(({ table, queue }) => [
+    // fillfactor: room on each page, so the upserts of a bucket are HOT updates (no index write)
     `CREATE TABLE IF NOT EXISTS ${table} (
-     bucket timestamptz NOT NULL,
      tenant text NOT NULL,
+     slice smallint NOT NULL,
+     bucket timestamptz NOT NULL,
      service text NOT NULL,
-     kind text NOT NULL,
-     name text NOT NULL,
+     kind text NOT NULL DEFAULT '',
+     name text NOT NULL DEFAULT '',
      agent text NOT NULL DEFAULT '',
-     code text NOT NULL,
+     code text NOT NULL DEFAULT '',
      calls bigint NOT NULL DEFAULT 0,
      errors bigint NOT NULL DEFAULT 0,
      prompt_tokens bigint NOT NULL DEFAULT 0,
@@ -84,20 +139,21 @@ export const ROLLUP_MIGRATIONS = Object.values(TIERS)
      latency_ms_sum double precision NOT NULL DEFAULT 0,
      latency_ms_max double precision NOT NULL DEFAULT 0,
      ${BUCKETS.map((column) => `${column} bigint NOT NULL DEFAULT 0`).join(",\n     ")},
-     PRIMARY KEY (bucket, tenant, service, kind, name, agent, code)
-   )`,
-    `CREATE INDEX IF NOT EXISTS ${table}_tenant ON ${table} (tenant, bucket)`,
-  ])
-  .concat([
-    // the deepest pending and in-progress counts seen per lane and minute
-    `CREATE TABLE IF NOT EXISTS stats_queue_minute (
+     PRIMARY KEY (${KEY_COLUMNS.join(", ")})
+   ) WITH (fillfactor = 70)`,
+    // for pruning by age: tiny, and rows arrive in time order
+    `CREATE INDEX IF NOT EXISTS ${table}_bucket ON ${table} USING brin (bucket)`,
+    // the deepest pending and in-progress counts seen per lane and bucket
+    `CREATE TABLE IF NOT EXISTS ${queue} (
      bucket timestamptz NOT NULL,
      lane text NOT NULL,
      pending bigint NOT NULL DEFAULT 0,
      ack_pending bigint NOT NULL DEFAULT 0,
      PRIMARY KEY (bucket, lane)
    )`,
-  ]);
+  ])
+  // the first dashboard's tables: one row per combination, queue depth per minute only
+  .concat(["DROP TABLE IF EXISTS stats_minute, stats_hour, stats_day, stats_queue_minute"]);
 
 export async function migrateRollups(pool: pg.Pool): Promise<void> {
   await migrate(pool, "ingress-stats-rollups", ROLLUP_MIGRATIONS);
@@ -157,42 +213,92 @@ export function addSums(into: RollupSums, from: RollupSums): void {
     into.histogram[index] = (into.histogram[index] ?? 0) + (from.histogram[index] ?? 0);
 }
 
-function sampleSums(sample: RollupSample): RollupSums {
-  const sums = emptySums();
-  sums.calls = 1;
-  sums.errors = sample.error ? 1 : 0;
-  sums.promptTokens = sample.promptTokens ?? 0;
-  sums.completionTokens = sample.completionTokens ?? 0;
-  sums.cachedTokens = sample.cachedTokens ?? 0;
-  sums.costUsd = sample.costUsd ?? 0;
-  sums.cacheHits = sample.cacheHit ? 1 : 0;
-  sums.latencyMsSum = sample.latencyMs;
-  sums.latencyMsMax = sample.latencyMs;
-  sums.histogram[bucketOf(sample.latencyMs)] = 1;
-  return sums;
+function addSample(into: RollupSums, sample: RollupSample): void {
+  into.calls += 1;
+  into.errors += sample.error ? 1 : 0;
+  into.promptTokens += sample.promptTokens ?? 0;
+  into.completionTokens += sample.completionTokens ?? 0;
+  into.cachedTokens += sample.cachedTokens ?? 0;
+  into.costUsd += sample.costUsd ?? 0;
+  into.cacheHits += sample.cacheHit ? 1 : 0;
+  into.latencyMsSum += sample.latencyMs;
+  into.latencyMsMax = Math.max(into.latencyMsMax, sample.latencyMs);
+  const bucket = bucketOf(sample.latencyMs);
+  into.histogram[bucket] = (into.histogram[bucket] ?? 0) + 1;
 }
 
-interface Row {
-  bucket: number;
-  key: RollupKey;
-  sums: RollupSums;
-}
+type SliceKey = Pick<RollupRow, "tenant" | "slice" | "service" | "kind" | "name" | "agent" | "code">;
 
-/** Samples summed per bucket of one tier, in key order (concurrent writers lock rows in the same order). */
-function rowsOf(samples: readonly RollupSample[], seconds: number): Row[] {
-  const rows = new Map<string, Row>();
-  for (const sample of samples) {
-    const bucket = Math.floor(sample.at / 1000 / seconds) * seconds;
-    const { tenant, service, kind, name, agent, code } = sample;
-    const id = [bucket, tenant, service, kind, name, agent, code].join("\u0000");
-    let row = rows.get(id);
-    if (!row) {
-      row = { bucket, key: { tenant, service, kind, name, agent, code }, sums: emptySums() };
-      rows.set(id, row);
-    }
-    addSums(row.sums, sampleSums(sample));
+/** The slices one combination adds to: its own tenant's and the all-tenants rows. */
+export function slicesOf(key: RollupKey): SliceKey[] {
+  const { tenant, service, kind, name, agent, code } = key;
+  const blank = { kind: "", name: "", agent: "", code: "" };
+  if (kind === "user") {
+    const user = { slice: SLICE.user, service, ...blank, kind, name: `${tenant}/${name}` };
+    return [
+      { tenant, ...user },
+      { tenant: ALL_TENANTS, ...user },
+    ];
   }
-  return [...rows.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, row]) => row);
+  return [tenant, ALL_TENANTS]
+    .flatMap((owner): SliceKey[] => [
+      { tenant: owner, slice: SLICE.service, service, ...blank },
+      { tenant: owner, slice: SLICE.code, service, ...blank, code },
+      { tenant: owner, slice: SLICE.agent, service, ...blank, agent },
+      { tenant: owner, slice: SLICE.name, service, ...blank, kind, name },
+    ])
+    .concat([{ tenant: ALL_TENANTS, slice: SLICE.tenant, service, ...blank, name: tenant }]);
+}
+
+const SEPARATOR = "\u0000";
+
+/**
+ * Samples summed in memory until taken: per minute and combination as they arrive (one map
+ * update per sample), spread over slices and tiers only when taken.
+ */
+export class RollupBuffer {
+  private readonly minutes = new Map<string, { minute: number; key: RollupKey; sums: RollupSums }>();
+
+  get size(): number {
+    return this.minutes.size;
+  }
+
+  add(sample: RollupSample): void {
+    const minute = Math.floor(sample.at / 60_000) * 60;
+    const { tenant, service, kind, name, agent, code } = sample;
+    const id = [minute, tenant, service, kind, name, agent, code].join(SEPARATOR);
+    let entry = this.minutes.get(id);
+    if (!entry) {
+      entry = { minute, key: { tenant, service, kind, name, agent, code }, sums: emptySums() };
+      this.minutes.set(id, entry);
+    }
+    addSample(entry.sums, sample);
+  }
+
+  /** The rows of every tier for what was added, in key order; empties the buffer. */
+  take(): RollupRow[] {
+    const rows = new Map<string, RollupRow>();
+    for (const { minute, key, sums } of this.minutes.values()) {
+      for (const slice of slicesOf(key)) {
+        for (const tier of TIER_NAMES) {
+          const seconds = TIERS[tier].seconds;
+          const bucket = Math.floor(minute / seconds) * seconds;
+          const id = [tier, slice.tenant, slice.slice, bucket, slice.service, slice.kind, slice.name]
+            .concat([slice.agent, slice.code])
+            .join(SEPARATOR);
+          let row = rows.get(id);
+          if (!row) {
+            row = { tier, bucket, ...slice, sums: emptySums() };
+            rows.set(id, row);
+          }
+          addSums(row.sums, sums);
+        }
+      }
+    }
+    this.minutes.clear();
+    // key order: concurrent writers (other replicas) lock shared rows in the same order
+    return [...rows.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, row]) => row);
+  }
 }
 
 const SUM_COLUMNS = [
@@ -206,30 +312,45 @@ const SUM_COLUMNS = [
   "latency_ms_sum",
   ...BUCKETS,
 ];
-const KEY_COLUMNS = ["tenant", "service", "kind", "name", "agent", "code"];
+const COLUMNS = [...KEY_COLUMNS, ...SUM_COLUMNS, "latency_ms_max"];
 
-function upsertSql(table: string): string {
-  const columns = ["bucket", ...KEY_COLUMNS, ...SUM_COLUMNS, "latency_ms_max"];
-  const types = (column: string) =>
-    column === "bucket"
-      ? "timestamptz"
-      : KEY_COLUMNS.includes(column)
-        ? "text"
-        : column.startsWith("cost") || column.startsWith("latency")
-          ? "float8"
-          : "bigint";
-  return `INSERT INTO ${table} AS t (${columns.join(", ")})
-    SELECT ${columns.join(", ")} FROM jsonb_to_recordset($1::jsonb) AS r(${columns.map((column) => `${column} ${types(column)}`).join(", ")})
-    ON CONFLICT (bucket, ${KEY_COLUMNS.join(", ")}) DO UPDATE SET
-      ${SUM_COLUMNS.map((column) => `${column} = t.${column} + EXCLUDED.${column}`).join(",\n      ")},
-      latency_ms_max = GREATEST(t.latency_ms_max, EXCLUDED.latency_ms_max)`;
+function columnType(column: string): string {
+  if (column === "bucket") return "timestamptz";
+  if (column === "slice") return "smallint";
+  if (KEY_COLUMNS.includes(column)) return "text";
+  return column.startsWith("cost") || column.startsWith("latency") ? "float8" : "bigint";
 }
 
-function rowJson(row: Row): Record<string, unknown> {
+/** One statement that adds rows into every tier: a data-modifying CTE per tier but the last. */
+const UPSERT_SQL = (() => {
+  const upsert = (tier: Tier) => `INSERT INTO ${TIERS[tier].table} AS t (${COLUMNS.join(", ")})
+    SELECT ${COLUMNS.join(", ")} FROM rows WHERE tier = '${tier}'
+    ON CONFLICT (${KEY_COLUMNS.join(", ")}) DO UPDATE SET
+      ${SUM_COLUMNS.map((column) => `${column} = t.${column} + EXCLUDED.${column}`).join(", ")},
+      latency_ms_max = GREATEST(t.latency_ms_max, EXCLUDED.latency_ms_max)`;
+  const last = TIER_NAMES.at(-1)!;
+  return `WITH rows AS MATERIALIZED (
+      SELECT * FROM jsonb_to_recordset($1::jsonb)
+        AS r(tier text, ${COLUMNS.map((column) => `${column} ${columnType(column)}`).join(", ")})
+    ),
+    ${TIER_NAMES.slice(0, -1)
+      .map((tier) => `${tier}_rows AS (${upsert(tier)})`)
+      .join(",\n    ")}
+    ${upsert(last)}`;
+})();
+
+function rowJson(row: RollupRow): Record<string, unknown> {
   const { sums } = row;
   const json: Record<string, unknown> = {
+    tier: row.tier,
+    tenant: row.tenant,
+    slice: row.slice,
     bucket: new Date(row.bucket * 1000).toISOString(),
-    ...row.key,
+    service: row.service,
+    kind: row.kind,
+    name: row.name,
+    agent: row.agent,
+    code: row.code,
     calls: sums.calls,
     errors: sums.errors,
     prompt_tokens: sums.promptTokens,
@@ -246,33 +367,46 @@ function rowJson(row: Row): Record<string, unknown> {
   return json;
 }
 
-/** Adds samples to every tier (one statement per tier, whatever the count). */
+/** Adds rows (of `RollupBuffer.take`) into their tiers in one statement. */
+export async function writeRollupRows(
+  client: pg.Pool | pg.PoolClient,
+  rows: readonly RollupRow[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  await client.query(UPSERT_SQL, [JSON.stringify(rows.map(rowJson))]);
+}
+
+/** Sums samples in memory and adds them to every tier in one statement. */
 export async function writeRollups(
   client: pg.Pool | pg.PoolClient,
   samples: readonly RollupSample[],
 ): Promise<void> {
-  if (samples.length === 0) return;
-  for (const { table, seconds } of Object.values(TIERS)) {
-    const rows = rowsOf(samples, seconds);
-    await client.query(upsertSql(table), [JSON.stringify(rows.map(rowJson))]);
-  }
+  const buffer = new RollupBuffer();
+  for (const sample of samples) buffer.add(sample);
+  await writeRollupRows(client, buffer.take());
 }
 
-/** Records the deepest queue seen per lane this minute. */
+/** Records the deepest queue seen per lane in this minute, hour and day (one statement). */
 export async function writeQueueDepth(
   pool: pg.Pool,
   at: number,
   lanes: ReadonlyArray<{ lane: string; pending: number; ackPending: number }>,
 ): Promise<void> {
   if (lanes.length === 0) return;
-  const bucket = new Date(Math.floor(at / 60_000) * 60_000).toISOString();
-  await pool.query(
-    `INSERT INTO stats_queue_minute AS q (bucket, lane, pending, ack_pending)
-     SELECT $1::timestamptz, * FROM unnest($2::text[], $3::bigint[], $4::bigint[])
+  const upsert = (tier: Tier) => `INSERT INTO ${TIERS[tier].queue} AS q (bucket, lane, pending, ack_pending)
+     SELECT to_timestamp(floor($1::float8 / ${TIERS[tier].seconds}) * ${TIERS[tier].seconds}), lane, pending, ack_pending FROM lanes
      ON CONFLICT (bucket, lane) DO UPDATE SET
-       pending = GREATEST(q.pending, EXCLUDED.pending), ack_pending = GREATEST(q.ack_pending, EXCLUDED.ack_pending)`,
+       pending = GREATEST(q.pending, EXCLUDED.pending), ack_pending = GREATEST(q.ack_pending, EXCLUDED.ack_pending)`;
+  await pool.query(
+    `WITH lanes AS MATERIALIZED (
+       SELECT * FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS l(lane, pending, ack_pending)
+     ),
+     ${TIER_NAMES.slice(0, -1)
+       .map((tier) => `${tier}_depth AS (${upsert(tier)})`)
+       .join(",\n     ")}
+     ${upsert(TIER_NAMES.at(-1)!)}`,
     [
-      bucket,
+      at / 1000,
       lanes.map((lane) => lane.lane),
       lanes.map((lane) => lane.pending),
       lanes.map((lane) => lane.ackPending),
@@ -282,7 +416,8 @@ export async function writeQueueDepth(
 
 /** Drops rows older than each tier keeps. */
 export async function pruneRollups(pool: pg.Pool): Promise<void> {
-  for (const { table, keep } of Object.values(TIERS))
+  for (const { table, queue, keep } of Object.values(TIERS)) {
     await pool.query(`DELETE FROM ${table} WHERE bucket < now() - interval '${keep}'`);
-  await pool.query(`DELETE FROM stats_queue_minute WHERE bucket < now() - interval '40 days'`);
+    await pool.query(`DELETE FROM ${queue} WHERE bucket < now() - interval '${keep}'`);
+  }
 }

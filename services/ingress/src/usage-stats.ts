@@ -3,6 +3,7 @@ import { ModelUsageRecord, ToolUsageRecord } from "@agent-runtime/contracts";
 import { withTransaction } from "@agent-runtime/stores";
 import type pg from "pg";
 import { z } from "zod";
+import { IntervalBatcher } from "./stats-batcher.js";
 import { migrateRollups, pruneRollups, type RollupSample, writeRollups } from "./stats-rollups.js";
 
 const UsageMessage = z.union([ModelUsageRecord, ToolUsageRecord]);
@@ -10,24 +11,31 @@ const SEEN_RETENTION = "31 days"; // longer than the USAGE stream keeps records
 
 type UsageMessage = z.infer<typeof UsageMessage>;
 
-/** How long a record waits for others to share its write, and how many share one at most. */
-const LINGER_MS = 50;
-const MAX_BATCH = 500;
+/** Usage is written at most once per this interval (per ingress replica), in one transaction. */
+const FLUSH_MS = 1000;
+/** Records held unacknowledged at once: more than the USAGE stream brings in one interval. */
+const MAX_PENDING = 10_000;
 
 /**
- * Folds the USAGE stream into daily aggregates (stats, token and cost quotas) and
- * the per-minute, hour and day rollups of the dashboard (stats-rollups.ts). Records are written in batches (one transaction for all records that
- * arrived within 50 ms), each acknowledged once its batch committed. Each record
- * counts once: its id is remembered in the same transaction.
+ * Folds the USAGE stream into daily aggregates (stats, token and cost quotas) and the
+ * rollups of the dashboard (stats-rollups.ts). Records are summed in memory and written at
+ * most once a second, all that arrived since in one transaction (one multi-row upsert per
+ * table), and each is acknowledged only once that transaction committed: a crash before it
+ * loses nothing (JetStream delivers the records again). Each record counts once: its id is
+ * remembered in the same transaction, so a record delivered again after its transaction
+ * committed (its ack was lost) is recognised and left out.
  */
 export async function startUsageAggregation(bus: Bus, pool: pg.Pool): Promise<() => void> {
   await migrateRollups(pool);
-  const batcher = new UsageBatcher(pool);
+  const batcher = new IntervalBatcher<UsageMessage>(
+    (records) => withTransaction(pool, (client) => writeUsage(client, records)),
+    FLUSH_MS,
+  );
   await consume(bus, {
     stream: "USAGE",
     durable: "ingress-usage",
     schema: UsageMessage,
-    concurrency: MAX_BATCH,
+    concurrency: MAX_PENDING,
     deadLetterOrigin: "usage",
     handler: (record) => batcher.add(record),
   });
@@ -39,48 +47,6 @@ export async function startUsageAggregation(bus: Bus, pool: pg.Pool): Promise<()
   }, 3600_000);
   prune.unref();
   return () => clearInterval(prune);
-}
-
-interface Waiting {
-  record: UsageMessage;
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
-
-/** Gathers usage records and writes each gathering in one transaction. */
-export class UsageBatcher {
-  private waiting: Waiting[] = [];
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(private readonly pool: pg.Pool) {}
-
-  add(record: UsageMessage): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ record, resolve, reject });
-      if (this.waiting.length >= MAX_BATCH) this.flush();
-      else this.timer ??= setTimeout(() => this.flush(), LINGER_MS);
-    });
-  }
-
-  private flush(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    const batch = this.waiting.splice(0, MAX_BATCH);
-    if (batch.length === 0) return;
-    withTransaction(this.pool, (client) =>
-      writeUsage(
-        client,
-        batch.map((entry) => entry.record),
-      ),
-    ).then(
-      () => {
-        for (const entry of batch) entry.resolve();
-      },
-      (error: unknown) => {
-        for (const entry of batch) entry.reject(error);
-      },
-    );
-  }
 }
 
 /** Sums of one aggregate row. */
