@@ -252,7 +252,10 @@ beforeAll(async () => {
     const text = contentText(last?.content);
     const call = /^CALL (\w+) (.*)$/s.exec(text);
     if (call) return { toolCalls: [{ name: call[1]!, arguments: JSON.parse(call[2]!) as unknown }] };
-    return { content: `seen: ${body.messages.map((message) => contentText(message.content)).join(" | ")}` };
+    return {
+      content: `seen: ${body.messages.map((message) => contentText(message.content)).join(" | ")}`,
+      ...(text.includes("SLOW") ? { latencyMs: 4000 } : {}),
+    };
   });
 
   const configPath = join(mkdtempSync(join(tmpdir(), "forget-")), "config.yaml");
@@ -404,6 +407,37 @@ describe("forgetting", () => {
     );
     expect(again).toMatchObject({ data: [] });
     await json(await http(`/v1/users/${user}`, { method: "DELETE" }), 404);
+  });
+
+  it("forgets a thread while one of its runs is still going: the run is cancelled and leaves nothing", async () => {
+    const marker = newMarker("runningmark");
+    const threadId = `thread-going-${randomBytes(4).toString("hex")}`;
+    const first = await run(`remember ${marker}`, threadId, "dan");
+    await threadStored(threadId, 2);
+    const going = http("/v1/runs", {
+      method: "POST",
+      body: JSON.stringify({ input: `SLOW ${marker}`, thread_id: threadId, user: "dan", stream: true }),
+    });
+    const runningId = await waitFor(async () => {
+      const list = (await json(await http(`/v1/runs?thread_id=${threadId}&status=running`))) as {
+        data: { runId: string }[];
+      };
+      return list.data[0]?.runId;
+    });
+
+    const deleted = await json(await http(`/v1/threads/${threadId}`, { method: "DELETE" }));
+    expect(deleted).toMatchObject({ runs: 2, cancelled: 1 });
+    // its client hears the end at once, with no answer
+    const streamed = await (await going).text();
+    expect(streamed).toContain("run-finished");
+    expect(streamed).toContain("cancelled");
+    expect(await json(await http(`/v1/runs/${runningId}`))).toMatchObject({
+      status: "cancelled",
+      output: null,
+    });
+    // whatever the cancelled worker was doing has settled by now
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(await grepEverything(marker, [first.id, runningId], [threadId])).toEqual(nothingFound);
   });
 
   it("refuses a user id or a thread filter that cannot be stored, naming the field", async () => {

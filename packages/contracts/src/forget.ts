@@ -50,9 +50,12 @@ export const ModelForgetRequest = z.object({
   meta: RequestMeta,
   /** Idempotency records of these runs' model calls. */
   runIds: z.array(Id).max(1000).default([]),
-  /** Cached responses and embeddings of requests made for these end users. */
-  userIds: z.array(UserId).max(100).default([]),
-  /** Cached responses and embeddings of requests made for these threads. */
+  /** Cached responses and embeddings of requests made for these end users ("" = made without one). */
+  userIds: z
+    .array(z.union([UserId, z.literal("")]))
+    .max(1000)
+    .default([]),
+  /** Idempotency records of these threads' summaries. */
   threadIds: z.array(ThreadId).max(1000).default([]),
   /** Cached embeddings of these texts (sha256 of the text), whoever asked. */
   textHashes: z.array(TextHash).max(10_000).default([]),
@@ -75,7 +78,7 @@ export const ToolForgetRequest = z.object({
   /** Cached results kept for these end users ("" = the requests made without one). */
   userIds: z
     .array(z.union([UserId, z.literal("")]))
-    .max(100)
+    .max(1000)
     .default([]),
   /**
    * The tools whose cached results go: those of the users above, and the tenant-wide ones

@@ -35,23 +35,14 @@ export function responseCacheKey(request: ModelChatRequest, chain: readonly stri
     logitBias: request.logitBias ?? null,
     reasoningEffort: request.reasoningEffort ?? null,
   };
-  // the tenant, user and thread lead the key, so the entries of a tenant, an end user or a thread
-  // can be found (and forgotten) together
-  return `${request.meta.tenant}:${ownerTags(request.meta)}:${createHash("sha256").update(JSON.stringify(normalised)).digest("hex")}`;
+  // the tenant and the user lead the key, so the entries of a tenant or of an end user can be found
+  // (and forgotten) together; not the thread: a chat turn without one gets a new thread each time
+  return `${request.meta.tenant}:${userTag(request.meta.userId)}:${createHash("sha256").update(JSON.stringify(normalised)).digest("hex")}`;
 }
 
-/** Hashed names in cache keys: the user's (`u…`, `u-` for none) and the thread's (`t…`, `t-`). */
+/** The end user in cache keys, hashed: `u` + 24 hex digits of sha256, `u-` for requests without one. */
 export function userTag(userId: string | undefined): string {
   return userId ? `u${createHash("sha256").update(userId).digest("hex").slice(0, 24)}` : "u-";
-}
-
-export function threadTag(threadId: string | undefined): string {
-  return threadId ? `t${createHash("sha256").update(threadId).digest("hex").slice(0, 24)}` : "t-";
-}
-
-/** Whose request a cache entry comes from, as it leads the entry's key: `<userTag>:<threadTag>`. */
-export function ownerTags(meta: { userId?: string | undefined; threadId?: string | undefined }): string {
-  return `${userTag(meta.userId)}:${threadTag(meta.threadId)}`;
 }
 
 export function textHash(text: string): string {
@@ -93,7 +84,7 @@ export class ModelCaches {
 
   /**
    * Embeddings are kept per tenant (a hit would tell that the tenant's text was embedded before),
-   * and per user and thread (`owner`, see `ownerTags`) so that forgetting one finds them.
+   * and per end user (`owner`, see `userTag`) so that forgetting one finds them.
    */
   async getEmbeddings(
     tenant: string,
@@ -133,7 +124,7 @@ export class ModelCaches {
     await pipeline.exec().catch(() => undefined);
   }
 
-  /** `emb:<tenant>:<userTag>:<threadTag>:<model>:<sha256 of the text>` (a model name may hold ':'). */
+  /** `emb:<tenant>:<userTag>:<model>:<sha256 of the text>` (a model name may hold ':'). */
   private embeddingKey(tenant: string, owner: string, model: string, hash: string): string {
     return `${this.prefix}emb:${tenant}:${owner}:${model}:${hash}`;
   }

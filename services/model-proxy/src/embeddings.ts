@@ -6,7 +6,7 @@ import {
   RuntimeError,
 } from "@agent-runtime/contracts";
 import type { ModelCaches } from "./caches.js";
-import { ownerTags, textHash } from "./caches.js";
+import { textHash, userTag } from "./caches.js";
 import { fakeEmbeddingForOffline } from "./offline-embedding.js";
 import { costOf } from "./pricing.js";
 import { classifyProviderError, type Provider } from "./provider-call.js";
@@ -38,7 +38,7 @@ export async function embed(
   const cached =
     request.cache === false
       ? hashes.map(() => undefined)
-      : await deps.caches.getEmbeddings(request.meta.tenant, ownerTags(request.meta), modelName, hashes);
+      : await deps.caches.getEmbeddings(request.meta.tenant, userTag(request.meta.userId), modelName, hashes);
   const result: (number[] | undefined)[] = [...cached];
   const missing = result.flatMap((vector, index) => (vector ? [] : [index]));
   let promptTokens = 0;
@@ -83,7 +83,7 @@ export async function embed(
     if (request.cache !== false) {
       await deps.caches.putEmbeddings(
         request.meta.tenant,
-        ownerTags(request.meta),
+        userTag(request.meta.userId),
         modelName,
         batch.map((index, position) => ({ hash: hashes[index]!, vector: vectors[position]! })),
       );

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { type ModelChatRequest, ModelForgetRequest } from "@agent-runtime/contracts";
 import { createRedis, type Redis } from "@agent-runtime/stores";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ModelCaches, ownerTags, responseCacheKey, textHash } from "./caches.js";
+import { ModelCaches, responseCacheKey, textHash, userTag } from "./caches.js";
 import { forgetModelCaches } from "./forget-caches.js";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -80,19 +80,19 @@ afterAll(async () => {
 });
 
 describe("model.forget", () => {
-  it("drops the cached answers and embeddings of a thread or a user, and the idempotency records of runs", async () => {
-    const annThread = chat("ann in thread one", { userId: "ann", threadId: "one" });
+  it("drops the cached answers and embeddings of end users, embeddings by text, and runs' and summaries' records", async () => {
+    const ann = chat("ann asks", { userId: "ann", threadId: "one" });
     const annElsewhere = chat("ann elsewhere", { userId: "ann", threadId: "two" });
-    const bobThread = chat("bob in thread one", { userId: "bob", threadId: "one" });
+    const bob = chat("bob asks", { userId: "bob", threadId: "one" });
     const summary = chat("summary of thread one", { threadId: "one" });
-    const otherTenant = chat("globex in thread one", { tenant: "globex", userId: "ann", threadId: "one" });
-    for (const request of [annThread, annElsewhere, bobThread, summary, otherTenant])
+    const otherTenant = chat("globex asks", { tenant: "globex", userId: "ann", threadId: "one" });
+    for (const request of [ann, annElsewhere, bob, summary, otherTenant])
       await caches.putResponse(responseCacheKey(request, ["small"]), reply("answer"));
     const vector = [0.1, 0.2];
-    await caches.putEmbeddings("acme", ownerTags({ userId: "ann", threadId: "one" }), "embed:v1", [
-      { hash: textHash("query one"), vector },
+    await caches.putEmbeddings("acme", userTag("ann"), "embed:v1", [
+      { hash: textHash("ann's query"), vector },
     ]);
-    await caches.putEmbeddings("acme", ownerTags({}), "embed:v1", [
+    await caches.putEmbeddings("acme", userTag(undefined), "embed:v1", [
       { hash: textHash("chunk of a document"), vector },
       { hash: textHash("another chunk"), vector },
     ]);
@@ -102,20 +102,29 @@ describe("model.forget", () => {
     await caches.putIdempotent("acme", "summarize:one:123", reply("a summary"));
     await caches.putIdempotent("acme", "summarize:two:123", reply("another summary"));
 
-    // thread "one": every user's entries of it (and its summary), of this tenant only
-    const thread = await forget({ threadIds: ["one"], runIds: ["run_1"] });
-    expect(thread.deleted).toEqual({ responses: 3, idempotency: 3, embeddings: 1 });
-    expect(await caches.getResponse(responseCacheKey(annElsewhere, ["small"]))).toBeDefined();
+    // a user: every answer and embedding made for them, in this tenant only
+    const user = await forget({ userIds: ["ann"] });
+    expect(user.deleted).toEqual({ responses: 2, idempotency: 0, embeddings: 1 });
+    expect(await caches.getResponse(responseCacheKey(ann, ["small"]))).toBeUndefined();
+    expect(await caches.getResponse(responseCacheKey(annElsewhere, ["small"]))).toBeUndefined();
+    expect(await caches.getResponse(responseCacheKey(bob, ["small"]))).toBeDefined();
     expect(await caches.getResponse(responseCacheKey(otherTenant, ["small"]))).toBeDefined();
-    expect(await caches.getResponse(responseCacheKey(annThread, ["small"]))).toBeUndefined();
+
+    // a thread: its runs' records and its summaries' records and answers (made without a user)
+    const thread = await forget({ runIds: ["run_1"], threadIds: ["one"], userIds: [""] });
+    expect(thread.deleted).toEqual({ responses: 1, idempotency: 3, embeddings: 2 });
+    expect(await caches.getResponse(responseCacheKey(summary, ["small"]))).toBeUndefined();
     expect(await caches.getIdempotent("acme", "run_10:0")).toBeDefined();
     expect(await caches.getIdempotent("acme", "summarize:two:123")).toBeDefined();
 
-    // a user: every thread of theirs; a document: its chunks' embeddings by text
-    const user = await forget({ userIds: ["ann"], textHashes: [textHash("chunk of a document")] });
-    expect(user.deleted).toEqual({ responses: 1, idempotency: 0, embeddings: 1 });
-    expect(await caches.getResponse(responseCacheKey(annElsewhere, ["small"]))).toBeUndefined();
-    const [gone, kept] = await caches.getEmbeddings("acme", ownerTags({}), "embed:v1", [
+    // a document: its chunks' embeddings by text
+    await caches.putEmbeddings("acme", userTag(undefined), "embed:v1", [
+      { hash: textHash("chunk of a document"), vector },
+      { hash: textHash("another chunk"), vector },
+    ]);
+    const document = await forget({ textHashes: [textHash("chunk of a document")] });
+    expect(document.deleted).toEqual({ responses: 0, idempotency: 0, embeddings: 1 });
+    const [gone, kept] = await caches.getEmbeddings("acme", userTag(undefined), "embed:v1", [
       textHash("chunk of a document"),
       textHash("another chunk"),
     ]);
@@ -124,13 +133,17 @@ describe("model.forget", () => {
     expect((await keys("*")).filter((key) => key.includes("globex"))).toHaveLength(1);
   });
 
-  it("keys name users and threads only by hash", () => {
-    const tags = ownerTags({ userId: "ann@example.com", threadId: "thread-secret" });
-    expect(tags).not.toContain("ann");
-    expect(tags).not.toContain("secret");
-    expect(tags.split(":")[0]).toBe(
-      `u${createHash("sha256").update("ann@example.com").digest("hex").slice(0, 24)}`,
-    );
+  it("keys name end users only by hash, and not the thread", () => {
+    const tag = userTag("ann@example.com");
+    expect(tag).toBe(`u${createHash("sha256").update("ann@example.com").digest("hex").slice(0, 24)}`);
+    const key = responseCacheKey(chat("same words", { userId: "ann@example.com", threadId: "t1" }), [
+      "small",
+    ]);
+    expect(key).not.toContain("ann");
+    // another thread of the same user hits the same entry (chat turns get a new thread each time)
+    expect(
+      responseCacheKey(chat("same words", { userId: "ann@example.com", threadId: "t2" }), ["small"]),
+    ).toBe(key);
   });
 
   it("fails as unavailable, deleting nothing, when Redis cannot be reached", async () => {

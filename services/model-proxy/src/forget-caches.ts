@@ -8,16 +8,19 @@ import {
 } from "@agent-runtime/contracts";
 import { deleteScanned, globEscape, type Redis, redisReady } from "@agent-runtime/stores";
 import type { Logger } from "@agent-runtime/telemetry";
-import { threadTag, userTag } from "./caches.js";
+import { userTag } from "./caches.js";
 
 /**
  * `model.forget`: drops what the model proxy keeps of some runs, threads or end users in Redis:
- * - cached responses (`mcache:<tenant>:<userTag>:<threadTag>:<hash>`) of the users and threads named;
- * - cached embeddings (`emb:<tenant>:<userTag>:<threadTag>:<model>:<textHash>`) of those users and
- *   threads, and of the texts named by hash (a forgotten document's chunks, embedded for nobody);
+ * - cached responses (`mcache:<tenant>:<userTag>:<hash>`) of the users named ("" = the requests
+ *   made without one: a thread's summaries among them);
+ * - cached embeddings (`emb:<tenant>:<userTag>:<model>:<textHash>`) of those users, and of the
+ *   texts named by hash (a forgotten document's chunks, embedded for nobody);
  * - idempotency records (`midem:<tenant>:<requestId>`, a reply kept for a resumed call) of the
  *   runs named (their calls' request ids start with the run id) and of the threads named (a
  *   summary's request id holds its thread's id).
+ * Entries are not keyed by thread (a chat turn without one gets a new thread each time, and would
+ * never hit): a thread's cached answers go with all of its users' (a cache: only misses follow).
  * Each family is one incremental SCAN of the tenant's keys. Redis down: `unavailable` (retryable),
  * never a success that left the entries to come back with Redis.
  */
@@ -31,27 +34,23 @@ export async function forgetModelCaches(
       retryAfterMs: 1000,
     });
   const tenant = request.meta.tenant;
-  const users = new Set(request.userIds.map(userTag));
-  const threads = new Set(request.threadIds.map(threadTag));
+  const users = new Set(request.userIds.map((userId) => userTag(userId || undefined)));
   const hashes = new Set(request.textHashes);
-  const ownedBy = (user: string | undefined, thread: string | undefined) =>
-    (user !== undefined && users.has(user)) || (thread !== undefined && threads.has(thread));
   try {
     const responsePrefix = `${prefix}mcache:${tenant}:`;
     const responses =
-      users.size + threads.size === 0
+      users.size === 0
         ? 0
-        : await deleteScanned(redis, `${globEscape(responsePrefix)}*`, (key) => {
-            const [user, thread] = key.slice(responsePrefix.length).split(":");
-            return ownedBy(user, thread);
-          });
+        : await deleteScanned(redis, `${globEscape(responsePrefix)}*`, (key) =>
+            users.has(key.slice(responsePrefix.length).split(":")[0] ?? ""),
+          );
     const embeddingPrefix = `${prefix}emb:${tenant}:`;
     const embeddings =
-      users.size + threads.size + hashes.size === 0
+      users.size + hashes.size === 0
         ? 0
         : await deleteScanned(redis, `${globEscape(embeddingPrefix)}*`, (key) => {
             const parts = key.slice(embeddingPrefix.length).split(":");
-            return ownedBy(parts[0], parts[1]) || hashes.has(parts.at(-1) ?? "");
+            return users.has(parts[0] ?? "") || hashes.has(parts.at(-1) ?? "");
           });
     const idempotencyPrefix = `${prefix}midem:${tenant}:`;
     const runPrefixes = request.runIds.map((runId) => `${runId}:`);

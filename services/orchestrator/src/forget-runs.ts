@@ -86,7 +86,13 @@ export async function forgetRuns(deps: ForgetRunsDeps, request: RunForgetRequest
     bus.request(Endpoints.modelForget, {
       meta,
       runIds,
-      userIds: request.userId ? [request.userId] : [],
+      // cached answers are keyed by user, not thread: the thread's users' go (a thread's summaries
+      // are made without a user: those too)
+      userIds: unique([
+        ...(request.userId ? [request.userId] : []),
+        ...runs.map((run) => run.user_id ?? ""),
+        ...(threadIds.length > 0 ? [""] : []),
+      ]),
       threadIds,
     }),
     runIds.length > 0
