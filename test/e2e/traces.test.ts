@@ -100,6 +100,7 @@ describe("one trace per turn", () => {
       "http.request.method": "POST",
       "http.route": "/v1/chat/completions",
       "http.response.status_code": 200,
+      "agent_runtime.tenant": "default", // once the key is known
     });
 
     // every span of this run is in the client's trace, and every span of the trace leads up to the root
@@ -117,6 +118,15 @@ describe("one trace per turn", () => {
     for (const span of turn.filter((span) => span !== root && span.name !== "client chat")) {
       expect(ancestors(span), `${span.name} leads up to the HTTP span`).toContain(root);
     }
+
+    // the stores are in the trace too: Postgres queries (the key lookup, the run's journal) and Redis
+    // commands (rate limits, the thread's hot copy), each under a span of the turn
+    const stores = turn.filter((span) => attributesOf(span)["db.system.name"] !== undefined);
+    expect(new Set(stores.map((span) => attributesOf(span)["db.system.name"]))).toEqual(
+      new Set(["postgresql", "redis"]),
+    );
+    expect(stores.filter((span) => ancestors(span).includes(root!))).toEqual(stores);
+    expect(stores.some((span) => span.parentSpanId === root!.spanId)).toBe(true);
 
     // span names carry no NATS prefix: one span per service on the way
     const runSpan = turn.find((span) => span.name === "process orchestrator-interactive"); // orchestrator

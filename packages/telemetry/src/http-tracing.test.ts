@@ -1,8 +1,10 @@
-import { trace } from "@opentelemetry/api";
+import { type Span, trace } from "@opentelemetry/api";
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import Fastify from "fastify";
 import { beforeAll, describe, expect, it } from "vitest";
-import { registerHttpTracing } from "./http-tracing.js";
+import { annotateRequestSpan, registerHttpTracing } from "./http-tracing.js";
 import { startTelemetry } from "./sdk.js";
+import { withSpan } from "./span.js";
 
 beforeAll(async () => {
   await startTelemetry({ service: "http-tracing-test" });
@@ -44,6 +46,27 @@ describe("registerHttpTracing", () => {
     const second = (await app.inject({ method: "POST", url: "/v1/things/2", payload: {} })).json();
     expect(first.traceId).toMatch(/^[0-9a-f]{32}$/);
     expect(first.traceId).not.toBe(second.traceId);
+    await app.close();
+  });
+
+  it("carries attributes learnt while answering (the tenant of the key) on the request's span", async () => {
+    const app = Fastify({ logger: false });
+    registerHttpTracing(app);
+    let requestSpan: Span | undefined;
+    app.get("/v1/mine", async (request) => {
+      requestSpan = trace.getActiveSpan();
+      // as an authentication step deeper down does, under a span of its own
+      await withSpan("authenticate", () => annotateRequestSpan(request, { "agent_runtime.tenant": "acme" }));
+      return {};
+    });
+    await app.ready();
+    expect((await app.inject({ method: "GET", url: "/v1/mine" })).statusCode).toBe(200);
+    const span = requestSpan as unknown as ReadableSpan;
+    expect(span.ended).toBe(true);
+    expect(span.attributes).toMatchObject({
+      "agent_runtime.tenant": "acme",
+      "http.response.status_code": 200,
+    });
     await app.close();
   });
 });

@@ -10,6 +10,7 @@ import {
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { getTracer, SpanKind } from "./span.js";
+import { annotateSpan, type SpanAttributeValues } from "./span-attributes.js";
 
 /** Like the bus's: a caller's `traceparent` is honoured even when no SDK is registered. */
 const w3c = new W3CTraceContextPropagator();
@@ -67,6 +68,15 @@ export function registerHttpTracing(app: FastifyInstance): void {
     endRequestSpan(request, 499, "client closed the request");
     done();
   });
+}
+
+/**
+ * Sets attributes on a request's HTTP span (e.g. its tenant once its key is known), whatever
+ * span is active where it is called; a no-op for a request that is not traced or has been answered.
+ */
+export function annotateRequestSpan(request: FastifyRequest, attributes: SpanAttributeValues): void {
+  const current = traces.get(request);
+  if (current) annotateSpan(attributes, current.span);
 }
 
 function endRequestSpan(request: FastifyRequest, status: number, abortedBecause?: string): void {

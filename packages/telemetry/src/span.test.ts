@@ -79,4 +79,17 @@ describe("withSpan", () => {
       { parent },
     );
   });
+
+  it("starts a trace of its own with root, whatever span is active", async () => {
+    await withSpan("turn", async (turn) => {
+      await withSpan(
+        "batch write",
+        (span) => {
+          expect(span.spanContext().traceId).not.toBe(turn.spanContext().traceId);
+          expect(readable(span).parentSpanContext).toBeUndefined();
+        },
+        { root: true },
+      );
+    });
+  });
 });

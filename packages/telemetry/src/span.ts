@@ -2,6 +2,7 @@ import {
   type Attributes,
   type Context,
   context,
+  ROOT_CONTEXT,
   type Span,
   SpanKind,
   SpanStatusCode,
@@ -21,6 +22,8 @@ export interface SpanOptions {
   kind?: SpanKind;
   /** Parent context (for example one extracted from a `traceparent` header); the active one otherwise. */
   parent?: Context;
+  /** Starts a trace of its own, whatever is active: for work done at once for many traces (a batch write). */
+  root?: boolean;
 }
 
 /**
@@ -36,7 +39,8 @@ export function withSpan<T>(
     kind: options.kind ?? SpanKind.INTERNAL,
     ...(options.attributes ? { attributes: options.attributes } : {}),
   };
-  return getTracer().startActiveSpan(name, spanOptions, options.parent ?? context.active(), async (span) => {
+  const parent = options.root ? ROOT_CONTEXT : (options.parent ?? context.active());
+  return getTracer().startActiveSpan(name, spanOptions, parent, async (span) => {
     try {
       return await fn(span);
     } catch (error) {

@@ -1,4 +1,4 @@
-import type { Metrics } from "@agent-runtime/telemetry";
+import { annotateRequestSpan, type Metrics, SpanAttribute } from "@agent-runtime/telemetry";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type pg from "pg";
 import { RollupBuffer, writeRollupRows } from "./stats-rollups.js";
@@ -13,9 +13,10 @@ const MAX_WAITING = 50_000;
 
 const tenants = new WeakMap<FastifyRequest, string>();
 
-/** Remembers who a request came from once its key is known (for its rollup row). */
+/** Remembers who a request came from once its key is known (for its rollup row and on its HTTP span). */
 export function rememberTenant(request: FastifyRequest, tenant: string): void {
   tenants.set(request, tenant);
+  annotateRequestSpan(request, { [SpanAttribute.tenant]: tenant });
 }
 
 export interface HttpStatsOptions {

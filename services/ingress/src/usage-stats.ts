@@ -1,6 +1,7 @@
 import { type Bus, consume } from "@agent-runtime/bus";
 import { ModelUsageRecord, ToolUsageRecord } from "@agent-runtime/contracts";
 import { withTransaction } from "@agent-runtime/stores";
+import { withSpan } from "@agent-runtime/telemetry";
 import type pg from "pg";
 import { z } from "zod";
 import { IntervalBatcher } from "./stats-batcher.js";
@@ -27,8 +28,13 @@ const MAX_PENDING = 10_000;
  */
 export async function startUsageAggregation(bus: Bus, pool: pg.Pool): Promise<() => void> {
   await migrateRollups(pool);
+  // one write holds records of many turns: its spans (and its queries') are a trace of their own
   const batcher = new IntervalBatcher<UsageMessage>(
-    (records) => withTransaction(pool, (client) => writeUsage(client, records)),
+    (records) =>
+      withSpan("write usage", () => withTransaction(pool, (client) => writeUsage(client, records)), {
+        root: true,
+        attributes: { "agent_runtime.usage.records": records.length },
+      }),
     FLUSH_MS,
   );
   await consume(bus, {
