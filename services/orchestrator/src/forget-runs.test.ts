@@ -13,12 +13,12 @@ import {
   Subjects,
   type ToolForgetRequest,
 } from "@agent-runtime/contracts";
-import { createPool } from "@agent-runtime/stores";
+import { createPool, migrate } from "@agent-runtime/stores";
 import { createLogger } from "@agent-runtime/telemetry";
 import type pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { forgetRuns } from "./forget-runs.js";
+import { FORGET_MIGRATIONS, forgetRuns } from "./forget-runs.js";
 import { Journal, type RunState } from "./journal.js";
 import { EventPublisher } from "./run-events.js";
 import { RunStore } from "./run-store.js";
@@ -132,6 +132,9 @@ const stepText = async (runId: string) =>
 beforeAll(async () => {
   pool = await createPool({ url: DATABASE_URL, schema, applicationName: "forget-runs-test" });
   await RunStore.create(pool);
+  // twice: idempotent, on the partitioned table
+  await migrate(pool, "orchestrator-forget", FORGET_MIGRATIONS);
+  await migrate(pool, "orchestrator-forget", FORGET_MIGRATIONS);
   journal = new Journal(pool);
   bus = await createTestBus();
   await bus.ensureStreams(["RUN_EVENTS", "RUNS", "DEAD_LETTERS"]);

@@ -10,7 +10,7 @@ import {
   Streams,
   Subjects,
 } from "@agent-runtime/contracts";
-import { withTransaction } from "@agent-runtime/stores";
+import { migrate, withTransaction } from "@agent-runtime/stores";
 import type { Logger } from "@agent-runtime/telemetry";
 import type pg from "pg";
 import { forgetStreamMessages } from "./forget-streams.js";
@@ -227,8 +227,14 @@ function unique(values: (string | null)[]): string[] {
   return [...new Set(values.filter((value): value is string => value !== null))];
 }
 
+/** A user's runs are found by index (a partial one: runs without a user are not in it). */
+export const FORGET_MIGRATIONS = [
+  "CREATE INDEX IF NOT EXISTS runs_tenant_user ON runs (tenant, user_id) WHERE user_id IS NOT NULL",
+];
+
 /** Serves `run.forget` in the orchestrator's queue group, a few at a time (it is heavy and rare). */
-export function serveRunForget(deps: ForgetRunsDeps, maxInFlight = 4): void {
+export async function serveRunForget(deps: ForgetRunsDeps, maxInFlight = 4): Promise<void> {
+  await migrate(deps.pool, "orchestrator-forget", FORGET_MIGRATIONS);
   deps.bus.serve(Endpoints.runForget, (request) => forgetRuns(deps, request), {
     queue: QueueGroups.orchestrator,
     maxInFlight,

@@ -155,7 +155,7 @@ export async function startOrchestrator(
   await runConsumer("batch");
   await consumeEvents(bus, store, config.agents, metrics);
   serveRunEndpoints(bus, store, config.maxInFlight);
-  serveRunForget({ bus, pool, logger });
+  await serveRunForget({ bus, pool, logger });
 
   const ops = await startOpsServer({
     port: config.opsPort,
