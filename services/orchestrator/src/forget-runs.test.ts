@@ -255,6 +255,9 @@ describe("run.forget", () => {
     expect(await new RunStore(pool).status(`run-going-${id}`)).toBe("cancelled");
     expect(await rowText(`run-going-${id}`)).not.toContain(SECRET);
     expect(modelRequests[0]).toMatchObject({ userIds: [user, ""], threadIds: [`t-${id}`] });
+    // and once more after the cancelled worker settled: that run's records
+    expect(modelRequests[1]).toMatchObject({ runIds: [`run-going-${id}`], userIds: [] });
+    expect(toolRequests.at(-1)).toMatchObject({ runIds: [`run-going-${id}`] });
   });
 
   it("leaves the runs findable when a cache cannot be reached, so that a retry completes the forget", async () => {

@@ -117,10 +117,15 @@ export async function forgetRuns(deps: ForgetRunsDeps, request: RunForgetRequest
 
   const scrubbed = await scrubRows(pool, tenant, runIds);
   if (cancelled.length > 0) {
-    // a step a cancelled worker was writing as the cancel came lands after the scrub: once more
+    // what a cancelled worker was writing as the cancel came (a step, events, a model call's
+    // record) lands after the scrub: once more, for those runs
     await sleep(deps.settleMs ?? 1500);
     await scrubSteps(pool, cancelled);
-    await purgeEvents(bus, cancelled);
+    await Promise.all([
+      purgeEvents(bus, cancelled),
+      bus.request(Endpoints.modelForget, { meta, runIds: cancelled }),
+      bus.request(Endpoints.toolForget, { meta, runIds: cancelled }),
+    ]);
   }
   deps.logger.info(
     { tenant, runs: runIds.length, steps: scrubbed.steps, cancelled: cancelled.length, erased, more },
