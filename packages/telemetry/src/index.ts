@@ -20,4 +20,13 @@ export type { SpanOptions } from "./span.js";
 export { DEFAULT_TRACER_NAME, errorType, getTracer, SpanKind, withSpan } from "./span.js";
 export type { SpanAttributeValues } from "./span-attributes.js";
 export { annotateSpan, metaAttributes, SpanAttribute } from "./span-attributes.js";
-export { announceReady, START_SERVERS_COMMAND, startOrExit, startupFailure } from "./startup.js";
+export type { StartupConnections, WaitOptions } from "./startup.js";
+export {
+  announceReady,
+  ServerUnreachable,
+  START_SERVERS_COMMAND,
+  StartupWaitEnv,
+  startOrExit,
+  startupFailure,
+  waitForServers,
+} from "./startup.js";

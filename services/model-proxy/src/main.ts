@@ -14,7 +14,10 @@ try {
 }
 const logger = createLogger({ service: "model-proxy", level: config.logLevel });
 const telemetry = await startTelemetry({ service: "model-proxy", logger });
-const proxy = await startOrExit(logger, config, () => startModelProxy(config, { logger }));
+// the model proxy uses no Postgres: only NATS is waited for
+const proxy = await startOrExit(logger, { natsUrl: config.natsUrl }, () =>
+  startModelProxy(config, { logger }),
+);
 installShutdown({
   logger,
   steps: [
