@@ -33,20 +33,20 @@ export const CreateRunBody = z.object({
 export type CreateRunBody = z.infer<typeof CreateRunBody>;
 
 export const ListRunsQuery = z.object({
-  thread_id: StorableString.max(200).optional(),
-  status: RunStatus.optional(),
-  agent: StorableString.max(100).optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  /** Opaque (`next_cursor` of the previous page). */
+  thread_id: StorableString.max(200).optional().describe("only the runs of this thread"),
+  status: RunStatus.optional().describe("only runs in this status"),
+  agent: StorableString.max(100).optional().describe("only runs of this agent"),
+  limit: z.coerce.number().int().min(1).max(100).default(20).describe("runs per page"),
   cursor: z
     .string()
     .regex(/^[A-Za-z0-9_=-]{1,400}$/, "not a cursor from next_cursor")
-    .optional(),
+    .optional()
+    .describe("`next_cursor` of the previous page"),
 });
 
 export const ThreadMessagesQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  before: z.string().max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100).describe("messages at most (the latest)"),
+  before: z.string().max(200).optional().describe("only messages before the one with this id"),
 });
 
 export const EventBatch = z.array(CloudEvent).min(1, "send at least one event").max(100);
@@ -234,10 +234,8 @@ export const MemoryDeleted = z.object({
 
 /** `GET /v1/stats`: `costUsd` counts priced calls only; calls of unpriced models are `unpricedCalls`. */
 export const StatsQuery = z.object({
-  /** UTC days back (1-365; anything else reads as 7). */
-  days: z.string().optional(),
-  /** Another tenant, or `*` for all (admin keys only). */
-  tenant: z.string().optional(),
+  days: z.string().optional().describe("UTC days back, 1-365 (anything else reads as 7)"),
+  tenant: z.string().optional().describe("another tenant, or `*` for all (admin keys only)"),
 });
 
 const UsageItem = z.object({
@@ -248,10 +246,14 @@ const UsageItem = z.object({
   calls: z.number().int(),
   promptTokens: z.number().int(),
   completionTokens: z.number().int(),
-  /** USD of the priced calls; `null` when every paid call was of an unpriced model. */
-  costUsd: z.number().nullable(),
-  /** Paid calls of a model with no price: their cost is unknown, not 0. */
-  unpricedCalls: z.number().int(),
+  costUsd: z
+    .number()
+    .nullable()
+    .describe("USD of the priced calls; null (unknown) when every paid call was of a model with no price"),
+  unpricedCalls: z
+    .number()
+    .int()
+    .describe("paid calls of a model with no price: their cost is unknown, not 0"),
   cacheHits: z.number().int(),
   errors: z.number().int(),
   avgLatencyMs: z.number(),
@@ -263,9 +265,8 @@ export const UsageStatsBody = z.object({
     runs: z.number().int(),
     calls: z.number().int(),
     tokens: z.number().int(),
-    /** USD of the priced calls (a lower bound when `unpricedCalls` > 0). */
-    costUsd: z.number(),
-    unpricedCalls: z.number().int(),
+    costUsd: z.number().describe("USD of the priced calls: a lower bound while unpricedCalls > 0"),
+    unpricedCalls: z.number().int().describe("paid calls of models with no price, not in costUsd"),
     cacheHits: z.number().int(),
     errors: z.number().int(),
     avgLatencyMs: z.number(),

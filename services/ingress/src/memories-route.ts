@@ -40,16 +40,16 @@ export const SearchMemoriesQuery = z.object({
 export const MemoryOwnerQuery = z.object({ user: User.optional() });
 
 export const ListMemoriesQuery = z.object({
-  /** Whose memories: that user's own; absent = the tenant's shared ones (admin keys only). */
-  user: User.optional(),
-  /** Comma-separated kinds to list (`fact,note`). */
-  kind: SearchMemoriesQuery.shape.kind,
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  /** Opaque (`next_cursor` of the previous page). */
+  user: User.optional().describe(
+    "whose memories: that user's own; absent = the tenant's shared ones (admin keys only)",
+  ),
+  kind: SearchMemoriesQuery.shape.kind.describe("comma-separated kinds to list (`fact,note`)"),
+  limit: z.coerce.number().int().min(1).max(100).default(20).describe("memories per page"),
   cursor: z
     .string()
     .regex(/^[A-Za-z0-9_=-]{1,400}$/, "not a cursor from next_cursor")
-    .optional(),
+    .optional()
+    .describe("`next_cursor` of the previous page"),
 });
 
 /**
