@@ -1,5 +1,5 @@
 import type { Bus } from "@agent-runtime/bus";
-import type { AgentConfig } from "@agent-runtime/config";
+import { type AgentConfig, chooseAgentVariant } from "@agent-runtime/config";
 import { type ChatMessage, Endpoints, type RequestMeta, type RunRequest } from "@agent-runtime/contracts";
 
 /**
@@ -7,6 +7,8 @@ import { type ChatMessage, Endpoints, type RequestMeta, type RunRequest } from "
  * history: when its system prompt and input fit the budget whatever the tokenizer (a token is at
  * least one byte of the JSON that carries it), the prompt is built here and memory is not asked.
  * Every other turn gets its context from memory (history, summary, retrieval, budget trimming).
+ * An agent with variants speaks with its variant's system prompt (the variant the model proxy
+ * routes and records the turn's model calls under).
  */
 export async function turnContext(
   bus: Bus,
@@ -15,7 +17,8 @@ export async function turnContext(
   input: ChatMessage[],
   meta: RequestMeta,
 ): Promise<ChatMessage[]> {
-  const system: ChatMessage[] = agent.systemPrompt ? [{ role: "system", content: agent.systemPrompt }] : [];
+  const systemPrompt = chooseAgentVariant(request.agent, agent, meta)?.systemPrompt ?? agent.systemPrompt;
+  const system: ChatMessage[] = systemPrompt ? [{ role: "system", content: systemPrompt }] : [];
   const noHistory = request.newThread === true || !request.threadId;
   if (noHistory && !agent.memory.retrieval) {
     const messages = [...system, ...input];
@@ -25,7 +28,7 @@ export async function turnContext(
     meta,
     ...(request.threadId ? { threadId: request.threadId } : {}),
     agent: request.agent,
-    systemPrompt: agent.systemPrompt,
+    systemPrompt,
     input,
     budgetTokens: agent.memory.contextBudgetTokens,
     retrieval: agent.memory.retrieval,
