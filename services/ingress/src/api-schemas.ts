@@ -258,6 +258,25 @@ const UsageItem = z.object({
   errors: z.number().int(),
   avgLatencyMs: z.number(),
 });
+/** Chat usage of one agent on one route and tier (`routes`) or in one A/B variant (`variants`). */
+const RouteUsageItem = z.object({
+  tenant: z.string(),
+  agent: z.string(),
+  route: z.string().optional().describe("the step's task (answer, act, plan, …); in `routes` only"),
+  tier: z
+    .string()
+    .optional()
+    .describe("the tier it was routed to (explicit for a pinned model); in `routes` only"),
+  variant: z.string().optional().describe("the A/B variant; in `variants` only"),
+  calls: z.number().int(),
+  promptTokens: z.number().int(),
+  cachedTokens: z.number().int().describe("prompt tokens the provider served from its prompt cache"),
+  completionTokens: z.number().int(),
+  costUsd: z.number(),
+  cacheHits: z.number().int(),
+  errors: z.number().int(),
+  avgLatencyMs: z.number(),
+});
 export const UsageStatsBody = z.object({
   tenant: z.string(),
   days: z.number().int(),
@@ -273,6 +292,8 @@ export const UsageStatsBody = z.object({
   }),
   runs: z.array(z.object({ tenant: z.string(), agent: z.string(), runs: z.number().int() })),
   items: z.array(UsageItem),
+  routes: z.array(RouteUsageItem).describe("model chat usage by agent, route and tier"),
+  variants: z.array(RouteUsageItem).describe("model chat usage by agent and A/B variant"),
 });
 export type UsageStatsBody = z.infer<typeof UsageStatsBody>;
 

@@ -36,6 +36,7 @@ import {
 } from "./request-guards.js";
 import { registerResponseHeaders } from "./response-headers.js";
 import type { RouteDeps } from "./route-deps.js";
+import { routeStats } from "./route-stats.js";
 import { RunGateway } from "./run-gateway.js";
 import { registerRunRoutes } from "./runs-route.js";
 import { SseStreams } from "./sse.js";
@@ -223,7 +224,11 @@ export async function startIngress(
       requireScope(key, "admin");
       tenant = query.tenant === "*" ? undefined : query.tenant;
     }
-    return usageStats(pool, tenant, days);
+    const [usage, byRoute] = await Promise.all([
+      usageStats(pool, tenant, days),
+      routeStats(pool, tenant, days),
+    ]);
+    return { ...usage, ...byRoute };
   });
   let publicUrl = `http://127.0.0.1:${config.port}`;
   registerDocsRoutes(app, { fallbackUrl: () => publicUrl });

@@ -4,6 +4,7 @@ import { withTransaction } from "@agent-runtime/stores";
 import { withSpan } from "@agent-runtime/telemetry";
 import type pg from "pg";
 import { z } from "zod";
+import { migrateRouteStats, writeRouteStats } from "./route-stats.js";
 import { IntervalBatcher } from "./stats-batcher.js";
 import { migrateRollups, pruneRollups, type RollupSample, writeRollups } from "./stats-rollups.js";
 
@@ -28,6 +29,7 @@ const MAX_PENDING = 10_000;
  */
 export async function startUsageAggregation(bus: Bus, pool: pg.Pool): Promise<() => void> {
   await migrateRollups(pool);
+  await migrateRouteStats(pool);
   // one write holds records of many turns: its spans (and its queries') are a trace of their own
   const batcher = new IntervalBatcher<UsageMessage>(
     (records) =>
@@ -79,9 +81,11 @@ async function writeUsage(client: pg.PoolClient, records: UsageMessage[]): Promi
   const users = new Map<string, { key: string[]; tokens: number; costUsd: number }>();
   const runs = new Map<string, string[]>();
   const samples: RollupSample[] = [];
+  const freshRecords: UsageMessage[] = [];
   for (const record of records) {
     if (!freshIds.has(record.id)) continue;
     freshIds.delete(record.id); // the same record twice in one batch counts once
+    freshRecords.push(record);
     samples.push(...rollupSamples(record));
     const isModel = "model" in record;
     const day = new Date(record.ts).toISOString().slice(0, 10);
@@ -180,6 +184,7 @@ async function writeUsage(client: pg.PoolClient, records: UsageMessage[]): Promi
     );
   }
   await writeRollups(client, samples);
+  await writeRouteStats(client, freshRecords);
   const runRows = [...runs.entries()].sort(([a], [b]) => byKey(a, b)).map(([, row]) => row);
   if (runRows.length > 0) {
     await client.query(
