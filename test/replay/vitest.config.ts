@@ -12,8 +12,10 @@ export default defineConfig({
   ssr: { resolve: { conditions, externalConditions: ["source"] } },
   test: {
     name: "replay",
+    // dependencies that publish TypeScript under the same `source` condition: transformed, not loaded by Node
+    server: { deps: { inline: [/@modelcontextprotocol\/sdk/, /eventsource-parser/, /eventsource\//] } },
     root: import.meta.dirname,
-    include: ["replay.test.ts"],
+    include: ["replay.test.ts", "variants.test.ts"],
     testTimeout: 900_000,
     hookTimeout: 240_000,
     fileParallelism: false,
