@@ -1,6 +1,7 @@
 import { expect, it } from "vitest";
 import { generate } from "./generate.js";
-import { replayOnce } from "./replay.js";
+import { type RunOutcome, replayOnce } from "./replay.js";
+import { batchLatency } from "./run.js";
 import { configured, naive } from "./settings.js";
 import { loadWorkload } from "./workload.js";
 
@@ -21,4 +22,25 @@ it("a smoke replay: configured answers every task naive does, for far less", asy
   expect(configuredRun.correct).toBe(naiveRun.correct);
   expect(configuredRun.webhook.exactlyOnce).toBe(true);
   expect(configuredRun.usd).toBeLessThan(naiveRun.usd * 0.5);
+});
+
+it("batch latency compares the turns beside the batch work with the same turns run without it", () => {
+  const outcome = (taskLatencyMs: Record<string, number>, duringBatch: string[]) =>
+    ({
+      taskLatencyMs,
+      duringBatch,
+      latencyMs: { batchP50: 300, batchP99: 900, batchWindowSeconds: 4 },
+    }) as unknown as RunOutcome;
+  const withBatch = outcome({ a: 100, b: 600, c: 5000 }, ["a", "b"]);
+  // c ran outside the window and does not count; a task missing from the other run neither
+  expect(batchLatency(withBatch, outcome({ a: 100, b: 400, c: 100 }, []))).toMatchObject({
+    interactiveTasks: 2,
+    interactiveP99DuringBatchMs: 600,
+    interactiveP99WithoutBatchMs: 400,
+    ratio: 1.5,
+    met: false,
+    batchP99Ms: 900,
+  });
+  expect(batchLatency(withBatch, outcome({ a: 100, b: 550 }, [])).met).toBe(true);
+  expect(batchLatency(outcome({}, []), outcome({}, [])).met).toBe(false);
 });

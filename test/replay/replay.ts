@@ -8,7 +8,7 @@
 import { writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { KeyStore } from "@agent-runtime/ingress";
 import { createPool } from "@agent-runtime/stores";
@@ -54,6 +54,8 @@ export interface RunFigures {
   webhook: { tasks: number; calls: number; exactlyOnce: boolean };
   toolServerCalls: number;
   wallSeconds: number;
+  /** The machine's 1-minute load average at the end of the run (latency figures depend on it). */
+  loadAverage: number;
 }
 
 /** One chat turn as its client saw it (epoch ms). */
@@ -445,6 +447,7 @@ function figures(input: {
     },
     toolServerCalls: input.toolServerCalls,
     wallSeconds: Math.round((Date.now() - input.started) / 100) / 10,
+    loadAverage: round(loadavg()[0] ?? 0, 2),
     taskLatencyMs: Object.fromEntries(input.latencies.map((entry) => [entry.task, Math.round(entry.ms)])),
     duringBatch: during.map((entry) => entry.task),
   };

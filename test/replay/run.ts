@@ -145,11 +145,11 @@ export function markdown(result: ReplayResult): string {
     "",
     `Configured costs **${percent(result.configuredShareOfNaive)}** of naive (target ≤ 30 % with every task correct: ${result.target.met ? "met" : "not met"}).`,
     "",
-    "| run | USD | correct | prompt tokens | cached | completion | strong calls | fast calls | p50 ms | p99 ms | batch p99 ms |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| run | USD | correct | prompt tokens | cached | completion | strong calls | fast calls | tool calls | p50 ms | p99 ms | batch p99 ms |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...runs.map(
       (run) =>
-        `| ${run.name} | ${run.usd.toFixed(4)} | ${run.correct}/${run.tasks} | ${run.tokens.prompt} | ${run.tokens.cached} (${percent(run.cachedShare)}) | ${run.tokens.completion} | ${run.calls.strong} | ${run.calls.fast} | ${run.latencyMs.p50} | ${run.latencyMs.p99} | ${run.name.endsWith("no-batch") ? "–" : run.latencyMs.batchP99} |`,
+        `| ${run.name} | ${run.usd.toFixed(4)} | ${run.correct}/${run.tasks} | ${run.tokens.prompt} | ${run.tokens.cached} (${percent(run.cachedShare)}) | ${run.tokens.completion} | ${run.calls.strong} | ${run.calls.fast} | ${run.toolServerCalls} | ${run.latencyMs.p50} | ${run.latencyMs.p99} | ${run.name.endsWith("no-batch") ? "–" : run.latencyMs.batchP99} |`,
     ),
     "",
   ];
@@ -158,15 +158,15 @@ export function markdown(result: ReplayResult): string {
     lines.push(
       "## Saving per mechanism",
       "",
-      "Each mechanism switched off in turn, everything else as configured: the saving is that run's USD minus the configured run's. Mechanisms overlap (a response-cache hit also saves the routing it skips), so the savings do not add up to naive minus configured.",
+      "Each mechanism switched off in turn, everything else as configured: the saving is that run's USD minus the configured run's (model calls and tool calls likewise). Mechanisms overlap (summaries keep a thread inside the context budget, so the budget alone saves little beside them), so the savings do not add up to naive minus configured. A difference of a few hundredths of a cent is run-to-run noise (which prompts share a cached prefix depends on timing).",
       "",
-      "| mechanism (switched off) | USD without it | USD saved | saved, share of naive | correct without it |",
-      "| --- | ---: | ---: | ---: | ---: |",
+      "| mechanism (switched off) | USD without it | USD saved | saved, share of naive | model calls saved | tool calls saved | correct without it |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     );
     for (const [mechanism, usd] of attributed) {
       const run = result.attribution[mechanism]!;
       lines.push(
-        `| ${MECHANISM_LABELS[mechanism]} | ${run.usd.toFixed(4)} | ${usd.toFixed(4)} | ${result.naive.usd > 0 ? percent(usd / result.naive.usd) : "–"} | ${run.correct}/${run.tasks} |`,
+        `| ${MECHANISM_LABELS[mechanism]} | ${run.usd.toFixed(4)} | ${usd.toFixed(4)} | ${result.naive.usd > 0 ? percent(usd / result.naive.usd) : "–"} | ${run.calls.strong + run.calls.fast - result.configured.calls.strong - result.configured.calls.fast} | ${run.toolServerCalls - result.configured.toolServerCalls} | ${run.correct}/${run.tasks} |`,
       );
     }
     lines.push("");
@@ -176,6 +176,7 @@ export function markdown(result: ReplayResult): string {
     "",
     `Batch events (configured run): p50 ${latency.batchP50Ms} ms, p99 ${latency.batchP99Ms} ms from publish to answer; the batch work ran for ${latency.batchWindowSeconds} s.`,
     `The ${latency.interactiveTasks} interactive turns that overlapped it: p99 ${latency.interactiveP99DuringBatchMs} ms; the same turns in the run without batch work: p99 ${latency.interactiveP99WithoutBatchMs} ms (${latency.ratio}×, target ≤ ${latency.target}×: ${latency.met ? "met" : "not met"}).`,
+    `The two runs follow each other on the same machine; its 1-minute load average was ${result.configured.loadAverage} after the first and ${result.configuredWithoutBatch.loadAverage} after the second (on a shared machine other work moves these latencies more than the batch does).`,
     "",
   );
   for (const run of [result.naive, result.configured]) {
