@@ -152,7 +152,7 @@ export const MemoryForgetReply = z.object({
     documents: z.number().int().nonnegative(),
     chunks: z.number().int().nonnegative(),
   }),
-  /** The threads deleted (a user's: their runs are forgotten too). */
+  /** The threads deleted (the first 5000: their ids must fit one reply). */
   threadIds: z.array(z.string()).default([]),
 });
 export type MemoryForgetReply = z.infer<typeof MemoryForgetReply>;

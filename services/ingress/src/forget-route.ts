@@ -102,18 +102,15 @@ export async function forgetThread(deps: RouteDeps, tenant: string, threadId: st
 }
 
 /**
- * Forgets an end user of the tenant: their runs (and everything of those runs, as for a thread),
- * their threads, long-term memories, documents and profile in memory, and what the model proxy
- * and tool executor cached for them. Threads the runs named that memory did not list (turns still
- * on their way), and runs made without the user in the user's threads, go too.
+ * Forgets an end user of the tenant: their runs (and everything of those runs, as for a thread,
+ * their threads' turns still on their way to memory included), their threads, long-term memories,
+ * documents and profile in memory, and what the model proxy and tool executor cached for them.
+ * Runs made without the user in the user's threads go too.
  */
 export async function forgetUser(deps: RouteDeps, tenant: string, userId: string): Promise<Forgotten> {
   const total = nothing();
   const runThreads = await forgetRuns(deps, tenant, { threadIds: [], userId }, total);
   const memory = await forgetMemory(deps, tenant, { userId }, total);
-  const stored = new Set(memory.threadIds);
-  for (const threadId of runThreads)
-    if (!stored.has(threadId)) await forgetMemory(deps, tenant, { threadId }, total);
   const withoutUser = memory.threadIds.filter((threadId) => !runThreads.has(threadId));
   if (withoutUser.length > 0) await forgetRuns(deps, tenant, { threadIds: withoutUser }, total);
   return total;

@@ -51,6 +51,8 @@ export interface HandlerDeps {
 
 /** Embedding hashes per `model.forget` request. */
 const FORGET_HASH_BATCH = 5000;
+/** Thread ids a forget answers at most. */
+const MAX_FORGOTTEN_THREAD_IDS = 5000;
 
 /** Connection failures the pg client reports without a code. */
 const LOST_CONNECTION = /connection terminated|timeout exceeded when trying to connect|connection error/i;
@@ -215,7 +217,8 @@ export function createHandlers(deps: HandlerDeps) {
     // cached searches may hold the deleted text
     if (deleted.chunks > 0 || deleted.documents > 0) await cache.clear(tenant);
     logger.info({ tenant, deleted }, "forgot");
-    return { deleted, threadIds };
+    // the ids fit one reply (NATS bounds its size); counts are whole
+    return { deleted, threadIds: threadIds.slice(0, MAX_FORGOTTEN_THREAD_IDS) };
   };
 
   return {

@@ -5,6 +5,7 @@ import {
   DeadLetter,
   Endpoints,
   FORGET_RUN_BATCH,
+  MemoryAppendRequest,
   type ModelForgetRequest,
   QueueGroups,
   RunRequest,
@@ -137,7 +138,7 @@ beforeAll(async () => {
   await migrate(pool, "orchestrator-forget", FORGET_MIGRATIONS);
   journal = new Journal(pool);
   bus = await createTestBus();
-  await bus.ensureStreams(["RUN_EVENTS", "RUNS", "DEAD_LETTERS"]);
+  await bus.ensureStreams(["RUN_EVENTS", "RUNS", "DEAD_LETTERS", "THREAD_TURNS"]);
   served = [
     bus.serve(
       Endpoints.modelForget,
@@ -184,6 +185,23 @@ describe("run.forget", () => {
     await recordRun(`run-other-${id}`, { threadId: `other-${id}`, userId: "ann" });
     await recordRun(`run-tenant-${id}`, { threadId: thread, userId: "ann", tenant: "globex" });
     expect(await storedEvents(`run-a-${id}`)).toBe(1);
+    // a turn of the thread on its way to memory, and one of another thread
+    const turn = (threadId: string) => ({
+      meta: meta(),
+      threadId,
+      messages: [{ id: `${threadId}:0`, message: { role: "user" as const, content: `said ${SECRET}` } }],
+    });
+    for (const threadId of [thread, `other-${id}`])
+      await bus.publishDurable(Subjects.threadTurns("acme", threadId), MemoryAppendRequest, turn(threadId), {
+        msgId: `turn-${threadId}`,
+      });
+    const turnsOf = async (threadId: string) => {
+      const jsm = await bus.jsm();
+      const subject = bus.subject(Subjects.threadTurns("acme", threadId));
+      const info = await jsm.streams.info(bus.streamName(Streams.threadTurns), { subjects_filter: subject });
+      return info.state.subjects?.[subject] ?? 0;
+    };
+    expect(await turnsOf(thread)).toBe(1);
 
     const reply = await forgetRuns({ bus, pool, logger }, { meta: meta(), threadIds: [thread] });
     expect(reply).toMatchObject({ runs: 3, steps: 3, cancelled: 0, more: false });
@@ -219,6 +237,8 @@ describe("run.forget", () => {
     expect(await rowText(`run-other-${id}`)).toContain(SECRET);
     expect(await rowText(`run-tenant-${id}`)).toContain(SECRET);
     expect(await storedEvents(`run-other-${id}`)).toBe(1);
+    expect(await turnsOf(thread)).toBe(0);
+    expect(await turnsOf(`other-${id}`)).toBe(1);
 
     // the model proxy and the tool executor were told which runs, users, threads and tools
     expect(modelRequests).toHaveLength(1);

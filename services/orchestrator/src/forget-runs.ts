@@ -29,6 +29,7 @@ import { EventPublisher, emptyUsage } from "./run-events.js";
  * embeddings). A run still queued or running is cancelled first; its steps are scrubbed again a
  * moment later, after a step that was being written when the cancel came.
  *
+ * Turns of its threads journaled but not yet stored by memory (THREAD_TURNS) are purged too.
  * Run requests of the target still queued in RUNS and dead letters of its runs, threads or user
  * (DEAD_LETTERS) are erased on the last round.
  *
@@ -104,6 +105,7 @@ export async function forgetRuns(deps: ForgetRunsDeps, request: RunForgetRequest
         })
       : Promise.resolve(undefined),
     purgeEvents(bus, runIds),
+    purgeTurns(bus, tenant, threadIds),
   ]);
   // once per target (its last round): queued run requests and dead letters of its runs, threads or user
   const erased = more
@@ -190,6 +192,25 @@ async function purgeEvents(bus: Bus, runIds: string[]): Promise<void> {
       runIds
         .slice(start, start + PURGE_CONCURRENCY)
         .map((runId) => jsm.streams.purge(stream, { filter: bus.subject(Subjects.runEvents(runId)) })),
+    );
+  }
+}
+
+/**
+ * Deletes the turns the runs journaled for their threads that memory has not stored yet
+ * (THREAD_TURNS, one subject per thread): stored later, they would bring a forgotten thread back.
+ */
+async function purgeTurns(bus: Bus, tenant: string, threadIds: string[]): Promise<void> {
+  if (threadIds.length === 0) return;
+  const jsm = await bus.jsm();
+  const stream = bus.streamName(Streams.threadTurns);
+  for (let start = 0; start < threadIds.length; start += PURGE_CONCURRENCY) {
+    await Promise.all(
+      threadIds
+        .slice(start, start + PURGE_CONCURRENCY)
+        .map((threadId) =>
+          jsm.streams.purge(stream, { filter: bus.subject(Subjects.threadTurns(tenant, threadId)) }),
+        ),
     );
   }
 }
