@@ -82,6 +82,8 @@ export {
   EmbeddingsRequest,
   modelOptionsOf,
 } from "./openai.js";
+export type { RetryOptions } from "./retry.js";
+export { backoffMs, retryUntilDeadline } from "./retry.js";
 export {
   channelOf,
   DeltaEvent,

@@ -5,7 +5,7 @@ import type {
   TokenUsage,
   WireError,
 } from "@agent-runtime/contracts";
-import { RuntimeError } from "@agent-runtime/contracts";
+import { RuntimeError, retryUntilDeadline } from "@agent-runtime/contracts";
 import pg from "pg";
 import { runCreatedAt } from "./partitions.js";
 import type { RecordedStep, StepDetails } from "./run-store.js";
@@ -213,26 +213,20 @@ export async function retryTransient<T>(
   deadline: number,
   signal?: AbortSignal,
 ): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await operation();
-    } catch (error) {
-      if (isPermanent(error)) {
-        throw new RuntimeError("validation", `the run's data cannot be stored: ${messageOf(error)}`, {
-          retryable: false,
-          cause: error,
-        });
-      }
-      const wait = Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2);
-      if (Date.now() + wait >= deadline || signal?.aborted) {
-        throw new RuntimeError("unavailable", `the run store is unavailable: ${messageOf(error)}`, {
-          retryable: true,
-          retryAfterMs: 1000,
-          cause: error,
-        });
-      }
-      await new Promise((resolve) => setTimeout(resolve, wait));
+  try {
+    return await retryUntilDeadline(operation, { deadline, signal, baseMs: 50, maxMs: 2000, isPermanent });
+  } catch (error) {
+    if (isPermanent(error)) {
+      throw new RuntimeError("validation", `the run's data cannot be stored: ${messageOf(error)}`, {
+        retryable: false,
+        cause: error,
+      });
     }
+    throw new RuntimeError("unavailable", `the run store is unavailable: ${messageOf(error)}`, {
+      retryable: true,
+      retryAfterMs: 1000,
+      cause: error,
+    });
   }
 }
 

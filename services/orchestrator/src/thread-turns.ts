@@ -1,10 +1,10 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Bus } from "@agent-runtime/bus";
 import {
   type ChatMessage,
   MemoryAppendRequest,
   type RequestMeta,
   type RunRequest,
+  retryUntilDeadline,
   Subjects,
   toWireError,
 } from "@agent-runtime/contracts";
@@ -37,21 +37,21 @@ export async function journalTurn(
     messages: messages.map((message, index) => ({ id: `${request.runId}:${index}`, message })),
   };
   const subject = Subjects.threadTurns(request.tenant, request.threadId);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await bus.publishDurable(subject, MemoryAppendRequest, entry, {
-        msgId: `turn:${request.runId}`,
-        timeoutMs: 2000,
-      });
-      return;
-    } catch (error) {
-      const wire = toWireError(error);
-      const wait = Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random() / 2);
-      if (!wire.retryable || Date.now() + wait >= meta.deadline) {
-        logger.error({ err: error, runId: request.runId }, "could not journal the turn for its thread");
-        return;
-      }
-      await sleep(wait);
-    }
+  try {
+    await retryUntilDeadline(
+      () =>
+        bus.publishDurable(subject, MemoryAppendRequest, entry, {
+          msgId: `turn:${request.runId}`,
+          timeoutMs: 2000,
+        }),
+      {
+        deadline: meta.deadline,
+        baseMs: 50,
+        maxMs: 2000,
+        isPermanent: (error) => !toWireError(error).retryable,
+      },
+    );
+  } catch (error) {
+    logger.error({ err: error, runId: request.runId }, "could not journal the turn for its thread");
   }
 }

@@ -6,6 +6,7 @@ import {
   Endpoints,
   type RequestMeta,
   type RunRequest,
+  retryUntilDeadline,
   runChannel,
   type ToolBatchReply,
   toWireError,
@@ -60,19 +61,15 @@ export async function runTools(
       },
       { signal },
     );
-  const ask = async (subset: PlacedCalls): Promise<ToolBatchReply> => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await askOnce(subset);
-      } catch (error) {
-        const wire = toWireError(error);
-        const wait =
-          Math.max(wire.retryAfterMs ?? 0, Math.min(2000, 100 * 2 ** attempt)) * (0.5 + Math.random() / 2);
-        if (!wire.retryable || signal.aborted || Date.now() + wait >= meta.deadline) throw error;
-        await sleep(wait);
-      }
-    }
-  };
+  const ask = (subset: PlacedCalls): Promise<ToolBatchReply> =>
+    retryUntilDeadline(() => askOnce(subset), {
+      deadline: meta.deadline,
+      signal,
+      baseMs: 100,
+      maxMs: 2000,
+      isPermanent: (error) => !toWireError(error).retryable,
+      retryAfterMs: (error) => toWireError(error).retryAfterMs,
+    });
   const toolNames = [...new Set(calls.map(({ call }) => call.function.name))].sort();
   const batch = await withSpan(`execute_tool ${toolNames.join(",")}`, () => ask(calls), {
     kind: SpanKind.CLIENT,

@@ -6,6 +6,7 @@ import {
   priorityOf,
   type RequestMeta,
   RuntimeError,
+  retryUntilDeadline,
   Subjects,
   type ToolCallStatus,
   type ToolDescriptor,
@@ -265,21 +266,16 @@ export class ToolExecutor {
    * retry it, and the retry act again once the claim expires.
    */
   private async recordDone(call: ExecCall, reply: ToolExecReply): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.deps.idempotency.complete(call.meta.tenant, call.idempotencyKey!, reply);
-        return;
-      } catch (error) {
-        const wait = Math.min(2000, 100 * 2 ** attempt);
-        if (Date.now() + wait >= call.meta.deadline) {
-          this.deps.logger.error(
-            { err: error, tool: call.name, idempotencyKey: call.idempotencyKey },
-            "a side effect ran but its record could not be stored; its reply goes back unrecorded",
-          );
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, wait));
-      }
+    try {
+      await retryUntilDeadline(
+        () => this.deps.idempotency.complete(call.meta.tenant, call.idempotencyKey!, reply),
+        { deadline: call.meta.deadline, baseMs: 100, maxMs: 2000, jitter: 0 },
+      );
+    } catch (error) {
+      this.deps.logger.error(
+        { err: error, tool: call.name, idempotencyKey: call.idempotencyKey },
+        "a side effect ran but its record could not be stored; its reply goes back unrecorded",
+      );
     }
   }
 
