@@ -297,6 +297,9 @@ export const UsageStatsBody = z.object({
 });
 export type UsageStatsBody = z.infer<typeof UsageStatsBody>;
 
+/** `GET /v1/admin/tenants/{tenant}/usage`: the usage of `/v1/stats`, without the route and variant breakdowns. */
+export const TenantUsageBody = UsageStatsBody.omit({ routes: true, variants: true });
+
 const Series = z.object({ label: z.string(), values: z.array(z.number().nullable()) });
 const SeriesGroups = z.object({ model: z.array(Series), agent: z.array(Series), tenant: z.array(Series) });
 export const StatsSeriesBody = z.object({
