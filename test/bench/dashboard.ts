@@ -13,6 +13,7 @@ import {
   migrateRollups,
   RANGES,
   type StatsRange,
+  SLICE,
   slicesOf,
   TIERS,
 } from "@agent-runtime/ingress";
@@ -100,6 +101,7 @@ async function seed(
   seconds: number,
   buckets: number,
   combos: Key[],
+  users = true,
 ): Promise<number> {
   const callsPerCombo = (TURNS_PER_SECOND * seconds) / (combos.length / 4);
   const histogram = Array.from({ length: BUCKET_COUNT }, (_, index) => `h${index}`);
@@ -115,7 +117,7 @@ async function seed(
      CROSS JOIN LATERAL (SELECT (${callsPerCombo} * k.weight * (0.5 + random()))::bigint AS c) AS calls
      -- in time and key order, as the writer adds them (each flush in key order)
      ORDER BY g DESC, k.tenant, k.slice, k.service, k.kind, k.name, k.agent, k.code`,
-    [JSON.stringify(slices(combos)), seconds, buckets],
+    [JSON.stringify(slices(combos).filter((row) => users || row.slice !== SLICE.user)), seconds, buckets],
   );
   return result.rowCount ?? 0;
 }
@@ -137,7 +139,7 @@ async function main() {
     const started = performance.now();
     const rows = {
       minute: await seed(pool, TIERS.minute.table, 60, 26 * 60, combos),
-      fiveMinutes: await seed(pool, TIERS.fiveMinutes.table, 300, 26 * 12, combos),
+      fiveMinutes: await seed(pool, TIERS.fiveMinutes.table, 300, 26 * 12, combos, false),
       hour: await seed(pool, TIERS.hour.table, 3600, 30 * 24, combos),
       day: await seed(pool, TIERS.day.table, 86_400, 30, combos),
     };

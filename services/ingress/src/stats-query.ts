@@ -199,7 +199,7 @@ export async function dashboardStats(pool: pg.Pool, tenant: string | undefined, 
   const where = "tenant = $1 AND bucket >= to_timestamp($2)";
   const userTier = TIERS[USER_TIER[range]];
   const userFrom = Math.floor(from / userTier.seconds) * userTier.seconds;
-  const query = (sql: string, at = from) => pool.query(sql, [owner, at]);
+  const query = (sql: string) => pool.query(sql, [owner, from]);
 
   const [latency, spent, failed, named, users, queue] = await Promise.all([
     // per service (latency, throughput, totals) and per agent of the HTTP requests (latency)
@@ -226,14 +226,17 @@ export async function dashboardStats(pool: pg.Pool, tenant: string | undefined, 
        WHERE ${where} AND (slice = ${SLICE.name} OR (slice = ${tenantSlice} AND service = 'ingress'))
        GROUP BY slice, service, kind, name`,
     ),
-    query(
+    // users are kept under their tenant only: all tenants' view reads every tenant's
+    pool.query(
       `WITH users AS (
-         SELECT name, ${SUMS_SQL} FROM ${userTier.table} WHERE ${where} AND slice = ${SLICE.user} GROUP BY name
+         SELECT name, ${SUMS_SQL} FROM ${userTier.table}
+         WHERE slice = ${SLICE.user} AND bucket >= to_timestamp($1) ${tenant === undefined ? "" : "AND tenant = $2"}
+         GROUP BY name
        )
        (SELECT * FROM users ORDER BY cost_usd DESC, name LIMIT ${USER_CANDIDATES})
        UNION
        (SELECT * FROM users ORDER BY latency_ms_sum / greatest(calls, 1) DESC, name LIMIT ${USER_CANDIDATES})`,
-      userFrom,
+      tenant === undefined ? [userFrom] : [userFrom, tenant],
     ),
     pool.query(
       `SELECT ${time} AS time, lane, max(pending)::float8 AS pending, max(ack_pending)::float8 AS ack_pending

@@ -12,6 +12,7 @@ import {
   type RollupSample,
   SLICE,
   TIERS,
+  USER_TIERS,
   writeQueueDepth,
   writeRollups,
 } from "./stats-rollups.js";
@@ -128,14 +129,16 @@ describe("RollupBuffer", () => {
     expect(count("minute")).toBeGreaterThan(count("hour"));
   });
 
-  it("keeps a user under its tenant's name in both its tenant's and the all-tenants rows", () => {
+  it("keeps a user once, under its tenant, in the tiers the hotspots read", () => {
     const buffer = new RollupBuffer();
     buffer.add(sample({ service: "users", kind: "user", name: "ada", agent: "assistant" }));
-    const rows = buffer.take().filter((row) => row.tier === "minute");
-    expect(rows.map((row) => [row.tenant, row.slice, row.name, row.agent])).toEqual([
-      [ALL_TENANTS, SLICE.user, "acme/ada", ""],
-      ["acme", SLICE.user, "acme/ada", ""],
+    const rows = buffer.take();
+    expect(rows.map((row) => [row.tier, row.tenant, row.slice, row.name, row.agent])).toEqual([
+      ["day", "acme", SLICE.user, "acme/ada", ""],
+      ["hour", "acme", SLICE.user, "acme/ada", ""],
+      ["minute", "acme", SLICE.user, "acme/ada", ""],
     ]);
+    expect([...USER_TIERS].sort()).toEqual(["day", "hour", "minute"]);
   });
 });
 

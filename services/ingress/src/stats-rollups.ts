@@ -42,6 +42,9 @@ export const TIERS = {
 export type Tier = keyof typeof TIERS;
 const TIER_NAMES = Object.keys(TIERS) as Tier[];
 
+/** The tiers that keep users (the hotspots read users per minute, hour or day). */
+export const USER_TIERS: readonly Tier[] = ["minute", "hour", "day"];
+
 /** The tenant of the rows that count every tenant. */
 export const ALL_TENANTS = "*";
 
@@ -57,7 +60,7 @@ export const SLICE = {
   name: 4,
   /** per service and tenant (`name`), only in the all-tenants rows */
   tenant: 5,
-  /** per user (`name` is `<tenant>/<user>`) */
+  /** per user (`name` is `<tenant>/<user>`), only in its tenant's rows and in `USER_TIERS` */
   user: 6,
 } as const;
 export type Slice = (typeof SLICE)[keyof typeof SLICE];
@@ -143,6 +146,8 @@ export const ROLLUP_MIGRATIONS = Object.values(TIERS)
    ) WITH (fillfactor = 70)`,
     // for pruning by age: tiny, and rows arrive in time order
     `CREATE INDEX IF NOT EXISTS ${table}_bucket ON ${table} USING brin (bucket)`,
+    // every tenant's users, for the all-tenants view
+    `CREATE INDEX IF NOT EXISTS ${table}_users ON ${table} (bucket) WHERE slice = ${SLICE.user}`,
     // the deepest pending and in-progress counts seen per lane and bucket
     `CREATE TABLE IF NOT EXISTS ${queue} (
      bucket timestamptz NOT NULL,
@@ -233,13 +238,9 @@ type SliceKey = Pick<RollupRow, "tenant" | "slice" | "service" | "kind" | "name"
 export function slicesOf(key: RollupKey): SliceKey[] {
   const { tenant, service, kind, name, agent, code } = key;
   const blank = { kind: "", name: "", agent: "", code: "" };
-  if (kind === "user") {
-    const user = { slice: SLICE.user, service, ...blank, kind, name: `${tenant}/${name}` };
-    return [
-      { tenant, ...user },
-      { tenant: ALL_TENANTS, ...user },
-    ];
-  }
+  // users are many: kept once, under their tenant (the all-tenants view reads every tenant's)
+  if (kind === "user")
+    return [{ tenant, slice: SLICE.user, service, ...blank, kind, name: `${tenant}/${name}` }];
   return [tenant, ALL_TENANTS]
     .flatMap((owner): SliceKey[] => [
       { tenant: owner, slice: SLICE.service, service, ...blank },
@@ -281,6 +282,7 @@ export class RollupBuffer {
     for (const { minute, key, sums } of this.minutes.values()) {
       for (const slice of slicesOf(key)) {
         for (const tier of TIER_NAMES) {
+          if (slice.slice === SLICE.user && !USER_TIERS.includes(tier)) continue;
           const seconds = TIERS[tier].seconds;
           const bucket = Math.floor(minute / seconds) * seconds;
           const id = [tier, slice.tenant, slice.slice, bucket, slice.service, slice.kind, slice.name]
