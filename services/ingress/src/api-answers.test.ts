@@ -10,6 +10,7 @@ import {
   ApiKeyCreated,
   ApiKeyListBody,
   ApiKeyRevoked,
+  ChatCompletion,
   EventsAccepted,
   HealthStatus,
   ModelListBody,
@@ -117,6 +118,10 @@ describe("answers match the documented response schemas", () => {
       status: 202,
     });
     await answer(ModelListBody, "/v1/models");
+    await answer(ChatCompletion, "/v1/chat/completions", {
+      method: "POST",
+      body: JSON.stringify({ model: "assistant", messages: [{ role: "user", content: "hi" }] }),
+    });
     await answer(HealthStatus, "/healthz", { key: null });
     await answer(Readiness, "/readyz", { key: null });
   });
