@@ -167,7 +167,7 @@ describe("one trace per turn", () => {
     expect(chats.map((span) => attributesOf(span)["agent_runtime.run.step"]).sort()).toEqual([0, 1]);
     expect(attributesOf(chats[0]!)["gen_ai.usage.input_tokens"]).toBeGreaterThan(0);
 
-    // the provider call itself (fetch, traced through undici) is a child of model.chat
+    // the provider call itself (a CLIENT span of the model proxy's HTTP transport) is a child of model.chat
     const providerCalls = turn.filter(
       (span) => span.kind === CLIENT && attributesOf(span)["url.full"]?.toString().startsWith(fake.url),
     );

@@ -1,6 +1,7 @@
 export type { Attributes, Context, Span } from "@opentelemetry/api";
 export { boundedLabel, DEFAULT_LABEL_LIMIT, OTHER_LABEL } from "./bounded-label.js";
 export { InvalidLogLevelError, MetricKindConflictError, TelemetryError } from "./errors.js";
+export { endHttpClientSpan, startHttpClientSpan } from "./http-client-span.js";
 export { annotateRequestSpan, registerHttpTracing } from "./http-tracing.js";
 export type { LogLevel } from "./log-level.js";
 export { parseLogLevel } from "./log-level.js";

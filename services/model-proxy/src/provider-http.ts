@@ -2,6 +2,7 @@ import http from "node:http";
 import https from "node:https";
 import { Readable } from "node:stream";
 import zlib from "node:zlib";
+import { endHttpClientSpan, startHttpClientSpan } from "@agent-runtime/telemetry";
 
 /** The part of the `fetch` signature the `openai` client calls. */
 export type ProviderFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
@@ -30,6 +31,15 @@ export const providerFetch: ProviderFetch = (input, init = {}) => {
   const signal = init.signal ?? undefined;
   if (signal?.aborted) return Promise.reject(abortError(signal));
   const secure = url.protocol === "https:";
+  const method = init.method ?? "GET";
+  const headers = requestHeaders(init.headers, body ?? undefined);
+  const span = startHttpClientSpan(method, url, headers);
+  let spanEnded = false;
+  const endSpan = (outcome: Parameters<typeof endHttpClientSpan>[1]) => {
+    if (spanEnded) return;
+    spanEnded = true;
+    endHttpClientSpan(span, outcome);
+  };
   return new Promise<Response>((resolve, reject) => {
     const request = (secure ? https : http).request(
       {
@@ -38,32 +48,44 @@ export const providerFetch: ProviderFetch = (input, init = {}) => {
         hostname: url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname,
         port: url.port || undefined,
         path: `${url.pathname}${url.search}`,
-        method: init.method ?? "GET",
-        headers: requestHeaders(init.headers, body ?? undefined),
+        method,
+        headers,
         ...(signal ? { signal } : {}),
       },
       (incoming) => {
-        const headers = responseHeaders(incoming);
+        const replyHeaders = responseHeadersOf(incoming);
         const status = incoming.statusCode ?? 0;
-        const contentType = headers.get("content-type") ?? "";
-        const decoded = decode(incoming, headers.get("content-encoding"));
+        const contentType = replyHeaders.get("content-type") ?? "";
+        const decoded = decode(incoming, replyHeaders.get("content-encoding"));
         if (contentType.startsWith("text/event-stream")) {
+          decoded.once("end", () => endSpan({ status }));
+          decoded.once("error", (error) => endSpan({ error }));
+          incoming.once("close", () =>
+            endSpan(incoming.complete ? { status } : { error: "stream cut short" }),
+          );
           // a stream is read by the SDK as it arrives
           resolve(
             new Response(Readable.toWeb(decoded) as ReadableStream<Uint8Array>, {
               status,
               statusText: incoming.statusMessage ?? "",
-              headers,
+              headers: replyHeaders,
             }),
           );
           return;
         }
         const chunks: Buffer[] = [];
-        const fail = (error: unknown) => reject(signal?.aborted ? abortError(signal) : error);
+        const fail = (error: unknown) => {
+          const failure = signal?.aborted ? abortError(signal) : error;
+          endSpan({ error: failure });
+          reject(failure);
+        };
         decoded.on("data", (chunk: Buffer) => chunks.push(chunk));
         decoded.once("error", fail);
         if (decoded !== incoming) incoming.once("error", fail);
-        decoded.once("end", () => resolve(bufferedResponse(url.href, status, incoming, headers, chunks)));
+        decoded.once("end", () => {
+          endSpan({ status });
+          resolve(bufferedResponse(url.href, status, incoming, replyHeaders, chunks));
+        });
         // a connection closed before the end of the body is an error, not a short reply
         incoming.once("close", () => {
           if (!incoming.complete)
@@ -71,7 +93,11 @@ export const providerFetch: ProviderFetch = (input, init = {}) => {
         });
       },
     );
-    request.once("error", (error) => reject(signal?.aborted ? abortError(signal) : error));
+    request.once("error", (error) => {
+      const failure = signal?.aborted ? abortError(signal) : error;
+      endSpan({ error: failure });
+      reject(failure);
+    });
     request.end(body ?? undefined);
   });
 };
@@ -127,7 +153,7 @@ function requestHeaders(
   return plain;
 }
 
-function responseHeaders(incoming: http.IncomingMessage): Headers {
+function responseHeadersOf(incoming: http.IncomingMessage): Headers {
   const headers = new Headers();
   const raw = incoming.rawHeaders;
   for (let index = 0; index + 1 < raw.length; index += 2) headers.append(raw[index]!, raw[index + 1]!);
