@@ -20,10 +20,25 @@ describe("startTelemetry", () => {
       ({ traceId, spanId } = span.spanContext());
       propagation.inject(context.active(), carrier);
     });
-    expect(carrier.traceparent).toBe(`00-${traceId}-${spanId}-01`);
+    // nothing is exported here: the span is not recorded (flags 00), its ids are real all the same
+    expect(traceId).toMatch(/^(?!0+$)[0-9a-f]{32}$/);
+    expect(spanId).toMatch(/^(?!0+$)[0-9a-f]{16}$/);
+    expect(carrier.traceparent).toBe(`00-${traceId}-${spanId}-00`);
 
     const extracted = trace.getSpanContext(propagation.extract(context.active(), carrier));
     expect(extracted).toMatchObject({ traceId, spanId, isRemote: true });
+  });
+
+  it("records nothing per span when nothing is exported, and a child keeps its parent's trace", async () => {
+    await startTelemetry({ service: "sdk-test" });
+    await withSpan("parent", async (parent) => {
+      expect(parent.isRecording()).toBe(false);
+      await withSpan("child", (child) => {
+        expect(child.isRecording()).toBe(false);
+        expect(child.spanContext().traceId).toBe(parent.spanContext().traceId);
+        expect(child.spanContext().spanId).not.toBe(parent.spanContext().spanId);
+      });
+    });
   });
 
   it("keeps context across awaits (AsyncLocalStorage)", async () => {

@@ -12,7 +12,7 @@ import { UndiciInstrumentation } from "@opentelemetry/instrumentation-undici";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
 import { NodeSDK } from "@opentelemetry/sdk-node";
-import { BatchSpanProcessor, NoopSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { AlwaysOffSampler, BatchSpanProcessor, NoopSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 import { z } from "zod";
 import type { Logger } from "./logger.js";
@@ -54,19 +54,25 @@ async function start(options: TelemetryOptions): Promise<Telemetry> {
   const env = process.env;
   const exportTraces = Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
   const exportMetrics = Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT);
-  const databases = [
-    // inside a traced operation only (not the pool's or a poller's own background queries)
-    new PgInstrumentation({ requireParentSpan: true }),
-    // the command's name only: its arguments are keys and values of users' data
-    new IORedisInstrumentation({ requireParentSpan: true, dbStatementSerializer: (command) => command }),
-  ];
+  // with nothing to export, no query or command is wrapped in a span of its own
+  const databases = exportTraces
+    ? [
+        // inside a traced operation only (not the pool's or a poller's own background queries)
+        new PgInstrumentation({ requireParentSpan: true }),
+        // the command's name only: its arguments are keys and values of users' data
+        new IORedisInstrumentation({ requireParentSpan: true, dbStatementSerializer: (command) => command }),
+      ]
+    : [];
   const sdk = new NodeSDK({
     // OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES (env detector) still win over this.
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.service }),
     contextManager: new AsyncLocalStorageContextManager(),
     textMapPropagator: new W3CTraceContextPropagator(),
     // fetch (the openai client's provider calls) through diagnostics_channel: no loader hook needed
-    instrumentations: [new UndiciInstrumentation(), ...databases],
+    instrumentations: exportTraces ? [new UndiciInstrumentation(), ...databases] : [],
+    // with nothing to export (and no OTEL_TRACES_SAMPLER), spans are not recorded: they still carry
+    // trace and span ids (logs, traceparent to the next service), but nothing is kept per span
+    ...(exportTraces || env.OTEL_TRACES_SAMPLER ? {} : { sampler: new AlwaysOffSampler() }),
     // NodeSDK registers a tracer provider only when it has a span processor:
     // with nothing to export, a no-op one still gives spans real ids.
     spanProcessors: [

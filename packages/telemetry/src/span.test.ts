@@ -8,6 +8,8 @@ import { withSpan } from "./span.js";
 const readable = (span: Span | undefined) => span as unknown as ReadableSpan;
 
 beforeAll(async () => {
+  // nothing is exported here: spans are recorded only because the sampler says so
+  process.env.OTEL_TRACES_SAMPLER = "always_on";
   await startTelemetry({ service: "span-test" });
 });
 
