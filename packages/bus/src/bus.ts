@@ -13,7 +13,6 @@ import {
   AckPolicy,
   type ConsumerConfig,
   DeliverPolicy,
-  JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
   jetstream,
@@ -27,6 +26,7 @@ import { z } from "zod";
 import { decodeWith, encodeJson } from "./codec.js";
 import { overloadedError } from "./errors.js";
 import { type Backoff, exchange } from "./exchange.js";
+import { isConsumerExists, isReplicasNotSupported, isStreamExists } from "./jetstream-errors.js";
 import {
   DEFAULT_KEEPALIVE_MS,
   KeepAliveHeader,
@@ -503,11 +503,11 @@ export class Bus {
       try {
         await jsm.streams.add(config);
       } catch (error) {
-        if (error instanceof JetStreamApiError && error.code === 10058) {
+        if (isStreamExists(error)) {
           await jsm.streams.update(config.name, config).catch((updateError: unknown) => {
             this.logger.warn({ err: updateError, stream: config.name }, "stream exists with another config");
           });
-        } else if (error instanceof JetStreamApiError && this.replicas > 1 && error.code === 10074) {
+        } else if (this.replicas > 1 && isReplicasNotSupported(error)) {
           throw new RangeError(
             `stream ${config.name} wants ${this.replicas} replicas but NATS is not a JetStream cluster (set NATS_REPLICAS=1)`,
           );
@@ -531,7 +531,7 @@ export class Bus {
     try {
       await jsm.consumers.add(streamName, full);
     } catch (error) {
-      if (error instanceof JetStreamApiError && (error.code === 10148 || error.code === 10013)) {
+      if (isConsumerExists(error)) {
         await jsm.consumers.update(streamName, config.durable_name, full);
       } else {
         throw error;

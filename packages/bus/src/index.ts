@@ -12,6 +12,13 @@ export { decodeText, decodeWith, encodeJson } from "./codec.js";
 export type { ConsumeContext, ConsumeOptions, ConsumerHandle, DeadLetterContext } from "./consumer.js";
 export { consume, nakDelay } from "./consumer.js";
 export { describeNats } from "./describe.js";
+export {
+  isConsumerExists,
+  isJetStreamError,
+  isReplicasNotSupported,
+  isStreamExists,
+  JetStreamErrorCode,
+} from "./jetstream-errors.js";
 export type { Admission, InteractiveReserveOptions } from "./lanes.js";
 export { interactiveReserve, reservedSlots } from "./lanes.js";
 export { InFlightLimiter } from "./limiter.js";

@@ -111,7 +111,7 @@ export {
   StorableString,
   unstorableReason,
 } from "./storable.js";
-export { Headers, QueueGroups, Streams, Subjects } from "./subjects.js";
+export { Consumers, Headers, QueueGroups, Streams, Subjects } from "./subjects.js";
 export {
   ToolBatchReply,
   ToolBatchRequest,

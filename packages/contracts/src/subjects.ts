@@ -21,6 +21,11 @@ export const Subjects = {
    * chat turn): one subscription per replica instead of one per run, and nothing kept in RUN_EVENTS.
    */
   replicaEvents: (replica: string) => `ingress.${replica}.events`,
+  /**
+   * Where the model proxy streams one step's answer as it comes (`ModelStreamChunk`), named by the
+   * orchestrator in `model.chat`'s `streamSubject` and read only by the worker running that step.
+   */
+  runDeltas: (runId: string, step: number) => `run.${runId}.deltas.${step}`,
   events: (source: string, type: string) => `events.${source}.${type}`,
   eventsAll: "events.>",
   modelChat: "model.chat",
@@ -65,6 +70,26 @@ export const Streams = {
   threadTurns: "THREAD_TURNS",
   usage: "USAGE",
   deadLetters: "DEAD_LETTERS",
+} as const;
+
+/**
+ * Durable JetStream consumers. Their names are a contract: ingress reads the backlog of the
+ * orchestrator's run consumers (for Retry-After and the dashboard), tests and operators read them
+ * all, and a renamed durable would start again from the stream's first message.
+ */
+export const Consumers = {
+  /** The orchestrator's run queue of one lane, on RUNS. */
+  runs: (priority: RunPriority) => `orchestrator-${priority}` as const,
+  runsInteractive: "orchestrator-interactive",
+  runsBatch: "orchestrator-batch",
+  /** The orchestrator's agent triggers, on EVENTS. */
+  events: "orchestrator-events",
+  /** Memory's summaries and indexing, on MEMORY_JOBS. */
+  memoryJobs: "memory-jobs",
+  /** Memory's store of finished turns, on THREAD_TURNS. */
+  threadTurns: "memory-turns",
+  /** Ingress's usage writer, on USAGE. */
+  usage: "ingress-usage",
 } as const;
 
 /** Queue groups: one per service, so replicas share the load. */

@@ -3,6 +3,7 @@ import type { Bus } from "@agent-runtime/bus";
 import type { LimitsSection } from "@agent-runtime/config";
 import {
   type ChatMessage,
+  Consumers,
   channelOf,
   Endpoints,
   type ModelOptions,
@@ -117,7 +118,7 @@ export class RunGateway {
     const stream = this.bus.streamName(Streams.runs);
     const read = async (priority: RunPriority) => {
       try {
-        const info = await jsm.consumers.info(stream, `orchestrator-${priority}`);
+        const info = await jsm.consumers.info(stream, Consumers.runs(priority));
         return info.num_pending + info.num_ack_pending;
       } catch {
         try {

@@ -1,5 +1,5 @@
 import { type Bus, connectBus, consume, describeNats } from "@agent-runtime/bus";
-import { Endpoints, MemoryJob, QueueGroups, type RequestMeta } from "@agent-runtime/contracts";
+import { Consumers, Endpoints, MemoryJob, QueueGroups, type RequestMeta } from "@agent-runtime/contracts";
 import { createPool, createRedis, describePostgres, describeRedis, migrate } from "@agent-runtime/stores";
 import {
   announceReady,
@@ -103,7 +103,7 @@ export async function startMemory(
   await bus.ensureStreams(["MEMORY_JOBS"]);
   const consumer = await consume(bus, {
     stream: "MEMORY_JOBS",
-    durable: "memory-jobs",
+    durable: Consumers.memoryJobs,
     schema: MemoryJob,
     concurrency: config.jobConcurrency,
     maxDeliver: 6,

@@ -1,5 +1,5 @@
 import { type Bus, type ConsumerHandle, consume, decodeWith } from "@agent-runtime/bus";
-import { MemoryAppendRequest, RuntimeError, Streams, Subjects } from "@agent-runtime/contracts";
+import { Consumers, MemoryAppendRequest, RuntimeError, Streams, Subjects } from "@agent-runtime/contracts";
 import type { Logger } from "@agent-runtime/telemetry";
 
 /** Stores a journaled turn in its thread (idempotent by message id). */
@@ -79,7 +79,7 @@ export class ThreadTurns {
     await this.bus.ensureStreams(["THREAD_TURNS"]);
     this.consumer = await consume(this.bus, {
       stream: "THREAD_TURNS",
-      durable: "memory-turns",
+      durable: Consumers.threadTurns,
       schema: MemoryAppendRequest,
       concurrency,
       maxDeliver: 20,

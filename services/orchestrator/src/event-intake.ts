@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { type Bus, type ConsumerHandle, consume } from "@agent-runtime/bus";
 import type { AgentConfig } from "@agent-runtime/config";
-import { CloudEvent, RunRequest, Subjects } from "@agent-runtime/contracts";
+import { CloudEvent, Consumers, RunRequest, Subjects } from "@agent-runtime/contracts";
 import type { Metrics } from "@agent-runtime/telemetry";
 import type { RunStore } from "./run-store.js";
 import { matchingAgents, renderEvent } from "./triggers.js";
@@ -26,7 +26,7 @@ export function consumeEvents(
   const eventsTotal = metrics.counter("events_total", "events consumed, by outcome", ["outcome"]);
   return consume(bus, {
     stream: "EVENTS",
-    durable: "orchestrator-events",
+    durable: Consumers.events,
     schema: CloudEvent,
     concurrency: 8,
     // an accepted event is kept trying through a store outage (about 25 minutes of retries, up to a

@@ -1,4 +1,4 @@
-import type { Bus } from "@agent-runtime/bus";
+import { type Bus, JetStreamErrorCode } from "@agent-runtime/bus";
 import { DeadLetter, RuntimeError, Streams, Subjects } from "@agent-runtime/contracts";
 import { z } from "zod";
 
@@ -52,14 +52,13 @@ export function belongsTo(json: string, target: ForgetTarget): boolean {
   );
 }
 
-/** A reply of JetStream's STREAM.MSG.GET: the message, or an error (10037: no message found). */
+/** A reply of JetStream's STREAM.MSG.GET: the message, or an error (`JetStreamErrorCode.noMessageFound` when none is left). */
 const MessageGetReply = z.object({
   message: z.object({ seq: z.number(), data: z.string().optional() }).optional(),
   error: z
     .object({ code: z.number(), err_code: z.number().optional(), description: z.string().optional() })
     .optional(),
 });
-const NO_MESSAGE = 10037;
 
 /**
  * Deletes (erasing their data) the messages of a stream under `subject` that `pick` chooses. Reads
@@ -91,7 +90,11 @@ async function deleteMessages(
       { timeout: 5000 },
     );
     const reply = MessageGetReply.parse(response.json());
-    if (reply.error?.err_code === NO_MESSAGE || (!reply.message && reply.error?.code === 404)) return deleted;
+    if (
+      reply.error?.err_code === JetStreamErrorCode.noMessageFound ||
+      (!reply.message && reply.error?.code === 404)
+    )
+      return deleted;
     if (!reply.message)
       throw new RuntimeError(
         "unavailable",

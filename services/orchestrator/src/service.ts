@@ -1,5 +1,12 @@
 import { type Bus, connectBus, consume, describeNats } from "@agent-runtime/bus";
-import { Endpoints, type RunPriority, RunRequest, type RunStatus, Subjects } from "@agent-runtime/contracts";
+import {
+  Consumers,
+  Endpoints,
+  type RunPriority,
+  RunRequest,
+  type RunStatus,
+  Subjects,
+} from "@agent-runtime/contracts";
 import { createPool, describePostgres } from "@agent-runtime/stores";
 import {
   announceReady,
@@ -114,7 +121,7 @@ export async function startOrchestrator(
     const maxDeliver = priority === "interactive" ? INTERACTIVE_MAX_DELIVER : config.batchMaxAttempts;
     return consume(bus, {
       stream: "RUNS",
-      durable: `orchestrator-${priority}`,
+      durable: Consumers.runs(priority),
       filterSubject: priority === "interactive" ? Subjects.runsInteractiveAll : Subjects.runsBatchAll,
       schema: RunRequest,
       concurrency: priority === "interactive" ? config.interactiveConcurrency : config.batchConcurrency,

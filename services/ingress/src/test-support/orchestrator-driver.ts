@@ -9,6 +9,7 @@ import type { Bus, ConsumerHandle, ServedEndpoint } from "@agent-runtime/bus";
 import { consume } from "@agent-runtime/bus";
 import {
   type AssistantMessage,
+  Consumers,
   Endpoints,
   QueueGroups,
   RunEvent,
@@ -148,7 +149,7 @@ export async function startOrchestratorDriver(
     consumers.push(
       await consume(bus, {
         stream: "RUNS",
-        durable: `orchestrator-${priority}`,
+        durable: Consumers.runs(priority),
         filterSubject: priority === "interactive" ? Subjects.runsInteractiveAll : Subjects.runsBatchAll,
         schema: RunRequest,
         concurrency: 64,
