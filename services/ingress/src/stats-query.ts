@@ -69,12 +69,15 @@ const SUM_COLUMNS: ReadonlyArray<readonly [string, "sum" | "max"]> = [
   ["cache_hits", "sum"],
   ["latency_ms_sum", "sum"],
   ["latency_ms_max", "max"],
-  ...Array.from({ length: BUCKET_COUNT }, (_, index) => [`h${index}`, "sum"] as const),
 ];
-/** The sums of a group of rows. */
-const SUMS_SQL = SUM_COLUMNS.map(
-  ([column, aggregate]) => `${aggregate}(${column})::float8 AS ${column}`,
-).join(", ");
+/**
+ * The sums of a group of rows; the latency histogram as one comma-separated text column (one
+ * field to read per row instead of twenty: reading rows is most of a query's time here).
+ */
+const SUMS_SQL = [
+  ...SUM_COLUMNS.map(([column, aggregate]) => `${aggregate}(${column})::float8 AS ${column}`),
+  `concat_ws(',', ${Array.from({ length: BUCKET_COUNT }, (_, index) => `sum(h${index})`).join(", ")}) AS histogram`,
+].join(", ");
 
 type SumsRow = Record<string, unknown>;
 
@@ -89,7 +92,8 @@ function sumsOf(row: SumsRow): RollupSums {
   sums.cacheHits = Number(row.cache_hits);
   sums.latencyMsSum = Number(row.latency_ms_sum);
   sums.latencyMsMax = Number(row.latency_ms_max);
-  for (let index = 0; index < BUCKET_COUNT; index++) sums.histogram[index] = Number(row[`h${index}`]);
+  const histogram = String(row.histogram).split(",");
+  for (let index = 0; index < BUCKET_COUNT; index++) sums.histogram[index] = Number(histogram[index] ?? 0);
   return sums;
 }
 
