@@ -3,13 +3,16 @@
  * each parses, and holds no field the schema does not name (so neither can change alone).
  */
 import { randomUUID } from "node:crypto";
-import { HttpErrorBody, RunCancelReply, RunRecord } from "@agent-runtime/contracts";
+import { HttpErrorBody } from "@agent-runtime/contracts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import {
   ApiKeyCreated,
   ApiKeyListBody,
   ApiKeyRevoked,
+  ApiRun,
+  ApiRunCancelled,
+  ApiRunEvent,
   ChatCompletion,
   EventsAccepted,
   HealthStatus,
@@ -24,7 +27,7 @@ import {
   TenantUsageBody,
   UsageStatsBody,
 } from "./api-schemas.js";
-import { BOOTSTRAP_KEY, type Harness, startHarness, until } from "./test-support/harness.js";
+import { BOOTSTRAP_KEY, type Harness, parseSse, startHarness, until } from "./test-support/harness.js";
 
 let harness: Harness;
 
@@ -100,13 +103,22 @@ describe("answers match the documented response schemas", () => {
       });
       return response.ok && ((await response.json()) as { status: string }).status === "completed";
     });
-    await answer(RunRecord, `/v1/runs/${runId}`);
+    await answer(ApiRun, `/v1/runs/${runId}`);
     await answer(RunListBody, "/v1/runs?limit=5");
     await answer(RunResult, "/v1/runs", {
       method: "POST",
       body: JSON.stringify({ input: "wait", wait: true }),
     });
-    await answer(RunCancelReply, `/v1/runs/${runId}/cancel`, { method: "POST" });
+    await answer(ApiRunCancelled, `/v1/runs/${runId}/cancel`, { method: "POST" });
+    const events = await fetch(`${harness.url}/v1/runs/${runId}/events`, {
+      headers: { authorization: `Bearer ${BOOTSTRAP_KEY}` },
+    });
+    const lines = parseSse(await events.text()).map((frame) => JSON.parse(frame.data) as unknown);
+    expect(lines.length).toBeGreaterThan(1);
+    for (const line of lines) {
+      expect(ApiRunEvent.safeParse(line).error?.issues ?? []).toEqual([]);
+      expect(undocumented(ApiRunEvent, line)).toEqual([]);
+    }
     await answer(EventsAccepted, "/v1/events", {
       method: "POST",
       body: JSON.stringify({

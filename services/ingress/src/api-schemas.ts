@@ -3,15 +3,12 @@ import {
   ChatMessage,
   CloudEvent,
   CompletionUsage,
+  ErrorCode,
   RunPriority,
-  RunRecord,
   RunStatus,
   StorableString,
-  StoredMessage,
-  TokenUsage,
   ToolCall,
   ToolCallDelta,
-  WireError,
 } from "@agent-runtime/contracts";
 import { z } from "zod";
 
@@ -144,23 +141,139 @@ export const RunAccepted = z.object({
   duplicate: z.literal(true).optional(),
 });
 
-/** `200` of `POST /v1/runs` with `wait`: the finished run (its record, `id` repeating `runId`). */
-export const RunResult = RunRecord.partial().extend({
+/** Token counts of a run, a step or a model call. */
+export const ApiUsage = z.object({
+  prompt_tokens: z.number().int().nonnegative(),
+  completion_tokens: z.number().int().nonnegative(),
+  cached_tokens: z
+    .number()
+    .int()
+    .nonnegative()
+    .describe("prompt tokens the provider served from its prompt cache"),
+  total_tokens: z.number().int().nonnegative(),
+});
+export type ApiUsage = z.infer<typeof ApiUsage>;
+
+/** Why a run failed, was cancelled or ran out of budget. */
+export const ApiRunError = z.object({
+  code: ErrorCode,
+  message: z.string(),
+  retryable: z.boolean(),
+  retry_after_ms: z.number().int().nonnegative().optional(),
+  details: z.unknown().optional(),
+});
+export type ApiRunError = z.infer<typeof ApiRunError>;
+
+/** The run resource: `GET /v1/runs/{id}`, the items of `GET /v1/runs`, the `wait` and cancel answers. */
+export const ApiRun = z.object({
   id: z.string(),
   object: z.literal("run"),
-  runId: z.string(),
+  tenant: z.string(),
+  agent: z.string(),
   status: RunStatus,
-  output: AssistantMessage.nullable(),
-  error: WireError.nullable(),
-  usage: TokenUsage,
-  costUsd: z.number().nonnegative(),
+  priority: RunPriority,
+  thread_id: z.string().nullable(),
+  user_id: z.string().nullable(),
+  parent_run_id: z.string().nullable().describe("the run that delegated to this one"),
   steps: z.number().int().nonnegative(),
+  usage: ApiUsage,
+  cost_usd: z.number().nonnegative(),
+  output: AssistantMessage.nullable(),
+  error: ApiRunError.nullable(),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+  finished_at: Timestamp.nullable(),
+});
+export type ApiRun = z.infer<typeof ApiRun>;
+
+/** `200` of `POST /v1/runs` with `wait`: the finished run. */
+export const RunResult = ApiRun.extend({
+  /** A retried request (same `Idempotency-Key`): the first request's run. */
   duplicate: z.literal(true).optional(),
 });
 
-export const RunListBody = ListOf(RunRecord).extend({ next_cursor: z.string().nullable() });
+/** `POST /v1/runs/{id}/cancel`: the run after the cancel; `cancelled` is false for a run already over. */
+export const ApiRunCancelled = ApiRun.extend({ cancelled: z.boolean() });
+export type ApiRunCancelled = z.infer<typeof ApiRunCancelled>;
 
-export const ThreadMessagesBody = ListOf(StoredMessage).extend({ thread_id: z.string() });
+export const RunListBody = ListOf(ApiRun).extend({ next_cursor: z.string().nullable() });
+
+const RunEventBase = z.object({
+  run_id: z.string(),
+  seq: z.number().int().nonnegative().describe("the event's number within its run"),
+  ts: z.number().describe("epoch milliseconds"),
+});
+const StepOf = z.number().int().nonnegative();
+
+/** One `data:` line of a run's SSE (`event:` repeats `type`). */
+export const ApiRunEvent = z.discriminatedUnion("type", [
+  RunEventBase.extend({
+    type: z.literal("run-started"),
+    agent: z.string(),
+    attempt: z.number().int().positive(),
+  }),
+  RunEventBase.extend({
+    type: z.literal("step-started"),
+    step: StepOf,
+    kind: z.enum(["model", "tools", "plan"]),
+  }),
+  RunEventBase.extend({
+    type: z.literal("delta"),
+    step: StepOf,
+    content: z.string().optional(),
+    /** Where `content` starts in the text of its step: a resent step's text is taken from past what is held. */
+    offset: z.number().int().nonnegative().optional(),
+    tool_calls: z.array(ToolCallDelta).optional(),
+  }),
+  RunEventBase.extend({
+    type: z.literal("tool-called"),
+    step: StepOf,
+    call_id: z.string(),
+    name: z.string(),
+    arguments: z.string(),
+  }),
+  RunEventBase.extend({
+    type: z.literal("tool-result"),
+    step: StepOf,
+    call_id: z.string(),
+    name: z.string(),
+    status: z.string(),
+    content: z.string(),
+    latency_ms: z.number().nonnegative(),
+    cached: z.boolean(),
+  }),
+  RunEventBase.extend({
+    type: z.literal("usage"),
+    step: StepOf,
+    model: z.string(),
+    provider: z.string(),
+    usage: ApiUsage,
+    cost_usd: z.number().nonnegative(),
+  }),
+  RunEventBase.extend({
+    type: z.literal("run-finished"),
+    status: RunStatus,
+    output: AssistantMessage.optional(),
+    finish_reason: z.string().optional(),
+    usage: ApiUsage,
+    cost_usd: z.number().nonnegative(),
+    steps: z.number().int().nonnegative(),
+    error: ApiRunError.optional(),
+    thread_id: z.string().optional(),
+  }),
+]);
+export type ApiRunEvent = z.infer<typeof ApiRunEvent>;
+
+/** One message of a thread; `id` is the message's own. */
+export const ApiThreadMessage = z.object({
+  id: z.string(),
+  message: ChatMessage,
+  created_at: Timestamp.optional(),
+  tokens: z.number().int().nonnegative().optional(),
+});
+export type ApiThreadMessage = z.infer<typeof ApiThreadMessage>;
+
+export const ThreadMessagesBody = ListOf(ApiThreadMessage).extend({ thread_id: z.string() });
 
 /** What a forget removed (runs and steps are kept with their totals, their content scrubbed). */
 const Forgotten = z.object({

@@ -5,11 +5,6 @@ import {
   CloudEvent,
   EmbeddingsRequest,
   HttpErrorBody,
-  RunCancelReply,
-  RunRecord,
-  StoredMessage,
-  TokenUsage,
-  WireError,
 } from "@agent-runtime/contracts";
 import { z } from "zod";
 import { CreateKeyBody, KeysQuery, TenantLimitsBody, UsageQuery } from "./admin-route.js";
@@ -18,6 +13,12 @@ import {
   ApiKeyListBody,
   ApiKeyRevoked,
   ApiKeyView,
+  ApiRun,
+  ApiRunCancelled,
+  ApiRunError,
+  ApiRunEvent,
+  ApiThreadMessage,
+  ApiUsage,
   ChatCompletion,
   CreateRunBody,
   EmbeddingList,
@@ -60,8 +61,8 @@ type Method = "get" | "post" | "patch" | "delete";
 /** The named schemas of the document (`#/components/schemas/<name>`); any other schema is inlined. */
 const COMPONENTS: Record<string, z.ZodType> = {
   Error: HttpErrorBody,
-  WireError,
-  TokenUsage,
+  Usage: ApiUsage,
+  RunError: ApiRunError,
   ChatMessage,
   AssistantMessage,
   ChatCompletionRequest,
@@ -73,10 +74,11 @@ const COMPONENTS: Record<string, z.ZodType> = {
   CreateRunRequest: CreateRunBody,
   RunAccepted,
   RunResult,
-  Run: RunRecord,
+  Run: ApiRun,
   RunList: RunListBody,
-  RunCancelled: RunCancelReply,
-  StoredMessage,
+  RunCancelled: ApiRunCancelled,
+  RunEvent: ApiRunEvent,
+  ThreadMessage: ApiThreadMessage,
   ThreadMessages: ThreadMessagesBody,
   ThreadDeleted,
   UserDeleted,
@@ -180,6 +182,8 @@ interface Answer {
   text?: { type: string; description?: string };
   /** Another media type next to JSON (SSE). */
   stream?: string;
+  /** The named schema of each SSE `data:` line (JSON). */
+  lines?: Component;
   headers?: string[];
 }
 
@@ -202,7 +206,7 @@ interface Operation {
 /** The errors of a route behind a key (401, 403 scope, 429 rate, 503 overloaded or unavailable). */
 const KEYED = [401, 403, 429, 503];
 const SSE_DESCRIPTION =
-  "Server-Sent Events: `id:` is the event's RUN_EVENTS sequence (resume with Last-Event-ID), `data:` one run event JSON " +
+  "Server-Sent Events: `id:` is the event's RUN_EVENTS sequence (resume with Last-Event-ID), `data:` one RunEvent JSON " +
   "(run-started, step-started, delta, tool-called, tool-result, usage, run-finished); the stream ends after run-finished";
 
 const OPERATIONS: Operation[] = [
@@ -282,6 +286,7 @@ const OPERATIONS: Operation[] = [
         description: "the finished run (`wait`), or its events as SSE (`stream`)",
         schema: "RunResult",
         stream: SSE_DESCRIPTION,
+        lines: "RunEvent",
         headers: ["x-run-id"],
       },
       202: { description: "queued", schema: "RunAccepted", headers: ["location", "x-run-id"] },
@@ -342,6 +347,7 @@ const OPERATIONS: Operation[] = [
       200: {
         description: "the run's events",
         text: { type: "text/event-stream", description: SSE_DESCRIPTION },
+        lines: "RunEvent",
       },
     },
     errors: [...KEYED, 404],
@@ -667,18 +673,25 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   504: "the run did not finish in time",
 };
 
+/** An SSE answer's `data:` lines as JSON of a named schema (JSON Schema `contentSchema`). */
+const linesOf = (answer: Answer): Json =>
+  answer.lines ? { contentMediaType: "application/json", contentSchema: ref(answer.lines) } : {};
+
 function responsesOf(operation: Operation): Json {
   const responses: Json = {};
   for (const [status, answer] of Object.entries(operation.answers)) {
     const content: Json = {};
     if (answer.schema) content["application/json"] = { schema: ref(answer.schema) };
     if (answer.stream)
-      content["text/event-stream"] = { schema: { type: "string", description: answer.stream } };
+      content["text/event-stream"] = {
+        schema: { type: "string", description: answer.stream, ...linesOf(answer) },
+      };
     if (answer.text) {
       content[answer.text.type] = {
         schema: {
           type: "string",
           ...(answer.text.description ? { description: answer.text.description } : {}),
+          ...linesOf(answer),
         },
       };
     }

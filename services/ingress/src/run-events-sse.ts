@@ -9,6 +9,7 @@ import {
 import { DeliverPolicy } from "@nats-io/jetstream";
 import type { FastifyReply } from "fastify";
 import type { RouteDeps } from "./route-deps.js";
+import { runEventView } from "./run-view.js";
 
 /** An SSE connection ends after this long even if the run goes on; clients resume with Last-Event-ID. */
 const MAX_STREAM_MS = 15 * 60_000;
@@ -23,7 +24,7 @@ export function lastEventIdOf(headers: Record<string, unknown>, query: unknown):
 }
 
 /**
- * Streams a run's events from the RUN_EVENTS stream as SSE. Each event's `id:` is
+ * Streams a run's events from the RUN_EVENTS stream as SSE (snake_case, see `runEventView`). Each event's `id:` is
  * its stream sequence, so a client that lost the connection resumes exactly after
  * the last event it saw. Ends after `run-finished`.
  */
@@ -62,7 +63,7 @@ export async function streamRunEvents(
     // have expired it learns the outcome from the run record
     if (after === 0) {
       sse.send(
-        {
+        runEventView({
           type: "run-finished",
           runId,
           seq: 0,
@@ -73,7 +74,8 @@ export async function streamRunEvents(
           costUsd: finishedRun.costUsd,
           steps: finishedRun.steps,
           ...(finishedRun.error ? { error: finishedRun.error } : {}),
-        },
+          ...(finishedRun.threadId ? { threadId: finishedRun.threadId } : {}),
+        }),
         { event: "run-finished" },
       );
     }
@@ -96,7 +98,7 @@ export async function streamRunEvents(
     for await (const message of messages) {
       const parsed = RunEvent.safeParse(jsonOf(message.data));
       if (parsed.success) {
-        sse.send(parsed.data, { id: message.seq, event: parsed.data.type });
+        sse.send(runEventView(parsed.data), { id: message.seq, event: parsed.data.type });
         if (parsed.data.type === "run-finished") break;
       }
       if (finishedRun) waitForEnd();

@@ -6,6 +6,7 @@ import { parseBody } from "./http-errors.js";
 import { setRateHeaders } from "./response-headers.js";
 import type { RouteDeps } from "./route-deps.js";
 import { lastEventIdOf, streamRunEvents } from "./run-events-sse.js";
+import { cancelledView, errorView, runView, threadMessageView, usageView } from "./run-view.js";
 
 const BATCH_DEADLINE_MS = 24 * 3600_000;
 const ID = /^[A-Za-z0-9_.:-]{1,200}$/;
@@ -62,6 +63,7 @@ async function findRun(deps: RouteDeps, tenant: string, runId: string) {
 /** Native runs API: create (sync with `wait`, async 202, or SSE with `stream`), get, list, cancel, events. */
 export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
   app.post("/v1/runs", async (request, reply) => {
+    const acceptedAt = new Date().toISOString();
     const key = await deps.authenticate(request, "runs");
     const body = parseBody(CreateRunBody, request.body);
     const agent = deps.agents[body.agent];
@@ -129,23 +131,43 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
       const known = await deps.bus.request(Endpoints.runGet, { meta: metaFor(key.tenant), runId: run.runId });
       if (known.run && TERMINAL_RUN_STATUSES.has(known.run.status)) {
         run.close();
-        return { id: run.runId, object: "run", ...known.run, duplicate: true };
+        return { ...runView(known.run), duplicate: true };
       }
     }
     const finished = await run.finished;
     const record = await deps.bus
       .request(Endpoints.runGet, { meta: metaFor(key.tenant), runId: run.runId })
       .catch(() => ({ run: null }));
+    // the record (when it can be read) with the outcome the run's own run-finished event told
+    const at = new Date().toISOString();
     return {
-      id: run.runId,
-      object: "run",
-      ...(record.run ?? { runId: run.runId, agent: body.agent, threadId: finished.threadId ?? null }),
+      ...(record.run
+        ? runView(record.run)
+        : runView({
+            runId: run.runId,
+            tenant: key.tenant,
+            agent: body.agent,
+            status: finished.status,
+            priority: body.priority,
+            threadId: finished.threadId ?? body.thread_id ?? null,
+            userId: body.user ?? null,
+            parentRunId: null,
+            steps: finished.steps,
+            usage: finished.usage,
+            costUsd: finished.costUsd,
+            output: null,
+            error: null,
+            createdAt: acceptedAt,
+            updatedAt: at,
+            finishedAt: at,
+          })),
       status: finished.status,
       output: finished.output ?? null,
-      error: finished.error ?? null,
-      usage: finished.usage,
-      costUsd: finished.costUsd,
+      error: finished.error ? errorView(finished.error) : null,
+      usage: usageView(finished.usage),
+      cost_usd: finished.costUsd,
       steps: finished.steps,
+      ...(run.duplicate ? { duplicate: true as const } : {}),
     };
   });
 
@@ -160,7 +182,7 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
       ...(query.agent ? { agent: query.agent } : {}),
       ...(query.cursor ? { cursor: query.cursor } : {}),
     });
-    return { object: "list", data: result.runs, next_cursor: result.nextCursor ?? null };
+    return { object: "list", data: result.runs.map(runView), next_cursor: result.nextCursor ?? null };
   });
 
   app.get("/v1/runs/:id", async (request) => {
@@ -168,17 +190,21 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
     const runId = idParam(request.params);
     const result = await deps.bus.request(Endpoints.runGet, { meta: metaFor(key.tenant), runId });
     if (!result.run) throw new RuntimeError("not_found", `no run ${runId}`, { retryable: false });
-    return result.run;
+    return runView(result.run);
   });
 
   app.post("/v1/runs/:id/cancel", async (request) => {
     const key = await deps.authenticate(request, "runs");
     const runId = idParam(request.params);
-    return deps.bus.request(Endpoints.runCancel, {
+    const cancel = await deps.bus.request(Endpoints.runCancel, {
       meta: metaFor(key.tenant),
       runId,
       reason: "cancelled through the API",
     });
+    // the run as it is after the cancel (its row is there: the cancel found it)
+    const after = await deps.bus.request(Endpoints.runGet, { meta: metaFor(key.tenant), runId });
+    if (!after.run) throw new RuntimeError("not_found", `no run ${runId}`, { retryable: false });
+    return cancelledView(after.run, cancel);
   });
 
   // SSE of a run's events; `id:` is the RUN_EVENTS sequence, so Last-Event-ID resumes exactly
@@ -205,6 +231,6 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
       ...(query.before ? { before: query.before } : {}),
     });
     if (!result.found) throw new RuntimeError("not_found", `no thread ${threadId}`, { retryable: false });
-    return { object: "list", thread_id: threadId, data: result.messages };
+    return { object: "list", thread_id: threadId, data: result.messages.map(threadMessageView) };
   });
 }

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { consume } from "@agent-runtime/bus";
 import { CloudEvent, Endpoints, QueueGroups, RuntimeError } from "@agent-runtime/contracts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ThreadMessagesBody } from "./api-schemas.js";
 import { RunGateway } from "./run-gateway.js";
 import { BOOTSTRAP_KEY, type Harness, parseSse, startHarness, until } from "./test-support/harness.js";
 import { lastUserText, sleep, startOrchestratorDriver } from "./test-support/orchestrator-driver.js";
@@ -57,11 +58,21 @@ describe("runs API", () => {
     const run = (await waited.json()) as {
       id: string;
       status: string;
+      object: string;
       output: { content: string };
-      threadId: string;
+      thread_id: string;
+      usage: { total_tokens: number };
+      cost_usd: number;
     };
-    expect(run).toMatchObject({ status: "completed", output: { content: "done: sync please" } });
-    expect(run.threadId).toMatch(/^thread_/);
+    expect(run).toMatchObject({
+      object: "run",
+      status: "completed",
+      output: { content: "done: sync please" },
+    });
+    expect(run.thread_id).toMatch(/^thread_/);
+    expect(run.usage.total_tokens).toBeTypeOf("number");
+    expect(run.cost_usd).toBeTypeOf("number");
+    expect(run).not.toHaveProperty("runId");
     expect(harness.driver.runs.get(run.id)?.request).toMatchObject({
       source: "runs",
       metadata: { ticket: "T-1" },
@@ -88,7 +99,11 @@ describe("runs API", () => {
     const frames = parseSse(await streamed.text());
     expect(frames.map((frame) => frame.event)).toEqual(["run-started", "delta", "delta", "run-finished"]);
     expect(frames.every((frame) => Number(frame.id) > 0)).toBe(true);
-    expect(streamed.headers.get("x-run-id")).toBe(JSON.parse(frames[0]!.data).runId);
+    expect(streamed.headers.get("x-run-id")).toBe(JSON.parse(frames[0]!.data).run_id);
+    const finished = JSON.parse(frames.at(-1)!.data) as Record<string, unknown>;
+    expect(finished).toMatchObject({ type: "run-finished", status: "completed" });
+    expect(Object.keys(finished)).toEqual(expect.arrayContaining(["run_id", "cost_usd", "usage"]));
+    expect(finished).not.toHaveProperty("costUsd");
   });
 
   it("starts one run for requests retried with the same Idempotency-Key", async () => {
@@ -129,10 +144,11 @@ describe("runs API", () => {
       expect(response.status).toBe(200);
     }
     const first = (await (await http(`/v1/runs?thread_id=${thread}&limit=2`)).json()) as {
-      data: { threadId: string }[];
+      data: { object: string; thread_id: string }[];
       next_cursor: string | null;
     };
     expect(first.data).toHaveLength(2);
+    expect(first.data.every((entry) => entry.object === "run" && entry.thread_id === thread)).toBe(true);
     expect(first.next_cursor).not.toBeNull();
     const second = (await (
       await http(`/v1/runs?thread_id=${thread}&limit=2&cursor=${first.next_cursor}`)
@@ -163,9 +179,9 @@ describe("runs API", () => {
       expect(((await response.json()) as { error: { type: string } }).error.type).toBe("not_found_error");
     }
     const listed = (await (await http("/v1/runs", { key: otherKey })).json()) as {
-      data: { runId: string; tenant: string }[];
+      data: { id: string; tenant: string }[];
     };
-    expect(listed.data.map((entry) => entry.runId)).not.toContain(id);
+    expect(listed.data.map((entry) => entry.id)).not.toContain(id);
     expect(listed.data.every((entry) => entry.tenant === "other")).toBe(true);
     const eventsOnly = await harness.key("default", ["events"]);
     expect((await http(`/v1/runs/${id}`, { key: eventsOnly })).status).toBe(403);
@@ -213,7 +229,12 @@ describe("runs API", () => {
       const { id } = (await created.json()) as { id: string };
       await until(() => harness.driver.runs.has(id));
       const cancelled = await http(`/v1/runs/${id}/cancel`, { method: "POST" });
-      expect(await cancelled.json()).toEqual({ runId: id, status: "cancelled", cancelled: true });
+      expect(await cancelled.json()).toMatchObject({
+        id,
+        object: "run",
+        status: "cancelled",
+        cancelled: true,
+      });
       const events = parseSse(await (await http(`/v1/runs/${id}/events`)).text());
       expect(JSON.parse(events.at(-1)!.data)).toMatchObject({ type: "run-finished", status: "cancelled" });
     } finally {
@@ -347,7 +368,11 @@ describe("threads API", () => {
     try {
       const mine = await http("/v1/threads/thread_known/messages?limit=10");
       expect(mine.status).toBe(200);
-      expect(((await mine.json()) as { data: unknown[] }).data).toHaveLength(1);
+      const page = ThreadMessagesBody.strict().parse(await mine.json());
+      expect(page).toMatchObject({ object: "list", thread_id: "thread_known" });
+      expect(page.data).toHaveLength(1);
+      expect(page.data[0]).toMatchObject({ id: "m1", tokens: 1, created_at: expect.any(String) });
+      expect(page.data[0]).not.toHaveProperty("createdAt");
       expect((await http("/v1/threads/thread_known/messages", { key: otherKey })).status).toBe(404);
       expect((await http("/v1/threads/thread_known", { method: "DELETE", key: otherKey })).status).toBe(404);
       expect((await http("/v1/threads/thread_known/messages?limit=0")).status).toBe(400);

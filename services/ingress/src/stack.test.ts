@@ -109,9 +109,9 @@ describe("ingress with the real services", () => {
     const headers = { authorization: `Bearer ${BOOTSTRAP_KEY}` };
     const run = (await (await fetch(`${ingress.url}/v1/runs/${runId}`, { headers })).json()) as {
       status: string;
-      threadId: string;
+      thread_id: string;
     };
-    expect(run).toMatchObject({ status: "completed", threadId });
+    expect(run).toMatchObject({ id: runId, object: "run", status: "completed", thread_id: threadId });
     const events = parseSse(
       await (await fetch(`${ingress.url}/v1/runs/${runId}/events`, { headers })).text(),
     );
@@ -119,8 +119,9 @@ describe("ingress with the real services", () => {
     const thread = (await (
       await fetch(`${ingress.url}/v1/threads/${threadId}/messages`, { headers })
     ).json()) as {
-      data: unknown[];
+      data: { created_at?: string }[];
     };
     expect(thread.data.length).toBeGreaterThanOrEqual(4);
+    expect(thread.data.every((entry) => typeof entry.created_at === "string")).toBe(true);
   }, 30_000);
 });
