@@ -330,8 +330,8 @@ describe("forgetting", () => {
     // what stays: the runs, with status and totals but no content, and no thread
     for (const runId of runIds) {
       const record = await json(await http(`/v1/runs/${runId}`));
-      expect(record).toMatchObject({ status: "completed", threadId: null, userId: null, output: null });
-      expect((record.usage as { totalTokens: number }).totalTokens).toBeGreaterThan(0);
+      expect(record).toMatchObject({ status: "completed", thread_id: null, user_id: null, output: null });
+      expect((record.usage as { total_tokens: number }).total_tokens).toBeGreaterThan(0);
     }
     await json(await http(`/v1/threads/${threadId}/messages`), 404);
     await json(await http(`/v1/threads/${threadId}`, { method: "DELETE" }), 404);
@@ -420,9 +420,9 @@ describe("forgetting", () => {
     });
     const runningId = await waitFor(async () => {
       const list = (await json(await http(`/v1/runs?thread_id=${threadId}&status=running`))) as {
-        data: { runId: string }[];
+        data: { id: string }[];
       };
-      return list.data[0]?.runId;
+      return list.data[0]?.id;
     });
 
     const deleted = await json(await http(`/v1/threads/${threadId}`, { method: "DELETE" }));

@@ -172,20 +172,20 @@ describe("ingress errors", () => {
       method: "POST",
       body: JSON.stringify({ input: "private", wait: true }),
     });
-    const run = (await created.json()) as { id: string; threadId: string; status: string };
+    const run = (await created.json()) as { id: string; thread_id: string; status: string };
     expect(run.status).toBe("completed");
     expect((await http(`/v1/runs/${run.id}`)).status).toBe(200);
     await expectError(await http(`/v1/runs/${run.id}`, { key: otherKey }), 404);
     await expectError(await http(`/v1/runs/${run.id}/cancel`, { method: "POST", key: otherKey }), 404);
     await expectError(await http(`/v1/runs/${run.id}/events`, { key: otherKey }), 404);
-    await expectError(await http(`/v1/threads/${run.threadId}/messages`, { key: otherKey }), 404);
-    await expectError(await http(`/v1/threads/${run.threadId}`, { method: "DELETE", key: otherKey }), 404);
-    const mine = await http(`/v1/threads/${run.threadId}/messages`);
+    await expectError(await http(`/v1/threads/${run.thread_id}/messages`, { key: otherKey }), 404);
+    await expectError(await http(`/v1/threads/${run.thread_id}`, { method: "DELETE", key: otherKey }), 404);
+    const mine = await http(`/v1/threads/${run.thread_id}/messages`);
     expect(((await mine.json()) as { data: unknown[] }).data).toHaveLength(2);
-    const listed = (await (await http(`/v1/runs?thread_id=${run.threadId}`)).json()) as {
-      data: { runId: string }[];
+    const listed = (await (await http(`/v1/runs?thread_id=${run.thread_id}`)).json()) as {
+      data: { id: string; object: string }[];
     };
-    expect(listed.data.map((entry) => entry.runId)).toEqual([run.id]);
+    expect(listed.data.map((entry) => [entry.id, entry.object])).toEqual([[run.id, "run"]]);
     expect(
       ((await (await http("/v1/runs", { key: otherKey })).json()) as { data: unknown[] }).data,
     ).toHaveLength(0);

@@ -54,7 +54,7 @@ async function run(key: string, input: string, options: { agent?: string; user?:
     }),
   });
   expect(response.status).toBe(200);
-  const body = (await response.json()) as Json & { id: string; status: string; threadId: string };
+  const body = (await response.json()) as Json & { id: string; status: string; thread_id: string };
   expect(body.status).toBe("completed");
   return { ...body, text: contentText((body.output as { content?: unknown } | null)?.content) };
 }
@@ -178,7 +178,7 @@ describe("isolation matrix", () => {
     const marker = `MARKER-${randomUUID()}`;
     const mine = await run(KEY_A, `remember ${marker}`, { user: "ann" });
     expect(mine.text).toContain(marker);
-    const threadId = mine.threadId;
+    const threadId = mine.thread_id;
 
     // the owner sees them
     await expectStatus(await http(KEY_A, `/v1/runs/${mine.id}`), 200);

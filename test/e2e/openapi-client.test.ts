@@ -63,9 +63,15 @@ export async function drive(baseUrl: string, key: string, tag: string) {
     body: { agent: "assistant", input: "say hello", thread_id: threadId, wait: true },
     params: { header: { "idempotency-key": "create-" + tag } },
   });
-  // 200 is the finished run (JSON) or its events (SSE text): this call asked for the JSON
-  if (typeof created.data !== "object" || !("runId" in created.data)) throw new Error("run not finished: " + JSON.stringify(created.error));
+  // 200 is the finished run (JSON) or its events (SSE text), 202 the queued run (no usage yet): this call asked for the finished run
+  if (typeof created.data !== "object" || !("usage" in created.data)) throw new Error("run not finished: " + JSON.stringify(created.error));
   const finished: Schemas["RunResult"] = created.data;
+  // the typed fields of the run resource, as a client reads them
+  const spent: { tokens: number; usd: number; thread: string | null } = {
+    tokens: finished.usage.total_tokens,
+    usd: finished.cost_usd,
+    thread: finished.thread_id,
+  };
 
   const fetched = await client.GET("/v1/runs/{id}", { params: { path: { id: finished.id } } });
   const run: Schemas["Run"] | undefined = fetched.data;
@@ -95,6 +101,7 @@ export async function drive(baseUrl: string, key: string, tag: string) {
 
   return {
     finished,
+    spent,
     run,
     listed: listed.data,
     messages: messages.data,
@@ -173,10 +180,13 @@ describe("a client generated from /openapi.json", () => {
     };
     const tag = randomUUID().slice(0, 8);
     const result = (await program.drive(stack.url, KEY, tag)) as {
-      finished: { id: string; runId: string; status: string; output: { content: unknown } | null };
-      run: { runId: string; threadId: string | null; status: string } | undefined;
-      listed: { data: { runId: string }[]; next_cursor: string | null } | undefined;
-      messages: { thread_id: string; data: { message: { role: string; content: unknown } }[] } | undefined;
+      finished: { id: string; object: string; status: string; output: { content: unknown } | null };
+      spent: { tokens: number; usd: number; thread: string | null };
+      run: { id: string; object: string; thread_id: string | null; status: string } | undefined;
+      listed: { data: { id: string }[]; next_cursor: string | null } | undefined;
+      messages:
+        | { thread_id: string; data: { message: { role: string; content: unknown }; created_at?: string }[] }
+        | undefined;
       missing: { status: number; error: { error: { type: string; message: string } } | undefined };
       accepted: { status: number; body: { accepted: { id: string; duplicate: boolean }[] } | undefined };
       triggered: { agent: string; status: string }[];
@@ -189,15 +199,19 @@ describe("a client generated from /openapi.json", () => {
       status: "completed",
       output: { content: "generated clients work" },
     });
-    expect(result.finished.id).toBe(result.finished.runId);
+    expect(result.finished.object).toBe("run");
+    expect(result.spent.tokens).toBeGreaterThan(0);
+    expect(result.spent.thread).toBe(`thread-${tag}`);
     expect(result.run).toMatchObject({
-      runId: result.finished.id,
-      threadId: `thread-${tag}`,
+      id: result.finished.id,
+      object: "run",
+      thread_id: `thread-${tag}`,
       status: "completed",
     });
-    expect(result.listed?.data.map((run) => run.runId)).toEqual([result.finished.id]);
+    expect(result.listed?.data.map((run) => run.id)).toEqual([result.finished.id]);
     expect(result.messages?.thread_id).toBe(`thread-${tag}`);
     expect(result.messages?.data.map((entry) => entry.message.role)).toEqual(["user", "assistant"]);
+    expect(result.messages?.data.every((entry) => typeof entry.created_at === "string")).toBe(true);
     expect(result.missing.status).toBe(404);
     expect(result.missing.error?.error.type).toMatch(/not_found/);
     expect(result.accepted).toMatchObject({
