@@ -39,7 +39,7 @@ function failureOf(event: RunFinishedEvent): RuntimeError | undefined {
     ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
     details: {
       ...(typeof error.details === "object" && error.details ? error.details : {}),
-      runId: event.runId,
+      run_id: event.runId,
       status: event.status,
     },
   });
@@ -295,7 +295,7 @@ async function streamAnswer(turn: ChatTurn): Promise<FastifyReply> {
           code: "internal",
           message: `the streamed answer does not match the run's output (${rest.reason}); GET /v1/runs/${run.runId} has the answer`,
           retryable: false,
-          details: { runId: run.runId, status: finished.status },
+          details: { run_id: run.runId, status: finished.status },
         }),
       );
     } else {

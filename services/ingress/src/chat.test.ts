@@ -278,10 +278,10 @@ describe("chat completions", () => {
     });
     expect(internal.status).toBe(500);
     const body = (await internal.json()) as {
-      error: { type: string; message: string; details: { runId: string } };
+      error: { type: string; message: string; details: { run_id: string } };
     };
     expect(body.error.type).toBe("server_error");
-    expect(body.error.details.runId).toBe(internal.headers.get("x-run-id"));
+    expect(body.error.details.run_id).toBe(internal.headers.get("x-run-id"));
 
     const budget = await fetch(`${harness.url}/v1/chat/completions`, {
       method: "POST",
@@ -391,10 +391,10 @@ describe("chat completions", () => {
     });
     expect(response.status).toBe(504);
     const body = (await response.json()) as {
-      error: { type: string; message: string; details: { runId: string } };
+      error: { type: string; message: string; details: { run_id: string } };
     };
     expect(body.error.message).toMatch(/did not finish within 1500 ms/);
-    expect(body.error.details.runId).toBe(response.headers.get("x-run-id"));
+    expect(body.error.details.run_id).toBe(response.headers.get("x-run-id"));
   });
 
   it("holds a concurrent-run lease per run and gives it back when the client goes away", async () => {

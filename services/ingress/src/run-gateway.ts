@@ -192,7 +192,7 @@ export class RunGateway {
                 `run ${runId} did not finish within ${followMs} ms; it may still finish: GET /v1/runs/${runId}`,
                 {
                   retryable: false,
-                  details: { runId },
+                  details: { run_id: runId },
                 },
               ),
             ),
