@@ -7,15 +7,19 @@
  * with their refusals, 2 models with an error code, 2 tools) plus the 60 busiest users.
  * Prints and writes results/dashboard.json.
  */
+
+import { readFileSync } from "node:fs";
 import {
   BUCKET_COUNT,
   dashboardStats,
   migrateRollups,
   RANGES,
-  type StatsRange,
+  type RollupSample,
   SLICE,
+  type StatsRange,
   slicesOf,
   TIERS,
+  writeRollups,
 } from "@agent-runtime/ingress";
 import pg from "pg";
 import { DATABASE_URL, dropIsolation, newIsolation } from "../support/isolation.js";
@@ -122,6 +126,75 @@ async function seed(
   return result.rowCount ?? 0;
 }
 
+const WRITE_SECONDS = 20;
+
+/**
+ * What the rollup writes cost Postgres at 1,000 turns/s: 20 s of turns (an HTTP
+ * request, a model call and its user's share each, over the same tenants, agents and models as the
+ * seed) summed in memory and written once per second of their time, as ingress does. The CPU time
+ * of the Postgres backend that ran the writes, from /proc.
+ */
+async function writeCost(pool: pg.Pool) {
+  const client = await pool.connect();
+  try {
+    const { pid } = (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!;
+    const cpuMs = () => {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, in 10 ms ticks
+    };
+    const before = cpuMs();
+    const started = Math.floor(Date.now() / 60_000) * 60_000;
+    let turn = 0;
+    for (let second = 0; second < WRITE_SECONDS; second++) {
+      const samples: RollupSample[] = [];
+      for (let index = 0; index < TURNS_PER_SECOND; index++, turn++) {
+        const tenantIndex = turn % TENANTS;
+        const tenant = `tenant-${tenantIndex}`;
+        const agent = AGENTS[(tenantIndex + (turn >> 5)) % 4]!;
+        const at = started + second * 1000 + index;
+        const refused = turn % 50 === 0;
+        samples.push({
+          at,
+          tenant,
+          service: "ingress",
+          kind: "http",
+          name: "POST /v1/chat/completions",
+          agent,
+          code: refused ? "429" : "200",
+          latencyMs: 20 + (turn % 200),
+          error: refused,
+        });
+        const call: RollupSample = {
+          at,
+          tenant,
+          service: "model-proxy",
+          kind: "model-chat",
+          name: MODELS[(tenantIndex + turn) % MODELS.length]!,
+          agent,
+          code: "ok",
+          latencyMs: 300 + (turn % 900),
+          error: false,
+          promptTokens: 900,
+          completionTokens: 200,
+          costUsd: 0.0004,
+        };
+        samples.push(call, { ...call, service: "users", kind: "user", name: `user-${turn % 60}` });
+      }
+      await client.query("BEGIN");
+      await writeRollups(client, samples);
+      await client.query("COMMIT");
+    }
+    const used = cpuMs() - before;
+    return {
+      seconds: WRITE_SECONDS,
+      postgresCpuMs: used,
+      postgresCpuUsPerTurn: (used * 1000) / (WRITE_SECONDS * TURNS_PER_SECOND),
+    };
+  } finally {
+    client.release();
+  }
+}
+
 async function main() {
   const isolation = newIsolation("bench-dashboard");
   const admin = new pg.Client({ connectionString: DATABASE_URL });
@@ -194,6 +267,11 @@ async function main() {
       }
       figures[label === "all tenants" ? "allTenants" : "oneTenant"] = byRange;
     }
+    const writes = await writeCost(pool);
+    console.log(
+      `rollup writes at ${TURNS_PER_SECOND} turns/s, once a second: Postgres backend CPU ${writes.postgresCpuMs} ms for ${writes.seconds} s, ${writes.postgresCpuUsPerTurn.toFixed(1)} µs per turn`,
+    );
+    figures.rollupWrites = writes;
     writeResult("dashboard", figures);
   } finally {
     await pool.end();

@@ -5,4 +5,12 @@ export { openApiDocument } from "./openapi.js";
 export type { RunningIngress } from "./service.js";
 export { startIngress } from "./service.js";
 export { dashboardStats, RANGES, type StatsRange } from "./stats-query.js";
-export { BUCKET_COUNT, migrateRollups, SLICE, slicesOf, TIERS } from "./stats-rollups.js";
+export {
+  BUCKET_COUNT,
+  migrateRollups,
+  type RollupSample,
+  SLICE,
+  slicesOf,
+  TIERS,
+  writeRollups,
+} from "./stats-rollups.js";

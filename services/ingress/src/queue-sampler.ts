@@ -15,8 +15,8 @@ const SAMPLE_MS = 5000;
 /**
  * Samples the backlog of the runtime's JetStream consumers: `jetstream_consumer_pending`
  * (stored, not yet delivered: the lag) and `jetstream_consumer_ack_pending` (delivered,
- * not yet finished) gauges, and the deepest value per lane and minute in
- * `stats_queue_minute` for the dashboard. Consumers that do not exist yet are skipped.
+ * not yet finished) gauges, and the deepest value per lane and minute, 5 minutes, hour and
+ * day in `queue_depth_*` for the dashboard. Consumers that do not exist yet are skipped.
  */
 export function startQueueSampler(
   bus: Bus,
