@@ -1,16 +1,8 @@
-import { type Bus, connectBus, describeNats } from "@agent-runtime/bus";
+import type { Bus } from "@agent-runtime/bus";
 
 import { TenantLimits } from "@agent-runtime/config";
-import { createPool, createRedis, describePostgres, describeRedis } from "@agent-runtime/stores";
-import {
-  announceReady,
-  createLogger,
-  createMetrics,
-  type Logger,
-  registerHttpTracing,
-  registerOpsRoutes,
-  startOpsServer,
-} from "@agent-runtime/telemetry";
+import { openServiceContext } from "@agent-runtime/service";
+import { createLogger, type Logger, registerHttpTracing, registerOpsRoutes } from "@agent-runtime/telemetry";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { registerAdminRoutes } from "./admin-route.js";
 import { registerChatRoute } from "./chat-route.js";
@@ -60,19 +52,15 @@ export async function startIngress(
   options: { logger?: Logger } = {},
 ): Promise<RunningIngress> {
   const logger = options.logger ?? createLogger({ service: "ingress", level: config.logLevel });
-  const bus = await connectBus({
+  const context = await openServiceContext({
     name: "ingress",
-    url: config.natsUrl,
-    replicas: config.natsReplicas,
-    prefix: config.natsPrefix,
+    config,
     logger,
+    streams: ["RUNS", "RUN_EVENTS", "EVENTS", "USAGE", "DEAD_LETTERS"],
+    postgres: true,
+    redis: true,
   });
-  await bus.ensureStreams(["RUNS", "RUN_EVENTS", "EVENTS", "USAGE", "DEAD_LETTERS"]);
-  const pool = await createPool({
-    url: config.databaseUrl,
-    schema: config.databaseSchema,
-    applicationName: "ingress",
-  });
+  const { bus, pool, redis, metrics } = context;
   const keys = await KeyStore.open(pool, config.keyCacheMs);
   let bootstrap = "no BOOTSTRAP_API_KEY (make keys with `pnpm admin keys create`)";
   if (config.bootstrapApiKey) {
@@ -89,12 +77,10 @@ export async function startIngress(
         ? "BOOTSTRAP_API_KEY revoked (not usable)"
         : `BOOTSTRAP_API_KEY registered for tenant default (${registered === "created" ? "new" : "already known"})`;
   }
-  const redis = createRedis(config.redisUrl, logger);
   const limiter = new Limiter(redis, config.redisPrefix);
   const runs = new RunGateway(bus, config.limits.queues);
   const quotas = new Quotas(pool);
   const sse = new SseStreams();
-  const metrics = createMetrics("ingress");
   const requests = metrics.counter("http_requests_total", "HTTP requests", ["route", "status"]);
   const latency = metrics.histogram("http_request_seconds", "HTTP latency", ["route"]);
   const stopUsageAggregation = await startUsageAggregation(bus, pool);
@@ -187,24 +173,9 @@ export async function startIngress(
     requests.inc({ route, status: String(reply.statusCode) });
     latency.observe({ route }, reply.elapsedTime / 1000);
   });
-  const opsOptions = {
-    isDraining: () => closing || bus.isDraining,
-    checks: {
-      nats: () => bus.ping(),
-      postgres: async () => {
-        await pool.query("SELECT 1");
-      },
-    },
-  };
   // probes may use the public port; metrics only the ops port
-  registerOpsRoutes(app, opsOptions);
-  const ops = await startOpsServer({
-    ...opsOptions,
-    metrics,
-    port: config.opsPort,
-    host: config.host,
-    logger,
-  });
+  registerOpsRoutes(app, context.readiness({ isDraining: () => closing }));
+  const ops = await context.startOps({ isDraining: () => closing, host: config.host });
   const catalog = new ModelCatalog(bus, config.agents, config.defaultAgent);
   registerChatRoute(app, deps, catalog);
   registerRunRoutes(app, deps);
@@ -237,7 +208,7 @@ export async function startIngress(
   try {
     await app.listen({ port: config.port, host: config.host });
   } catch (error) {
-    await ops.close();
+    await context.stop();
     throw error;
   }
   const address = app.server.address();
@@ -245,13 +216,8 @@ export async function startIngress(
   const shown = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
   const base = `http://${shown}:${port}`;
   publicUrl = base;
-  announceReady(
-    logger,
-    "ingress",
+  await context.announce(
     [
-      describeNats(bus),
-      await describePostgres(pool, config.databaseUrl),
-      await describeRedis(redis, config.redisUrl, config.redisPrefix),
       `API ${base}/v1`,
       `dashboard ${base}/dashboard`,
       `API docs ${base}/docs`,
@@ -259,8 +225,17 @@ export async function startIngress(
       `metrics http://${shown}:${ops.port}/metrics`,
       bootstrap,
     ],
-    { port, opsPort: ops.port, agents: Object.keys(config.agents) },
+    { port, agents: Object.keys(config.agents) },
   );
+  // resumable event streams end first (clients resume elsewhere with Last-Event-ID); chat answers finish
+  context.onStop(async () => {
+    closing = true;
+    sse.endAll();
+    await app.close();
+    stopUsageAggregation();
+    stopQueueSampler();
+    await stopHttpStats();
+  });
   return {
     app,
     bus,
@@ -269,18 +244,6 @@ export async function startIngress(
     opsPort: ops.port,
     url: `http://127.0.0.1:${port}`,
     routes,
-    stop: async () => {
-      // resumable event streams end now (clients resume elsewhere with Last-Event-ID); chat answers finish
-      closing = true;
-      sse.endAll();
-      await app.close();
-      await ops.close();
-      stopUsageAggregation();
-      stopQueueSampler();
-      await stopHttpStats();
-      await bus.drain();
-      await pool.end();
-      redis.disconnect();
-    },
+    stop: () => context.stop(),
   };
 }

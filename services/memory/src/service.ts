@@ -1,13 +1,8 @@
-import { type Bus, connectBus, consume, describeNats } from "@agent-runtime/bus";
+import { type Bus, consume } from "@agent-runtime/bus";
 import { Consumers, Endpoints, MemoryJob, QueueGroups, type RequestMeta } from "@agent-runtime/contracts";
-import { createPool, createRedis, describePostgres, describeRedis, migrate } from "@agent-runtime/stores";
-import {
-  announceReady,
-  createLogger,
-  createMetrics,
-  type Logger,
-  startOpsServer,
-} from "@agent-runtime/telemetry";
+import { openServiceContext } from "@agent-runtime/service";
+import { migrate } from "@agent-runtime/stores";
+import { createLogger, type Logger } from "@agent-runtime/telemetry";
 import type { MemoryConfig } from "./config.js";
 import { createHandlers } from "./handlers.js";
 import { Knowledge } from "./knowledge.js";
@@ -33,26 +28,20 @@ export async function startMemory(
 ): Promise<RunningMemory> {
   const logger = options.logger ?? createLogger({ service: "memory", level: config.logLevel });
   const settings = config.memory;
-  const bus = await connectBus({
+  const context = await openServiceContext({
     name: "memory",
-    url: config.natsUrl,
-    replicas: config.natsReplicas,
-    prefix: config.natsPrefix,
+    config,
     logger,
+    postgres: true,
+    poolSize: config.databasePoolSize,
+    redis: true,
   });
-  const pool = await createPool({
-    url: config.databaseUrl,
-    schema: config.databaseSchema,
-    applicationName: "memory",
-    max: config.databasePoolSize,
-  });
+  const { bus, pool, redis, metrics } = context;
   await migrate(pool, "memory", MIGRATIONS);
   const pgvector = await enablePgvector(pool, settings.embeddingDimensions).catch((error: unknown) => {
     logger.warn({ err: error }, "pgvector could not be set up; using the stock PostgreSQL search");
     return undefined;
   });
-  const redis = createRedis(config.redisUrl, logger);
-  const metrics = createMetrics("memory");
   const threads = new ThreadStore(pool, redis, config.redisPrefix, settings.hotTurns);
   const knowledge = new Knowledge(pool, bus, settings.chunkTokens, pgvector?.dimensions);
   const hybrid = new HybridSearch(
@@ -135,41 +124,9 @@ export async function startMemory(
     },
   });
 
-  const ops = await startOpsServer({
-    port: config.opsPort,
-    metrics,
-    logger,
-    isDraining: () => bus.isDraining,
-    checks: {
-      nats: () => bus.ping(),
-      postgres: async () => {
-        await pool.query("SELECT 1");
-      },
-    },
-  });
+  context.onStop(() => Promise.all([consumer.stop(), turns.stop()]).then(() => undefined));
+  const ops = await context.startOps();
   const vectorSearch = pgvector ? "pgvector" : "signatures";
-  announceReady(
-    logger,
-    "memory",
-    [
-      describeNats(bus),
-      await describePostgres(pool, config.databaseUrl),
-      await describeRedis(redis, config.redisUrl, config.redisPrefix),
-      `vector search ${vectorSearch}`,
-      `ops :${ops.port} (/healthz /readyz /metrics)`,
-    ],
-    { opsPort: ops.port, vectorSearch },
-  );
-  return {
-    bus,
-    vectorSearch,
-    opsPort: ops.port,
-    stop: async () => {
-      await Promise.all([consumer.stop(), turns.stop()]);
-      await bus.drain();
-      await ops.close();
-      await pool.end();
-      redis.disconnect();
-    },
-  };
+  await context.announce([`vector search ${vectorSearch}`], { vectorSearch });
+  return { bus, vectorSearch, opsPort: ops.port, stop: () => context.stop() };
 }

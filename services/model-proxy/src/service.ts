@@ -1,4 +1,4 @@
-import { type Bus, connectBus, describeNats, interactiveReserve } from "@agent-runtime/bus";
+import { type Bus, interactiveReserve } from "@agent-runtime/bus";
 import {
   Endpoints,
   ModelStreamChunk,
@@ -6,14 +6,8 @@ import {
   QueueGroups,
   Subjects,
 } from "@agent-runtime/contracts";
-import { createRedis, describeRedis } from "@agent-runtime/stores";
-import {
-  announceReady,
-  createLogger,
-  createMetrics,
-  type Logger,
-  startOpsServer,
-} from "@agent-runtime/telemetry";
+import { openServiceContext } from "@agent-runtime/service";
+import { createLogger, type Logger } from "@agent-runtime/telemetry";
 import { z } from "zod";
 import { ModelCaches } from "./caches.js";
 import type { ModelProxyConfig } from "./config.js";
@@ -40,16 +34,15 @@ export async function startModelProxy(
       "NO MODEL PROVIDER CONFIGURED: answering with the built-in offline dev model. Set OPENAI_BASE_URL / OPENAI_API_KEY or AGENT_CONFIG providers for real models.",
     );
   }
-  const bus = await connectBus({
+  const context = await openServiceContext({
     name: "model-proxy",
-    url: config.natsUrl,
-    replicas: config.natsReplicas,
-    prefix: config.natsPrefix,
+    config,
     logger,
+    streams: ["USAGE"],
+    postgres: false,
+    redis: true,
   });
-  await bus.ensureStreams(["USAGE"]);
-  const redis = createRedis(config.redisUrl, logger);
-  const metrics = createMetrics("model-proxy");
+  const { bus, redis, metrics } = context;
   const providers = new Map<string, Provider>(
     Object.entries(config.models.providers).map(([name, provider]) => [
       name,
@@ -121,14 +114,9 @@ export async function startModelProxy(
   );
   serveModelForget(bus, redis, config.redisPrefix, logger);
 
-  const ops = await startOpsServer({
-    port: config.opsPort,
-    metrics,
-    logger,
-    isDraining: () => bus.isDraining,
-    // Redis is a cache and limiter here: without it the proxy is slower and limits are local, so it stays ready
-    checks: { nats: () => bus.ping() },
-  });
+  // Redis is a cache and limiter here: without it the proxy is slower and limits are local, so it
+  // stays ready (NATS is its only readiness check)
+  const ops = await context.startOps();
   if (config.unpricedModels.length > 0) {
     logger.warn(
       { models: config.unpricedModels },
@@ -141,29 +129,17 @@ export async function startModelProxy(
       : `provider ${name} ${provider.baseUrl}`,
   );
   const tierLines = Object.entries(config.models.tiers).map(([tier, chain]) => `${tier}=${chain.join(">")}`);
-  announceReady(
-    logger,
-    "model-proxy",
+  await context.announce(
     [
-      describeNats(bus),
-      await describeRedis(redis, config.redisUrl, config.redisPrefix),
       ...providerLines,
       `tiers ${tierLines.join(" ")}`,
       ...(config.models.embeddingModel ? [`embeddings ${config.models.embeddingModel}`] : []),
-      `ops :${ops.port} (/healthz /readyz /metrics)`,
     ],
-    { providers: [...providers.keys()], tiers: Object.keys(config.models.tiers), opsPort: ops.port },
+    { providers: [...providers.keys()], tiers: Object.keys(config.models.tiers) },
   );
-  return {
-    bus,
-    gateway,
-    opsPort: ops.port,
-    stop: async () => {
-      cancellations.unsubscribe();
-      gateway.stopWaiting();
-      await bus.drain();
-      await ops.close();
-      redis.disconnect();
-    },
-  };
+  context.onStop(() => {
+    cancellations.unsubscribe();
+    gateway.stopWaiting();
+  });
+  return { bus, gateway, opsPort: ops.port, stop: () => context.stop() };
 }

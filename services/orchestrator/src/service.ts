@@ -1,4 +1,4 @@
-import { type Bus, connectBus, consume, describeNats } from "@agent-runtime/bus";
+import { type Bus, consume } from "@agent-runtime/bus";
 import {
   Consumers,
   Endpoints,
@@ -7,14 +7,8 @@ import {
   type RunStatus,
   Subjects,
 } from "@agent-runtime/contracts";
-import { createPool, describePostgres } from "@agent-runtime/stores";
-import {
-  announceReady,
-  createLogger,
-  createMetrics,
-  type Logger,
-  startOpsServer,
-} from "@agent-runtime/telemetry";
+import { openServiceContext } from "@agent-runtime/service";
+import { createLogger, type Logger } from "@agent-runtime/telemetry";
 import { type AgentTools, executeRun, type LoopDeps } from "./agent-loop.js";
 import type { OrchestratorConfig } from "./config.js";
 import { failDeadLetteredRun } from "./dead-letters.js";
@@ -42,22 +36,17 @@ export async function startOrchestrator(
   options: { logger?: Logger } = {},
 ): Promise<RunningOrchestrator> {
   const logger = options.logger ?? createLogger({ service: "orchestrator", level: config.logLevel });
-  const bus = await connectBus({
+  const context = await openServiceContext({
     name: "orchestrator",
-    url: config.natsUrl,
-    replicas: config.natsReplicas,
-    prefix: config.natsPrefix,
+    config,
     logger,
+    streams: ["RUNS", "RUN_EVENTS", "EVENTS", "USAGE", "DEAD_LETTERS", "THREAD_TURNS"],
+    postgres: true,
+    poolSize: 20,
+    redis: false,
   });
-  await bus.ensureStreams(["RUNS", "RUN_EVENTS", "EVENTS", "USAGE", "DEAD_LETTERS", "THREAD_TURNS"]);
-  const pool = await createPool({
-    url: config.databaseUrl,
-    schema: config.databaseSchema,
-    applicationName: "orchestrator",
-    max: 20,
-  });
+  const { bus, pool, metrics } = context;
   const store = await RunStore.create(pool);
-  const metrics = createMetrics("orchestrator");
   const runsTotal = metrics.counter("runs_total", "finished runs", ["agent", "status", "priority"]);
   const runSeconds = metrics.histogram("run_seconds", "run duration", ["priority"]);
   const runsActive = metrics.gauge("runs_active", "runs in progress in this worker", ["priority"]);
@@ -164,36 +153,9 @@ export async function startOrchestrator(
   serveRunEndpoints(bus, store, config.maxInFlight);
   await serveRunForget({ bus, pool, logger });
 
-  const ops = await startOpsServer({
-    port: config.opsPort,
-    metrics,
-    logger,
-    isDraining: () => bus.isDraining,
-    checks: {
-      nats: () => bus.ping(),
-      postgres: async () => {
-        await pool.query("SELECT 1");
-      },
-    },
+  const ops = await context.startOps();
+  await context.announce([`agents ${Object.keys(config.agents).join(", ")}`], {
+    agents: Object.keys(config.agents),
   });
-  announceReady(
-    logger,
-    "orchestrator",
-    [
-      describeNats(bus),
-      await describePostgres(pool, config.databaseUrl),
-      `agents ${Object.keys(config.agents).join(", ")}`,
-      `ops :${ops.port} (/healthz /readyz /metrics)`,
-    ],
-    { agents: Object.keys(config.agents), opsPort: ops.port },
-  );
-  return {
-    bus,
-    opsPort: ops.port,
-    stop: async () => {
-      await bus.drain();
-      await ops.close();
-      await pool.end();
-    },
-  };
+  return { bus, opsPort: ops.port, stop: () => context.stop() };
 }

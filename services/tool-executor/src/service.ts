@@ -1,4 +1,4 @@
-import { type Bus, connectBus, describeNats, interactiveReserve } from "@agent-runtime/bus";
+import { type Bus, interactiveReserve } from "@agent-runtime/bus";
 import {
   Endpoints,
   QueueGroups,
@@ -8,14 +8,8 @@ import {
   ToolRegistration,
   toolExecEndpoint,
 } from "@agent-runtime/contracts";
-import { createPool, createRedis, describePostgres, describeRedis } from "@agent-runtime/stores";
-import {
-  announceReady,
-  createLogger,
-  createMetrics,
-  type Logger,
-  startOpsServer,
-} from "@agent-runtime/telemetry";
+import { openServiceContext } from "@agent-runtime/service";
+import { createLogger, type Logger } from "@agent-runtime/telemetry";
 import { z } from "zod";
 import { calculator } from "./builtins/calculator.js";
 import { currentTime } from "./builtins/current-time.js";
@@ -44,21 +38,15 @@ export async function startToolExecutor(
   options: { logger?: Logger } = {},
 ): Promise<RunningToolExecutor> {
   const logger = options.logger ?? createLogger({ service: "tool-executor", level: config.logLevel });
-  const bus = await connectBus({
+  const context = await openServiceContext({
     name: "tool-executor",
-    url: config.natsUrl,
-    replicas: config.natsReplicas,
-    prefix: config.natsPrefix,
+    config,
     logger,
+    streams: ["USAGE"],
+    postgres: true,
+    redis: true,
   });
-  await bus.ensureStreams(["USAGE"]);
-  const pool = await createPool({
-    url: config.databaseUrl,
-    schema: config.databaseSchema,
-    applicationName: "tool-executor",
-  });
-  const redis = createRedis(config.redisUrl, logger);
-  const metrics = createMetrics("tool-executor");
+  const { bus, pool, redis, metrics } = context;
   const allow = allowListOf(config.tools.allowPrivateNetworks);
 
   const registry = new ToolRegistry(config.tools);
@@ -158,46 +146,15 @@ export async function startToolExecutor(
     registry.register(registration),
   );
 
-  const ops = await startOpsServer({
-    port: config.opsPort,
-    metrics,
-    logger,
-    isDraining: () => bus.isDraining,
-    checks: {
-      nats: () => bus.ping(),
-      postgres: async () => {
-        await pool.query("SELECT 1");
-      },
-    },
+  const ops = await context.startOps();
+  await context.announce([`tools ${registry.localNames().join(", ")}`], { tools: registry.localNames() });
+  context.onStop(async () => {
+    await mcp.close();
+    registrations.unsubscribe();
+    cancellations.unsubscribe();
+    executor.stopWaiting();
   });
-  announceReady(
-    logger,
-    "tool-executor",
-    [
-      describeNats(bus),
-      await describePostgres(pool, config.databaseUrl),
-      await describeRedis(redis, config.redisUrl, config.redisPrefix),
-      `tools ${registry.localNames().join(", ")}`,
-      `ops :${ops.port} (/healthz /readyz /metrics)`,
-    ],
-    { tools: registry.localNames(), opsPort: ops.port },
-  );
-  return {
-    bus,
-    executor,
-    registry,
-    opsPort: ops.port,
-    stop: async () => {
-      await mcp.close();
-      registrations.unsubscribe();
-      cancellations.unsubscribe();
-      executor.stopWaiting();
-      await bus.drain();
-      await ops.close();
-      await pool.end();
-      redis.disconnect();
-    },
-  };
+  return { bus, executor, registry, opsPort: ops.port, stop: () => context.stop() };
 }
 
 const MCP_RETRY_MAX_MS = 60_000;

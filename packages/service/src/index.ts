@@ -1,0 +1,14 @@
+export type {
+  OpsOptions,
+  ServiceConnections,
+  ServiceContext,
+  ServiceContextOptions,
+} from "./context.js";
+export { openServiceContext } from "./context.js";
+export type {
+  RunningService,
+  RunServiceOptions,
+  ServiceConfig,
+  StoppableService,
+} from "./run-service.js";
+export { runService } from "./run-service.js";
