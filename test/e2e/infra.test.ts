@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { RunPriority, Streams, Subjects } from "@agent-runtime/contracts";
+import { Consumers, RunPriority, Streams, Subjects } from "@agent-runtime/contracts";
 import { loadConfig as loadIngressConfig } from "@agent-runtime/ingress";
 import { loadConfig as loadMemoryConfig } from "@agent-runtime/memory";
 import { loadConfig as loadModelProxyConfig } from "@agent-runtime/model-proxy";
@@ -221,13 +221,23 @@ function consumersInCode(): Map<string, string> {
     )) {
       const lines = readFileSync(join(dir, file), "utf8").split("\n");
       lines.forEach((line, index) => {
-        const durable = /durable:\s*[`"]([^`"]+)[`"]/.exec(line)?.[1];
-        if (!durable) return;
+        // a durable is named in contracts (`Consumers.events`, `Consumers.runs(priority)`) or spelled out
+        const named = /durable:\s*Consumers\.(\w+)(\(priority\))?/.exec(line);
+        const entry = named ? (Consumers as Record<string, unknown>)[named[1]!] : undefined;
+        const spelled = /durable:\s*[`"]([^`"]+)[`"]/.exec(line)?.[1];
+        const names =
+          typeof entry === "function"
+            ? RunPriority.options.map((priority) => String(entry(priority)))
+            : typeof entry === "string"
+              ? [entry]
+              : spelled?.includes("${priority}")
+                ? RunPriority.options.map((priority) => spelled.replace("${priority}", priority))
+                : spelled
+                  ? [spelled]
+                  : [];
+        if (names.length === 0) return;
         const near = lines.slice(Math.max(0, index - 8), index + 8).join("\n");
         const stream = /stream:\s*"([A-Z_]+)"/.exec(near)?.[1] ?? "?";
-        const names = durable.includes("${priority}")
-          ? RunPriority.options.map((priority) => durable.replace("${priority}", priority))
-          : [durable];
         for (const name of names) consumers.set(name, stream);
       });
     }
