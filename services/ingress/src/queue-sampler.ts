@@ -1,14 +1,15 @@
 import type { Bus } from "@agent-runtime/bus";
+import { Consumers } from "@agent-runtime/contracts";
 import type { Metrics } from "@agent-runtime/telemetry";
 import type pg from "pg";
 import { writeQueueDepth } from "./stats-rollups.js";
 
 /** JetStream consumers whose backlog is watched; `lane` marks the run lanes the dashboard charts. */
 const WATCHED = [
-  { stream: "RUNS", consumer: "orchestrator-interactive", lane: "interactive" },
-  { stream: "RUNS", consumer: "orchestrator-batch", lane: "batch" },
-  { stream: "EVENTS", consumer: "orchestrator-events" },
-  { stream: "USAGE", consumer: "ingress-usage" },
+  { stream: "RUNS", consumer: Consumers.runsInteractive, lane: "interactive" },
+  { stream: "RUNS", consumer: Consumers.runsBatch, lane: "batch" },
+  { stream: "EVENTS", consumer: Consumers.events },
+  { stream: "USAGE", consumer: Consumers.usage },
 ] as const;
 const SAMPLE_MS = 5000;
 

@@ -1,5 +1,5 @@
 import { type Bus, consume } from "@agent-runtime/bus";
-import { ModelUsageRecord, ToolUsageRecord } from "@agent-runtime/contracts";
+import { Consumers, ModelUsageRecord, ToolUsageRecord } from "@agent-runtime/contracts";
 import { withTransaction } from "@agent-runtime/stores";
 import { withSpan } from "@agent-runtime/telemetry";
 import type pg from "pg";
@@ -41,7 +41,7 @@ export async function startUsageAggregation(bus: Bus, pool: pg.Pool): Promise<()
   );
   await consume(bus, {
     stream: "USAGE",
-    durable: "ingress-usage",
+    durable: Consumers.usage,
     schema: UsageMessage,
     concurrency: MAX_PENDING,
     deadLetterOrigin: "usage",

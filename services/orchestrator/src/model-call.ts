@@ -11,6 +11,7 @@ import {
   type ResponseFormat,
   type RunRequest,
   RuntimeError,
+  Subjects,
   type ToolCallDelta,
   type ToolSpec,
   textOf,
@@ -246,7 +247,7 @@ async function callModelOnce(
   // with tool_choice none no tool call is the answer, so none is relayed
   const relayedTools = options.toolChoice === "none" ? new Set<string>() : call.clientToolNames;
   const streamSubject =
-    call.stream === "live" && request.stream ? `run.${request.runId}.deltas.${step}` : undefined;
+    call.stream === "live" && request.stream ? Subjects.runDeltas(request.runId, step) : undefined;
   const relay = streamSubject ? new StepRelay(events, step, relayedTools) : undefined;
   const subscription = relay
     ? bus.subscribe(streamSubject!, ModelStreamChunk, (chunk) => relay.chunk(chunk))
