@@ -7,8 +7,8 @@
  *
  * Postgres refuses to run as root: when the test runs as root, every Postgres command runs as the
  * `postgres` system user (`runuser -u postgres --`) and the directory is given to that user.
- * `close()` stops the cluster and removes its directory; a process exit that skips `close()` still
- * stops it (synchronously) and removes the directory.
+ * `close()` stops the cluster and removes its directory; a process exit or a SIGINT/SIGTERM that
+ * skips `close()` still stops it (synchronously) and removes the directory.
  */
 import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -130,6 +130,14 @@ export async function startPrivatePostgres(
     rmSync(dir, { recursive: true, force: true });
   };
   process.once("exit", onExit);
+  // nor one ended by a signal: clean up, then end as the signal would have (unless another
+  // listener took the signal over)
+  const onSignal = (signal: NodeJS.Signals) => {
+    onExit();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
 
   const start = async () => {
     await run(pgCtl, ["start", "-D", dataDir, "-w", "-t", "60", "-l", logFile, "-o", serverOptions], 70_000);
@@ -151,6 +159,8 @@ export async function startPrivatePostgres(
       if (closed) return;
       closed = true;
       process.removeListener("exit", onExit);
+      process.removeListener("SIGINT", onSignal);
+      process.removeListener("SIGTERM", onSignal);
       if (keep) {
         if (existsSync(join(dataDir, "postmaster.pid")))
           await run(pgCtl, ["stop", "-D", dataDir, "-m", "fast", "-w", "-t", "30"], 40_000);
