@@ -1,9 +1,8 @@
 /**
  * The private stack of the chaos suite: a nats-server and a redis-server of its own (both
- * restartable at the same address), a Postgres schema of its own reached through a TCP proxy the
- * suite can cut (a private Postgres cluster is out of reach of a test; cutting every connection
- * and refusing new ones is what the services see of a Postgres restart), the fake model, the
- * side-effecting `ship` webhook, and `replicas` processes of every service.
+ * restartable at the same address), a Postgres cluster of its own (initdb into a temporary
+ * directory, fsync on; the suite crashes it with `pg_ctl stop -m immediate` and starts it again),
+ * the fake model, the side-effecting `ship` webhook, and `replicas` processes of every service.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +10,8 @@ import { join } from "node:path";
 import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
 import pg from "pg";
 import { stringify } from "yaml";
-import { DATABASE_URL, newIsolation } from "../support/isolation.js";
+import { newIsolation } from "../support/isolation.js";
+import { type PrivatePostgres, startPrivatePostgres } from "../support/private-postgres.js";
 import { freePort } from "../support/processes.js";
 import { type ReplicaPool, type Runtime, startReplicaPool } from "../support/replicas.js";
 import {
@@ -21,7 +21,6 @@ import {
   startPrivateRedis,
 } from "../support/servers.js";
 import { type SideEffectHook, startSideEffectHook } from "../support/side-effect-hook.js";
-import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 import { modelHandler } from "./model-script.js";
 
 export const CHAOS_KEY = "sk-chaos-suite-key";
@@ -31,15 +30,18 @@ export const RUN_TIMEOUT_MS = 30_000;
 export interface ChaosStack {
   nats: NatsServer;
   redis: RestartableServer;
-  postgres: TcpProxy;
+  postgres: PrivatePostgres;
   schema: string;
   fake: FakeOpenAI;
   hook: SideEffectHook;
   pool: ReplicaPool;
   /** Base URL (no `/v1`) of each ingress replica, by replica id. */
   ingressUrls: Map<string, string>;
-  /** A client straight to the shared Postgres (not through the proxy), inside the schema. */
-  db: pg.Client;
+  /**
+   * A small pool on the private Postgres, inside the schema: its connections die with each crash
+   * and are opened again on the next query.
+   */
+  db: pg.Pool;
   stop(): Promise<void>;
 }
 
@@ -85,7 +87,7 @@ export function writeFaultSuiteConfig(hookUrl: string): string {
 export async function startChaosStack(options: {
   replicas: number;
   logDir: string;
-  /** Keep the Postgres schema after the run (to look into it). */
+  /** Keep the private Postgres cluster (stopped, on disk) after the run, to look into it. */
   keepSchema?: boolean;
   /** The checkout whose services run (another commit's, with its dependencies installed). */
   servicesRoot?: string;
@@ -101,19 +103,17 @@ export async function startChaosStack(options: {
     cleanups.push(() => nats.close());
     const redis = await startPrivateRedis();
     cleanups.push(() => redis.close());
-    const target = new URL(DATABASE_URL);
-    const postgres = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-    cleanups.push(() => postgres.close());
-    const viaProxy = new URL(DATABASE_URL);
-    viaProxy.host = `127.0.0.1:${postgres.port}`;
-    const db = new pg.Client({ connectionString: DATABASE_URL });
-    await db.connect();
-    cleanups.push(async () => {
-      if (!options.keepSchema) await db.query(`DROP SCHEMA IF EXISTS "${isolation.schema}" CASCADE`);
-      await db.end();
+    // room for every replica's pools (10 connections each) and the suite's own
+    const postgres = await startPrivatePostgres({ label: "chaos", database: "chaos", maxConnections: 300 });
+    cleanups.push(() => postgres.close({ keep: options.keepSchema === true }));
+    const db = new pg.Pool({
+      connectionString: postgres.url,
+      max: 2,
+      options: `-c search_path=${isolation.schema}`,
     });
+    db.on("error", () => undefined); // an idle connection ended by a crash
+    cleanups.push(() => db.end());
     await db.query(`CREATE SCHEMA IF NOT EXISTS "${isolation.schema}"`);
-    await db.query(`SET search_path TO "${isolation.schema}"`);
 
     const fake = await startFakeOpenAI();
     fake.setHandler(modelHandler);
@@ -133,7 +133,7 @@ export async function startChaosStack(options: {
       env: {
         NATS_URL: nats.url,
         REDIS_URL: redis.url,
-        DATABASE_URL: viaProxy.toString(),
+        DATABASE_URL: postgres.url,
         NATS_PREFIX: isolation.natsPrefix,
         DATABASE_SCHEMA: isolation.schema,
         REDIS_PREFIX: isolation.redisPrefix,

@@ -3,22 +3,24 @@
  * schema, under steady load from the official `openai` client (plain turns, tool turns whose
  * webhook counts side effects per idempotency key, streams) and CloudEvents batches, while a
  * random replica is SIGKILLed every few seconds and started again, NATS is killed and restarted,
- * Redis is stopped for a while and Postgres is cut. Then: 0 hung, 0 lost, 0 duplicated side
+ * Redis is stopped for a while and Postgres crashes and is started again. Then: 0 hung, 0 lost, 0 duplicated side
  * effects, 0 runs left non-terminal, every client exactly one answer (a 2xx or a typed retryable
  * error), every stream's text the stored output (or a typed error), and the stack serving again
  * within 5 s of each fault.
  *
  * Bounded by default (CHAOS_DURATION_S=60: about two minutes in all); the long form is e.g.
- * `CHAOS_DURATION_S=600 pnpm test:chaos` (Redis down 30 s and Postgres cut 10 s per cycle).
+ * `CHAOS_DURATION_S=600 pnpm test:chaos` (Redis down 30 s and Postgres down 10 s per cycle).
  * Figures go to test/chaos/results/ (JSON), the replicas' logs to test/chaos/results/logs-<run>/.
  * Services run compiled (dist/, as in production) when every build is fresh, through tsx otherwise
  * (CHAOS_RUNTIME=compiled|tsx forces one). CHAOS_SERVICES_ROOT runs the services of another checkout (e.g. a clean copy of a commit while
- * the working tree is being edited); CHAOS_KEEP=1 keeps the Postgres schema; CHAOS_SEED repeats
+ * the working tree is being edited); CHAOS_KEEP=1 keeps the private Postgres cluster (stopped, its directory printed); CHAOS_SEED repeats
  * the choice of replicas to kill.
  *
- * Postgres is not restarted: it is shared with the rest of the machine, so the suite cuts it at a
- * TCP proxy in front of it (every connection dropped, new ones refused), which is what the
- * services see of a restart.
+ * Postgres is a private cluster (test/support/private-postgres.ts: initdb into a temporary
+ * directory, fsync on), and its fault is a real restart: `pg_ctl stop -m immediate` while a
+ * side-effecting webhook call is in flight (no shutdown checkpoint, transactions in flight lost),
+ * down CHAOS_POSTGRES_OUTAGE_S, then `pg_ctl start` (crash recovery from the WAL). The cluster is
+ * stopped and removed on every way out.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -39,7 +41,8 @@ const LONG = DURATION_MS >= 240_000;
 const REPLICAS = number("CHAOS_REPLICAS", 2);
 const KILL_EVERY_MS = number("CHAOS_KILL_EVERY_S", 4) * 1000;
 const REDIS_OUTAGE_MS = number("CHAOS_REDIS_OUTAGE_S", LONG ? 30 : 8) * 1000;
-const POSTGRES_CUT_MS = number("CHAOS_POSTGRES_CUT_S", LONG ? 10 : 5) * 1000;
+const POSTGRES_OUTAGE_MS =
+  number("CHAOS_POSTGRES_OUTAGE_S", number("CHAOS_POSTGRES_CUT_S", LONG ? 10 : 5)) * 1000;
 const SEED = number("CHAOS_SEED", Math.floor(Math.random() * 2 ** 31));
 const SETTLE_MS = number("CHAOS_SETTLE_S", 60) * 1000;
 const SERVING_AGAIN_LIMIT_MS = 5000;
@@ -57,8 +60,8 @@ let stack: ChaosStack | undefined;
 beforeAll(async () => {
   mkdirSync(logDir, { recursive: true });
   say(
-    `private stack: ${REPLICAS} replicas per service, own nats-server, own redis-server, own Postgres schema ` +
-      "behind a TCP proxy (the Postgres fault is a cut at that proxy, not a server restart)",
+    `private stack: ${REPLICAS} replicas per service, own nats-server, own redis-server, own Postgres cluster ` +
+      "(the Postgres fault is a server crash, pg_ctl stop -m immediate, and a restart)",
   );
   const started = Date.now();
   const servicesRoot = process.env.CHAOS_SERVICES_ROOT;
@@ -79,12 +82,16 @@ beforeAll(async () => {
     ...(servicesRoot ? { servicesRoot } : {}),
   });
   say(
-    `stack up in ${Date.now() - started} ms (NATS ${stack.nats.url}, Redis ${stack.redis.url}, schema ${stack.schema})`,
+    `stack up in ${Date.now() - started} ms (NATS ${stack.nats.url}, Redis ${stack.redis.url}, Postgres ${stack.postgres.url}, schema ${stack.schema})`,
   );
 }, 240_000);
 
 afterAll(async () => {
-  if (stack && process.env.CHAOS_KEEP === "1") say(`CHAOS_KEEP=1: schema ${stack.schema} kept`);
+  if (stack && process.env.CHAOS_KEEP === "1")
+    say(
+      `CHAOS_KEEP=1: Postgres cluster kept (stopped) in ${stack.postgres.dir}/data, schema ${stack.schema}; ` +
+        `start it with pg_ctl -D ${stack.postgres.dir}/data -o "-p ${stack.postgres.port} -k ${stack.postgres.dir}" start`,
+    );
   await stack?.stop();
 }, 120_000);
 
@@ -132,7 +139,7 @@ function printFigures(figures: Figures, file: string) {
 
 describe("chaos", () => {
   it(
-    "keeps every promise under replica kills, a NATS restart, a Redis outage and a Postgres cut",
+    "keeps every promise under replica kills, a NATS restart, a Redis outage and a Postgres crash-restart",
     async () => {
       const current = stack!;
       const random = seededRandom(SEED);
@@ -140,7 +147,7 @@ describe("chaos", () => {
         durationMs: DURATION_MS,
         killEveryMs: KILL_EVERY_MS,
         redisOutageMs: REDIS_OUTAGE_MS,
-        postgresCutMs: POSTGRES_CUT_MS,
+        postgresOutageMs: POSTGRES_OUTAGE_MS,
       });
       say(
         `${LONG ? "long" : "bounded"} form: load ${DURATION_MS / 1000} s, a SIGKILL every ${KILL_EVERY_MS / 1000} s, ` +
@@ -201,11 +208,11 @@ describe("chaos", () => {
           replicas: REPLICAS,
           killEveryS: KILL_EVERY_MS / 1000,
           redisOutageS: REDIS_OUTAGE_MS / 1000,
-          postgresCutS: POSTGRES_CUT_MS / 1000,
+          postgresOutageS: POSTGRES_OUTAGE_MS / 1000,
           seed: SEED,
           clientTimeoutMs: CLIENT_TIMEOUT_MS,
           postgresFault:
-            "connections cut and refused at a TCP proxy in front of the shared Postgres (not a server restart)",
+            "server restart of the suite's private Postgres cluster: pg_ctl stop -m immediate (a crash: no shutdown checkpoint, transactions in flight lost) while a webhook call is in flight, down postgresOutageS, then pg_ctl start (crash recovery)",
         },
         figures,
         logs: logDir,

@@ -1,14 +1,15 @@
 /**
  * The faults of the chaos suite, on a schedule: a random replica SIGKILLed every few seconds (and
- * started again), NATS killed and restarted, Redis stopped for a while, Postgres cut (every
- * connection dropped and new ones refused at the TCP proxy in front of it). Infrastructure faults
+ * started again), NATS killed and restarted, Redis stopped for a while, the private Postgres
+ * crashed (`pg_ctl stop -m immediate`: no shutdown checkpoint, transactions in flight lost) and
+ * started again after a while (crash recovery from the WAL). Infrastructure faults
  * do not overlap, and no replica is killed during one (or for a few seconds after it), so the time
  * to serve again is each fault's own.
  */
 import { SERVICES } from "../support/replicas.js";
 import type { ChaosStack } from "./chaos-stack.js";
 
-export type FaultKind = "replica-kill" | "nats-restart" | "redis-outage" | "postgres-cut";
+export type FaultKind = "replica-kill" | "nats-restart" | "redis-outage" | "postgres-restart";
 
 export interface FaultRecord {
   kind: FaultKind;
@@ -45,17 +46,18 @@ export function planFaults(options: {
   durationMs: number;
   killEveryMs: number;
   redisOutageMs: number;
-  postgresCutMs: number;
+  /** How long Postgres stays down between the crash and the start. */
+  postgresOutageMs: number;
 }): FaultPlan {
   const cycleMs = Math.min(
     options.durationMs,
-    Math.max(60_000, options.redisOutageMs + options.postgresCutMs + 60_000),
+    Math.max(60_000, options.redisOutageMs + options.postgresOutageMs + 60_000),
   );
   const infra: FaultPlan["infra"] = [];
   for (let start = 0; start + cycleMs <= options.durationMs + 1; start += cycleMs) {
     infra.push({ kind: "nats-restart", atMs: start + cycleMs * 0.15, forMs: 0 });
     infra.push({ kind: "redis-outage", atMs: start + cycleMs * 0.3, forMs: options.redisOutageMs });
-    infra.push({ kind: "postgres-cut", atMs: start + cycleMs * 0.6, forMs: options.postgresCutMs });
+    infra.push({ kind: "postgres-restart", atMs: start + cycleMs * 0.6, forMs: options.postgresOutageMs });
   }
   return {
     durationMs: options.durationMs,
@@ -79,6 +81,25 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * Waits (at most `limitMs`) until the `ship` webhook has a call in flight: one received in the
+ * last 60 ms (it answers after 150 ms). Whether one was seen.
+ */
+async function webhookCallInFlight(stack: ChaosStack, limitMs: number): Promise<boolean> {
+  const until = Date.now() + limitMs;
+  while (Date.now() < until) {
+    const last = stack.hook.calls.at(-1);
+    if (last && Date.now() - last.at < 60) return true;
+    await sleep(5);
+  }
+  return false;
+}
+
+/** How many crash recoveries a Postgres server log tells of. */
+function crashRecoveries(log: string): number {
+  return log.match(/not properly shut down; automatic recovery in progress/g)?.length ?? 0;
 }
 
 export interface FaultRun {
@@ -143,20 +164,29 @@ export function runFaults(
             record.healedAt = Date.now();
             break;
           }
-          case "postgres-cut": {
-            stack.postgres.down();
+          case "postgres-restart": {
+            // the worst moment: a side-effecting webhook call in flight, its outcome not yet recorded
+            const inFlight = await webhookCallInFlight(stack, 3000);
+            const crashedAt = Date.now();
+            await stack.postgres.crash();
             const record: FaultRecord = {
               kind: step.kind,
-              target: `Postgres via TCP proxy :${stack.postgres.port} (connections cut, new ones refused for ${step.forMs} ms)`,
-              at,
-              measureFrom: at,
-              measureNote: "from Postgres answering again",
+              target: `Postgres 127.0.0.1:${stack.postgres.port} (pg_ctl stop -m immediate${inFlight ? " with a webhook call in flight" : ""}, down ${step.forMs} ms, pg_ctl start)`,
+              at: crashedAt,
+              measureFrom: crashedAt,
+              measureNote: "from Postgres answering again (pg_ctl -w start returned, crash recovery done)",
             };
             faults.push(record);
-            await sleep(step.forMs);
-            stack.postgres.up();
+            await sleep(step.forMs - (Date.now() - crashedAt));
+            const recoveriesBefore = crashRecoveries(stack.postgres.log());
+            const startedAt = Date.now();
+            await stack.postgres.start();
             record.healedAt = Date.now();
+            record.target += `; pg_ctl start with crash recovery took ${record.healedAt - startedAt} ms`;
             record.measureFrom = record.healedAt;
+            // a real crash: the start replayed the WAL
+            if (crashRecoveries(stack.postgres.log()) !== recoveriesBefore + 1)
+              record.error = "Postgres started again without crash recovery: the stop was not a crash";
             break;
           }
         }

@@ -138,7 +138,8 @@ export async function computeFigures(input: {
   outcomes: Outcome[];
   faults: FaultRecord[];
   hookCalls: HookCall[];
-  db: pg.Client;
+  /** A client or a pool (the chaos suite's survives Postgres crashes). */
+  db: pg.Client | pg.Pool;
   exits: ReplicaExit[];
   servingAgainLimitMs: number;
 }): Promise<Figures> {
