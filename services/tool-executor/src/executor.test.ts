@@ -296,6 +296,45 @@ describe("tool-executor", () => {
     expect(settled.replayed).toBe(true);
   });
 
+  it("never makes again a side-effecting call whose executor stopped while holding it; an expired record is claimed anew", async () => {
+    const db = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
+    await db.connect();
+    const table = `"${prefix.toLowerCase()}".tool_calls`;
+    const stale = `run-9:1:0:${Date.now()}`;
+    const expired = `run-9:1:1:${Date.now()}`;
+    try {
+      // as a killed executor leaves them: claimed an hour ago, never finished (one also past its TTL)
+      await db.query(
+        `INSERT INTO ${table} (tenant, idempotency_key, tool, status, claimed_at, expires_at) VALUES
+           ('acme', $1, 'act', 'running', now() - interval '1 hour', now() + interval '1 day'),
+           ('acme', $2, 'act', 'running', now() - interval '2 days', now() - interval '1 day')`,
+        [stale, expired],
+      );
+      const before = actions.length;
+      const unknown = await client.request(toolExecEndpoint("act"), {
+        meta: meta(),
+        callId: "call-s",
+        arguments: { what: "refund" },
+        idempotencyKey: stale,
+      });
+      expect(unknown.status).toBe("error");
+      expect(unknown.error).toMatchObject({ code: "upstream", retryable: false });
+      expect(unknown.content).toContain("unknown");
+      expect(actions.length).toBe(before);
+
+      const renewed = await client.request(toolExecEndpoint("act"), {
+        meta: meta(),
+        callId: "call-e",
+        arguments: { what: "refund" },
+        idempotencyKey: expired,
+      });
+      expect(renewed.status).toBe("ok");
+      expect(actions.length).toBe(before + 1);
+    } finally {
+      await db.end();
+    }
+  });
+
   it("caches read-only results per tenant and enforces cooldowns per user", async () => {
     const args = { ms: 5, nonce: Date.now() };
     const first = await client.request(toolExecEndpoint("lookup"), {

@@ -298,6 +298,16 @@ export class ToolExecutor {
         replayed: true,
         latencyMs: performance.now() - started,
       };
+    if (claim.kind === "unknown") {
+      // never made again: the executor that held it may have acted before it stopped
+      return this.reply(
+        call,
+        "error",
+        `the outcome of this call (${call.idempotencyKey}) is unknown: the executor running it stopped, perhaps after it acted; it is not made again`,
+        started,
+        { code: "upstream" },
+      );
+    }
     if (claim.kind === "running") {
       return this.reply(
         call,
