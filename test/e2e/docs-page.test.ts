@@ -62,12 +62,12 @@ describe("/docs", () => {
       expect(text).toContain(shown);
     // an answer's schema is shown open; a schema named inside it opens on demand
     expect(text).toContain("queue_depth");
-    expect(text).not.toContain("cachedTokens");
+    expect(text).not.toContain("cached_tokens");
     await createRun
-      .locator("summary", { hasText: /^TokenUsage$/ })
+      .locator("summary", { hasText: /^Usage$/ })
       .first()
       .click();
-    await expect.poll(() => createRun.innerText()).toContain("cachedTokens");
+    await expect.poll(() => createRun.innerText()).toContain("cached_tokens");
     // the sidebar links every operation
     expect(await page.locator("#toc a").count()).toBe(operations.length);
     expect(problems).toEqual([]);
