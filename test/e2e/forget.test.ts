@@ -21,6 +21,7 @@ import { Redis } from "ioredis";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
+import { commandModel } from "../support/command-model.js";
 import { DATABASE_URL, REDIS_URL } from "../support/isolation.js";
 import { type Stack, startStack } from "../support/stack.js";
 
@@ -244,19 +245,7 @@ beforeAll(async () => {
   const url = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}`;
 
   fake = await startFakeOpenAI();
-  // `CALL <tool> <json>` calls that tool; after a tool it answers with what the tool said;
-  // otherwise it answers with everything it was given
-  fake.setHandler((body) => {
-    const last = body.messages.at(-1);
-    if (last?.role === "tool") return { content: `tool said: ${contentText(last.content)}` };
-    const text = contentText(last?.content);
-    const call = /^CALL (\w+) (.*)$/s.exec(text);
-    if (call) return { toolCalls: [{ name: call[1]!, arguments: JSON.parse(call[2]!) as unknown }] };
-    return {
-      content: `seen: ${body.messages.map((message) => contentText(message.content)).join(" | ")}`,
-      ...(text.includes("SLOW") ? { latencyMs: 4000 } : {}),
-    };
-  });
+  fake.setHandler(commandModel(4000));
 
   const configPath = join(mkdtempSync(join(tmpdir(), "forget-")), "config.yaml");
   writeFileSync(

@@ -20,6 +20,7 @@ import { contentText, type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/te
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
+import { commandModel } from "../support/command-model.js";
 import { DATABASE_URL } from "../support/isolation.js";
 import { type Stack, startStack } from "../support/stack.js";
 
@@ -106,19 +107,7 @@ beforeAll(async () => {
   const counterUrl = `http://127.0.0.1:${(counterServer.address() as AddressInfo).port}/count`;
 
   fake = await startFakeOpenAI();
-  // `CALL <tool> <json>` makes the model call that tool; after a tool it answers with what the
-  // tool said; otherwise it answers with everything it was given (what reached its prompt)
-  fake.setHandler((body) => {
-    const last = body.messages.at(-1);
-    if (last?.role === "tool") return { content: `tool said: ${contentText(last.content)}` };
-    const text = contentText(last?.content);
-    const call = /^CALL (\w+) (.*)$/s.exec(text);
-    if (call) return { toolCalls: [{ name: call[1]!, arguments: JSON.parse(call[2]!) as unknown }] };
-    return {
-      content: `seen: ${body.messages.map((message) => contentText(message.content)).join(" | ")}`,
-      ...(text.includes("SLOW") ? { latencyMs: 1500 } : {}),
-    };
-  });
+  fake.setHandler(commandModel(1500));
 
   const configPath = join(mkdtempSync(join(tmpdir(), "isolation-")), "config.yaml");
   writeFileSync(
