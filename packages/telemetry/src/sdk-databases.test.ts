@@ -3,14 +3,13 @@
  * although pg and ioredis were imported (as ESM, before the SDK started) where the
  * instrumentations' require hook never sees them.
  */
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { startTelemetry } from "./sdk.js";
 import { withSpan } from "./span.js";
+import { startCollector } from "./test-support.js";
 
 const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -38,31 +37,18 @@ const attributes = (span: ExportedSpan) =>
 
 // Each test file runs in a fresh worker: this SDK start, exporting to the collector below, is our own.
 const spans: ExportedSpan[] = [];
-let collector: Server;
-const saved = process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+let collector: Awaited<ReturnType<typeof startCollector>>;
 
 beforeAll(async () => {
-  collector = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => {
-      if (request.url === "/v1/traces") {
-        const body = TraceExport.parse(JSON.parse(Buffer.concat(chunks).toString()));
-        for (const resource of body.resourceSpans)
-          for (const scope of resource.scopeSpans) spans.push(...scope.spans);
-      }
-      response.writeHead(200, { "content-type": "application/json" }).end("{}");
-    });
+  collector = await startCollector((request) => {
+    if (request.path !== "/v1/traces") return;
+    const body = TraceExport.parse(JSON.parse(request.body));
+    for (const resource of body.resourceSpans)
+      for (const scope of resource.scopeSpans) spans.push(...scope.spans);
   });
-  await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
-  process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
 });
 
-afterAll(async () => {
-  if (saved === undefined) delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
-  else process.env.OTEL_EXPORTER_OTLP_ENDPOINT = saved;
-  await new Promise((resolve) => collector.close(resolve));
-});
+afterAll(() => collector.close());
 
 describe("database spans", () => {
   it("traces pg queries and ioredis commands inside a traced operation, and nothing outside one", async () => {

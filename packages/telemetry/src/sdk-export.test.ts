@@ -1,43 +1,18 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { metrics } from "@opentelemetry/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTelemetry } from "./sdk.js";
 import { withSpan } from "./span.js";
-
-interface Received {
-  path: string;
-  contentType: string | undefined;
-  body: string;
-}
+import { type CollectedRequest, startCollector } from "./test-support.js";
 
 // A real HTTP collector stand-in; each test file runs in a fresh worker, so this SDK start is our own.
-const received: Received[] = [];
-let collector: Server;
-const saved = process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+const received: CollectedRequest[] = [];
+let collector: Awaited<ReturnType<typeof startCollector>>;
 
 beforeAll(async () => {
-  collector = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => {
-      received.push({
-        path: request.url ?? "",
-        contentType: request.headers["content-type"],
-        body: Buffer.concat(chunks).toString(),
-      });
-      response.writeHead(200, { "content-type": "application/json" }).end("{}");
-    });
-  });
-  await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
-  process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${(collector.address() as AddressInfo).port}`;
+  collector = await startCollector((request) => received.push(request));
 });
 
-afterAll(async () => {
-  if (saved === undefined) delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
-  else process.env.OTEL_EXPORTER_OTLP_ENDPOINT = saved;
-  await new Promise((resolve) => collector.close(resolve));
-});
+afterAll(() => collector.close());
 
 describe("startTelemetry with OTEL_EXPORTER_OTLP_ENDPOINT", () => {
   it("exports spans and metrics over OTLP/HTTP and flushes them on shutdown", async () => {
