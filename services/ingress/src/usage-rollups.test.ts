@@ -75,8 +75,9 @@ describe("usage rollups", () => {
 
   it("write a record whose transaction failed when it is delivered again, once", async () => {
     const before = (await counted()).series;
-    // the rollup upsert fails inside the transaction, after the record's id was remembered
-    await harness.pool.query("ALTER TABLE rollup_hour RENAME TO rollup_hour_away");
+    // the rollup upsert fails inside the transaction, after the record's id was remembered (a
+    // constraint, not a rename: a renamed table would resolve to one of that name in `public`)
+    await harness.pool.query("ALTER TABLE rollup_hour ADD CONSTRAINT refuse_all CHECK (false) NOT VALID");
     try {
       await publish(record());
       await sleep(2500); // at least one delivery failed and was rolled back
@@ -85,7 +86,7 @@ describe("usage rollups", () => {
       );
       expect(Number(during.rows[0]!.calls)).toBe(before);
     } finally {
-      await harness.pool.query("ALTER TABLE rollup_hour_away RENAME TO rollup_hour");
+      await harness.pool.query("ALTER TABLE rollup_hour DROP CONSTRAINT refuse_all");
     }
     await until(async () => (await counted()).series === before + 1, 15_000);
     await sleep(1500);
