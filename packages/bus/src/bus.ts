@@ -440,6 +440,11 @@ export class Bus {
     });
   }
 
+  /** Resolves once the server has everything sent so far (a subscription made before it included). */
+  flush(): Promise<void> {
+    return this.nc.flush();
+  }
+
   /**
    * JetStream publish; `msgId` becomes `Nats-Msg-Id` for dedupe. Resolves once stored. Validated
    * where it is consumed (a message that does not parse there is dead-lettered with the reason).

@@ -255,7 +255,7 @@ async function callModelOnce(
   try {
     // the subscription must reach the server before the first chunk is published
     if (subscription)
-      await bus.nc.flush().catch((cause: unknown) => {
+      await bus.flush().catch((cause: unknown) => {
         // the connection dropped (its NATS node lost): a retryable failure, not an internal error
         throw new RuntimeError("unavailable", "NATS connection lost before the model call", { cause });
       });
