@@ -24,6 +24,7 @@ export { interactiveReserve, reservedSlots } from "./lanes.js";
 export { InFlightLimiter } from "./limiter.js";
 export type { BusLogger } from "./logger.js";
 export { silentLogger } from "./logger.js";
+export { RunCancellation } from "./run-cancellation.js";
 export type { StreamName } from "./streams.js";
 export { StreamDefinitions } from "./streams.js";
 export { extractTraceContext, injectTraceContext } from "./trace.js";

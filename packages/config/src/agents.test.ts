@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { AgentConfig, agentRouteRules, chooseAgentVariant } from "./agents.js";
+import { AgentConfig, agentOpenTo, agentRouteRules, agentsOpenTo, chooseAgentVariant } from "./agents.js";
 import { RouteRule } from "./models.js";
 import { chooseVariant } from "./variants.js";
 
@@ -78,5 +78,32 @@ describe("agent variants", () => {
       { name: "deep-analysis:thinker", when: { agent: ["thinker"] }, tier: "strong", stickyBy: "user" },
     ]);
     expect(agentRouteRules(deep, [], { fast: ["x"] }).last).toEqual([]);
+  });
+});
+
+describe("agent visibility", () => {
+  const open = agent({});
+  const closed = agent({ tenants: ["acme", "globex"] });
+
+  it("an agent that lists no tenants is open to every tenant", () => {
+    expect(agentOpenTo(open, "acme")).toBe(true);
+    expect(agentOpenTo(open, "anyone")).toBe(true);
+  });
+
+  it("an agent that lists tenants is open to those alone", () => {
+    expect(agentOpenTo(closed, "acme")).toBe(true);
+    expect(agentOpenTo(closed, "globex")).toBe(true);
+    expect(agentOpenTo(closed, "initech")).toBe(false);
+    expect(agentOpenTo(closed, "")).toBe(false);
+  });
+
+  it("lists the agents open to a tenant in configuration order", () => {
+    const agents = { first: open, second: closed, third: agent({ tenants: ["initech"] }) };
+    expect(agentsOpenTo(agents, "acme").map(([name]) => name)).toEqual(["first", "second"]);
+    expect(agentsOpenTo(agents, "initech")).toEqual([
+      ["first", open],
+      ["third", agents.third],
+    ]);
+    expect(agentsOpenTo({}, "acme")).toEqual([]);
   });
 });

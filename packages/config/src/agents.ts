@@ -99,6 +99,19 @@ export const AgentConfig = z.object({
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
+/** Whether `tenant` may use the agent: it lists the tenant, or lists none (open to all). */
+export function agentOpenTo(agent: AgentConfig, tenant: string): boolean {
+  return agent.tenants.length === 0 || agent.tenants.includes(tenant);
+}
+
+/** The agents `tenant` may use, in configuration order. */
+export function agentsOpenTo(
+  agents: Record<string, AgentConfig>,
+  tenant: string,
+): [name: string, agent: AgentConfig][] {
+  return Object.entries(agents).filter(([, agent]) => agentOpenTo(agent, tenant));
+}
+
 /** Settings of one agent that cannot go together; each issue names its path below the agent. */
 function checkAgentRouting(agent: AgentConfig): Array<{ path: (string | number)[]; message: string }> {
   const issues: Array<{ path: (string | number)[]; message: string }> = [];

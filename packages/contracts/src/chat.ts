@@ -67,6 +67,13 @@ export function textOf(content: MessageContent | null | undefined): string {
   return content.map((part) => (part.type === "text" ? part.text : "")).join("");
 }
 
+/** The text of the last user message, empty when there is none. */
+export function lastUserText(
+  messages: readonly { role: string; content?: MessageContent | null | undefined }[],
+): string {
+  return textOf(messages.findLast((message) => message.role === "user")?.content);
+}
+
 /** A fragment of a streamed tool call (OpenAI delta format, camel-cased). */
 export const ToolCallDelta = z.object({
   index: z.number().int().nonnegative(),

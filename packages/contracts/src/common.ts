@@ -3,11 +3,22 @@ import { z } from "zod";
 export const MESSAGE_VERSION = 1 as const;
 
 export const Id = z.string().min(1).max(200);
+/** A tenant id: 1-64 letters, digits, `_` or `-`. */
+export const TENANT_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** An id a caller may choose (request, run, thread): 1-200 letters, digits, `_`, `.`, `:` or `-`. */
+export const ID_PATTERN = idPattern(200);
+
+/** Ids of 1 to `max` letters, digits, `_`, `.`, `:` or `-` (memory ids take 100). */
+export function idPattern(max: number): RegExp {
+  if (!Number.isInteger(max) || max < 1)
+    throw new RangeError(`an id's length limit is a positive integer, not ${max}`);
+  return new RegExp(`^[A-Za-z0-9_.:-]{1,${max}}$`);
+}
+
 export const TenantId = z
   .string()
-  .min(1)
-  .max(64)
-  .regex(/^[A-Za-z0-9_-]+$/, "tenant ids are letters, digits, '_' and '-'");
+  .regex(TENANT_ID_PATTERN, "tenant ids are 1-64 letters, digits, '_' and '-'");
 export type TenantId = z.infer<typeof TenantId>;
 
 /**

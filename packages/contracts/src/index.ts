@@ -4,6 +4,7 @@ export {
   AssistantMessage,
   ChatMessage,
   ContentPart,
+  lastUserText,
   MessageContent,
   ResponseFormat,
   SystemMessage,
@@ -15,7 +16,18 @@ export {
   textOf,
   UserMessage,
 } from "./chat.js";
-export { Id, MESSAGE_VERSION, Priority, priorityOf, RequestMeta, TenantId, TokenUsage } from "./common.js";
+export {
+  ID_PATTERN,
+  Id,
+  idPattern,
+  MESSAGE_VERSION,
+  Priority,
+  priorityOf,
+  RequestMeta,
+  TENANT_ID_PATTERN,
+  TenantId,
+  TokenUsage,
+} from "./common.js";
 export { DeadLetter, ErrorEnvelope, replyEnvelope } from "./envelope.js";
 export type { FieldIssue } from "./errors.js";
 export {
@@ -112,7 +124,9 @@ export {
   unstorableReason,
 } from "./storable.js";
 export { Consumers, Headers, QueueGroups, Streams, Subjects } from "./subjects.js";
+export type { ToolArguments } from "./tool.js";
 export {
+  parseToolArguments,
   ToolBatchReply,
   ToolBatchRequest,
   ToolCallStatus,

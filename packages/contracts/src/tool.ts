@@ -42,6 +42,24 @@ export const ToolExecRequest = z.object({
 });
 export type ToolExecRequest = z.infer<typeof ToolExecRequest>;
 
+/** A tool call's arguments read as a value, or why they could not be. */
+export type ToolArguments = { ok: true; value: unknown } | { ok: false; reason: "not valid JSON" };
+
+/**
+ * A tool call's arguments as a value: JSON text (as the model wrote it) is parsed, blank text
+ * being `{}`; an already parsed value is taken as it is. Checking the value against the tool's
+ * input schema is the caller's part.
+ */
+export function parseToolArguments(raw: unknown): ToolArguments {
+  if (typeof raw !== "string") return { ok: true, value: raw };
+  if (raw.trim() === "") return { ok: true, value: {} };
+  try {
+    return { ok: true, value: JSON.parse(raw) as unknown };
+  } catch {
+    return { ok: false, reason: "not valid JSON" };
+  }
+}
+
 export const ToolExecReply = z.object({
   callId: z.string(),
   name: z.string(),

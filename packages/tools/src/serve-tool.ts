@@ -1,6 +1,7 @@
 import type { Bus, ServedEndpoint } from "@agent-runtime/bus";
 import {
   formatZodError,
+  parseToolArguments,
   RuntimeError,
   Subjects,
   ToolRegistration,
@@ -33,15 +34,9 @@ export function serveTool(
     endpoint,
     async (request, context) => {
       const started = performance.now();
-      let raw: unknown = request.arguments;
-      if (typeof raw === "string") {
-        try {
-          raw = raw.trim() === "" ? {} : JSON.parse(raw);
-        } catch {
-          throw new RuntimeError("validation", "arguments are not valid JSON");
-        }
-      }
-      const parsed = tool.input.safeParse(raw);
+      const read = parseToolArguments(request.arguments);
+      if (!read.ok) throw new RuntimeError("validation", `arguments are ${read.reason}`);
+      const parsed = tool.input.safeParse(read.value);
       if (!parsed.success)
         throw new RuntimeError("validation", `invalid arguments: ${formatZodError(parsed.error)}`);
       const output = await tool.handler(parsed.data, {

@@ -6,7 +6,7 @@
  * operations are the admin HTTP API (`/v1/admin/*`, admin-scoped keys) on ingress.
  */
 import { parseArgs } from "node:util";
-import { RuntimeError } from "@agent-runtime/contracts";
+import { RuntimeError, TENANT_ID_PATTERN } from "@agent-runtime/contracts";
 import { createPool } from "@agent-runtime/stores";
 import {
   DEFAULT_KEY_SCOPES,
@@ -15,7 +15,6 @@ import {
   limitProblem,
   parseScopes,
   SCOPES,
-  TENANT_ID,
   TENANT_LIMIT_FIELDS,
 } from "./keys.js";
 
@@ -92,7 +91,7 @@ const pool = await createPool({
 try {
   const keys = await KeyStore.open(pool, 0);
   if (group === "keys" && command === "create") {
-    if (!values.tenant || !TENANT_ID.test(values.tenant))
+    if (!values.tenant || !TENANT_ID_PATTERN.test(values.tenant))
       fail("--tenant is required (letters, digits, _ and -)");
     const scopes = values.scopes ? parseScopes(values.scopes.split(",")) : [...DEFAULT_KEY_SCOPES];
     const created = await keys.create(values.tenant, scopes, values.name ?? "");

@@ -1,4 +1,4 @@
-import { RuntimeError } from "@agent-runtime/contracts";
+import { RuntimeError, TENANT_ID_PATTERN } from "@agent-runtime/contracts";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
 import { z } from "zod";
@@ -9,14 +9,13 @@ import {
   limitProblem,
   limitWireName,
   parseScopes,
-  TENANT_ID,
   TENANT_LIMIT_FIELDS,
   type TenantLimitField,
 } from "./keys.js";
 import type { RouteDeps } from "./route-deps.js";
 import { usageStats } from "./usage-stats.js";
 
-const Tenant = z.string().regex(TENANT_ID, "1-64 letters, digits, '_' or '-'");
+const Tenant = z.string().regex(TENANT_ID_PATTERN, "1-64 letters, digits, '_' or '-'");
 
 export const KeysQuery = z.object({ tenant: Tenant.optional() });
 
@@ -39,7 +38,7 @@ export const UsageQuery = z.object({ days: z.coerce.number().int().min(1).max(36
 
 function tenantParam(params: unknown): string {
   const tenant = (params as { tenant?: string }).tenant ?? "";
-  if (!TENANT_ID.test(tenant)) {
+  if (!TENANT_ID_PATTERN.test(tenant)) {
     throw new RuntimeError("validation", "invalid tenant in the path", {
       retryable: false,
       details: [{ path: "tenant", message: "1-64 letters, digits, '_' or '-'" }],

@@ -269,9 +269,6 @@ export function requireScope(key: ApiKey, scope: Scope): void {
   }
 }
 
-/** A tenant id as keys and limits take it. */
-export const TENANT_ID = /^[A-Za-z0-9_-]{1,64}$/;
-
 /**
  * The limits an admin may store for a tenant (over the config file's defaults), by name:
  * the config's field (`requestsPerMinute`), the CLI flag (`--requests-per-minute`) and the HTTP

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { Endpoints, type MemoryHit, RuntimeError } from "@agent-runtime/contracts";
+import { Endpoints, idPattern, type MemoryHit, RuntimeError } from "@agent-runtime/contracts";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { parseBody } from "./http-errors.js";
@@ -8,7 +8,8 @@ import { requireScope } from "./keys.js";
 import type { RouteDeps } from "./route-deps.js";
 import { metaFor } from "./runs-route.js";
 
-const MEMORY_ID = /^[A-Za-z0-9_.:-]{1,100}$/;
+/** A memory id a caller may choose. */
+export const MEMORY_ID = idPattern(100);
 const User = z.string().min(1).max(200);
 const MemoryKind = z.enum(["fact", "note", "document", "profile"]);
 

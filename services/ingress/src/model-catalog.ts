@@ -1,5 +1,5 @@
 import type { Bus } from "@agent-runtime/bus";
-import type { AgentConfig } from "@agent-runtime/config";
+import { type AgentConfig, agentOpenTo, agentsOpenTo } from "@agent-runtime/config";
 import { Endpoints, type ModelListReply, RuntimeError } from "@agent-runtime/contracts";
 import type { FastifyInstance } from "fastify";
 import type { RouteDeps } from "./route-deps.js";
@@ -34,9 +34,7 @@ export class ModelCatalog {
 
   /** The agents open to `tenant`. */
   agentsFor(tenant: string): [string, AgentConfig][] {
-    return Object.entries(this.agents).filter(
-      ([, agent]) => agent.tenants.length === 0 || agent.tenants.includes(tenant),
-    );
+    return agentsOpenTo(this.agents, tenant);
   }
 
   /** The models the proxy serves (the last list known when it cannot be asked; throws if none is). */
@@ -69,11 +67,10 @@ export class ModelCatalog {
   /** The agent (and pinned model) a chat request's `model` names; `not_found` when it names neither. */
   async chatTarget(tenant: string, name: string): Promise<ChatTarget> {
     const agent = this.agents[name];
-    if (agent && (agent.tenants.length === 0 || agent.tenants.includes(tenant)))
-      return { agent: name, agentConfig: agent };
+    if (agent && agentOpenTo(agent, tenant)) return { agent: name, agentConfig: agent };
     const model = agent ? undefined : await this.model(tenant, name).catch(() => undefined);
     const fallback = this.agents[this.defaultAgent];
-    if (model && fallback && (fallback.tenants.length === 0 || fallback.tenants.includes(tenant))) {
+    if (model && fallback && agentOpenTo(fallback, tenant)) {
       if (!model.capabilities.some((capability) => capability !== "embeddings")) {
         throw new RuntimeError("validation", `"${name}" is an embedding model; use POST /v1/embeddings`, {
           retryable: false,

@@ -1,10 +1,11 @@
 import {
   AssistantMessage,
-  ChatCompletionRequest,
   ChatMessage,
   CloudEvent,
   EmbeddingsRequest,
   HttpErrorBody,
+  ID_PATTERN,
+  TENANT_ID_PATTERN,
 } from "@agent-runtime/contracts";
 import { z } from "zod";
 import { CreateKeyBody, KeysQuery, TenantLimitsBody, UsageQuery } from "./admin-route.js";
@@ -20,6 +21,7 @@ import {
   ApiThreadMessage,
   ApiUsage,
   ChatCompletion,
+  ChatCompletionBody,
   CreateRunBody,
   EmbeddingList,
   EventBatch,
@@ -51,6 +53,7 @@ import { SeriesQuery } from "./dashboard-routes.js";
 import {
   CreateMemoryBody,
   ListMemoriesQuery,
+  MEMORY_ID,
   MemoryOwnerQuery,
   SearchMemoriesQuery,
 } from "./memories-route.js";
@@ -65,7 +68,7 @@ const COMPONENTS: Record<string, z.ZodType> = {
   RunError: ApiRunError,
   ChatMessage,
   AssistantMessage,
-  ChatCompletionRequest,
+  ChatCompletionRequest: ChatCompletionBody,
   ChatCompletion,
   EmbeddingsRequest,
   EmbeddingList,
@@ -152,7 +155,7 @@ function queryParameters(value: z.ZodObject): Parameter[] {
   });
 }
 
-const ID_SCHEMA = { type: "string", pattern: "^[A-Za-z0-9_.:-]{1,200}$" };
+const ID_SCHEMA = { type: "string", pattern: ID_PATTERN.source };
 const pathParameter = (name: string, description: string, schema: Json = ID_SCHEMA): Parameter => ({
   name,
   in: "path",
@@ -171,7 +174,7 @@ const header = (name: string, description: string, schema: Json = { type: "strin
 const REQUEST_ID = header(
   "x-request-id",
   "your id for the request (1-200 letters, digits, `_ . : -`), echoed in the x-request-id response header; one is made when absent",
-  { type: "string", pattern: "^[A-Za-z0-9_.:-]{1,200}$" },
+  ID_SCHEMA,
 );
 
 /** What an operation answers. */
@@ -458,7 +461,7 @@ const OPERATIONS: Operation[] = [
     tag: "memories",
     summary: "Delete a memory of a user (without user: a shared one, admin keys)",
     parameters: [
-      pathParameter("id", "memory id", { type: "string", pattern: "^[A-Za-z0-9_.:-]{1,100}$" }),
+      pathParameter("id", "memory id", { type: "string", pattern: MEMORY_ID.source }),
       ...queryParameters(MemoryOwnerQuery),
     ],
     answers: { 200: { description: "deleted", schema: "MemoryDeleted" } },
@@ -622,7 +625,7 @@ const OPERATIONS: Operation[] = [
 ];
 
 function tenantParameter(): Parameter {
-  return pathParameter("tenant", "tenant id", { type: "string", pattern: "^[A-Za-z0-9_-]{1,64}$" });
+  return pathParameter("tenant", "tenant id", { type: "string", pattern: TENANT_ID_PATTERN.source });
 }
 
 const TAGS = [

@@ -1,8 +1,7 @@
 import { randomUUID } from "node:crypto";
+import { ID_PATTERN } from "@agent-runtime/contracts";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { RateStatus } from "./rate-limits.js";
-
-const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,200}$/;
 
 /** Headers a browser on another origin may read (CORS `Access-Control-Expose-Headers`). */
 const EXPOSED_HEADERS = [
@@ -26,7 +25,7 @@ const ALLOWED_HEADERS =
 export function requestIdOf(request: FastifyRequest): string {
   for (const name of ["x-request-id", "x-client-request-id"]) {
     const value = request.headers[name];
-    if (typeof value === "string" && REQUEST_ID.test(value)) return value;
+    if (typeof value === "string" && ID_PATTERN.test(value)) return value;
   }
   return `req_${randomUUID().replaceAll("-", "")}`;
 }

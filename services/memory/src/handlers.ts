@@ -1,6 +1,7 @@
 import type { Bus } from "@agent-runtime/bus";
 import {
   Endpoints,
+  lastUserText,
   type MemoryAppendReply,
   type MemoryAppendRequest,
   type MemoryContextReply,
@@ -18,7 +19,6 @@ import {
   type MemorySearchRequest,
   RuntimeError,
   Subjects,
-  textOf,
 } from "@agent-runtime/contracts";
 import type { Logger, Metrics } from "@agent-runtime/telemetry";
 import type pg from "pg";
@@ -116,9 +116,7 @@ export function createHandlers(deps: HandlerDeps) {
     const started = performance.now();
     const tenant = request.meta.tenant;
     const userId = request.userId ?? request.meta.userId;
-    const query = request.retrieval
-      ? textOf(request.input.findLast((message) => message.role === "user")?.content ?? "").slice(0, 4000)
-      : "";
+    const query = request.retrieval ? lastUserText(request.input).slice(0, 4000) : "";
     // thread state and retrieval at once: one Redis round trip plus the search, in parallel
     const threadId = request.threadId;
     const [state, retrieved] = await Promise.all([

@@ -1,5 +1,5 @@
 import type { ComplexityClassifier } from "@agent-runtime/config";
-import { type ModelChatReply, type ModelChatRequest, textOf } from "@agent-runtime/contracts";
+import { lastUserText, type ModelChatReply, type ModelChatRequest, textOf } from "@agent-runtime/contracts";
 import type { ComplexityVerdict } from "./router.js";
 
 export const CLASSIFIER_PROMPT =
@@ -26,8 +26,7 @@ export function classifierRequest(
   request: ModelChatRequest,
   now = Date.now(),
 ): ModelChatRequest {
-  const lastUser = [...request.messages].reverse().find((message) => message.role === "user");
-  const text = textOf(lastUser?.content ?? "").slice(0, classifier.maxInputChars);
+  const text = lastUserText(request.messages).slice(0, classifier.maxInputChars);
   return {
     meta: {
       ...request.meta,

@@ -1,6 +1,6 @@
+import { RunCancellation } from "@agent-runtime/bus";
 import type { ModelsSection } from "@agent-runtime/config";
 import {
-  inLineageOf,
   type ModelChatReply,
   type ModelChatRequest,
   type ModelStreamChunk,
@@ -66,7 +66,8 @@ export class Gateway {
     this.runner.stopWaiting();
   }
 
-  private readonly runCalls = new Map<string, Set<AbortController>>();
+  /** The in-flight calls of runs, aborted when their run is cancelled. */
+  readonly runs = new RunCancellation();
   /** Replies of the last calls this replica answered, by request id (oldest dropped first). */
   private readonly recentReplies = new Map<string, ModelChatReply>();
 
@@ -75,17 +76,6 @@ export class Gateway {
     if (this.recentReplies.size > RECENT_REPLIES) {
       this.recentReplies.delete(this.recentReplies.keys().next().value!);
     }
-  }
-
-  /** Aborts the in-flight calls of a cancelled run and of the runs delegated from it. */
-  cancelRun(runId: string): number {
-    let aborted = 0;
-    for (const [id, calls] of this.runCalls) {
-      if (!inLineageOf(id, runId)) continue;
-      for (const controller of calls) controller.abort(new RuntimeError("cancelled", "run was cancelled"));
-      aborted += calls.size;
-    }
-    return aborted;
   }
 
   /** model.chat; a repeated request id returns the first result. */
@@ -106,15 +96,12 @@ export class Gateway {
     const onCallerAbort = () => controller.abort(callerSignal.reason);
     if (callerSignal.aborted) onCallerAbort();
     else callerSignal.addEventListener("abort", onCallerAbort, { once: true });
-    const calls = this.runCalls.get(runId) ?? new Set<AbortController>();
-    calls.add(controller);
-    this.runCalls.set(runId, calls);
+    const done = this.runs.register(runId, controller);
     try {
       return await this.chatDeduplicated(request, controller.signal);
     } finally {
       callerSignal.removeEventListener("abort", onCallerAbort);
-      calls.delete(controller);
-      if (calls.size === 0) this.runCalls.delete(runId);
+      done();
     }
   }
 

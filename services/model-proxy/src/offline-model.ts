@@ -1,4 +1,4 @@
-import { type ChatMessage, type ModelChatRequest, textOf } from "@agent-runtime/contracts";
+import { type ChatMessage, lastUserText, type ModelChatRequest, textOf } from "@agent-runtime/contracts";
 import type { CompletionResult, StreamDelta } from "./provider-call.js";
 import { countMessageTokens, countTextTokens } from "./tokens.js";
 
@@ -17,8 +17,7 @@ type OfflineToolCall = { id: string; type: "function"; function: { name: string;
 export function offlineCompletion(request: OfflineRequest): CompletionResult {
   const messages = request.messages;
   const last = messages[messages.length - 1];
-  const lastUser = [...messages].reverse().find((message) => message.role === "user");
-  const question = textOf(lastUser?.content ?? "").trim();
+  const question = lastUserText(messages).trim();
   let content: string;
   let toolCalls: OfflineToolCall[] | undefined;
 

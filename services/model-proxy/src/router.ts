@@ -5,7 +5,12 @@ import {
   pickVariant,
   type RouteRule,
 } from "@agent-runtime/config";
-import { type ModelChatRequest, type RouteDecision, RuntimeError, textOf } from "@agent-runtime/contracts";
+import {
+  lastUserText,
+  type ModelChatRequest,
+  type RouteDecision,
+  RuntimeError,
+} from "@agent-runtime/contracts";
 
 const HARD_WORDS =
   /\b(prove|derive|analy[sz]e|analysis|architecture|design|trade-?offs?|compare|contrast|optimi[sz]e|refactor|debug|step[- ]by[- ]step|explain why|reason|strategy|plan|evaluate|critique|multi-?step|algorithm|complexity|legal|contract|diagnos)/gi;
@@ -16,8 +21,7 @@ const CODE_HINT = /```|\bfunction\b|\bclass\b|=>|;\s*$|\bSELECT\b/m;
  * reasoning vocabulary, code, several questions, long conversations.
  */
 export function estimateComplexity(request: Pick<ModelChatRequest, "messages" | "tools">): number {
-  const lastUser = [...request.messages].reverse().find((message) => message.role === "user");
-  const text = textOf(lastUser?.content ?? "");
+  const text = lastUserText(request.messages);
   let score = 0;
   score += Math.min(0.35, text.length / 2000);
   score += Math.min(0.4, (text.match(HARD_WORDS)?.length ?? 0) * 0.15);

@@ -8,7 +8,6 @@ import {
 } from "@agent-runtime/contracts";
 import { openServiceContext } from "@agent-runtime/service";
 import { createLogger, type Logger } from "@agent-runtime/telemetry";
-import { z } from "zod";
 import { ModelCaches } from "./caches.js";
 import type { ModelProxyConfig } from "./config.js";
 import { embed } from "./embeddings.js";
@@ -73,9 +72,9 @@ export async function startModelProxy(
   });
 
   // a cancelled run's model calls stop at once
-  const cancellations = bus.subscribe(Subjects.runCancelledAll, z.unknown(), (_data, subject) => {
-    const aborted = gateway.cancelRun(subject.split(".")[1] ?? "");
-    if (aborted > 0) logger.info({ subject, aborted }, "cancelled in-flight model calls");
+  const cancellations = gateway.runs.listen(bus, (runId, aborted) => {
+    if (aborted > 0)
+      logger.info({ subject: Subjects.runCancelled(runId), aborted }, "cancelled in-flight model calls");
   });
   // batch requests hold at most part of each endpoint's bound; the rest is interactive's
   const serveOptions = (subject: string) => ({

@@ -1,4 +1,4 @@
-import type { AgentConfig } from "@agent-runtime/config";
+import { type AgentConfig, agentsOpenTo } from "@agent-runtime/config";
 import type { CloudEvent } from "@agent-runtime/contracts";
 
 function globToRegExp(glob: string): RegExp {
@@ -8,8 +8,7 @@ function globToRegExp(glob: string): RegExp {
 
 /** Agents whose triggers match an event type (globs with `*`), visible to the tenant. */
 export function matchingAgents(agents: Record<string, AgentConfig>, type: string, tenant: string): string[] {
-  return Object.entries(agents)
-    .filter(([, agent]) => agent.tenants.length === 0 || agent.tenants.includes(tenant))
+  return agentsOpenTo(agents, tenant)
     .filter(([, agent]) => agent.triggers.some((trigger) => globToRegExp(trigger).test(type)))
     .map(([name]) => name);
 }

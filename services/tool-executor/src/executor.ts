@@ -1,8 +1,8 @@
 import { createHash, randomUUID } from "node:crypto";
-import type { Bus } from "@agent-runtime/bus";
+import { type Bus, RunCancellation } from "@agent-runtime/bus";
 import {
   formatZodError,
-  inLineageOf,
+  parseToolArguments,
   priorityOf,
   type RequestMeta,
   RuntimeError,
@@ -81,7 +81,8 @@ function cacheScope(descriptor: ToolDescriptor, meta: RequestMeta): string {
 export class ToolExecutor {
   private readonly localCooldown = new Map<string, number>();
   private readonly localCache = new Map<string, { expiresAt: number; reply: ToolExecReply }>();
-  private readonly runCalls = new Map<string, Set<AbortController>>();
+  /** The running calls of runs, aborted when their run is cancelled. */
+  readonly runs = new RunCancellation();
   private readonly metric;
 
   constructor(private readonly deps: ExecutorDeps) {
@@ -170,19 +171,15 @@ export class ToolExecutor {
 
   private async run(tool: RegisteredTool, call: ExecCall, started: number): Promise<ToolExecReply> {
     const descriptor = tool.descriptor;
-    let args: unknown = call.arguments;
-    if (typeof args === "string") {
-      try {
-        args = args.trim() === "" ? {} : JSON.parse(args);
-      } catch {
-        return this.reply(
-          call,
-          "invalid_arguments",
-          "invalid arguments: not valid JSON; send a JSON object",
-          started,
-        );
-      }
-    }
+    const read = parseToolArguments(call.arguments);
+    if (!read.ok)
+      return this.reply(
+        call,
+        "invalid_arguments",
+        `invalid arguments: ${read.reason}; send a JSON object`,
+        started,
+      );
+    let args = read.value;
     if (tool.definition) {
       const parsed = tool.definition.input.safeParse(args);
       if (!parsed.success) {
@@ -387,11 +384,7 @@ export class ToolExecutor {
     );
     const controller = new AbortController();
     const runId = call.meta.runId;
-    if (runId) {
-      const calls = this.runCalls.get(runId) ?? new Set<AbortController>();
-      calls.add(controller);
-      this.runCalls.set(runId, calls);
-    }
+    const done = runId ? this.runs.register(runId, controller) : undefined;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<"timeout">((resolve) => {
       timer = setTimeout(() => {
@@ -476,9 +469,7 @@ export class ToolExecutor {
       return this.failure(call, "error", error, started);
     } finally {
       clearTimeout(timer);
-      const calls = runId ? this.runCalls.get(runId) : undefined;
-      calls?.delete(controller);
-      if (runId && calls?.size === 0) this.runCalls.delete(runId);
+      done?.();
     }
   }
 
@@ -490,17 +481,6 @@ export class ToolExecutor {
   /** Shutting down: batch calls waiting for a slot give up (`overloaded`), so a queue does not hold the drain. */
   stopWaiting(): void {
     this.deps.slots.stopWaiting();
-  }
-
-  /** Aborts the running tool calls of a cancelled run and of the runs delegated from it (handlers see their signal abort). */
-  cancelRun(runId: string): number {
-    let aborted = 0;
-    for (const [id, calls] of this.runCalls) {
-      if (!inLineageOf(id, runId)) continue;
-      for (const controller of calls) controller.abort(new RuntimeError("cancelled", "run was cancelled"));
-      aborted += calls.size;
-    }
-    return aborted;
   }
 
   private failure(call: ExecCall, status: ToolCallStatus, error: unknown, started: number): ToolExecReply {

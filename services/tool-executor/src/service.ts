@@ -10,7 +10,6 @@ import {
 } from "@agent-runtime/contracts";
 import { openServiceContext } from "@agent-runtime/service";
 import { createLogger, type Logger } from "@agent-runtime/telemetry";
-import { z } from "zod";
 import { calculator } from "./builtins/calculator.js";
 import { currentTime } from "./builtins/current-time.js";
 import { createHttpGet } from "./builtins/http-get.js";
@@ -139,9 +138,7 @@ export async function startToolExecutor(
     serveOptions(Endpoints.toolList.subject),
   );
   serveToolForget(bus, { pool, redis, prefix: config.redisPrefix }, logger);
-  const cancellations = bus.subscribe(Subjects.runCancelledAll, z.unknown(), (_data, subject) => {
-    executor.cancelRun(subject.split(".")[1] ?? "");
-  });
+  const cancellations = executor.runs.listen(bus);
   const registrations = bus.subscribe(Subjects.toolRegister, ToolRegistration, (registration) =>
     registry.register(registration),
   );
