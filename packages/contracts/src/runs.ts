@@ -65,6 +65,11 @@ export const RunRequest = z.object({
    * model step only; later steps are `auto`, so a run that calls its own tools can still answer.
    */
   modelOptions: ModelOptions.optional(),
+  /**
+   * The client asked for deep analysis: each model step of the run says so (`ModelChatRequest`
+   * `deepAnalysis`), and the model proxy routes it to the strong tier unless a rule routes it first.
+   */
+  deepAnalysis: z.boolean().optional(),
   budget: z
     .object({
       maxSteps: z.number().int().positive().optional(),
@@ -76,6 +81,41 @@ export const RunRequest = z.object({
   clientTools: z.array(z.unknown()).optional(),
 });
 export type RunRequest = z.infer<typeof RunRequest>;
+
+/** What a caller says of a new run; `buildRunRequest` fills in the rest. */
+export type RunRequestInit = Omit<RunRequest, "v" | "createdAt" | "deadline" | "stream" | "channel"> & {
+  /** When the run was asked for (epoch ms); now by default. */
+  createdAt?: number;
+  /** How long from `createdAt` the run may take, its wait in the queue included. */
+  timeoutMs: number;
+  /** A deadline the run may not pass whatever its timeout: a delegated run's parent's. */
+  notAfter?: number;
+  stream?: boolean;
+  /** Its door; by default the one its source implies (see `channelOf`). */
+  channel?: string;
+};
+
+/**
+ * A run request with its common fields filled in. The one deadline rule of every run:
+ * `createdAt + timeoutMs`, never past `notAfter`. Fields left undefined are left out.
+ */
+export function buildRunRequest(init: RunRequestInit): RunRequest {
+  const { createdAt = Date.now(), timeoutMs, notAfter, stream = false, channel, ...fields } = init;
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0)
+    throw new RangeError(`a run's timeoutMs must be a positive whole number of ms, not ${timeoutMs}`);
+  if (notAfter !== undefined && !Number.isInteger(notAfter))
+    throw new RangeError(`a run's notAfter must be an epoch ms, not ${notAfter}`);
+  const defined = Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
+  const door = channel ?? channelOf(init.source);
+  return {
+    v: 1,
+    ...(defined as Omit<RunRequest, "v" | "createdAt" | "deadline" | "stream" | "channel">),
+    createdAt,
+    deadline: Math.min(createdAt + timeoutMs, notAfter ?? Number.POSITIVE_INFINITY),
+    stream,
+    ...(door === undefined ? {} : { channel: door }),
+  };
+}
 
 /** The channel of a run that came in by `source` (a delegated run has none of its own). */
 export function channelOf(source: RunRequest["source"]): string | undefined {
