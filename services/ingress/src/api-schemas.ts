@@ -1,5 +1,6 @@
 import {
   AssistantMessage,
+  ChatCompletionRequest,
   ChatMessage,
   CloudEvent,
   CompletionUsage,
@@ -11,6 +12,18 @@ import {
   ToolCallDelta,
 } from "@agent-runtime/contracts";
 import { z } from "zod";
+
+/** The runtime's own opt-in (not OpenAI's), on both doors that start a run. */
+const DeepAnalysis = z
+  .boolean()
+  .optional()
+  .describe(
+    "ask for deep analysis: the run's model steps go to the strong tier, unless a configured route rule routes them first; off by default, as it costs more",
+  );
+
+/** `POST /v1/chat/completions` body: OpenAI's, with the runtime's own `deep_analysis`. */
+export const ChatCompletionBody = ChatCompletionRequest.extend({ deep_analysis: DeepAnalysis });
+export type ChatCompletionBody = z.infer<typeof ChatCompletionBody>;
 
 export const CreateRunBody = z.object({
   agent: z.string().min(1).max(100).default("assistant"),
@@ -26,6 +39,7 @@ export const CreateRunBody = z.object({
   /** Answer with the run's events as SSE (resumable through GET /v1/runs/:id/events). */
   stream: z.boolean().default(false),
   metadata: z.record(z.string(), z.string()).optional(),
+  deep_analysis: DeepAnalysis,
 });
 export type CreateRunBody = z.infer<typeof CreateRunBody>;
 

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { AgentConfig } from "@agent-runtime/config";
 import {
-  ChatCompletionRequest,
+  type ChatCompletionRequest,
   modelOptionsOf,
   type RunEvent,
   type RunFinishedEvent,
@@ -9,6 +9,7 @@ import {
   textOf,
 } from "@agent-runtime/contracts";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { ChatCompletionBody } from "./api-schemas.js";
 import { errorBody, parseBody } from "./http-errors.js";
 import type { ModelCatalog } from "./model-catalog.js";
 import { setRateHeaders } from "./response-headers.js";
@@ -50,7 +51,7 @@ interface ChatTurn {
   deps: RouteDeps;
   request: FastifyRequest;
   reply: FastifyReply;
-  body: ChatCompletionRequest;
+  body: ChatCompletionBody;
   submission: Omit<SubmitOptions, "stream" | "onEvent">;
   threadId: string;
   id: string;
@@ -89,7 +90,7 @@ function checkToolChoice(body: ChatCompletionRequest, agent: AgentConfig): void 
 export function registerChatRoute(app: FastifyInstance, deps: RouteDeps, catalog: ModelCatalog): void {
   app.post("/v1/chat/completions", async (request: FastifyRequest, reply: FastifyReply) => {
     const key = await deps.authenticate(request, "chat");
-    const body = parseBody(ChatCompletionRequest, request.body);
+    const body = parseBody(ChatCompletionBody, request.body);
     const target = await catalog.chatTarget(key.tenant, body.model);
     checkToolChoice(body, target.agentConfig);
     const modelOptions = modelOptionsOf(body);
@@ -138,6 +139,7 @@ export function registerChatRoute(app: FastifyInstance, deps: RouteDeps, catalog
           timeoutMs: deps.runTimeoutMs,
           ...(body.tools ? { clientTools: body.tools } : {}),
           ...(body.metadata ? { metadata: body.metadata } : {}),
+          ...(body.deep_analysis ? { deepAnalysis: true } : {}),
           ...(body.temperature != null ? { temperature: body.temperature } : {}),
           ...(maxTokens ? { maxTokens } : {}),
           ...(Object.keys(modelOptions).length > 0 ? { modelOptions } : {}),

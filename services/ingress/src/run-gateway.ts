@@ -42,6 +42,8 @@ export interface SubmitOptions {
   /** The provider model the run is pinned to (the request named a model, not an agent). */
   model?: string;
   modelOptions?: ModelOptions;
+  /** The client asked for deep analysis (the run's model steps go to the strong tier). */
+  deepAnalysis?: boolean;
   onEvent?: (event: RunEvent) => void;
 }
 
@@ -231,6 +233,7 @@ export class RunGateway {
         ...(options.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}),
         ...(options.model ? { model: options.model } : {}),
         ...(options.modelOptions ? { modelOptions: options.modelOptions } : {}),
+        ...(options.deepAnalysis ? { deepAnalysis: true } : {}),
       };
       const ack = await this.bus.publishDurable(
         Subjects.runs(options.priority, options.tenant),

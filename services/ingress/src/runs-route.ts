@@ -99,6 +99,7 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
         followMs: deps.runTimeoutMs,
         detached: batch && !follows,
         ...(body.metadata ? { metadata: body.metadata } : {}),
+        ...(body.deep_analysis ? { deepAnalysis: true } : {}),
       });
     } catch (error) {
       release();

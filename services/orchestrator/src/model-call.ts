@@ -270,6 +270,7 @@ async function callModelOnce(
         ...(agent.tier ? { tier: agent.tier } : {}),
         ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
         ...(request.maxTokens !== undefined ? { maxTokens: request.maxTokens } : {}),
+        ...(request.deepAnalysis ? { deepAnalysis: true } : {}),
         ...options,
         ...(streamSubject ? { streamSubject } : {}),
         // said either way, so the proxy may answer an agent with read-only tools from its cache (a
