@@ -19,6 +19,12 @@ export interface ConsumeContext {
   signal: AbortSignal;
   /** Tells the server the work is still going (resets the ack timer). */
   working(): void;
+  /**
+   * Acknowledges the message only once `until` resolves, after the handler returned (the handler's
+   * concurrency slot is free at once); if it rejects, the message is delivered again. For work
+   * that is done but not yet durable (e.g. a write committed without waiting for its flush).
+   */
+  ackAfter(until: Promise<unknown>): void;
 }
 
 export interface DeadLetterContext {
@@ -99,6 +105,8 @@ export async function consume<T extends z.ZodType>(
   const signal = AbortSignal.any([stopController.signal, bus.drainSignal]);
   let messages: ConsumerMessages | undefined;
   let stopped = false;
+  /** Messages whose work is done, waiting for `ackAfter` to acknowledge them. */
+  const acking = new Set<Promise<void>>();
 
   const runDeadLetterHook = async (msg: JsMsg, data: z.infer<T> | undefined, reason: string) => {
     const hook = options.onDeadLetter;
@@ -181,6 +189,7 @@ export async function consume<T extends z.ZodType>(
     const heartbeat = setInterval(() => msg.working(), Math.max(250, Math.floor(ackWaitMs / 3)));
     const parent = extractTraceContext(msg.headers, ROOT_CONTEXT);
     const subject = bus.unprefix(msg.subject);
+    let ackAfter: Promise<unknown> | undefined;
     try {
       await withSpan(
         `process ${options.durable}`,
@@ -191,6 +200,9 @@ export async function consume<T extends z.ZodType>(
             deliveryCount: msg.info.deliveryCount,
             signal,
             working: () => msg.working(),
+            ackAfter: (until) => {
+              ackAfter = ackAfter ? Promise.all([ackAfter, until]) : until;
+            },
           }),
         {
           kind: SpanKind.CONSUMER,
@@ -202,10 +214,28 @@ export async function consume<T extends z.ZodType>(
           },
         },
       );
-      clearInterval(heartbeat);
       // not confirmed: a lost ack only redelivers a message whose work is recorded (handlers are
       // idempotent), and a confirmed one would cost a request per message
-      msg.ack();
+      if (ackAfter) {
+        const acked = ackAfter.then(
+          () => msg.ack(),
+          (error: unknown) => {
+            logger.warn(
+              { err: error, subject: msg.subject },
+              "work not made durable; message will be redelivered",
+            );
+            msg.nak(backoff.initialMs);
+          },
+        );
+        const settled = acked.finally(() => {
+          clearInterval(heartbeat);
+          acking.delete(settled);
+        });
+        acking.add(settled);
+      } else {
+        clearInterval(heartbeat);
+        msg.ack();
+      }
     } catch (error) {
       clearInterval(heartbeat);
       const deliveries = msg.info.deliveryCount;
@@ -266,6 +296,7 @@ export async function consume<T extends z.ZodType>(
       stopController.abort();
       await messages?.close().catch(() => undefined);
       await limiter.idle();
+      while (acking.size > 0) await Promise.allSettled([...acking]);
     },
   };
   bus.onDrain(() => handle.stop());

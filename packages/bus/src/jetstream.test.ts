@@ -284,4 +284,64 @@ describe("JetStream", () => {
     expect(info.state.messages).toBe(0);
     await cleanupTestBus(observer);
   });
+  it("acknowledges after ackAfter settles, frees the slot at once, and delivers again when it fails", async () => {
+    const deliveries: Array<{ n: number; count: number }> = [];
+    const gates = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+    await consume(bus, {
+      stream: "MEMORY_JOBS",
+      durable: "late-ackers",
+      schema: Job,
+      concurrency: 1,
+      backoff: { initialMs: 50, maxMs: 50 },
+      deadLetterOrigin: "test",
+      handler: async (job, context) => {
+        deliveries.push({ n: job.n, count: context.deliveryCount });
+        if (context.deliveryCount > 1) return;
+        context.ackAfter(new Promise<void>((resolve, reject) => gates.set(job.n, { resolve, reject })));
+      },
+    });
+    const jsm = await bus.jsm();
+    const stored = async () => (await jsm.streams.info(bus.streamName("MEMORY_JOBS"))).state.messages;
+    await bus.publishDurable(Subjects.memoryJobs, Job, { n: 1 });
+    await bus.publishDurable(Subjects.memoryJobs, Job, { n: 2 });
+    // one slot, yet both were handled: the first handler's slot was free before its ack
+    await waitFor(() => (gates.size === 2 ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await stored()).toBe(2);
+    gates.get(1)!.resolve();
+    await waitFor(async () => ((await stored()) === 1 ? true : undefined));
+    gates.get(2)!.reject(new Error("not flushed"));
+    await waitFor(() =>
+      deliveries.some((delivery) => delivery.n === 2 && delivery.count === 2) ? true : undefined,
+    );
+    await waitFor(async () => ((await stored()) === 0 ? true : undefined));
+    expect(deliveries).toEqual([
+      { n: 1, count: 1 },
+      { n: 2, count: 1 },
+      { n: 2, count: 2 },
+    ]);
+  });
+
+  it("drain waits for acknowledgements still waiting on ackAfter", async () => {
+    let handled = false;
+    await consume(bus, {
+      stream: "MEMORY_JOBS",
+      durable: "late-drainers",
+      schema: Job,
+      concurrency: 1,
+      deadLetterOrigin: "test",
+      handler: async (_job, context) => {
+        handled = true;
+        context.ackAfter(new Promise((resolve) => setTimeout(resolve, 400)));
+      },
+    });
+    await bus.publishDurable(Subjects.memoryJobs, Job, { n: 1 });
+    await waitFor(() => (handled ? true : undefined));
+    const observer = await createTestBus({ prefix: bus.prefix });
+    await bus.drain();
+    const jsm = await observer.jsm();
+    const info = await jsm.streams.info(observer.streamName("MEMORY_JOBS"));
+    expect(info.state.messages).toBe(0);
+    await cleanupTestBus(observer);
+  });
 });

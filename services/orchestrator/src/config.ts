@@ -20,6 +20,11 @@ const OwnEnv = {
   // Kubernetes sends SIGKILL 30 s after SIGTERM (terminationGracePeriodSeconds in infra/k8s): runs
   // get 25 s to finish, the rest is left for handing back what did not and draining the connection
   DRAIN_GRACE_MS: z.coerce.number().int().nonnegative().default(25_000),
+  /**
+   * `async`: a run's journal writes commit without waiting for the WAL flush and its message is
+   * acknowledged once they are flushed; `durable`: every write waits for its flush.
+   */
+  JOURNAL_COMMIT: z.enum(["async", "durable"]).default("async"),
   /** Fault tests only: crash points (see failpoints.ts). */
   FAILPOINTS: z
     .string()
@@ -43,6 +48,7 @@ export interface OrchestratorConfig extends Connections {
   maxInFlight: number;
   /** On SIGTERM, how long a step in flight may finish before its run is handed to another worker. */
   drainGraceMs: number;
+  journalCommit: "async" | "durable";
   failpoints: Failpoint[];
   agents: Record<string, AgentConfig>;
 }
@@ -61,6 +67,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OrchestratorCo
     batchMaxAttempts: e.BATCH_MAX_ATTEMPTS,
     maxInFlight: e.MAX_IN_FLIGHT,
     drainGraceMs: e.DRAIN_GRACE_MS,
+    journalCommit: e.JOURNAL_COMMIT,
     failpoints: e.FAILPOINTS,
     agents,
   };

@@ -52,6 +52,8 @@ export async function failDeadLetteredRun(
         },
         finishToken: token,
         scrub: true,
+        // the message is acknowledged right after this hook
+        durable: true,
       });
       status = written.status;
       // ended earlier by its worker: that worker told the client

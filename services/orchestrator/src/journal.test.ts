@@ -94,6 +94,49 @@ describe("run journal", () => {
     });
   });
 
+  it("writes a run's entries queued together in order, one batch each", async () => {
+    const journal = new Journal(pool);
+    const id = `run_order_${schema}`;
+    const other = `run_order_other_${schema}`;
+    const step = (index: number) => ({
+      recorded: {
+        step: index,
+        assistant: { role: "assistant" as const, content: `step ${index}` },
+        toolMessages: [],
+        usage: { promptTokens: 1, completionTokens: 1, cachedTokens: 0, totalTokens: 2 },
+        costUsd: 0,
+      },
+    });
+    const written = await Promise.all([
+      journal.write({ run: run(id, "running"), step: step(0) }),
+      journal.write({ run: run(other, "running") }),
+      journal.write({ run: run(id, "completed"), step: step(1), finishToken: "end" }),
+    ]);
+    expect(written).toEqual([
+      { status: "running", finishedBy: null },
+      { status: "running", finishedBy: null },
+      { status: "completed", finishedBy: "end" },
+    ]);
+    const steps = await pool.query("SELECT step FROM run_steps WHERE run_id = $1 ORDER BY step", [id]);
+    expect(steps.rows).toEqual([{ step: 0 }, { step: 1 }]);
+  });
+
+  it("commits asynchronously when asked, and says when what it wrote is on disk", async () => {
+    const journal = new Journal(pool, { commit: "async" });
+    const ids = Array.from({ length: 5 }, (_, index) => `run_async_${index}_${schema}`);
+    await Promise.all(ids.map((id) => journal.write({ run: run(id, "completed"), finishToken: id })));
+    // visible to every reader at once
+    const stored = await pool.query("SELECT count(*)::int AS n FROM runs WHERE id = ANY($1)", [ids]);
+    expect(stored.rows[0]).toEqual({ n: 5 });
+    const position = await pool.query<{ lsn: string }>("SELECT pg_current_wal_insert_lsn()::text AS lsn");
+    await journal.flushed();
+    const flushed = await pool.query<{ done: boolean }>(
+      "SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn AS done",
+      [position.rows[0]!.lsn],
+    );
+    expect(flushed.rows[0]).toEqual({ done: true });
+  });
+
   it("retries transient store errors until the deadline and fails data errors at once", async () => {
     const lost = Object.assign(new Error("Connection terminated unexpectedly"), { code: "ECONNRESET" });
     let calls = 0;

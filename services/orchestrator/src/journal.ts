@@ -6,8 +6,7 @@ import type {
   WireError,
 } from "@agent-runtime/contracts";
 import { RuntimeError, retryUntilDeadline } from "@agent-runtime/contracts";
-import pg from "pg";
-import { runCreatedAt } from "./partitions.js";
+import type pg from "pg";
 import type { RecordedStep, StepDetails } from "./run-store.js";
 
 /** What a run's row says after an entry: its status and totals as the worker holding it knows them. */
@@ -39,6 +38,8 @@ export interface JournalEntry {
    * that it did, and only that one announces the outcome.
    */
   finishToken?: string;
+  /** Commit this entry synchronously even when the journal commits asynchronously. */
+  durable?: boolean;
 }
 
 /** A run's row after an entry: its status, and which finishing write ended it (if one did). */
@@ -55,12 +56,27 @@ interface Pending {
 
 const TERMINAL = "('completed', 'failed', 'cancelled', 'budget_exceeded')";
 
+/** How long `flushed()` callers gather before one flush covers them all. */
+const FLUSH_GATHER_MS = 5;
+
+/** How a journal batch commits: `async` returns before the WAL is flushed (see `Journal`). */
+export type JournalCommit = "async" | "durable";
+
 /**
  * The run journal: every fact of a run (its start, each step, its end with the final step) is one
  * entry, and the entries of all runs in flight are written together: while one batch commits, the
- * next gathers, so N concurrent runs cost one transaction per batch, not N. A batch is one
- * multi-statement query (one round trip, one implicit transaction). An entry that cannot be
- * stored (bad data) fails alone: a failed batch is written again entry by entry.
+ * next gathers, so N concurrent runs cost one transaction per batch, not N. A batch is one prepared
+ * statement (one round trip, one plan kept per connection) whatever its size; a batch holds one
+ * entry per run (a second entry of a run waits for the next batch, so a run's entries land in
+ * order). An entry that cannot be stored (bad data) fails alone: a failed batch is written again
+ * entry by entry.
+ *
+ * With `commit: "async"` a batch commits without waiting for its WAL to reach the disk (Postgres
+ * `synchronous_commit = off` for that transaction): the row is visible to every reader at once, and
+ * a Postgres crash before the WAL writer flushes it (within a few hundred milliseconds) loses it. Whoever must not lose an entry
+ * waits for `flushed()` before acting on it (the run consumer acknowledges a run's message only
+ * then, so a lost end is run again from its message); an entry marked `durable` commits
+ * synchronously.
  *
  * Writes are idempotent and monotonic: a finished run's status never changes (a cancel wins over a
  * late finish), totals only grow, a step is recorded once, so any replica may write any entry again.
@@ -68,12 +84,14 @@ const TERMINAL = "('completed', 'failed', 'cancelled', 'budget_exceeded')";
 export class Journal {
   private queue: Pending[] = [];
   private flushing = false;
+  private readonly flushWaiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+  private flushWaiting = false;
   /** Batches written (for tests and metrics). */
   batches = 0;
 
   constructor(
     private readonly pool: pg.Pool,
-    private readonly maxBatch = 256,
+    private readonly options: { maxBatch?: number; commit?: JournalCommit } = {},
   ) {}
 
   /** Resolves with the run's status after the write (a terminal status already stored wins). */
@@ -91,16 +109,68 @@ export class Journal {
     return retryTransient(() => this.write(entry), deadline, signal);
   }
 
+  /**
+   * Resolves once every entry this journal wrote before the call is on disk (at once when batches
+   * commit durably). Callers share the work: while one flush is in flight the next callers gather,
+   * and one small synchronous commit (a WAL message, no table touched) flushes everything written
+   * before it, as Postgres flushes the WAL in order.
+   */
+  flushed(): Promise<void> {
+    if ((this.options.commit ?? "durable") === "durable") return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.flushWaiters.push({ resolve, reject });
+      if (!this.flushWaiting) void this.forceFlush();
+    });
+  }
+
+  private async forceFlush(): Promise<void> {
+    this.flushWaiting = true;
+    try {
+      while (this.flushWaiters.length > 0) {
+        // nobody waits on this but an acknowledgement: a moment's gathering saves commits
+        await new Promise((resolve) => setTimeout(resolve, FLUSH_GATHER_MS));
+        const waiters = this.flushWaiters.splice(0);
+        try {
+          await this.pool.query({
+            name: "journal-flush",
+            text: "SELECT pg_logical_emit_message(true, 'agent-runtime', 'journal flush')",
+          });
+          for (const waiter of waiters) waiter.resolve();
+        } catch (error) {
+          for (const waiter of waiters) waiter.reject(error);
+        }
+      }
+    } finally {
+      this.flushWaiting = false;
+    }
+  }
+
   private async flush(): Promise<void> {
     this.flushing = true;
     try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.maxBatch);
-        await this.writeBatch(batch);
-      }
+      while (this.queue.length > 0) await this.writeBatch(this.takeBatch());
     } finally {
       this.flushing = false;
     }
+  }
+
+  /** The next batch: up to `maxBatch` entries in queue order, one per run (later ones stay queued). */
+  private takeBatch(): Pending[] {
+    const maxBatch = this.options.maxBatch ?? 256;
+    const batch: Pending[] = [];
+    const runs = new Set<string>();
+    const rest: Pending[] = [];
+    for (const pending of this.queue) {
+      const runId = pending.entry.run.request.runId;
+      if (batch.length < maxBatch && !runs.has(runId)) {
+        runs.add(runId);
+        batch.push(pending);
+      } else {
+        rest.push(pending);
+      }
+    }
+    this.queue = rest;
+    return batch;
   }
 
   private async writeBatch(batch: Pending[]): Promise<void> {
@@ -126,30 +196,21 @@ export class Journal {
   }
 
   private async run(entries: JournalEntry[]): Promise<Written[]> {
-    const statements: string[] = [];
-    const statusAt: number[] = [];
-    for (const entry of entries) {
-      statusAt.push(statements.length);
-      statements.push(upsertRun(entry));
-      if (entry.step) statements.push(insertStep(entry.run.request.runId, entry.step));
-    }
-    const result = (await this.pool.query(statements.join(";\n"))) as unknown as
-      | pg.QueryResult
-      | pg.QueryResult[];
-    const results = Array.isArray(result) ? result : [result];
-    return statusAt.map((index) => {
-      const row = results[index]?.rows[0] as { status: RunStatus; finished_by: string | null } | undefined;
+    const asynchronous =
+      (this.options.commit ?? "durable") === "async" && !entries.some((entry) => entry.durable);
+    const rows = `[${entries.map(entryJson).join(",")}]`;
+    const result = await this.pool.query<{ id: string; status: RunStatus; finished_by: string | null }>(
+      asynchronous
+        ? { name: "journal-write-async", text: WRITE_ASYNC_SQL, values: [rows] }
+        : { name: "journal-write", text: WRITE_SQL, values: [rows] },
+    );
+    const byRun = new Map(result.rows.map((row) => [row.id, row]));
+    return entries.map((entry) => {
+      const row = byRun.get(entry.run.request.runId);
       return { status: row?.status ?? "failed", finishedBy: row?.finished_by ?? null };
     });
   }
 }
-
-const literal = (value: string) => pg.escapeLiteral(value);
-const json = (value: unknown, scrub = false) => {
-  if (value === undefined || value === null) return "NULL";
-  const encoded = JSON.stringify(value);
-  return `${literal(scrub ? scrubbed(encoded) : encoded)}::jsonb`;
-};
 
 /** JSON text without the escapes jsonb refuses (an escaped backslash before `u` may be hit too: scrub is lossy by design). */
 function scrubbed(encoded: string): string {
@@ -159,23 +220,96 @@ function scrubbed(encoded: string): string {
     .replace(/(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}/gi, "\\ufffd");
 }
 // a NUL cannot be in a Postgres string (ids and names are checked before they get here)
-const text = (value: string | undefined | null) => (value ? literal(value.replaceAll("\u0000", "")) : "NULL");
-const number = (value: number) => (Number.isFinite(value) ? String(value) : "0");
-const epoch = (ms: number) => `to_timestamp(${number(ms)} / 1000.0)`;
+const LONE_HALF = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+const text = (value: string | undefined | null) =>
+  value ? value.replaceAll("\u0000", "").replace(LONE_HALF, "\ufffd") : null;
+const number = (value: number) => (Number.isFinite(value) ? value : 0);
 
-/** Inserts the run or brings its row up to this state; a terminal status already stored is kept. */
-function upsertRun({ run, scrub, finishToken }: JournalEntry): string {
+/** One entry as a row of the write statement (JSON; jsonb columns nested as they are). */
+function entryJson({ run, step, scrub, finishToken }: JournalEntry): string {
   const { request } = run;
   const terminal = run.status !== "queued" && run.status !== "running";
-  return `INSERT INTO runs (id, tenant, agent, status, priority, thread_id, user_id, parent_run_id, request, attempts,
-      steps, prompt_tokens, completion_tokens, cached_tokens, cost_usd, output, error, created_at, started_at, finished_at,
-      finished_by)
-    VALUES (${literal(request.runId)}, ${literal(request.tenant)}, ${literal(request.agent)}, ${literal(run.status)},
-      ${literal(request.priority)}, ${text(request.threadId)}, ${text(request.userId)}, ${text(request.parentRunId)},
-      ${json(request, scrub)}, ${number(run.attempt)}, ${number(run.steps)}, ${number(run.usage.promptTokens)},
-      ${number(run.usage.completionTokens)}, ${number(run.usage.cachedTokens)}, ${number(run.costUsd)},
-      ${json(run.output, scrub)}, ${json(run.error, scrub)}, ${runCreatedAt(literal(request.runId), epoch(request.createdAt))}, ${epoch(run.startedAt)},
-      ${terminal ? "now()" : "NULL"}, ${terminal ? text(finishToken) : "NULL"})
+  const encoded = JSON.stringify({
+    id: request.runId,
+    tenant: request.tenant,
+    agent: request.agent,
+    status: run.status,
+    priority: request.priority,
+    thread_id: text(request.threadId),
+    user_id: text(request.userId),
+    parent_run_id: text(request.parentRunId),
+    request,
+    attempts: number(run.attempt),
+    steps: number(run.steps),
+    prompt_tokens: number(run.usage.promptTokens),
+    completion_tokens: number(run.usage.completionTokens),
+    cached_tokens: number(run.usage.cachedTokens),
+    cost_usd: number(run.costUsd),
+    output: run.output ?? null,
+    error: run.error ?? null,
+    created_ms: number(request.createdAt),
+    started_ms: number(run.startedAt),
+    terminal,
+    finished_by: terminal ? text(finishToken) : null,
+    step: step
+      ? {
+          step: number(step.recorded.step),
+          assistant: step.recorded.assistant,
+          tool_messages: step.recorded.toolMessages,
+          model: text(step.details?.model),
+          provider: text(step.details?.provider),
+          prompt_tokens: number(step.recorded.usage.promptTokens),
+          completion_tokens: number(step.recorded.usage.completionTokens),
+          cached_tokens: number(step.recorded.usage.cachedTokens),
+          cost_usd: number(step.recorded.costUsd),
+          latency_ms: number(step.details?.latencyMs ?? 0),
+          route: text(step.details?.route),
+          finish_reason: text(step.recorded.finishReason ?? step.details?.finishReason),
+        }
+      : null,
+  });
+  return scrub ? scrubbed(encoded) : encoded;
+}
+
+/**
+ * One batch, one statement: each run's row is inserted or brought up to its entry (a terminal
+ * status already stored is kept), and its step, if any, is recorded once. A run keeps the
+ * `created_at` of its first row (the partition key, see partitions.ts): it is looked up, and only a
+ * run with no row takes its request's.
+ */
+const WRITE_BODY = `entries AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS e(id text, tenant text, agent text, status text, priority text,
+      thread_id text, user_id text, parent_run_id text, request jsonb, attempts integer, steps integer,
+      prompt_tokens integer, completion_tokens integer, cached_tokens integer, cost_usd double precision,
+      output jsonb, error jsonb, created_ms double precision, started_ms double precision, terminal boolean,
+      finished_by text, step jsonb)
+  ),
+  placed AS MATERIALIZED (
+    SELECT e.*, COALESCE((SELECT r.created_at FROM runs r WHERE r.id = e.id LIMIT 1),
+      to_timestamp(e.created_ms / 1000.0)) AS created_at
+      FROM entries e
+  ),
+  recorded_steps AS (
+    INSERT INTO run_steps (run_id, run_created_at, step, assistant, tool_messages, model, provider, prompt_tokens,
+        completion_tokens, cached_tokens, cost_usd, latency_ms, route, finish_reason)
+      SELECT p.id, p.created_at, (p.step->>'step')::integer, p.step->'assistant', COALESCE(p.step->'tool_messages', '[]'),
+        p.step->>'model', p.step->>'provider', (p.step->>'prompt_tokens')::integer,
+        (p.step->>'completion_tokens')::integer, (p.step->>'cached_tokens')::integer,
+        (p.step->>'cost_usd')::double precision, (p.step->>'latency_ms')::double precision, p.step->>'route',
+        p.step->>'finish_reason'
+        FROM placed p WHERE p.step IS NOT NULL AND jsonb_typeof(p.step) = 'object'
+      ON CONFLICT (run_id, step, run_created_at) DO NOTHING
+  )
+  INSERT INTO runs (id, tenant, agent, status, priority, thread_id, user_id, parent_run_id, request, attempts,
+      steps, prompt_tokens, completion_tokens, cached_tokens, cost_usd, output, error, created_at, started_at,
+      finished_at, finished_by)
+    SELECT p.id, p.tenant, p.agent, p.status, p.priority, p.thread_id, p.user_id, p.parent_run_id, p.request,
+      p.attempts, p.steps, p.prompt_tokens, p.completion_tokens, p.cached_tokens, p.cost_usd,
+      CASE WHEN jsonb_typeof(p.output) = 'null' THEN NULL ELSE p.output END,
+      CASE WHEN jsonb_typeof(p.error) = 'null' THEN NULL ELSE p.error END,
+      p.created_at, to_timestamp(p.started_ms / 1000.0),
+      CASE WHEN p.terminal THEN now() END, CASE WHEN p.terminal THEN p.finished_by END
+      FROM placed p ORDER BY p.id
     ON CONFLICT (id, created_at) DO UPDATE SET
       status = CASE WHEN runs.status IN ${TERMINAL} THEN runs.status ELSE EXCLUDED.status END,
       output = CASE WHEN runs.status IN ${TERMINAL} THEN runs.output ELSE EXCLUDED.output END,
@@ -190,18 +324,12 @@ function upsertRun({ run, scrub, finishToken }: JournalEntry): string {
       cached_tokens = GREATEST(runs.cached_tokens, EXCLUDED.cached_tokens),
       cost_usd = GREATEST(runs.cost_usd, EXCLUDED.cost_usd),
       updated_at = now()
-    RETURNING status, finished_by`;
-}
+    RETURNING runs.id, runs.status, runs.finished_by`;
 
-function insertStep(runId: string, { recorded, details }: NonNullable<JournalEntry["step"]>): string {
-  return `INSERT INTO run_steps (run_id, run_created_at, step, assistant, tool_messages, model, provider, prompt_tokens,
-      completion_tokens, cached_tokens, cost_usd, latency_ms, route, finish_reason)
-    VALUES (${literal(runId)}, ${runCreatedAt(literal(runId), "now()")}, ${number(recorded.step)}, ${json(recorded.assistant)}, ${json(recorded.toolMessages)},
-      ${text(details?.model)}, ${text(details?.provider)}, ${number(recorded.usage.promptTokens)},
-      ${number(recorded.usage.completionTokens)}, ${number(recorded.usage.cachedTokens)}, ${number(recorded.costUsd)},
-      ${number(details?.latencyMs ?? 0)}, ${text(details?.route)}, ${text(recorded.finishReason ?? details?.finishReason)})
-    ON CONFLICT (run_id, step, run_created_at) DO NOTHING`;
-}
+const WRITE_SQL = `WITH ${WRITE_BODY}`;
+// the same, committed without waiting for the WAL flush: the setting is local to the statement's transaction
+const WRITE_ASYNC_SQL = `WITH commit_mode AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)),
+  ${WRITE_BODY.replace("FROM entries e\n", "FROM entries e, commit_mode\n")}`;
 
 /**
  * Runs a store operation, retrying transient errors (Postgres restarting, connections refused) with

@@ -82,7 +82,7 @@ export async function startOrchestrator(
   const deps: LoopDeps = {
     bus,
     store,
-    journal: new Journal(pool),
+    journal: new Journal(pool, { commit: config.journalCommit }),
     failpoint: failpoints(config.failpoints),
     cancels: new CancelWatch(bus),
     logger,
@@ -135,6 +135,9 @@ export async function startOrchestrator(
               finalAttempt: context.deliveryCount >= maxDeliver,
             }),
           );
+          // the run's journal entries may have committed before their flush: its message is
+          // acknowledged once they are on disk (a crash of Postgres before that runs it again)
+          context.ackAfter(deps.journal.flushed());
           runsTotal.inc({ agent: request.agent, status, priority });
           runSeconds.observe({ priority }, (performance.now() - started) / 1000);
         } catch (error) {
