@@ -1,12 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { type Bus, type ConsumerHandle, consume } from "@agent-runtime/bus";
 import type { AgentConfig } from "@agent-runtime/config";
-import { CloudEvent, Consumers, RunRequest, Subjects } from "@agent-runtime/contracts";
+import { CloudEvent, Consumers, RunRequest, Subjects, TenantId } from "@agent-runtime/contracts";
 import type { Metrics } from "@agent-runtime/telemetry";
 import type { RunStore } from "./run-store.js";
 import { matchingAgents, renderEvent } from "./triggers.js";
-
-const TENANT = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** How long a triggered batch run may wait in the queue before it is abandoned. */
 const TRIGGERED_RUN_QUEUE_MS = 24 * 3600_000;
@@ -36,7 +34,8 @@ export function consumeEvents(
     deadLetterOrigin: "events",
     handler: async (event) => {
       // the tenant is the extension attribute ingress sets from the API key
-      const tenant = typeof event.tenant === "string" && TENANT.test(event.tenant) ? event.tenant : "default";
+      const stamped = TenantId.safeParse(event.tenant);
+      const tenant = stamped.success ? stamped.data : "default";
       const matched = matchingAgents(agents, event.type, tenant);
       if (matched.length === 0) {
         eventsTotal.inc({ outcome: "no_trigger" });
