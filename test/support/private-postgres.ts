@@ -96,6 +96,8 @@ export async function startPrivatePostgres(
     database?: string;
     /** Connections the server accepts (every replica's pool together). */
     maxConnections?: number;
+    /** More server settings (`-c name=value`), e.g. `{ wal_writer_delay: "10s" }`. */
+    settings?: Record<string, string>;
   } = {},
 ): Promise<PrivatePostgres> {
   const bin = postgresBinDir();
@@ -117,6 +119,7 @@ export async function startPrivatePostgres(
     `-c unix_socket_directories=${dir}`,
     "-c fsync=on",
     `-c max_connections=${options.maxConnections ?? 200}`,
+    ...Object.entries(options.settings ?? {}).map(([name, value]) => `-c ${name}=${value}`),
   ].join(" ");
   let closed = false;
   const stopNow = () => {

@@ -8,6 +8,8 @@ export const FAILPOINT_NAMES = [
   "after-step-effects",
   /** A run's end (final step and status) is journaled; nobody has heard it yet, the run is not acked. */
   "after-final-write",
+  /** A run is over and announced, its journal writes committed; the flush that lets its message be acked is next. */
+  "before-journal-flush",
 ] as const;
 export type Failpoint = (typeof FAILPOINT_NAMES)[number];
 

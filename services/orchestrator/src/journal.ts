@@ -91,7 +91,12 @@ export class Journal {
 
   constructor(
     private readonly pool: pg.Pool,
-    private readonly options: { maxBatch?: number; commit?: JournalCommit } = {},
+    private readonly options: {
+      maxBatch?: number;
+      commit?: JournalCommit;
+      /** Called before each flush is asked for (fault tests). */
+      beforeFlush?: () => void;
+    } = {},
   ) {}
 
   /** Resolves with the run's status after the write (a terminal status already stored wins). */
@@ -130,6 +135,7 @@ export class Journal {
         // nobody waits on this but an acknowledgement: a moment's gathering saves commits
         await new Promise((resolve) => setTimeout(resolve, FLUSH_GATHER_MS));
         const waiters = this.flushWaiters.splice(0);
+        this.options.beforeFlush?.();
         try {
           await this.pool.query({
             name: "journal-flush",

@@ -79,11 +79,15 @@ export async function startOrchestrator(
     toolCache.set(key, { expiresAt: Date.now() + TOOL_SPECS_TTL_MS, tools });
     return tools;
   };
+  const failpoint = failpoints(config.failpoints);
   const deps: LoopDeps = {
     bus,
     store,
-    journal: new Journal(pool, { commit: config.journalCommit }),
-    failpoint: failpoints(config.failpoints),
+    journal: new Journal(pool, {
+      commit: config.journalCommit,
+      beforeFlush: () => failpoint("before-journal-flush"),
+    }),
+    failpoint,
     cancels: new CancelWatch(bus),
     logger,
     agents: config.agents,
