@@ -11,12 +11,14 @@ import {
 import { SpanAttribute, SpanKind, withSpan } from "@agent-runtime/telemetry";
 import {
   AckPolicy,
+  type Consumer,
   type ConsumerConfig,
   DeliverPolicy,
   type JetStreamClient,
   type JetStreamManager,
   jetstream,
   jetstreamManager,
+  type StoredMsg,
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { headers, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/nats-core";
@@ -26,7 +28,12 @@ import { z } from "zod";
 import { decodeWith, encodeJson } from "./codec.js";
 import { overloadedError } from "./errors.js";
 import { type Backoff, exchange } from "./exchange.js";
-import { isConsumerExists, isReplicasNotSupported, isStreamExists } from "./jetstream-errors.js";
+import {
+  isConsumerExists,
+  isReplicasNotSupported,
+  isStreamExists,
+  JetStreamErrorCode,
+} from "./jetstream-errors.js";
 import {
   DEFAULT_KEEPALIVE_MS,
   KeepAliveHeader,
@@ -152,6 +159,20 @@ function deadlineOf(payload: unknown): number | undefined {
   if (typeof payload !== "object" || payload === null) return undefined;
   const meta = (payload as { meta?: { deadline?: unknown } }).meta;
   return typeof meta?.deadline === "number" ? meta.deadline : undefined;
+}
+
+/** A reply of JetStream's STREAM.MSG.GET: the message (data in base64), or an error. */
+const MessageGetReply = z.object({
+  message: z.object({ seq: z.number(), data: z.string().optional() }).optional(),
+  error: z
+    .object({ code: z.number(), err_code: z.number().optional(), description: z.string().optional() })
+    .optional(),
+});
+
+/** A message read from a stream by sequence. */
+export interface StreamMessage {
+  seq: number;
+  data: Uint8Array;
 }
 
 /** One NATS connection per process, with typed request/reply, endpoints and JetStream. */
@@ -542,6 +563,54 @@ export class Bus {
         throw error;
       }
     }
+  }
+
+  /**
+   * An ordered (ephemeral, unacknowledged) consumer of the messages of `stream` under `subject`,
+   * from just after sequence `after` (0: from the first stored).
+   */
+  async readStream(stream: StreamName, subject: string, after = 0): Promise<Consumer> {
+    return this.js.consumers.get(this.streamName(stream), {
+      filter_subjects: this.subject(subject),
+      ...(after > 0
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 }
+        : { deliver_policy: DeliverPolicy.All }),
+    });
+  }
+
+  /** The last message stored in `stream` under `subject`; null when none is. */
+  async lastStreamMessage(stream: StreamName, subject: string): Promise<StoredMsg | null> {
+    const jsm = await this.jsm();
+    return jsm.streams.getMessage(this.streamName(stream), { last_by_subj: this.subject(subject) });
+  }
+
+  /**
+   * The first message stored in `stream` under `subject` at or after sequence `seq`, null when none
+   * is left (or the stream is not there). Reads with STREAM.MSG.GET `next_by_subj`, so it needs no
+   * consumer (a work-queue stream refuses a second consumer over its subjects). Any other refusal
+   * is `unavailable` (retryable).
+   */
+  async nextStreamMessage(stream: StreamName, subject: string, seq: number): Promise<StreamMessage | null> {
+    if (!Number.isSafeInteger(seq) || seq < 0)
+      throw new RangeError(`a stream sequence is a whole number from 0, not ${seq}`);
+    const response = await this.nc.request(
+      `$JS.API.STREAM.MSG.GET.${this.streamName(stream)}`,
+      JSON.stringify({ seq, next_by_subj: this.subject(subject) }),
+      { timeout: 5000 },
+    );
+    const reply = MessageGetReply.parse(response.json());
+    if (
+      reply.error?.err_code === JetStreamErrorCode.noMessageFound ||
+      (!reply.message && reply.error?.code === 404)
+    )
+      return null;
+    if (!reply.message)
+      throw new RuntimeError(
+        "unavailable",
+        `${stream} refused a read: ${reply.error?.description ?? "unknown"}`,
+        { retryAfterMs: 1000 },
+      );
+    return { seq: reply.message.seq, data: Buffer.from(reply.message.data ?? "", "base64") };
   }
 
   /** Registers work to stop when the bus drains (consumers, servers). */

@@ -6,6 +6,7 @@ export type {
   RetryOptions,
   ServedEndpoint,
   ServeOptions,
+  StreamMessage,
 } from "./bus.js";
 export { Bus, connectBus, natsServers } from "./bus.js";
 export { decodeText, decodeWith, encodeJson } from "./codec.js";

@@ -6,7 +6,6 @@ import {
   Subjects,
   TERMINAL_RUN_STATUSES,
 } from "@agent-runtime/contracts";
-import { DeliverPolicy } from "@nats-io/jetstream";
 import type { FastifyReply } from "fastify";
 import type { RouteDeps } from "./route-deps.js";
 import { runEventView } from "./run-view.js";
@@ -40,13 +39,8 @@ export async function streamRunEvents(
   },
 ): Promise<FastifyReply> {
   const { runId, after } = options;
-  const consumer = await deps.bus.js.consumers
-    .get(deps.bus.streamName(Streams.runEvents), {
-      filter_subjects: deps.bus.subject(Subjects.runEvents(runId)),
-      ...(after > 0
-        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: after + 1 }
-        : { deliver_policy: DeliverPolicy.All }),
-    })
+  const consumer = await deps.bus
+    .readStream(Streams.runEvents, Subjects.runEvents(runId), after)
     .catch((error: unknown) => {
       throw new RuntimeError("unavailable", "run events cannot be read right now; retry shortly", {
         retryAfterMs: 1000,
@@ -121,10 +115,7 @@ export async function streamRunEvents(
  */
 async function nothingAfter(deps: RouteDeps, runId: string, after: number): Promise<boolean> {
   try {
-    const jsm = await deps.bus.jsm();
-    const last = await jsm.streams.getMessage(deps.bus.streamName(Streams.runEvents), {
-      last_by_subj: deps.bus.subject(Subjects.runEvents(runId)),
-    });
+    const last = await deps.bus.lastStreamMessage(Streams.runEvents, Subjects.runEvents(runId));
     if (!last) return true;
     const event = RunEvent.safeParse(jsonOf(last.data));
     return last.seq <= after && event.success && event.data.type === "run-finished";

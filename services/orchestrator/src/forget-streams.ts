@@ -1,4 +1,4 @@
-import { type Bus, JetStreamErrorCode } from "@agent-runtime/bus";
+import type { Bus, StreamName } from "@agent-runtime/bus";
 import { DeadLetter, RuntimeError, Streams, Subjects } from "@agent-runtime/contracts";
 import { z } from "zod";
 
@@ -52,14 +52,6 @@ export function belongsTo(json: string, target: ForgetTarget): boolean {
   );
 }
 
-/** A reply of JetStream's STREAM.MSG.GET: the message, or an error (`JetStreamErrorCode.noMessageFound` when none is left). */
-const MessageGetReply = z.object({
-  message: z.object({ seq: z.number(), data: z.string().optional() }).optional(),
-  error: z
-    .object({ code: z.number(), err_code: z.number().optional(), description: z.string().optional() })
-    .optional(),
-});
-
 /**
  * Deletes (erasing their data) the messages of a stream under `subject` that `pick` chooses. Reads
  * them one by one with STREAM.MSG.GET `next_by_subj` (no consumer: RUNS is a work queue, where a
@@ -67,7 +59,7 @@ const MessageGetReply = z.object({
  */
 async function deleteMessages(
   bus: Bus,
-  stream: string,
+  stream: StreamName,
   subject: string,
   pick: (data: string) => boolean,
 ): Promise<number> {
@@ -84,29 +76,12 @@ async function deleteMessages(
       throw new RuntimeError("unavailable", `${stream} could not be read through to forget; retry shortly`, {
         retryAfterMs: 1000,
       });
-    const response = await bus.nc.request(
-      `$JS.API.STREAM.MSG.GET.${name}`,
-      JSON.stringify({ seq, next_by_subj: filter }),
-      { timeout: 5000 },
-    );
-    const reply = MessageGetReply.parse(response.json());
-    if (
-      reply.error?.err_code === JetStreamErrorCode.noMessageFound ||
-      (!reply.message && reply.error?.code === 404)
-    )
-      return deleted;
-    if (!reply.message)
-      throw new RuntimeError(
-        "unavailable",
-        `${stream} refused a read: ${reply.error?.description ?? "unknown"}`,
-        {
-          retryAfterMs: 1000,
-        },
-      );
-    const data = Buffer.from(reply.message.data ?? "", "base64").toString("utf8");
-    if (pick(data) && (await jsm.streams.deleteMessage(name, reply.message.seq, true).catch(() => false)))
+    const message = await bus.nextStreamMessage(stream, subject, seq);
+    if (!message) return deleted;
+    const data = Buffer.from(message.data).toString("utf8");
+    if (pick(data) && (await jsm.streams.deleteMessage(name, message.seq, true).catch(() => false)))
       deleted++;
-    seq = reply.message.seq + 1;
+    seq = message.seq + 1;
   }
 }
 
