@@ -1,5 +1,7 @@
 export type { Redis } from "ioredis";
 export { describePostgres, describeRedis, withoutPassword } from "./describe.js";
+export type { CacheSchema, JsonCacheOptions } from "./json-cache.js";
+export { JsonCache } from "./json-cache.js";
 export type { PostgresOptions } from "./postgres.js";
 export { createPool, migrate, withTransaction } from "./postgres.js";
 export type { RedisLogger } from "./redis.js";

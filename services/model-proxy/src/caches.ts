@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { ModelChatReply, type ModelChatRequest } from "@agent-runtime/contracts";
-import { type Redis, redisReady } from "@agent-runtime/stores";
+import { JsonCache, type Redis, redisReady } from "@agent-runtime/stores";
 
 /** Deterministic requests only: temperature 0 or a seed, and no tools with side effects. */
 export function isCacheable(request: ModelChatRequest): boolean {
@@ -51,6 +51,8 @@ export function textHash(text: string): string {
 
 /** Response cache, idempotency records and embedding cache in Redis (misses when Redis is down). */
 export class ModelCaches {
+  private readonly replies: JsonCache<ModelChatReply>;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
@@ -59,25 +61,26 @@ export class ModelCaches {
       embeddingTtlSeconds: number;
       idempotencyTtlSeconds: number;
     },
-  ) {}
+  ) {
+    this.replies = new JsonCache(redis, { schema: ModelChatReply });
+  }
 
   async getResponse(key: string): Promise<ModelChatReply | undefined> {
-    return this.getReply(`${this.prefix}mcache:${key}`);
+    return this.replies.get(`${this.prefix}mcache:${key}`);
   }
 
   async putResponse(key: string, reply: ModelChatReply): Promise<void> {
-    if (this.ttl.responseTtlSeconds === 0) return;
-    await this.set(`${this.prefix}mcache:${key}`, JSON.stringify(reply), this.ttl.responseTtlSeconds);
+    await this.replies.set(`${this.prefix}mcache:${key}`, reply, this.ttl.responseTtlSeconds);
   }
 
   async getIdempotent(tenant: string, requestId: string): Promise<ModelChatReply | undefined> {
-    return this.getReply(`${this.prefix}midem:${tenant}:${requestId}`);
+    return this.replies.get(`${this.prefix}midem:${tenant}:${requestId}`);
   }
 
   async putIdempotent(tenant: string, requestId: string, reply: ModelChatReply): Promise<void> {
-    await this.set(
+    await this.replies.set(
       `${this.prefix}midem:${tenant}:${requestId}`,
-      JSON.stringify(reply),
+      reply,
       this.ttl.idempotencyTtlSeconds,
     );
   }
@@ -127,22 +130,5 @@ export class ModelCaches {
   /** `emb:<tenant>:<userTag>:<model>:<sha256 of the text>` (a model name may hold ':'). */
   private embeddingKey(tenant: string, owner: string, model: string, hash: string): string {
     return `${this.prefix}emb:${tenant}:${owner}:${model}:${hash}`;
-  }
-
-  private async getReply(key: string): Promise<ModelChatReply | undefined> {
-    if (!redisReady(this.redis)) return undefined;
-    try {
-      const value = await this.redis.get(key);
-      if (!value) return undefined;
-      const parsed = ModelChatReply.safeParse(JSON.parse(value));
-      return parsed.success ? parsed.data : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  private async set(key: string, value: string, ttlSeconds: number): Promise<void> {
-    if (!redisReady(this.redis)) return;
-    await this.redis.set(key, value, "EX", ttlSeconds).catch(() => undefined);
   }
 }

@@ -10,11 +10,11 @@ import {
   Subjects,
   type ToolCallStatus,
   type ToolDescriptor,
-  type ToolExecReply,
+  ToolExecReply,
   ToolUsageRecord,
   toolExecEndpoint,
 } from "@agent-runtime/contracts";
-import { type Redis, redisReady } from "@agent-runtime/stores";
+import { JsonCache, type Redis, redisReady } from "@agent-runtime/stores";
 import type { Logger, Metrics } from "@agent-runtime/telemetry";
 import type { ToolDefinition } from "@agent-runtime/tools";
 import { infrastructureFailure, ToolInfrastructureError } from "./infrastructure.js";
@@ -80,12 +80,15 @@ function cacheScope(descriptor: ToolDescriptor, meta: RequestMeta): string {
 /** Runs tool calls with validation, timeouts, limits, cooldowns, caching, idempotency and accounting. */
 export class ToolExecutor {
   private readonly localCooldown = new Map<string, number>();
-  private readonly localCache = new Map<string, { expiresAt: number; reply: ToolExecReply }>();
   /** The running calls of runs, aborted when their run is cancelled. */
   readonly runs = new RunCancellation();
   private readonly metric;
 
+  /** Results of calls without side effects, shared through Redis, kept in this process too. */
+  private readonly results: JsonCache<ToolExecReply>;
+
   constructor(private readonly deps: ExecutorDeps) {
+    this.results = new JsonCache(deps.redis, { schema: ToolExecReply, localEntries: 10_000 });
     this.metric = {
       calls: deps.metrics.counter("tool_calls_total", "tool calls", ["tool", "status", "cached"]),
       latency: deps.metrics.histogram("tool_call_seconds", "tool call latency", ["tool"]),
@@ -207,7 +210,7 @@ export class ToolExecutor {
         ? `${this.deps.redisPrefix}tcache:${tenant}:${cacheScope(descriptor, call.meta)}:${descriptor.name}:${hashOf(args)}`
         : undefined;
     if (cacheKey) {
-      const hit = await this.cacheGet(cacheKey);
+      const hit = await this.results.get(cacheKey);
       if (hit)
         return {
           ...hit,
@@ -252,7 +255,7 @@ export class ToolExecutor {
       await slot.release();
     }
     if (cacheKey && reply.status === "ok")
-      await this.cachePut(cacheKey, reply, descriptor.cacheTtlSeconds ?? 0);
+      await this.results.set(cacheKey, reply, descriptor.cacheTtlSeconds ?? 0);
     return reply;
   }
 
@@ -549,26 +552,6 @@ export class ToolExecutor {
       .catch((error: unknown) =>
         this.deps.logger.error({ err: error, usage: record }, "tool usage record not stored"),
       );
-  }
-
-  private async cacheGet(key: string): Promise<ToolExecReply | undefined> {
-    if (redisReady(this.deps.redis)) {
-      try {
-        const value = await this.deps.redis.get(key);
-        return value ? (JSON.parse(value) as ToolExecReply) : undefined;
-      } catch {
-        // fall back to the local cache
-      }
-    }
-    const local = this.localCache.get(key);
-    return local && local.expiresAt > Date.now() ? local.reply : undefined;
-  }
-
-  private async cachePut(key: string, reply: ToolExecReply, ttlSeconds: number): Promise<void> {
-    this.localCache.set(key, { expiresAt: Date.now() + ttlSeconds * 1000, reply });
-    if (this.localCache.size > 10_000) this.localCache.delete(this.localCache.keys().next().value!);
-    if (redisReady(this.deps.redis))
-      await this.deps.redis.set(key, JSON.stringify(reply), "EX", ttlSeconds).catch(() => undefined);
   }
 
   private async takeCooldown(key: string, seconds: number): Promise<boolean> {

@@ -1,0 +1,107 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { type CacheSchema, JsonCache } from "./json-cache.js";
+import { createRedis } from "./redis.js";
+
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+
+interface Answer {
+  text: string;
+  n: number;
+}
+const AnswerSchema: CacheSchema<Answer> = {
+  safeParse(value) {
+    const candidate = value as Partial<Answer> | null;
+    return typeof candidate?.text === "string" && typeof candidate.n === "number"
+      ? { success: true, data: { text: candidate.text, n: candidate.n } }
+      : { success: false };
+  },
+};
+
+const redis = createRedis(REDIS_URL);
+// nothing listens there: the cache answers from the process, or misses
+const down = createRedis("redis://127.0.0.1:1");
+const prefix = `jcache${randomUUID().slice(0, 8)}:`;
+
+beforeAll(async () => {
+  if (redis.status !== "ready") await new Promise((resolve) => redis.once("ready", resolve));
+});
+afterAll(async () => {
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+  down.disconnect();
+});
+
+describe("JSON cache (Redis)", () => {
+  it("shares a value between replicas for its time to live", async () => {
+    const one = new JsonCache(redis, { schema: AnswerSchema });
+    const other = new JsonCache(redis, { schema: AnswerSchema });
+    await one.set(`${prefix}a`, { text: "four", n: 4 }, 30);
+    expect(await other.get(`${prefix}a`)).toEqual({ text: "four", n: 4 });
+    const ttl = await redis.pttl(`${prefix}a`);
+    expect(ttl).toBeGreaterThan(29_000);
+    expect(ttl).toBeLessThanOrEqual(30_000);
+    expect(await other.get(`${prefix}missing`)).toBeUndefined();
+  });
+
+  it("takes an entry that does not pass the schema, or is not JSON, for a miss", async () => {
+    const cache = new JsonCache(redis, { schema: AnswerSchema, localEntries: 10 });
+    await redis.set(`${prefix}wrong`, JSON.stringify({ text: 4 }));
+    await redis.set(`${prefix}broken`, "{not json");
+    expect(await cache.get(`${prefix}wrong`)).toBeUndefined();
+    expect(await cache.get(`${prefix}broken`)).toBeUndefined();
+  });
+
+  it("keeps nothing for a time to live of 0 and refuses one that is not a whole number", async () => {
+    const cache = new JsonCache(redis, { schema: AnswerSchema, localEntries: 10 });
+    await cache.set(`${prefix}none`, { text: "x", n: 1 }, 0);
+    expect(await redis.exists(`${prefix}none`)).toBe(0);
+    await expect(cache.set(`${prefix}none`, { text: "x", n: 1 }, 1.5)).rejects.toThrow(RangeError);
+    await expect(cache.set(`${prefix}none`, { text: "x", n: 1 }, -1)).rejects.toThrow("whole number");
+    expect(() => new JsonCache(redis, { schema: AnswerSchema, localEntries: -1 })).toThrow(RangeError);
+  });
+});
+
+describe("JSON cache (Redis down)", () => {
+  it("misses without local entries", async () => {
+    const cache = new JsonCache(down, { schema: AnswerSchema });
+    await cache.set("k", { text: "x", n: 1 }, 30);
+    expect(await cache.get("k")).toBeUndefined();
+  });
+
+  it("answers from the process, the oldest entry dropped past the bound", async () => {
+    const cache = new JsonCache(down, { schema: AnswerSchema, localEntries: 2 });
+    await cache.set("a", { text: "a", n: 1 }, 30);
+    await cache.set("b", { text: "b", n: 2 }, 30);
+    await cache.set("a", { text: "a again", n: 3 }, 30);
+    await cache.set("c", { text: "c", n: 4 }, 30);
+    expect(await cache.get("b")).toBeUndefined();
+    expect(await cache.get("a")).toEqual({ text: "a again", n: 3 });
+    expect(await cache.get("c")).toEqual({ text: "c", n: 4 });
+  });
+
+  it("lets a local entry expire with its time to live", async () => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      const cache = new JsonCache(down, { schema: AnswerSchema, localEntries: 2 });
+      await cache.set("a", { text: "a", n: 1 }, 5);
+      vi.advanceTimersByTime(4_999);
+      expect(await cache.get("a")).toEqual({ text: "a", n: 1 });
+      vi.advanceTimersByTime(1);
+      expect(await cache.get("a")).toBeUndefined();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("answers from the process when a Redis command fails", async () => {
+    const cache = new JsonCache(redis, { schema: AnswerSchema, localEntries: 10 });
+    await cache.set(`${prefix}f`, { text: "f", n: 1 }, 30);
+    // the key now holds a hash: Redis answers GET with a WRONGTYPE error
+    await redis.del(`${prefix}f`);
+    await redis.hset(`${prefix}f`, "field", "1");
+    expect(await cache.get(`${prefix}f`)).toEqual({ text: "f", n: 1 });
+    expect(await new JsonCache(redis, { schema: AnswerSchema }).get(`${prefix}f`)).toBeUndefined();
+  });
+});
