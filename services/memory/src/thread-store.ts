@@ -36,16 +36,18 @@ export class ThreadStore {
       summary_tokens: number;
       pending: string;
       recent: { id: string; seq: string; message: unknown; tokens: number }[] | null;
-    }>(
-      `SELECT t.summary, t.summary_tokens,
+    }>({
+      // named: parsed and planned once per connection (it runs on every turn of a cold thread)
+      name: "thread-load",
+      text: `SELECT t.summary, t.summary_tokens,
          (SELECT count(*) FROM messages m WHERE m.tenant = t.tenant AND m.thread_id = t.id AND m.seq > t.summary_upto) AS pending,
          (SELECT json_agg(r ORDER BY r.seq) FROM (
             SELECT m.id, m.seq, m.message, m.tokens FROM messages m
             WHERE m.tenant = t.tenant AND m.thread_id = t.id AND m.seq > t.summary_upto
             ORDER BY m.seq DESC LIMIT $3) r) AS recent
        FROM threads t WHERE t.tenant = $1 AND t.id = $2`,
-      [tenant, threadId, this.hotTurns],
-    );
+      values: [tenant, threadId, this.hotTurns],
+    });
     const row = result.rows[0];
     if (!row) return EMPTY;
     const messages = (row.recent ?? []).map((message) => ({
@@ -76,8 +78,10 @@ export class ThreadStore {
       added: { id: string; seq: number }[] | null;
       history_tokens: string;
       summary_upto: string;
-    }>(
-      `WITH thread AS (
+    }>({
+      // named: parsed and planned once per connection (it runs on every turn)
+      name: "thread-append",
+      text: `WITH thread AS (
          INSERT INTO threads (tenant, id, user_id, agent) VALUES ($1, $2, $3, $4)
          ON CONFLICT (tenant, id) DO UPDATE SET updated_at = now(),
            user_id = coalesce(threads.user_id, EXCLUDED.user_id), agent = coalesce(threads.agent, EXCLUDED.agent)
@@ -95,7 +99,7 @@ export class ThreadStore {
                 WHERE m.tenant = $1 AND m.thread_id = $2 AND m.seq > t.summary_upto)
               + (SELECT coalesce(sum(tokens), 0) FROM added) AS history_tokens,
               (SELECT summary_upto FROM thread) AS summary_upto`,
-      [
+      values: [
         tenant,
         threadId,
         owner.userId ?? null,
@@ -104,7 +108,7 @@ export class ThreadStore {
         messages.map((message) => JSON.stringify(message.message)),
         tokenCounts,
       ],
-    );
+    });
     const inserted = result.rows[0]?.added ?? [];
     const historyTokens = Number(result.rows[0]?.history_tokens ?? 0);
     if (inserted.length > 0) {
