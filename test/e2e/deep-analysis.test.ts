@@ -4,8 +4,12 @@
  * same request goes to the fast tier. A value that is not a boolean is a 400 naming the field.
  */
 import { randomUUID } from "node:crypto";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
 import { type Stack, startStack } from "../support/stack.js";
 
 const API_KEY = "sk-e2e-deep-analysis-key";
@@ -16,7 +20,21 @@ let stack: Stack;
 beforeAll(async () => {
   fake = await startFakeOpenAI();
   fake.setHandler((body) => ({ content: `answered by ${body.model}` }));
-  stack = await startStack({ openaiBaseUrl: fake.url, bootstrapApiKey: API_KEY });
+  const configPath = join(mkdtempSync(join(tmpdir(), "deep-analysis-")), "agents.yaml");
+  writeFileSync(
+    configPath,
+    stringify({
+      agents: {
+        lead: { systemPrompt: "You lead.", delegates: ["researcher"], tools: [] },
+        researcher: { systemPrompt: "You research.", description: "finds facts", tools: [] },
+      },
+    }),
+  );
+  stack = await startStack({
+    openaiBaseUrl: fake.url,
+    bootstrapApiKey: API_KEY,
+    env: { AGENT_CONFIG: configPath },
+  });
 });
 
 afterAll(async () => {
@@ -82,6 +100,39 @@ describe("deep analysis on request", () => {
     );
     expect(plain.response.status).toBe(200);
     expect(plain.models).toEqual(["fake-fast"]);
+  });
+
+  it("keeps the opt-in for a delegated subtask: the specialist's steps go to the strong tier too", async () => {
+    fake.setHandler((body) => {
+      const system = String(body.messages[0]?.content ?? "");
+      if (system.startsWith("You research.")) return { content: `found by ${body.model}` };
+      const result = body.messages.find((message) => message.role === "tool");
+      if (!result)
+        return {
+          toolCalls: [
+            { id: "call_del", name: "delegate", arguments: { agent: "researcher", task: "find the answer" } },
+          ],
+        };
+      return { content: `lead says: ${String(result.content)}` };
+    });
+    try {
+      const deep = await modelsFor(() =>
+        post("/v1/runs", {
+          agent: "lead",
+          input: `what is it? ${randomUUID()}`,
+          wait: true,
+          deep_analysis: true,
+        }),
+      );
+      expect(deep.response.status).toBe(200);
+      const run = (await deep.response.json()) as { status: string; output: { content: string } };
+      expect(run.status).toBe("completed");
+      expect(run.output.content).toBe("lead says: found by fake-strong");
+      // the lead's two steps and the researcher's one
+      expect(deep.models).toEqual(["fake-strong", "fake-strong", "fake-strong"]);
+    } finally {
+      fake.setHandler((body) => ({ content: `answered by ${body.model}` }));
+    }
   });
 
   it("documents deep_analysis as a boolean on both request bodies", async () => {

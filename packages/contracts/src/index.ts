@@ -96,7 +96,9 @@ export {
 } from "./openai.js";
 export type { RetryOptions } from "./retry.js";
 export { backoffMs, retryUntilDeadline } from "./retry.js";
+export type { RunRequestInit } from "./runs.js";
 export {
+  buildRunRequest,
   channelOf,
   DeltaEvent,
   RunCancelReply,

@@ -2,9 +2,9 @@ import { randomUUID } from "node:crypto";
 import type { Bus } from "@agent-runtime/bus";
 import type { LimitsSection } from "@agent-runtime/config";
 import {
+  buildRunRequest,
   type ChatMessage,
   Consumers,
-  channelOf,
   Endpoints,
   type ModelOptions,
   RunEvent,
@@ -208,33 +208,29 @@ export class RunGateway {
         rejectFinished(new RuntimeError("cancelled", `stopped following run ${runId}`, { retryable: false }));
     };
     finished.then(close, close);
-    const now = Date.now();
     let duplicate = false;
     try {
-      const run: RunRequest = {
-        v: 1,
+      const run = buildRunRequest({
         runId,
         tenant: options.tenant,
         agent: options.agent,
         input: options.input,
-        ...(options.threadId ? { threadId: options.threadId } : {}),
-        ...(options.newThread ? { newThread: true } : {}),
-        ...(followHere ? { notify: this.replicaSubject } : {}),
-        ...(options.userId ? { userId: options.userId } : {}),
+        threadId: options.threadId || undefined,
+        newThread: options.newThread || undefined,
+        notify: followHere ? this.replicaSubject : undefined,
+        userId: options.userId || undefined,
         priority: options.priority,
-        createdAt: now,
-        deadline: now + options.timeoutMs,
-        stream: options.stream,
         source: options.source,
-        ...(channelOf(options.source) ? { channel: channelOf(options.source) } : {}),
-        ...(options.clientTools?.length ? { clientTools: options.clientTools } : {}),
-        ...(options.metadata ? { metadata: options.metadata } : {}),
-        ...(options.temperature !== undefined ? { temperature: options.temperature } : {}),
-        ...(options.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}),
-        ...(options.model ? { model: options.model } : {}),
-        ...(options.modelOptions ? { modelOptions: options.modelOptions } : {}),
-        ...(options.deepAnalysis ? { deepAnalysis: true } : {}),
-      };
+        timeoutMs: options.timeoutMs,
+        stream: options.stream,
+        clientTools: options.clientTools?.length ? options.clientTools : undefined,
+        metadata: options.metadata,
+        temperature: options.temperature,
+        maxTokens: options.maxTokens,
+        model: options.model || undefined,
+        modelOptions: options.modelOptions,
+        deepAnalysis: options.deepAnalysis || undefined,
+      });
       const ack = await this.bus.publishDurable(
         Subjects.runs(options.priority, options.tenant),
         RunRequest,

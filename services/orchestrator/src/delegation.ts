@@ -1,6 +1,6 @@
 import type { AgentConfig } from "@agent-runtime/config";
 import type { RunRequest, ToolCall, ToolExecReply, ToolSpec } from "@agent-runtime/contracts";
-import { runChannel, textOf } from "@agent-runtime/contracts";
+import { buildRunRequest, runChannel, textOf } from "@agent-runtime/contracts";
 import { z } from "zod";
 import type { LoopDeps, RunOptions } from "./run-context.js";
 
@@ -83,22 +83,24 @@ export async function delegate(
   }
   if (remainingBudgetUsd <= 0) return reply("error", "error: no budget left to delegate");
   const childId = `${parent.runId}:child:${step}:${position}`;
-  const child: RunRequest = {
-    v: 1,
+  const specialist = deps.agents[args.agent]!;
+  // the child has its agent's time, never past its parent's deadline; it keeps the parent's door
+  // and its deep-analysis opt-in
+  const child = buildRunRequest({
     runId: childId,
     tenant: parent.tenant,
     agent: args.agent,
     input: [{ role: "user", content: args.task }],
-    ...(parent.userId ? { userId: parent.userId } : {}),
+    userId: parent.userId,
     priority: parent.priority,
-    createdAt: Date.now(),
-    deadline: parent.deadline,
-    stream: false,
     source: "delegate",
-    ...(runChannel(parent) ? { channel: runChannel(parent) } : {}),
+    channel: runChannel(parent),
+    timeoutMs: specialist.timeBudgetMs,
+    notAfter: parent.deadline,
     parentRunId: parent.runId,
-    budget: { costUsd: Math.min(remainingBudgetUsd, deps.agents[args.agent]!.costBudgetUsd) },
-  };
+    deepAnalysis: parent.deepAnalysis,
+    budget: { costUsd: Math.min(remainingBudgetUsd, specialist.costBudgetUsd) },
+  });
   const status = await deps.runChild(child, options);
   const record = await deps.store.get(parent.tenant, childId);
   const cost = record?.costUsd ?? 0;

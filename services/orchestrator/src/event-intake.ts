@@ -1,7 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { type Bus, type ConsumerHandle, consume } from "@agent-runtime/bus";
 import type { AgentConfig } from "@agent-runtime/config";
-import { CloudEvent, Consumers, RunRequest, Subjects, TenantId } from "@agent-runtime/contracts";
+import {
+  buildRunRequest,
+  CloudEvent,
+  Consumers,
+  RunRequest,
+  Subjects,
+  TenantId,
+} from "@agent-runtime/contracts";
 import type { Metrics } from "@agent-runtime/telemetry";
 import type { RunStore } from "./run-store.js";
 import { matchingAgents, renderEvent } from "./triggers.js";
@@ -47,19 +54,19 @@ export function consumeEvents(
           eventsTotal.inc({ outcome: "duplicate" });
           continue;
         }
-        const now = Date.now();
-        const run = RunRequest.parse({
-          runId: claim.runId,
-          tenant,
-          agent,
-          input: [{ role: "user", content: renderEvent(event) }],
-          priority: "batch",
-          createdAt: now,
-          deadline: now + TRIGGERED_RUN_QUEUE_MS + agents[agent]!.timeBudgetMs,
-          source: "event",
-          eventId: event.id,
-          metadata: { eventType: event.type.slice(0, 200), eventSource: event.source.slice(0, 200) },
-        });
+        const run = RunRequest.parse(
+          buildRunRequest({
+            runId: claim.runId,
+            tenant,
+            agent,
+            input: [{ role: "user", content: renderEvent(event) }],
+            priority: "batch",
+            source: "event",
+            timeoutMs: TRIGGERED_RUN_QUEUE_MS + agents[agent]!.timeBudgetMs,
+            eventId: event.id,
+            metadata: { eventType: event.type.slice(0, 200), eventSource: event.source.slice(0, 200) },
+          }),
+        );
         const stored = await bus.publishDurable(Subjects.runs("batch", tenant), RunRequest, run, {
           msgId: `event:${tenant}:${event.id}:${agent}`,
         });
