@@ -7,3 +7,11 @@ export { createPool, migrate, withTransaction } from "./postgres.js";
 export type { RedisLogger } from "./redis.js";
 export { createRedis, redisReady } from "./redis.js";
 export { deleteScanned, globEscape } from "./redis-scan.js";
+export type {
+  CounterFigures,
+  LeaseCount,
+  TakeOutcome,
+  TakeRequest,
+  WindowCount,
+} from "./window-limiter.js";
+export { WindowLimiter } from "./window-limiter.js";
