@@ -152,6 +152,18 @@ describe("window limiter across replicas (Redis)", () => {
   });
 });
 
+describe("window limiter leases (Redis)", () => {
+  it("keeps the holders' set as long as its longest lease, and a release is done when it resolves", async () => {
+    const limiter = new WindowLimiter(redis);
+    const key = `${prefix}long-lease`;
+    const long = await limiter.take({ leases: [{ key, limit: 2 }], leaseMs: 120_000 });
+    expect(taken(await limiter.take({ leases: [{ key, limit: 2 }], leaseMs: 300 }))).toBe(true);
+    expect(await redis.pttl(key)).toBeGreaterThan(120_000);
+    if (long.taken) await long.release();
+    expect(await redis.zcard(key)).toBe(1);
+  });
+});
+
 describe("window limiter input", () => {
   it("refuses what it cannot count", async () => {
     expect(() => new WindowLimiter(down, { windowMs: 0 })).toThrow(RangeError);

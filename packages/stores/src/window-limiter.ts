@@ -5,22 +5,22 @@ import { redisReady } from "./redis.js";
 /**
  * One atomic round trip: a hold (a key whose life refuses everything), counters in time windows
  * (the current window's count plus, when sliding, the previous one's weighted by the share of it
- * still inside the window) and leases (sorted sets of holders scored by expiry, so a crashed
- * holder stops counting once its lease runs out). Nothing is taken unless every check passes; a
+ * still inside the window) and leases (sorted sets of holders scored by expiry on the Redis
+ * clock, so replicas' clocks need not agree and a crashed holder stops counting once its lease
+ * runs out). Nothing is taken unless every check passes; a
  * counter with nothing counted yet admits one take however large, so an oversized take is not
  * refused forever. Returns {-1, hold's PTTL} when held; {i, current, previous} when counter i
  * (1-based) is full; {counters + j, active} when lease j is; else {0, tightest counter (0: none),
  * its current, its previous}, counts before this take.
- * KEYS: the hold (when ARGV[8] is 1), then (current, previous) pairs, then lease keys.
- * ARGV: counters, leases, now, weight of the previous window, counter TTL (ms), lease token,
- *       lease expiry, hold present, then (limit, amount) per counter, then the limit per lease.
+ * KEYS: the hold (when ARGV[7] is 1), then (current, previous) pairs, then lease keys.
+ * ARGV: counters, leases, lease time (ms), weight of the previous window, counter TTL (ms), lease
+ *       token, hold present (1 or 0), then (limit, amount) per counter, then the limit per lease.
  */
 const TAKE_SCRIPT = `
 local counters = tonumber(ARGV[1])
 local leases = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
 local weight = tonumber(ARGV[4])
-local base = tonumber(ARGV[8])
+local base = tonumber(ARGV[7])
 if base == 1 then
   local held = redis.call('PTTL', KEYS[1])
   if held > 0 then return {-1, held, 0} end
@@ -31,7 +31,7 @@ for i = 1, counters do
   local previous = 0
   if weight > 0 then previous = tonumber(redis.call('GET', KEYS[base + 2 * i]) or '0') end
   local used = current + previous * weight
-  local room = tonumber(ARGV[7 + 2 * i]) - (used + tonumber(ARGV[8 + 2 * i]))
+  local room = tonumber(ARGV[6 + 2 * i]) - (used + tonumber(ARGV[7 + 2 * i]))
   if used > 0 and room < 0 then
     return {i, current, previous}
   end
@@ -39,22 +39,25 @@ for i = 1, counters do
     tightest, tightestRoom, tightestCurrent, tightestPrevious = i, room, current, previous
   end
 end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local expiry = now + tonumber(ARGV[3])
 for j = 1, leases do
   local key = KEYS[base + 2 * counters + j]
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
   local active = redis.call('ZCARD', key)
-  if active + 1 > tonumber(ARGV[8 + 2 * counters + j]) then
+  if active + 1 > tonumber(ARGV[7 + 2 * counters + j]) then
     return {counters + j, active, 0}
   end
 end
 for i = 1, counters do
-  redis.call('INCRBY', KEYS[base + 2 * i - 1], tonumber(ARGV[8 + 2 * i]))
+  redis.call('INCRBY', KEYS[base + 2 * i - 1], tonumber(ARGV[7 + 2 * i]))
   redis.call('PEXPIRE', KEYS[base + 2 * i - 1], tonumber(ARGV[5]))
 end
 for j = 1, leases do
   local key = KEYS[base + 2 * counters + j]
-  redis.call('ZADD', key, tonumber(ARGV[7]), ARGV[6])
-  redis.call('PEXPIRE', key, tonumber(ARGV[7]) - now + 60000)
+  redis.call('ZADD', key, expiry, ARGV[6])
+  if redis.call('PTTL', key) < expiry - now + 60000 then redis.call('PEXPIRE', key, expiry - now + 60000) end
 end
 return {0, tightest, tightestCurrent, tightestPrevious}
 `;
@@ -98,8 +101,8 @@ export type TakeOutcome =
       taken: true;
       /** The counter with the least room left after this take (none without counters). */
       tightest: CounterFigures | undefined;
-      /** Gives the leases back (idempotent; never throws). */
-      release: () => void;
+      /** Gives the leases back; resolves once they are (idempotent; never rejects). */
+      release: () => Promise<void>;
       /** Whether Redis counted it (false: this process did). */
       shared: boolean;
     }
@@ -120,6 +123,7 @@ const LOCAL_SWEEP_AT = 100_000;
  * which honours it even when Redis forgets it.
  */
 export class WindowLimiter {
+  /** The length of a window (a minute by default). */
   readonly windowMs: number;
   private readonly sliding: boolean;
   private readonly takeCommand: TakeCommand;
@@ -129,11 +133,12 @@ export class WindowLimiter {
 
   constructor(
     private readonly redis: Redis,
-    options: { windowMs: number; sliding?: boolean },
+    options: { windowMs?: number; sliding?: boolean } = {},
   ) {
-    if (!Number.isSafeInteger(options.windowMs) || options.windowMs <= 0)
-      throw new RangeError(`a window is a whole number of ms above 0, not ${options.windowMs}`);
-    this.windowMs = options.windowMs;
+    const windowMs = options.windowMs ?? 60_000;
+    if (!Number.isSafeInteger(windowMs) || windowMs <= 0)
+      throw new RangeError(`a window is a whole number of ms above 0, not ${windowMs}`);
+    this.windowMs = windowMs;
     this.sliding = options.sliding ?? false;
     if (!(COMMAND in redis)) redis.defineCommand(COMMAND, { lua: TAKE_SCRIPT });
     const command = (redis as unknown as Record<string, unknown>)[COMMAND] as (
@@ -183,11 +188,10 @@ export class WindowLimiter {
           keys,
           counts.length,
           leases.length,
-          now,
+          Math.ceil(request.leaseMs ?? 0),
           weight,
           2 * this.windowMs + 5000,
           token,
-          expiry,
           request.hold !== undefined ? 1 : 0,
           ...counts.flatMap((count) => [count.limit, count.amount ?? 1]),
           ...leases.map((lease) => lease.limit),
@@ -205,7 +209,7 @@ export class WindowLimiter {
       return {
         taken: true,
         tightest: first > 0 ? { index: first - 1, current: second, previous: third } : undefined,
-        release: leases.length === 0 ? () => undefined : this.releaser(leases, token, shared),
+        release: leases.length === 0 ? async () => undefined : this.releaser(leases, token, shared),
         shared,
       };
     }
@@ -256,15 +260,15 @@ export class WindowLimiter {
       .catch(() => undefined);
   }
 
-  private releaser(leases: readonly LeaseCount[], token: string, shared: boolean): () => void {
+  private releaser(leases: readonly LeaseCount[], token: string, shared: boolean): () => Promise<void> {
     let released = false;
-    return () => {
+    return async () => {
       if (released) return;
       released = true;
       if (shared && redisReady(this.redis)) {
         const pipeline = this.redis.pipeline();
         for (const lease of leases) pipeline.zrem(lease.key, token);
-        void pipeline.exec().catch(() => undefined);
+        await pipeline.exec().catch(() => undefined);
       } else {
         // a lease taken in Redis expires there on its own if the release cannot reach it
         for (const lease of leases) {

@@ -1,36 +1,13 @@
-import { randomUUID } from "node:crypto";
 import { reservedSlots } from "@agent-runtime/bus";
 import type { Priority } from "@agent-runtime/contracts";
-import { type Redis, redisReady } from "@agent-runtime/stores";
+import { type Redis, WindowLimiter } from "@agent-runtime/stores";
 
 /** Gives a slot back (never throws). */
 export type ReleaseSlot = () => Promise<void>;
 
-/**
- * Takes a slot when fewer than ARGV[1] holders are live. KEYS[1]: the tool's holders, a sorted set
- * of holder id → expiry (Redis clock, epoch ms). ARGV: the lane's limit, the holder id, how long
- * the holder may keep the slot (ms). Holders past their expiry (a crashed or stuck executor's) are
- * pruned first, so a slot nobody gives back frees itself when its holder's time is up; the key
- * lives as long as its longest holder. Returns 1 when taken.
- */
-const TAKE = `
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-local hold = tonumber(ARGV[3])
-redis.call('ZADD', KEYS[1], now + hold, ARGV[2])
-if redis.call('PTTL', KEYS[1]) < hold then redis.call('PEXPIRE', KEYS[1], hold) end
-return 1
-`;
-
 /** Extra time a holder keeps its slot past its call's own time limit (clock skew, release in flight). */
 export const SLOT_GRACE_MS = 1000;
 const MAX_POLL_MS = 250;
-
-type SlotRedis = Redis & {
-  toolSlotTake(key: string, limit: number, holder: string, holdMs: number): Promise<number>;
-};
 
 interface Ticket {
   wake: () => void;
@@ -47,9 +24,8 @@ interface Ticket {
  * release wakes it at once.
  */
 export class ToolSlots {
-  private readonly redis: SlotRedis;
-  /** Redis down: this process's holders per tool, holder id → expiry (epoch ms). */
-  private readonly localHolders = new Map<string, Map<string, number>>();
+  /** The holders of each tool's slots, leases that expire with their call's time limit. */
+  private readonly leases: WindowLimiter;
   private readonly lines = new Map<string, Ticket[]>();
   private closed = false;
 
@@ -58,8 +34,7 @@ export class ToolSlots {
     private readonly prefix: string,
     private readonly interactiveReserve: number,
   ) {
-    this.redis = redis as SlotRedis;
-    if (!("toolSlotTake" in redis)) redis.defineCommand("toolSlotTake", { numberOfKeys: 1, lua: TAKE });
+    this.leases = new WindowLimiter(redis);
   }
 
   /** Slots a call of `priority` may fill of a tool's `max`. */
@@ -143,32 +118,15 @@ export class ToolSlots {
   }
 
   private async tryTake(tool: string, limit: number, holdMs: number): Promise<ReleaseSlot | undefined> {
-    const key = `${this.prefix}tslots:${tool}`;
-    const holder = randomUUID();
-    if (redisReady(this.redis)) {
-      try {
-        if ((await this.redis.toolSlotTake(key, limit, holder, holdMs)) !== 1) return undefined;
-        return async () => {
-          await this.redis.zrem(key, holder).catch(() => undefined);
-          this.wakeFirst(tool);
-        };
-      } catch {
-        // local fallback
-      }
-    }
-    const now = Date.now();
-    let holders = this.localHolders.get(tool);
-    if (!holders) {
-      holders = new Map();
-      this.localHolders.set(tool, holders);
-    }
-    for (const [id, expiresAt] of holders) if (expiresAt <= now) holders.delete(id);
-    if (holders.size >= limit) return undefined;
-    holders.set(holder, now + holdMs);
+    // a lane without slots (a batch lane inside the interactive reserve) never takes one
+    if (limit <= 0) return undefined;
+    const outcome = await this.leases.take({
+      leases: [{ key: `${this.prefix}tslots:${tool}`, limit }],
+      leaseMs: holdMs,
+    });
+    if (!outcome.taken) return undefined;
     return async () => {
-      const mine = this.localHolders.get(tool);
-      mine?.delete(holder);
-      if (mine?.size === 0) this.localHolders.delete(tool);
+      await outcome.release();
       this.wakeFirst(tool);
     };
   }
