@@ -14,7 +14,7 @@ import {
   ToolUsageRecord,
   toolExecEndpoint,
 } from "@agent-runtime/contracts";
-import { JsonCache, type Redis, redisReady } from "@agent-runtime/stores";
+import { JsonCache, type Redis, WindowLimiter } from "@agent-runtime/stores";
 import type { Logger, Metrics } from "@agent-runtime/telemetry";
 import type { ToolDefinition } from "@agent-runtime/tools";
 import { infrastructureFailure, ToolInfrastructureError } from "./infrastructure.js";
@@ -79,16 +79,18 @@ function cacheScope(descriptor: ToolDescriptor, meta: RequestMeta): string {
 
 /** Runs tool calls with validation, timeouts, limits, cooldowns, caching, idempotency and accounting. */
 export class ToolExecutor {
-  private readonly localCooldown = new Map<string, number>();
   /** The running calls of runs, aborted when their run is cancelled. */
   readonly runs = new RunCancellation();
   private readonly metric;
 
   /** Results of calls without side effects, shared through Redis, kept in this process too. */
   private readonly results: JsonCache<ToolExecReply>;
+  /** A user's use of a tool with a cooldown: a lease of one, held for the cooldown and never given back. */
+  private readonly cooldowns: WindowLimiter;
 
   constructor(private readonly deps: ExecutorDeps) {
     this.results = new JsonCache(deps.redis, { schema: ToolExecReply, localEntries: 10_000 });
+    this.cooldowns = new WindowLimiter(deps.redis);
     this.metric = {
       calls: deps.metrics.counter("tool_calls_total", "tool calls", ["tool", "status", "cached"]),
       latency: deps.metrics.histogram("tool_call_seconds", "tool call latency", ["tool"]),
@@ -223,7 +225,11 @@ export class ToolExecutor {
 
     if (tool.cooldownSeconds > 0 && call.meta.userId) {
       const cooldownKey = `${this.deps.redisPrefix}tcool:${tenant}:${descriptor.name}:${call.meta.userId}`;
-      if (!(await this.takeCooldown(cooldownKey, tool.cooldownSeconds))) {
+      const used = await this.cooldowns.take({
+        leases: [{ key: cooldownKey, limit: 1 }],
+        leaseMs: tool.cooldownSeconds * 1000,
+      });
+      if (!used.taken) {
         if (idempotent) await this.deps.idempotency.release(tenant, call.idempotencyKey!);
         return this.reply(
           call,
@@ -552,19 +558,5 @@ export class ToolExecutor {
       .catch((error: unknown) =>
         this.deps.logger.error({ err: error, usage: record }, "tool usage record not stored"),
       );
-  }
-
-  private async takeCooldown(key: string, seconds: number): Promise<boolean> {
-    if (redisReady(this.deps.redis)) {
-      try {
-        return (await this.deps.redis.set(key, "1", "EX", seconds, "NX")) === "OK";
-      } catch {
-        // local fallback
-      }
-    }
-    const until = this.localCooldown.get(key) ?? 0;
-    if (until > Date.now()) return false;
-    this.localCooldown.set(key, Date.now() + seconds * 1000);
-    return true;
   }
 }
