@@ -5,6 +5,7 @@ import {
   CloudEvent,
   CompletionUsage,
   ErrorCode,
+  ID_PATTERN,
   RunPriority,
   RunStatus,
   StorableString,
@@ -28,10 +29,7 @@ export type ChatCompletionBody = z.infer<typeof ChatCompletionBody>;
 export const CreateRunBody = z.object({
   agent: z.string().min(1).max(100).default("assistant"),
   input: z.union([z.string().min(1).max(1_000_000), z.array(ChatMessage).min(1).max(1000)]),
-  thread_id: z
-    .string()
-    .regex(/^[A-Za-z0-9_.:-]{1,200}$/)
-    .optional(),
+  thread_id: z.string().regex(ID_PATTERN).optional(),
   user: z.string().max(200).optional(),
   priority: RunPriority.default("interactive"),
   /** Answer with the finished run (up to the run timeout). */

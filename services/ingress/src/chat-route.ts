@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { AgentConfig } from "@agent-runtime/config";
 import {
   type ChatCompletionRequest,
+  ID_PATTERN,
   modelOptionsOf,
   type RunEvent,
   type RunFinishedEvent,
@@ -97,7 +98,7 @@ export function registerChatRoute(app: FastifyInstance, deps: RouteDeps, catalog
     const headerThread = request.headers["x-thread-id"];
     const existingThread =
       typeof headerThread === "string" && headerThread.length > 0 ? headerThread : undefined;
-    if (existingThread && !/^[A-Za-z0-9_.:-]{1,200}$/.test(existingThread)) {
+    if (existingThread && !ID_PATTERN.test(existingThread)) {
       throw new RuntimeError(
         "validation",
         "x-thread-id must be 1-200 letters, digits, '_', '.', ':' or '-'",

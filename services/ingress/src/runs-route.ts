@@ -1,5 +1,12 @@
 import { createHash, randomUUID } from "node:crypto";
-import { Endpoints, type RequestMeta, RuntimeError, TERMINAL_RUN_STATUSES } from "@agent-runtime/contracts";
+import { agentOpenTo } from "@agent-runtime/config";
+import {
+  Endpoints,
+  ID_PATTERN,
+  type RequestMeta,
+  RuntimeError,
+  TERMINAL_RUN_STATUSES,
+} from "@agent-runtime/contracts";
 import type { FastifyInstance } from "fastify";
 import { CreateRunBody, ListRunsQuery, ThreadMessagesQuery } from "./api-schemas.js";
 import { parseBody } from "./http-errors.js";
@@ -9,7 +16,6 @@ import { lastEventIdOf, streamRunEvents } from "./run-events-sse.js";
 import { cancelledView, errorView, runView, threadMessageView, usageView } from "./run-view.js";
 
 const BATCH_DEADLINE_MS = 24 * 3600_000;
-const ID = /^[A-Za-z0-9_.:-]{1,200}$/;
 
 export const metaFor = (tenant: string, timeoutMs = 10_000): RequestMeta => ({
   v: 1,
@@ -35,7 +41,7 @@ function idempotentRunId(tenant: string, header: unknown): string | undefined {
 
 export function idParam(params: unknown): string {
   const id = (params as { id?: string }).id ?? "";
-  if (!ID.test(id)) {
+  if (!ID_PATTERN.test(id)) {
     throw new RuntimeError("validation", "invalid id in the path", {
       retryable: false,
       details: [{ path: "id", message: "1-200 letters, digits, '_', '.', ':' or '-'" }],
@@ -67,7 +73,7 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
     const key = await deps.authenticate(request, "runs");
     const body = parseBody(CreateRunBody, request.body);
     const agent = deps.agents[body.agent];
-    if (!agent || (agent.tenants.length > 0 && !agent.tenants.includes(key.tenant))) {
+    if (!agent || !agentOpenTo(agent, key.tenant)) {
       throw new RuntimeError("not_found", `no agent named "${body.agent}"; GET /v1/models lists the agents`, {
         retryable: false,
         details: [{ path: "agent", message: "unknown agent" }],

@@ -1,4 +1,4 @@
-import type { AgentConfig } from "@agent-runtime/config";
+import { type AgentConfig, agentOpenTo } from "@agent-runtime/config";
 import {
   type AssistantMessage,
   type ChatMessage,
@@ -333,7 +333,7 @@ function refusal(
   recordedSteps: number,
 ): WireError | undefined {
   if (!agent) return unknownAgent(request);
-  if (agent.tenants.length > 0 && !agent.tenants.includes(request.tenant)) {
+  if (!agentOpenTo(agent, request.tenant)) {
     return {
       code: "forbidden",
       message: `agent "${request.agent}" is not available to this tenant`,

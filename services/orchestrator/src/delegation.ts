@@ -1,6 +1,6 @@
 import type { AgentConfig } from "@agent-runtime/config";
 import type { RunRequest, ToolCall, ToolExecReply, ToolSpec } from "@agent-runtime/contracts";
-import { buildRunRequest, runChannel, textOf } from "@agent-runtime/contracts";
+import { buildRunRequest, parseToolArguments, runChannel, textOf } from "@agent-runtime/contracts";
 import { z } from "zod";
 import type { LoopDeps, RunOptions } from "./run-context.js";
 
@@ -60,18 +60,15 @@ export async function delegate(
     latencyMs: performance.now() - started,
     costUsd,
   });
-  let args: z.infer<typeof DelegateArguments>;
-  try {
-    const parsed = DelegateArguments.safeParse(JSON.parse(call.function.arguments || "{}"));
-    if (!parsed.success)
-      return reply(
-        "invalid_arguments",
-        `error: invalid arguments: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
-      );
-    args = parsed.data;
-  } catch {
-    return reply("invalid_arguments", "error: invalid arguments: not valid JSON");
-  }
+  const raw = parseToolArguments(call.function.arguments);
+  if (!raw.ok) return reply("invalid_arguments", `error: invalid arguments: ${raw.reason}`);
+  const parsed = DelegateArguments.safeParse(raw.value);
+  if (!parsed.success)
+    return reply(
+      "invalid_arguments",
+      `error: invalid arguments: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    );
+  const args = parsed.data;
   if (!agent.delegates.includes(args.agent) || !deps.agents[args.agent]) {
     return reply(
       "invalid_arguments",

@@ -9,6 +9,7 @@ import {
   type RunForgetRequest,
   Streams,
   Subjects,
+  TENANT_ID_PATTERN,
 } from "@agent-runtime/contracts";
 import { migrate, withTransaction } from "@agent-runtime/stores";
 import type { Logger } from "@agent-runtime/telemetry";
@@ -179,7 +180,7 @@ async function toolsCalled(pool: pg.Pool, runIds: string[]): Promise<string[]> {
   );
   return result.rows
     .map((row) => row.name)
-    .filter((name): name is string => typeof name === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(name));
+    .filter((name): name is string => typeof name === "string" && TENANT_ID_PATTERN.test(name));
 }
 
 /** Deletes the runs' events from RUN_EVENTS (one subject per run). */

@@ -57,7 +57,7 @@ interface Pending {
 const TERMINAL = "('completed', 'failed', 'cancelled', 'budget_exceeded')";
 
 /** How long `flushed()` callers gather before one flush covers them all. */
-const FLUSH_GATHER_MS = 5;
+const FLUSH_GATHER_MS = 50;
 
 /** How a journal batch commits: `async` returns before the WAL is flushed (see `Journal`). */
 export type JournalCommit = "async" | "durable";

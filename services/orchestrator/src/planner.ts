@@ -2,6 +2,7 @@ import type { Bus } from "@agent-runtime/bus";
 import {
   type ChatMessage,
   Endpoints,
+  lastUserText,
   type RequestMeta,
   type TokenUsage,
   textOf,
@@ -25,7 +26,7 @@ export interface PlanDecision {
 
 /** Requests that are short and single-sentence are answered without a plan. */
 export function needsPlan(input: readonly ChatMessage[]): { needed: boolean; reason: string } {
-  const text = textOf([...input].reverse().find((message) => message.role === "user")?.content ?? "");
+  const text = lastUserText(input);
   const sentences = text.split(/[.!?\n]+/).filter((part) => part.trim().length > 0).length;
   if (text.length < 120 && sentences <= 1)
     return { needed: false, reason: "simple request: planning skipped" };

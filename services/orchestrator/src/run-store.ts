@@ -1,6 +1,7 @@
 import {
   AssistantMessage,
   ChatMessage,
+  ID_PATTERN,
   type RunRecord,
   type RunRequest,
   type RunStatus,
@@ -251,7 +252,7 @@ export class RunStore {
       // a cursor not made by this list is the caller's mistake, not a query Postgres refuses
       if (
         !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(createdAt ?? "") ||
-        !/^[A-Za-z0-9_.:-]{1,200}$/.test(id ?? "")
+        !ID_PATTERN.test(id ?? "")
       )
         throw new RuntimeError("validation", "not a cursor from next_cursor", { retryable: false });
       where.push(`(created_at, id) < ($${params.push(createdAt)}::timestamptz, $${params.push(id)})`);
