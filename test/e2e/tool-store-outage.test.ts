@@ -2,7 +2,8 @@
  * The tool executor's store (Postgres, its idempotency records) goes away while a run calls a
  * side-effecting tool: the failure is never a tool result the model reads (a client once got a
  * 200 whose answer was the error text). The call is retried within the run's deadline and the
- * run answers with the tool's real result once the store is back, the side effect made once.
+ * run answers with the tool's real result once the store is back, the side effect made once,
+ * also when the store committed the call's claim and went away before saying so.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -140,6 +141,26 @@ describe("tool executor store outage", () => {
     expect(toolMessages).toHaveLength(1);
     // the record was written once the store came back: the effect stays made once
     await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(effects).toHaveLength(1);
+  });
+
+  it("a claim the store committed but never confirmed is let go: the call acts once, the model reads its result", async () => {
+    effects.length = 0;
+    toolMessages.length = 0;
+    // the claim of the call reaches Postgres and commits; the store goes away before its answer comes back
+    const cut = proxy.cutAfter(/INSERT INTO tool_calls/, 1500);
+    const response = await fetch(`${stack.url}/v1/runs`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ agent: "helpdesk", input: "the kettle is on fire", wait: true }),
+    });
+    await cut;
+    expect(response.status).toBe(200);
+    const run = (await response.json()) as { status: string; output: { content: string } | null };
+    expect(run.status).toBe("completed");
+    expect(toolMessages).toHaveLength(1);
+    expect(toolMessages[0]).not.toMatch(/error|unknown|unavailable|ECONN|terminat/i);
+    expect(run.output?.content).toMatch(/^done: \{"ticket":"T-1"\}$/);
     expect(effects).toHaveLength(1);
   });
 });

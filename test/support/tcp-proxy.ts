@@ -10,12 +10,24 @@ export interface TcpProxy {
   url(scheme: string, path?: string): string;
   down(): void;
   up(): void;
+  /**
+   * The next client write matching `match` reaches the server, then the proxy goes down before the
+   * server's answer gets back, for `downMs`: a store that acted (committed) and crashed before it
+   * could say so.
+   */
+  cutAfter(match: RegExp, downMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let isDown = false;
+  let cut: { match: RegExp; downMs: number; done: () => void } | undefined;
+  const down = () => {
+    isDown = true;
+    for (const socket of sockets) socket.destroy();
+    sockets.clear();
+  };
   const server: Server = createServer((client) => {
     if (isDown) {
       client.destroy();
@@ -32,7 +44,24 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     };
     client.on("error", drop).on("close", drop);
     upstream.on("error", drop).on("close", drop);
-    client.pipe(upstream);
+    client.on("data", (chunk: Buffer) => {
+      const armed = cut;
+      if (armed?.match.test(chunk.toString("latin1"))) {
+        cut = undefined;
+        upstream.unpipe(client);
+        upstream.write(chunk);
+        // the server gets the statement; its answer never comes back
+        setTimeout(() => {
+          down();
+          setTimeout(() => {
+            isDown = false;
+            armed.done();
+          }, armed.downMs);
+        }, 50);
+        return;
+      }
+      upstream.write(chunk);
+    });
     upstream.pipe(client);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -41,14 +70,14 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   return {
     port,
     url: (scheme, path = "") => `${scheme}://127.0.0.1:${port}${path}`,
-    down: () => {
-      isDown = true;
-      for (const socket of sockets) socket.destroy();
-      sockets.clear();
-    },
+    down,
     up: () => {
       isDown = false;
     },
+    cutAfter: (match, downMs) =>
+      new Promise<void>((resolve) => {
+        cut = { match, downMs, done: resolve };
+      }),
     close: async () => {
       isDown = true;
       for (const socket of sockets) socket.destroy();

@@ -61,6 +61,11 @@ export interface ExecutorDeps {
 
 const MAX_TIMEOUT_MS = 120_000;
 
+/** The token of a side-effecting call's idempotency claim, while the call holds it. */
+interface HeldClaim {
+  token?: string;
+}
+
 class RemoteFailure {
   constructor(readonly reply: ToolExecReply) {}
 }
@@ -200,12 +205,33 @@ export class ToolExecutor {
       return this.reply(call, "invalid_arguments", "invalid arguments: expected a JSON object", started);
     }
 
-    const tenant = call.meta.tenant;
-    const idempotent = descriptor.sideEffects && call.idempotencyKey;
+    const _tenant = call.meta.tenant;
+    const idempotent = Boolean(descriptor.sideEffects && call.idempotencyKey);
+    /** This call's claim of its idempotency key, while it holds one. */
+    const held: HeldClaim = {};
     if (idempotent) {
-      const answered = await this.claim(descriptor, call, started);
+      const answered = await this.claim(descriptor, call, started, held);
       if (answered) return answered;
     }
+    try {
+      return await this.runClaimed(tool, call, args, started, held);
+    } catch (error) {
+      // the runtime around the tool failed before it acted: a retry may run it
+      this.letGo(call, held);
+      throw error;
+    }
+  }
+
+  /** A call past its idempotency claim (if it needs one): cache, cooldown, slot, then the tool. */
+  private async runClaimed(
+    tool: RegisteredTool,
+    call: ExecCall,
+    args: unknown,
+    started: number,
+    held: HeldClaim,
+  ): Promise<ToolExecReply> {
+    const descriptor = tool.descriptor;
+    const tenant = call.meta.tenant;
 
     const cacheKey =
       !descriptor.sideEffects && (descriptor.cacheTtlSeconds ?? 0) > 0
@@ -230,7 +256,7 @@ export class ToolExecutor {
         leaseMs: tool.cooldownSeconds * 1000,
       });
       if (!used.taken) {
-        if (idempotent) await this.deps.idempotency.release(tenant, call.idempotencyKey!);
+        this.letGo(call, held);
         return this.reply(
           call,
           "cooldown",
@@ -240,22 +266,17 @@ export class ToolExecutor {
       }
     }
 
-    const slot = await this.takeSlot(tool, call, started, Boolean(idempotent));
+    const slot = await this.takeSlot(tool, call, started, held);
     if (!("release" in slot)) return slot.answered;
     let reply: ToolExecReply;
     try {
-      try {
-        reply = await this.invoke(tool, call, args, started);
-      } catch (error) {
-        // the runtime around the tool failed before it acted: a retry may run it
-        if (idempotent)
-          await this.deps.idempotency.release(tenant, call.idempotencyKey!).catch(() => undefined);
-        throw error;
-      }
+      reply = await this.invoke(tool, call, args, started);
       // recorded before the slot is given back, so a call waiting for it with the same key finds it done
-      if (idempotent) {
-        if (reply.status === "ok" || reply.status === "invalid_output") await this.recordDone(call, reply);
-        else await this.deps.idempotency.release(tenant, call.idempotencyKey!);
+      if (held.token !== undefined) {
+        if (reply.status === "ok" || reply.status === "invalid_output") {
+          held.token = undefined;
+          await this.recordDone(call, reply);
+        } else this.letGo(call, held);
       }
     } finally {
       await slot.release();
@@ -285,18 +306,26 @@ export class ToolExecutor {
     }
   }
 
-  /** Claims a side-effecting call's idempotency key; a reply when an earlier call answers instead. */
+  /**
+   * Claims a side-effecting call's idempotency key (held in `held` once claimed); a reply when an
+   * earlier call answers instead. A claim that fails is let go by the store itself: it may have
+   * been stored without a word back.
+   */
   private async claim(
     descriptor: ToolDescriptor,
     call: ExecCall,
     started: number,
+    held: HeldClaim,
   ): Promise<ToolExecReply | undefined> {
+    const token = randomUUID();
     const claim = await this.deps.idempotency.claim(
       call.meta.tenant,
       call.idempotencyKey!,
       descriptor.name,
       descriptor.timeoutMs * 2,
+      token,
     );
+    if (claim.kind === "claimed") held.token = token;
     if (claim.kind === "done")
       return {
         ...claim.reply,
@@ -341,7 +370,7 @@ export class ToolExecutor {
     tool: RegisteredTool,
     call: ExecCall,
     started: number,
-    idempotent: boolean,
+    held: HeldClaim,
   ): Promise<{ release: ReleaseSlot } | { answered: ToolExecReply }> {
     const name = tool.descriptor.name;
     const priority = priorityOf(call.meta);
@@ -359,14 +388,15 @@ export class ToolExecutor {
     const holdMs = this.timeoutOf(tool.descriptor, call) + SLOT_GRACE_MS;
     const free = await this.deps.slots.take(name, tool.maxConcurrency, priority, 0, holdMs);
     if (free) return { release: free };
-    if (idempotent) await this.deps.idempotency.release(call.meta.tenant, call.idempotencyKey!);
+    const idempotent = held.token !== undefined;
+    this.letGo(call, held);
     const waitUntil = call.meta.deadline - this.timeoutOf(tool.descriptor, call);
     if (priority === "interactive" || waitUntil <= Date.now()) return { answered: busy() };
     const release = await this.deps.slots.take(name, tool.maxConcurrency, "batch", waitUntil, holdMs);
     if (!release) return { answered: busy() };
     if (!idempotent) return { release };
     try {
-      const answered = await this.claim(tool.descriptor, call, started);
+      const answered = await this.claim(tool.descriptor, call, started, held);
       if (!answered) return { release };
       await release();
       return { answered };
@@ -480,6 +510,13 @@ export class ToolExecutor {
       clearTimeout(timer);
       done?.();
     }
+  }
+
+  /** Gives back the call's claim, if it holds one: it has not acted, a retry may run it. */
+  private letGo(call: ExecCall, held: HeldClaim): void {
+    if (held.token === undefined) return;
+    this.deps.idempotency.letGo(call.meta.tenant, call.idempotencyKey!, held.token);
+    held.token = undefined;
   }
 
   /** Batch calls of `tool` waiting for a concurrency slot in this replica. */

@@ -15,7 +15,12 @@ export const MIGRATIONS = [
      PRIMARY KEY (tenant, idempotency_key)
    )`,
   "CREATE INDEX IF NOT EXISTS tool_calls_expires ON tool_calls (expires_at)",
+  // who holds a running claim: a claim is let go only by the call that made it
+  "ALTER TABLE tool_calls ADD COLUMN IF NOT EXISTS claim_token text",
 ];
+
+/** How long a claim that could not be let go (the store away) is tried again in the background. */
+const LET_GO_FOR_MS = 10 * 60_000;
 
 export type Claim =
   | { kind: "claimed" }
@@ -26,6 +31,9 @@ export type Claim =
 
 /** Idempotency records of side-effecting calls, shared by every replica. */
 export class IdempotencyStore {
+  /** Claims let go while the store was away, tried again until it answers. */
+  private readonly letGoLater = new Map<string, NodeJS.Timeout | undefined>();
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly ttlSeconds: number,
@@ -41,18 +49,35 @@ export class IdempotencyStore {
    * never finished is not taken over: its executor stopped while it held it, perhaps after the
    * effect was made, so making the call again could repeat the effect (`unknown`). Only an expired
    * record (past the idempotency TTL) is claimed anew.
+   *
+   * `token` names this claim, so only its caller lets it go. A claim that fails may still have
+   * been stored (the store committed it and went away before answering): the call has not acted,
+   * so the claim is let go (`letGo`), in the background until the store answers; meanwhile a
+   * retry finds it `running` and waits, instead of finding it stale later and giving up.
    */
-  async claim(tenant: string, key: string, tool: string, staleAfterMs: number): Promise<Claim> {
-    const inserted = await this.pool.query(
-      `INSERT INTO tool_calls (tenant, idempotency_key, tool, expires_at)
-       VALUES ($1, $2, $3, now() + make_interval(secs => $4))
-       ON CONFLICT (tenant, idempotency_key) DO UPDATE
-         SET claimed_at = now(), status = 'running', reply = NULL, finished_at = NULL,
-           expires_at = EXCLUDED.expires_at
-         WHERE tool_calls.expires_at < now()
-       RETURNING status`,
-      [tenant, key, tool, this.ttlSeconds],
-    );
+  async claim(
+    tenant: string,
+    key: string,
+    tool: string,
+    staleAfterMs: number,
+    token: string,
+  ): Promise<Claim> {
+    let inserted: pg.QueryResult;
+    try {
+      inserted = await this.pool.query(
+        `INSERT INTO tool_calls (tenant, idempotency_key, tool, expires_at, claim_token)
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5)
+         ON CONFLICT (tenant, idempotency_key) DO UPDATE
+           SET claimed_at = now(), status = 'running', reply = NULL, finished_at = NULL,
+             expires_at = EXCLUDED.expires_at, claim_token = EXCLUDED.claim_token
+           WHERE tool_calls.expires_at < now()
+         RETURNING status`,
+        [tenant, key, tool, this.ttlSeconds, token],
+      );
+    } catch (error) {
+      this.letGo(tenant, key, token);
+      throw error;
+    }
     if (inserted.rowCount === 1) return { kind: "claimed" };
     const existing = await this.pool.query<{ status: string; reply: unknown; stale: boolean }>(
       `SELECT status, reply, claimed_at < now() - make_interval(secs => $3) AS stale
@@ -75,11 +100,51 @@ export class IdempotencyStore {
     );
   }
 
-  /** A call that failed before acting may be tried again. */
-  async release(tenant: string, key: string): Promise<void> {
+  /** A call that failed before acting may be tried again: its claim (`token`) is dropped. */
+  async release(tenant: string, key: string, token: string): Promise<void> {
     await this.pool.query(
-      "DELETE FROM tool_calls WHERE tenant = $1 AND idempotency_key = $2 AND status = 'running'",
-      [tenant, key],
+      `DELETE FROM tool_calls
+       WHERE tenant = $1 AND idempotency_key = $2 AND status = 'running' AND claim_token = $3`,
+      [tenant, key, token],
     );
+  }
+
+  /**
+   * Releases a claim of a call that did not act, never failing: while the store is away the
+   * release is tried again in the background (backoff to 2 s, for ten minutes), so the claim does
+   * not go stale and turn a retry of the call into an `unknown` outcome.
+   */
+  letGo(tenant: string, key: string, token: string): void {
+    const id = `${tenant}\u0000${key}\u0000${token}`;
+    if (this.letGoLater.has(id)) return;
+    const giveUpAt = Date.now() + LET_GO_FOR_MS;
+    const attempt = (delayMs: number): void => {
+      this.release(tenant, key, token).then(
+        () => this.letGoLater.delete(id),
+        () => {
+          // closed meanwhile, or tried for long enough: the claim goes stale
+          if (!this.letGoLater.has(id) || Date.now() >= giveUpAt) {
+            this.letGoLater.delete(id);
+            return;
+          }
+          const timer = setTimeout(() => attempt(Math.min(2000, delayMs * 2)), delayMs);
+          timer.unref();
+          this.letGoLater.set(id, timer);
+        },
+      );
+    };
+    this.letGoLater.set(id, undefined);
+    attempt(100);
+  }
+
+  /** Claims waiting to be let go (the store was away when they were). */
+  get lettingGo(): number {
+    return this.letGoLater.size;
+  }
+
+  /** Stops trying to let claims go (shutting down); what was not let go goes stale. */
+  close(): void {
+    for (const timer of this.letGoLater.values()) clearTimeout(timer);
+    this.letGoLater.clear();
   }
 }

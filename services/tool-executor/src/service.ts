@@ -61,11 +61,12 @@ export async function startToolExecutor(
     registry.addLocal(tool, "webhook", parameters);
   }
 
+  const idempotency = await IdempotencyStore.create(pool, config.idempotencyTtlSeconds);
   const executor = new ToolExecutor({
     bus,
     redis,
     redisPrefix: config.redisPrefix,
-    idempotency: await IdempotencyStore.create(pool, config.idempotencyTtlSeconds),
+    idempotency,
     slots: new ToolSlots(redis, config.redisPrefix, config.interactiveReserve),
     metrics,
     logger,
@@ -150,6 +151,7 @@ export async function startToolExecutor(
     registrations.unsubscribe();
     cancellations.unsubscribe();
     executor.stopWaiting();
+    idempotency.close();
   });
   return { bus, executor, registry, opsPort: ops.port, stop: () => context.stop() };
 }

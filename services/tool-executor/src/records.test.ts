@@ -1,0 +1,92 @@
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { IdempotencyStore } from "./records.js";
+
+const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const schema = `records_${randomUUID().replaceAll("-", "").slice(0, 12)}`;
+let admin: pg.Client;
+let pool: pg.Pool;
+let store: IdempotencyStore;
+
+const waitFor = async (check: () => boolean, limitMs: number) => {
+  const until = Date.now() + limitMs;
+  while (!check() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+  return check();
+};
+
+beforeAll(async () => {
+  admin = new pg.Client({ connectionString: DATABASE_URL });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA "${schema}"`);
+  // a statement waiting for a lock fails fast, as one would against a store that is away
+  pool = new pg.Pool({
+    connectionString: DATABASE_URL,
+    options: `-c search_path=${schema} -c lock_timeout=100`,
+  });
+  store = await IdempotencyStore.create(pool, 3600);
+});
+
+afterAll(async () => {
+  store?.close();
+  await pool?.end();
+  await admin?.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await admin?.end();
+});
+
+describe("idempotency records", () => {
+  it("lets a claim go only by the token that made it", async () => {
+    const key = `run_${randomUUID()}:0:0`;
+    expect(await store.claim("acme", key, "ship", 60_000, "first")).toEqual({ kind: "claimed" });
+    await store.release("acme", key, "someone-else");
+    expect(await store.claim("acme", key, "ship", 60_000, "second")).toEqual({ kind: "running" });
+    await store.release("acme", key, "first");
+    expect(await store.claim("acme", key, "ship", 60_000, "third")).toEqual({ kind: "claimed" });
+  });
+
+  it("keeps letting a claim go while the store refuses, until it is gone", async () => {
+    const key = `run_${randomUUID()}:1:0`;
+    expect(await store.claim("acme", key, "ship", 60_000, "mine")).toEqual({ kind: "claimed" });
+    // another session holds the row: every DELETE of it fails on its lock timeout
+    const blocker = new pg.Client({ connectionString: DATABASE_URL });
+    await blocker.connect();
+    await blocker.query("BEGIN");
+    await blocker.query(
+      `SELECT 1 FROM "${schema}".tool_calls WHERE tenant = 'acme' AND idempotency_key = $1 FOR UPDATE`,
+      [key],
+    );
+    store.letGo("acme", key, "mine");
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(store.lettingGo).toBe(1);
+    const row = await admin.query(
+      `SELECT status FROM "${schema}".tool_calls WHERE tenant = 'acme' AND idempotency_key = $1`,
+      [key],
+    );
+    expect(row.rows).toEqual([{ status: "running" }]);
+    await blocker.query("ROLLBACK");
+    await blocker.end();
+    expect(await waitFor(() => store.lettingGo === 0, 5000)).toBe(true);
+    expect(await store.claim("acme", key, "ship", 60_000, "retry")).toEqual({ kind: "claimed" });
+  });
+
+  it("a claim that fails is let go by the store: a retry waits for it instead of finding it stale", async () => {
+    const key = `run_${randomUUID()}:2:0`;
+    // an earlier claim of the key, by a call whose executor still runs it
+    expect(await store.claim("acme", key, "ship", 60_000, "earlier")).toEqual({ kind: "claimed" });
+    const blocker = new pg.Client({ connectionString: DATABASE_URL });
+    await blocker.connect();
+    await blocker.query("BEGIN");
+    await blocker.query(
+      `SELECT 1 FROM "${schema}".tool_calls WHERE tenant = 'acme' AND idempotency_key = $1 FOR UPDATE`,
+      [key],
+    );
+    // the claim's upsert waits for the row lock and fails: the store lets its token go
+    await expect(store.claim("acme", key, "ship", 60_000, "failed")).rejects.toThrow(/lock timeout/);
+    expect(store.lettingGo).toBe(1);
+    await blocker.query("ROLLBACK");
+    await blocker.end();
+    expect(await waitFor(() => store.lettingGo === 0, 5000)).toBe(true);
+    // letting the failed claim go never drops the earlier claim it did not make
+    expect(await store.claim("acme", key, "ship", 60_000, "later")).toEqual({ kind: "running" });
+  });
+});
