@@ -217,7 +217,7 @@ export class ToolExecutor {
       return await this.runClaimed(tool, call, args, started, held);
     } catch (error) {
       // the runtime around the tool failed before it acted: a retry may run it
-      this.letGo(call, held);
+      await this.letGo(call, held);
       throw error;
     }
   }
@@ -256,7 +256,7 @@ export class ToolExecutor {
         leaseMs: tool.cooldownSeconds * 1000,
       });
       if (!used.taken) {
-        this.letGo(call, held);
+        await this.letGo(call, held);
         return this.reply(
           call,
           "cooldown",
@@ -276,7 +276,7 @@ export class ToolExecutor {
         if (reply.status === "ok" || reply.status === "invalid_output") {
           held.token = undefined;
           await this.recordDone(call, reply);
-        } else this.letGo(call, held);
+        } else await this.letGo(call, held);
       }
     } finally {
       await slot.release();
@@ -389,7 +389,7 @@ export class ToolExecutor {
     const free = await this.deps.slots.take(name, tool.maxConcurrency, priority, 0, holdMs);
     if (free) return { release: free };
     const idempotent = held.token !== undefined;
-    this.letGo(call, held);
+    await this.letGo(call, held);
     const waitUntil = call.meta.deadline - this.timeoutOf(tool.descriptor, call);
     if (priority === "interactive" || waitUntil <= Date.now()) return { answered: busy() };
     const release = await this.deps.slots.take(name, tool.maxConcurrency, "batch", waitUntil, holdMs);
@@ -513,10 +513,11 @@ export class ToolExecutor {
   }
 
   /** Gives back the call's claim, if it holds one: it has not acted, a retry may run it. */
-  private letGo(call: ExecCall, held: HeldClaim): void {
-    if (held.token === undefined) return;
-    this.deps.idempotency.letGo(call.meta.tenant, call.idempotencyKey!, held.token);
+  private async letGo(call: ExecCall, held: HeldClaim): Promise<void> {
+    const token = held.token;
+    if (token === undefined) return;
     held.token = undefined;
+    await this.deps.idempotency.letGo(call.meta.tenant, call.idempotencyKey!, token);
   }
 
   /** Batch calls of `tool` waiting for a concurrency slot in this replica. */

@@ -75,7 +75,7 @@ export class IdempotencyStore {
         [tenant, key, tool, this.ttlSeconds, token],
       );
     } catch (error) {
-      this.letGo(tenant, key, token);
+      await this.letGo(tenant, key, token);
       throw error;
     }
     if (inserted.rowCount === 1) return { kind: "claimed" };
@@ -112,29 +112,31 @@ export class IdempotencyStore {
   /**
    * Releases a claim of a call that did not act, never failing: while the store is away the
    * release is tried again in the background (backoff to 2 s, for ten minutes), so the claim does
-   * not go stale and turn a retry of the call into an `unknown` outcome.
+   * not go stale and turn a retry of the call into an `unknown` outcome. Resolves once the first
+   * try is over, whatever its outcome.
    */
-  letGo(tenant: string, key: string, token: string): void {
+  letGo(tenant: string, key: string, token: string): Promise<void> {
     const id = `${tenant}\u0000${key}\u0000${token}`;
-    if (this.letGoLater.has(id)) return;
+    if (this.letGoLater.has(id)) return Promise.resolve();
     const giveUpAt = Date.now() + LET_GO_FOR_MS;
-    const attempt = (delayMs: number): void => {
+    const attempt = (delayMs: number): Promise<void> =>
       this.release(tenant, key, token).then(
-        () => this.letGoLater.delete(id),
+        () => {
+          this.letGoLater.delete(id);
+        },
         () => {
           // closed meanwhile, or tried for long enough: the claim goes stale
           if (!this.letGoLater.has(id) || Date.now() >= giveUpAt) {
             this.letGoLater.delete(id);
             return;
           }
-          const timer = setTimeout(() => attempt(Math.min(2000, delayMs * 2)), delayMs);
+          const timer = setTimeout(() => void attempt(Math.min(2000, delayMs * 2)), delayMs);
           timer.unref();
           this.letGoLater.set(id, timer);
         },
       );
-    };
     this.letGoLater.set(id, undefined);
-    attempt(100);
+    return attempt(100);
   }
 
   /** Claims waiting to be let go (the store was away when they were). */
