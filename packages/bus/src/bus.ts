@@ -46,6 +46,17 @@ import type { Admission } from "./lanes.js";
 import { InFlightLimiter } from "./limiter.js";
 import type { BusLogger } from "./logger.js";
 import { ReplyInbox } from "./reply-inbox.js";
+import {
+  backlog,
+  type ConsumerBacklog,
+  checkSequence,
+  eraseMessage,
+  nextDirect,
+  purgeSubject,
+  type StreamMessage,
+  type StreamSubjectCount,
+  subjectCount,
+} from "./stream-admin.js";
 import { StreamDefinitions, type StreamName } from "./streams.js";
 import { extractTraceContext, injectTraceContext, messageAttributes } from "./trace.js";
 
@@ -168,12 +179,6 @@ const MessageGetReply = z.object({
     .object({ code: z.number(), err_code: z.number().optional(), description: z.string().optional() })
     .optional(),
 });
-
-/** A message read from a stream by sequence. */
-export interface StreamMessage {
-  seq: number;
-  data: Uint8Array;
-}
 
 /** One NATS connection per process, with typed request/reply, endpoints and JetStream. */
 export class Bus {
@@ -591,8 +596,7 @@ export class Bus {
    * is `unavailable` (retryable).
    */
   async nextStreamMessage(stream: StreamName, subject: string, seq: number): Promise<StreamMessage | null> {
-    if (!Number.isSafeInteger(seq) || seq < 0)
-      throw new RangeError(`a stream sequence is a whole number from 0, not ${seq}`);
+    checkSequence(seq);
     const response = await this.nc.request(
       `$JS.API.STREAM.MSG.GET.${this.streamName(stream)}`,
       JSON.stringify({ seq, next_by_subj: this.subject(subject) }),
@@ -611,6 +615,57 @@ export class Bus {
         { retryAfterMs: 1000 },
       );
     return { seq: reply.message.seq, data: Buffer.from(reply.message.data ?? "", "base64") };
+  }
+
+  /**
+   * Like `nextStreamMessage`, but asked with JetStream direct get, which any replica of the stream
+   * answers (the stream must set `allow_direct`): null when no message is left. A stream that is not
+   * there is an error here (no replica answers), as is any refusal; the JetStream manager's error
+   * is thrown as it is.
+   */
+  async nextStreamMessageDirect(
+    stream: StreamName,
+    subject: string,
+    seq: number,
+  ): Promise<StreamMessage | null> {
+    return nextDirect(await this.jsm(), this.streamName(stream), this.subject(subject), seq);
+  }
+
+  /**
+   * How many messages `stream` stores under `subject` (which may hold wildcards), with the stream's
+   * first sequence (where a read of the subject with `nextStreamMessage` starts). Null when the
+   * stream is not there (`JetStreamErrorCode.streamNotFound`); any other failure is thrown.
+   */
+  async streamSubjectCount(stream: StreamName, subject: string): Promise<StreamSubjectCount | null> {
+    return subjectCount(await this.jsm(), this.streamName(stream), this.subject(subject));
+  }
+
+  /**
+   * The backlog of the durable consumer `durable` of `stream`: messages not yet delivered (its lag)
+   * and delivered but not yet acknowledged. Null when the consumer or its stream is not there
+   * (`JetStreamErrorCode.consumerNotFound`, `streamNotFound`); any other failure is thrown.
+   */
+  async consumerBacklog(stream: StreamName, durable: string): Promise<ConsumerBacklog | null> {
+    return backlog(await this.jsm(), this.streamName(stream), durable);
+  }
+
+  /**
+   * Deletes every message `stream` stores under `subject` (which may hold wildcards); resolves with
+   * how many went. A stream that is not there is not tolerated: the JetStream API error
+   * (`JetStreamErrorCode.streamNotFound`) is thrown, as is any other failure.
+   */
+  async purgeStreamSubject(stream: StreamName, subject: string): Promise<number> {
+    return purgeSubject(await this.jsm(), this.streamName(stream), this.subject(subject));
+  }
+
+  /**
+   * Deletes the message at `seq` (from 1) of `stream`, its data overwritten on disk. True once
+   * deleted; false when there was nothing to delete (the message already gone or never stored,
+   * `JetStreamErrorCode.messageDeleteFailed`, or the stream not there, `streamNotFound`). Any other
+   * failure is thrown.
+   */
+  async deleteStreamMessage(stream: StreamName, seq: number): Promise<boolean> {
+    return eraseMessage(await this.jsm(), this.streamName(stream), seq);
   }
 
   /** Registers work to stop when the bus drains (consumers, servers). */

@@ -6,7 +6,6 @@ export type {
   RetryOptions,
   ServedEndpoint,
   ServeOptions,
-  StreamMessage,
 } from "./bus.js";
 export { Bus, connectBus, natsServers } from "./bus.js";
 export { decodeText, decodeWith, encodeJson } from "./codec.js";
@@ -26,6 +25,7 @@ export { InFlightLimiter } from "./limiter.js";
 export type { BusLogger } from "./logger.js";
 export { silentLogger } from "./logger.js";
 export { RunCancellation } from "./run-cancellation.js";
+export type { ConsumerBacklog, StreamMessage, StreamSubjectCount } from "./stream-admin.js";
 export type { StreamName } from "./streams.js";
 export { StreamDefinitions } from "./streams.js";
 export { extractTraceContext, injectTraceContext } from "./trace.js";

@@ -11,6 +11,11 @@ export const JetStreamErrorCode = {
   consumerNotFound: 10014,
   /** JSNoMessageFoundErr: STREAM.MSG.GET found no message. */
   noMessageFound: 10037,
+  /**
+   * JSStreamMsgDeleteFailedF: the store refused a STREAM.MSG.DELETE, in practice because the message
+   * is not there (`no message found`, or `stream store EOF` past the last sequence).
+   */
+  messageDeleteFailed: 10057,
   /** JSStreamNameExistErr: a stream of that name exists with another config. */
   streamNameExists: 10058,
   /** JSStreamNotFoundErr. */

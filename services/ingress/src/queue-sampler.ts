@@ -37,18 +37,16 @@ export function startQueueSampler(
     labels,
   );
   const sample = async () => {
-    const jsm = await bus.jsm();
     const lanes: { lane: string; pending: number; ackPending: number }[] = [];
     for (const watched of WATCHED) {
-      const info = await jsm.consumers
-        .info(bus.streamName(watched.stream), watched.consumer)
-        .catch(() => null);
-      if (!info) continue;
+      // null: the consumer is not there yet; one that cannot be asked this time is skipped too
+      const backlog = await bus.consumerBacklog(watched.stream, watched.consumer).catch(() => null);
+      if (!backlog) continue;
       const lane = "lane" in watched ? watched.lane : "";
       const series = { stream: watched.stream, consumer: watched.consumer, lane };
-      pending.set(series, info.num_pending);
-      ackPending.set(series, info.num_ack_pending);
-      if (lane) lanes.push({ lane, pending: info.num_pending, ackPending: info.num_ack_pending });
+      pending.set(series, backlog.pending);
+      ackPending.set(series, backlog.ackPending);
+      if (lane) lanes.push({ lane, ...backlog });
     }
     await writeQueueDepth(pool, Date.now(), lanes);
   };

@@ -112,27 +112,16 @@ export class RunGateway {
   }
 
   private async sample(): Promise<void> {
-    const jsm = await this.bus.jsm().catch(() => undefined);
-    if (!jsm) {
-      this.depthSample.at = Date.now(); // NATS unreachable: publishing will fail with 503 anyway
-      return;
-    }
-    const stream = this.bus.streamName(Streams.runs);
     const read = async (priority: RunPriority) => {
-      try {
-        const info = await jsm.consumers.info(stream, Consumers.runs(priority));
-        return info.num_pending + info.num_ack_pending;
-      } catch {
-        try {
-          const filter = this.bus.subject(
-            priority === "interactive" ? Subjects.runsInteractiveAll : Subjects.runsBatchAll,
-          );
-          const info = await jsm.streams.info(stream, { subjects_filter: filter });
-          return Object.values(info.state.subjects ?? {}).reduce((sum, count) => sum + count, 0);
-        } catch {
-          return 0;
-        }
-      }
+      // null: the consumer is not there yet; one that cannot be asked counts the stream instead too
+      const backlog = await this.bus
+        .consumerBacklog(Streams.runs, Consumers.runs(priority))
+        .catch(() => null);
+      if (backlog) return backlog.pending + backlog.ackPending;
+      const subject = priority === "interactive" ? Subjects.runsInteractiveAll : Subjects.runsBatchAll;
+      // NATS unreachable counts as empty: publishing will fail with 503 anyway
+      const stored = await this.bus.streamSubjectCount(Streams.runs, subject).catch(() => null);
+      return stored?.messages ?? 0;
     };
     const [interactive, batch] = await Promise.all([read("interactive"), read("batch")]);
     this.depthSample = { at: Date.now(), interactive, batch };

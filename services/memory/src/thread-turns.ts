@@ -1,4 +1,4 @@
-import { type Bus, type ConsumerHandle, consume, decodeWith } from "@agent-runtime/bus";
+import { type Bus, type ConsumerHandle, consume, decodeWith, type StreamMessage } from "@agent-runtime/bus";
 import { Consumers, MemoryAppendRequest, RuntimeError, Streams, Subjects } from "@agent-runtime/contracts";
 import type { Logger } from "@agent-runtime/telemetry";
 
@@ -42,19 +42,12 @@ export class ThreadTurns {
   }
 
   private async storeWaiting(tenant: string, threadId: string): Promise<void> {
-    let jsm: Awaited<ReturnType<Bus["jsm"]>>;
-    try {
-      jsm = await this.bus.jsm();
-    } catch (cause) {
-      throw unavailable(cause);
-    }
-    const stream = this.bus.streamName(Streams.threadTurns);
-    const subject = this.bus.subject(Subjects.threadTurns(tenant, threadId));
+    const subject = Subjects.threadTurns(tenant, threadId);
     let from = 1;
     for (let count = 0; count < MAX_TURNS_PER_CATCH_UP; count++) {
-      let stored: Awaited<ReturnType<typeof jsm.direct.getMessage>>;
+      let stored: StreamMessage | null;
       try {
-        stored = await jsm.direct.getMessage(stream, { seq: from, next_by_subj: subject });
+        stored = await this.bus.nextStreamMessageDirect(Streams.threadTurns, subject, from);
       } catch (cause) {
         throw unavailable(cause);
       }
@@ -97,11 +90,9 @@ export class ThreadTurns {
   /** Drops the journaled turns of threads being forgotten (they would be stored again otherwise). */
   async discard(tenant: string, threadIds: readonly string[]): Promise<void> {
     if (threadIds.length === 0) return;
-    const jsm = await this.bus.jsm();
-    const stream = this.bus.streamName(Streams.threadTurns);
     await Promise.all(
       threadIds.map((threadId) =>
-        jsm.streams.purge(stream, { filter: this.bus.subject(Subjects.threadTurns(tenant, threadId)) }),
+        this.bus.purgeStreamSubject(Streams.threadTurns, Subjects.threadTurns(tenant, threadId)),
       ),
     );
   }

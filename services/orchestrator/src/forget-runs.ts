@@ -186,13 +186,11 @@ async function toolsCalled(pool: pg.Pool, runIds: string[]): Promise<string[]> {
 /** Deletes the runs' events from RUN_EVENTS (one subject per run). */
 async function purgeEvents(bus: Bus, runIds: string[]): Promise<void> {
   if (runIds.length === 0) return;
-  const jsm = await bus.jsm();
-  const stream = bus.streamName(Streams.runEvents);
   for (let start = 0; start < runIds.length; start += PURGE_CONCURRENCY) {
     await Promise.all(
       runIds
         .slice(start, start + PURGE_CONCURRENCY)
-        .map((runId) => jsm.streams.purge(stream, { filter: bus.subject(Subjects.runEvents(runId)) })),
+        .map((runId) => bus.purgeStreamSubject(Streams.runEvents, Subjects.runEvents(runId))),
     );
   }
 }
@@ -203,14 +201,12 @@ async function purgeEvents(bus: Bus, runIds: string[]): Promise<void> {
  */
 async function purgeTurns(bus: Bus, tenant: string, threadIds: string[]): Promise<void> {
   if (threadIds.length === 0) return;
-  const jsm = await bus.jsm();
-  const stream = bus.streamName(Streams.threadTurns);
   for (let start = 0; start < threadIds.length; start += PURGE_CONCURRENCY) {
     await Promise.all(
       threadIds
         .slice(start, start + PURGE_CONCURRENCY)
         .map((threadId) =>
-          jsm.streams.purge(stream, { filter: bus.subject(Subjects.threadTurns(tenant, threadId)) }),
+          bus.purgeStreamSubject(Streams.threadTurns, Subjects.threadTurns(tenant, threadId)),
         ),
     );
   }

@@ -90,10 +90,7 @@ const LastEvent = z.object({ type: z.string() });
  */
 export async function finishedEventSent(bus: Bus, runId: string): Promise<boolean> {
   try {
-    const jsm = await bus.jsm();
-    const last = await jsm.streams.getMessage(bus.streamName(Streams.runEvents), {
-      last_by_subj: bus.subject(Subjects.runEvents(runId)),
-    });
+    const last = await bus.lastStreamMessage(Streams.runEvents, Subjects.runEvents(runId));
     if (!last) return false;
     const parsed = LastEvent.safeParse(last.json());
     return parsed.success && parsed.data.type === "run-finished";

@@ -215,7 +215,7 @@ export async function startOrchestratorDriver(
         options,
       ),
     ];
-    await bus.nc.flush(); // subscribed on the server before anyone asks
+    await bus.flush(); // subscribed on the server before anyone asks
   };
   await serveQueries(true);
 

@@ -138,7 +138,7 @@ export async function startHarness(config: unknown, extraEnv: NodeJS.ProcessEnv 
         });
       });
       done.catch(() => undefined);
-      await bus.nc.flush();
+      await bus.flush();
       const request = RunRequest.parse({
         runId,
         tenant: TENANT,
