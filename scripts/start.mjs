@@ -120,6 +120,11 @@ function buildServices() {
 /** A service's environment: one plain OPS_PORT becomes distinct ports when several services run. */
 function serviceEnv(name) {
   const env = { ...process.env };
+  // a person at a terminal reads pretty lines (in colour); a pipe or a file gets JSON
+  if (!env.LOG_FORMAT && process.stdout.isTTY) {
+    env.LOG_FORMAT = "pretty";
+    env.FORCE_COLOR ??= "1";
+  }
   const base = process.env.OPS_PORT?.trim();
   if (selected.length > 1 && base !== undefined && base !== "") {
     delete env.OPS_PORT;

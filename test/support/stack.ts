@@ -2,7 +2,7 @@ import * as ingress from "@agent-runtime/ingress";
 import * as memory from "@agent-runtime/memory";
 import * as modelProxy from "@agent-runtime/model-proxy";
 import * as orchestrator from "@agent-runtime/orchestrator";
-import { createLogger } from "@agent-runtime/telemetry";
+import { createLogger, type Logger, type LoggerOptions } from "@agent-runtime/telemetry";
 import * as toolExecutor from "@agent-runtime/tool-executor";
 import { dropIsolation, type Isolation, isolatedEnv, newIsolation } from "./isolation.js";
 
@@ -24,6 +24,8 @@ export interface StackOptions {
   keep?: boolean;
   /** Services not to start in this process (e.g. started as processes by the test). */
   without?: Array<"memory" | "tool-executor" | "model-proxy" | "orchestrator">;
+  /** Every service's log lines (JSON, from `level` up, `info` by default) go here instead. */
+  logs?: { destination: NonNullable<LoggerOptions["destination"]>; level?: string };
 }
 
 /** All five services in this process, isolated by NATS prefix, Postgres schema and Redis prefix. */
@@ -40,36 +42,42 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     MODEL_EMBED: "fake-embed",
     ...options.env,
   });
-  const level = env.LOG_LEVEL ?? "error";
+  const level = options.logs?.level ?? (options.logs ? "info" : (env.LOG_LEVEL ?? "error"));
+  const logger = (service: string): Logger =>
+    createLogger({
+      service,
+      level,
+      ...(options.logs ? { destination: options.logs.destination, format: "json" as const } : {}),
+    });
   const started: { stop(): Promise<void> }[] = [];
   try {
     const skip = new Set(options.without ?? []);
     if (!skip.has("memory"))
       started.push(
         await memory.startMemory(memory.loadConfig(env), {
-          logger: createLogger({ service: "memory", level }),
+          logger: logger("memory"),
         }),
       );
     if (!skip.has("tool-executor"))
       started.push(
         await toolExecutor.startToolExecutor(toolExecutor.loadConfig(env), {
-          logger: createLogger({ service: "tool-executor", level }),
+          logger: logger("tool-executor"),
         }),
       );
     if (!skip.has("model-proxy"))
       started.push(
         await modelProxy.startModelProxy(modelProxy.loadConfig(env), {
-          logger: createLogger({ service: "model-proxy", level }),
+          logger: logger("model-proxy"),
         }),
       );
     if (!skip.has("orchestrator"))
       started.push(
         await orchestrator.startOrchestrator(orchestrator.loadConfig(env), {
-          logger: createLogger({ service: "orchestrator", level }),
+          logger: logger("orchestrator"),
         }),
       );
     const front = await ingress.startIngress(ingress.loadConfig(env), {
-      logger: createLogger({ service: "ingress", level }),
+      logger: logger("ingress"),
     });
     started.push(front);
     return {

@@ -19,6 +19,8 @@ export const ConnectionEnv = {
   REDIS_URL: z.string().default("redis://127.0.0.1:6379"),
   REDIS_PREFIX: z.string().default("ar:"),
   LOG_LEVEL: z.string().default("info"),
+  /** `json` or `pretty`; unset: pretty on a terminal, JSON otherwise (read by the logger itself). */
+  LOG_FORMAT: z.enum(["json", "pretty"]).optional(),
 };
 
 export interface Connections {

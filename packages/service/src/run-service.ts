@@ -61,7 +61,7 @@ export async function runService<C extends ServiceConfig, S extends StoppableSer
     config = options.config(env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    createLogger({ service: name }).fatal(error.message);
+    createLogger({ service: name, format: "json" }).fatal(error.message);
     process.stderr.write(`${error.message}\n`);
     process.exit(1);
   }

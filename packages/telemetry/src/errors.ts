@@ -16,6 +16,16 @@ export class InvalidLogLevelError extends TelemetryError {
   }
 }
 
+/** A log format other than `json` or `pretty` (for example a typo in `LOG_FORMAT`). */
+export class InvalidLogFormatError extends TelemetryError {
+  readonly format: string;
+
+  constructor(format: string) {
+    super(`unknown log format "${format}"; expected json or pretty`);
+    this.format = format;
+  }
+}
+
 /** A metric name asked for again with another kind (a counter name reused as a histogram). */
 export class MetricKindConflictError extends TelemetryError {
   readonly metricName: string;

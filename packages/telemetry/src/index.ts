@@ -1,12 +1,17 @@
 export type { Attributes, Context, Span } from "@opentelemetry/api";
 export { boundedLabel, DEFAULT_LABEL_LIMIT, OTHER_LABEL } from "./bounded-label.js";
-export { InvalidLogLevelError, MetricKindConflictError, TelemetryError } from "./errors.js";
+export {
+  InvalidLogFormatError,
+  InvalidLogLevelError,
+  MetricKindConflictError,
+  TelemetryError,
+} from "./errors.js";
 export { endHttpClientSpan, startHttpClientSpan } from "./http-client-span.js";
 export { annotateRequestSpan, registerHttpTracing } from "./http-tracing.js";
 export type { LogLevel } from "./log-level.js";
 export { parseLogLevel } from "./log-level.js";
-export type { Logger, LoggerOptions } from "./logger.js";
-export { createLogger, REDACTED_PATHS } from "./logger.js";
+export type { LogFormat, Logger, LoggerOptions } from "./logger.js";
+export { createLogger, parseLogFormat, REDACTED_PATHS } from "./logger.js";
 export type { Metrics, MetricsOptions } from "./metrics.js";
 export { createMetrics, LATENCY_BUCKETS } from "./metrics.js";
 export type { OpsRoutesOptions, ReadinessChecks, ReadinessReport } from "./ops-routes.js";

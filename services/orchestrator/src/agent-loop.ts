@@ -80,7 +80,8 @@ export async function executeRun(
     output,
     error,
   });
-  const finish = runFinisher(deps, request, begun, events, row);
+  const models = new Set<string>();
+  const finish = runFinisher(deps, request, begun, events, row, models);
 
   const refused = refusal(request, agent, begun, steps.length);
   if (refused || !agent || !budget) return finish("failed", undefined, refused ?? unknownAgent(request));
@@ -99,6 +100,7 @@ export async function executeRun(
     control,
     row,
     steps,
+    models,
     meta: callMeta(request, budget.timeLimit),
   };
   try {
@@ -123,6 +125,8 @@ interface ActiveRun {
   control: RunControl;
   row: RunRow;
   steps: RecordedStep[];
+  /** The models that answered this worker's steps (for the turn's log line). */
+  models: Set<string>;
   meta: (requestId: string) => RequestMeta;
 }
 
@@ -149,6 +153,7 @@ async function drive(run: ActiveRun): Promise<RunStatus> {
     const blocked = run.budget.exhausted(stepIndex);
     if (blocked) return run.finish("budget_exceeded", undefined, blocked);
     const reply = await modelStep(run, turn, stepIndex);
+    run.models.add(reply.model);
     const details: StepDetails = {
       model: reply.model,
       provider: reply.provider,

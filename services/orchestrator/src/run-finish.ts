@@ -30,6 +30,8 @@ export function runFinisher(
   begun: BegunRun,
   events: EventPublisher,
   row: RunRow,
+  /** The models this worker's steps of the run were answered by. */
+  models: ReadonlySet<string> = new Set(),
 ): FinishRun {
   const finishToken = `${begun.attempt}:${randomUUID()}`;
   const thread = request.threadId ? { threadId: request.threadId } : {};
@@ -97,8 +99,42 @@ export function runFinisher(
       ...thread,
     };
     events.emit(event);
+    logTurn(deps, request, begun, { ...event, models });
     return final;
   };
+}
+
+/**
+ * The one info line of a turn, from the worker that announced its end: who, which agent and
+ * models, tokens, cost, time since the run first started, and how it ended (with the trace id of
+ * the run's span, as every line in a span has).
+ */
+function logTurn(
+  deps: LoopDeps,
+  request: RunRequest,
+  begun: BegunRun,
+  end: Omit<RunFinishedEvent, "runId" | "seq" | "ts"> & { models: ReadonlySet<string> },
+): void {
+  deps.logger.info(
+    {
+      runId: request.runId,
+      tenant: request.tenant,
+      agent: request.agent,
+      ...(request.userId ? { userId: request.userId } : {}),
+      lane: request.priority,
+      status: end.status,
+      ...(end.error ? { error: end.error.code } : {}),
+      models: [...end.models],
+      steps: end.steps,
+      promptTokens: end.usage.promptTokens,
+      cachedTokens: end.usage.cachedTokens,
+      completionTokens: end.usage.completionTokens,
+      costUsd: Number(end.costUsd.toFixed(6)),
+      latencyMs: Date.now() - begun.startedAt,
+      ...(begun.attempt > 1 ? { attempt: begun.attempt } : {}),
+    },
+    "turn finished",
+  );
 }
 
 /** A run's end could not be journaled before its deadline (its client has been told it failed). */
