@@ -230,8 +230,15 @@ export class Bus {
     return this.prefix ? `${this.prefix}_${name}` : name;
   }
 
+  /** The JetStream manager, made once; a failure to make it (JetStream away) is not kept, so the next call tries again. */
   async jsm(): Promise<JetStreamManager> {
-    this.jsmPromise ??= jetstreamManager(this.nc);
+    if (!this.jsmPromise) {
+      const made = jetstreamManager(this.nc);
+      this.jsmPromise = made;
+      made.catch(() => {
+        if (this.jsmPromise === made) this.jsmPromise = undefined;
+      });
+    }
     return this.jsmPromise;
   }
 
