@@ -1,4 +1,4 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 /** Workspace packages are consumed from their TypeScript sources (the `source` export condition). */
 const conditions = ["source", "node"];
@@ -8,6 +8,18 @@ const sourceFirst = {
 };
 /** Dependencies that publish TypeScript under the same `source` condition: transformed, not loaded by Node. */
 const server = { deps: { inline: [/@modelcontextprotocol\/sdk/, /eventsource-parser/, /eventsource\//] } };
+/** Tests beside the sources: `x.test.ts` needs no server, `x.integration.test.ts` talks to NATS, Postgres or Redis. */
+const besideSources = ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts"];
+const integrationTests = [
+  "packages/*/src/**/*.integration.test.ts",
+  "services/*/src/**/*.integration.test.ts",
+];
+/** Port 1 refuses every connection: a unit test that reaches for a server fails at once instead of using it. */
+const noServers = {
+  NATS_URL: "nats://127.0.0.1:1",
+  DATABASE_URL: "postgres://postgres@127.0.0.1:1/postgres",
+  REDIS_URL: "redis://127.0.0.1:1",
+};
 
 export default defineConfig({
   ...sourceFirst,
@@ -18,7 +30,19 @@ export default defineConfig({
         test: {
           name: "unit",
           server,
-          include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts"],
+          include: besideSources,
+          exclude: [...configDefaults.exclude, ...integrationTests],
+          env: noServers,
+          testTimeout: 10_000,
+          hookTimeout: 10_000,
+        },
+      },
+      {
+        ...sourceFirst,
+        test: {
+          name: "integration",
+          server,
+          include: integrationTests,
           testTimeout: 20_000,
           hookTimeout: 30_000,
         },
