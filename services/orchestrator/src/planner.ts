@@ -3,6 +3,7 @@ import {
   type ChatMessage,
   Endpoints,
   lastUserText,
+  type ModelChatRequest,
   type RequestMeta,
   type TokenUsage,
   textOf,
@@ -33,16 +34,13 @@ export function needsPlan(input: readonly ChatMessage[]): { needed: boolean; rea
   return { needed: true, reason: `multi-part request (${sentences} sentences, ${text.length} characters)` };
 }
 
-/** Asks the model (routed as task `plan`, the fast tier by default) for a short structured plan; an invalid plan is dropped, never fatal. */
-export async function makePlan(
-  bus: Bus,
+/** The model call that asks for a plan: routed as task `plan` (the fast tier by default), deterministic, JSON only. */
+export function planRequest(
   meta: RequestMeta,
   input: readonly ChatMessage[],
-  tools: string[],
-): Promise<PlanDecision> {
-  const check = needsPlan(input);
-  if (!check.needed) return { plan: null, reason: check.reason, costUsd: 0 };
-  const reply = await bus.request(Endpoints.modelChat, {
+  tools: readonly string[],
+): ModelChatRequest {
+  return {
     meta,
     // the route decides the tier (routine by default: the fast tier)
     task: "plan",
@@ -56,28 +54,45 @@ export async function makePlan(
       },
       ...input,
     ],
-  });
-  const raw = textOf(reply.message.content ?? "");
+  };
+}
+
+/** Reads the planner's answer: a valid plan, or no plan and why (invalid JSON, or a plan that fails validation). */
+export function parsePlan(raw: string): { plan: Plan } | { plan: null; reason: string } {
   let parsed: ReturnType<typeof Plan.safeParse>;
   try {
     parsed = Plan.safeParse(JSON.parse(raw));
   } catch {
-    return {
-      plan: null,
-      reason: "planner answered with invalid JSON: executing without a plan",
-      usage: reply.usage,
-      costUsd: reply.costUsd,
-    };
+    return { plan: null, reason: "planner answered with invalid JSON: executing without a plan" };
   }
-  if (!parsed.success) {
-    return {
-      plan: null,
-      reason: "planner's plan failed validation: executing without a plan",
-      usage: reply.usage,
-      costUsd: reply.costUsd,
-    };
-  }
-  return { plan: parsed.data, reason: check.reason, usage: reply.usage, costUsd: reply.costUsd };
+  if (!parsed.success)
+    return { plan: null, reason: "planner's plan failed validation: executing without a plan" };
+  return { plan: parsed.data };
+}
+
+/** Asks the model for a short structured plan when the request needs one; an invalid plan is dropped, never fatal. */
+export async function makePlan(
+  bus: Bus,
+  meta: RequestMeta,
+  input: readonly ChatMessage[],
+  tools: string[],
+): Promise<PlanDecision> {
+  const check = needsPlan(input);
+  if (!check.needed) return { plan: null, reason: check.reason, costUsd: 0 };
+  const reply = await bus.request(Endpoints.modelChat, planRequest(meta, input, tools));
+  const parsed = parsePlan(textOf(reply.message.content ?? ""));
+  const reason = parsed.plan === null ? parsed.reason : check.reason;
+  return { plan: parsed.plan, reason, usage: reply.usage, costUsd: reply.costUsd };
+}
+
+/** The executor's instruction for a recorded plan, its steps numbered; none when the record holds no valid plan. */
+export function planInstruction(recorded: unknown): ChatMessage | undefined {
+  const plan = Plan.safeParse(recorded);
+  if (!plan.success) return undefined;
+  return {
+    role: "system",
+    content: `Follow this plan:\n${plan.data.steps.map((step, index) => `${index + 1}. ${step}`).join("\n")}`,
+  };
 }
 
 /**
@@ -106,12 +121,11 @@ export async function planRun(context: {
     if (made.usage) spent = { usage: made.usage, costUsd: made.costUsd };
     decision = { decided: true, plan: made.plan, reason: made.reason };
   }
-  const plan = Plan.safeParse(decision.plan);
-  context.logger.debug({ runId, planned: plan.success, reason: decision.reason }, "planning decision");
-  if (!plan.success) return spent ? { spent } : {};
-  const instruction: ChatMessage = {
-    role: "system",
-    content: `Follow this plan:\n${plan.data.steps.map((step, index) => `${index + 1}. ${step}`).join("\n")}`,
-  };
+  const instruction = planInstruction(decision.plan);
+  context.logger.debug(
+    { runId, planned: instruction !== undefined, reason: decision.reason },
+    "planning decision",
+  );
+  if (!instruction) return spent ? { spent } : {};
   return spent ? { instruction, spent } : { instruction };
 }

@@ -1,6 +1,5 @@
 import { AgentConfig } from "@agent-runtime/config";
 import { describe, expect, it } from "vitest";
-import { needsPlan } from "./planner.js";
 import { matchingAgents, renderEvent } from "./triggers.js";
 
 const agents = {
@@ -37,15 +36,23 @@ describe("event triggers", () => {
     expect(text).toContain("subject: order/42");
     expect(text).toContain('data: {"total":5}');
   });
-});
 
-describe("planning decision", () => {
-  it("skips planning for a short single request and plans multi-part ones", () => {
-    expect(needsPlan([{ role: "user", content: "hi there" }]).needed).toBe(false);
-    const decision = needsPlan([
-      { role: "user", content: "Add 17 and 25. Then explain it. Finally, check the result." },
-    ]);
-    expect(decision).toMatchObject({ needed: true });
-    expect(decision.reason).toMatch(/3 sentences/);
+  it("leaves out a missing subject and data, and cuts long data at 8000 characters", () => {
+    const bare = renderEvent({ specversion: "1.0", id: "e2", source: "cron", type: "tick" });
+    expect(bare).toBe("An event arrived.\ntype: tick\nsource: cron\nid: e2");
+    const long = renderEvent({
+      specversion: "1.0",
+      id: "e3",
+      source: "s",
+      type: "t",
+      data: "x".repeat(9000),
+    });
+    expect(long.slice(long.indexOf("data: ") + "data: ".length)).toHaveLength(8000);
+  });
+
+  it("treats regular-expression characters in a trigger literally", () => {
+    const special = { plus: AgentConfig.parse({ triggers: ["a+b.(c)"] }) };
+    expect(matchingAgents(special, "a+b.(c)", "t")).toEqual(["plus"]);
+    expect(matchingAgents(special, "aab.c", "t")).toEqual([]);
   });
 });

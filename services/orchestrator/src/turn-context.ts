@@ -17,13 +17,9 @@ export async function turnContext(
   input: ChatMessage[],
   meta: RequestMeta,
 ): Promise<ChatMessage[]> {
-  const systemPrompt = chooseAgentVariant(request.agent, agent, meta)?.systemPrompt ?? agent.systemPrompt;
-  const system: ChatMessage[] = systemPrompt ? [{ role: "system", content: systemPrompt }] : [];
-  const noHistory = request.newThread === true || !request.threadId;
-  if (noHistory && !agent.memory.retrieval) {
-    const messages = [...system, ...input];
-    if (Buffer.byteLength(JSON.stringify(messages)) <= agent.memory.contextBudgetTokens) return messages;
-  }
+  const systemPrompt = turnSystemPrompt(request, agent, meta);
+  const local = promptWithoutMemory(request, agent, systemPrompt, input);
+  if (local) return local;
   const context = await bus.request(Endpoints.memoryContext, {
     meta,
     ...(request.threadId ? { threadId: request.threadId } : {}),
@@ -38,4 +34,33 @@ export async function turnContext(
     ...((request.model ?? agent.model) ? { model: request.model ?? agent.model } : {}),
   });
   return context.messages;
+}
+
+/** The system prompt a turn speaks with: its agent variant's when the variant has one, else the agent's. */
+export function turnSystemPrompt(
+  request: Pick<RunRequest, "agent">,
+  agent: AgentConfig,
+  meta: RequestMeta,
+): string | undefined {
+  return chooseAgentVariant(request.agent, agent, meta)?.systemPrompt ?? agent.systemPrompt;
+}
+
+/**
+ * The prompt of a turn that needs nothing from memory: a turn without history (a new thread, or
+ * none) whose agent does not retrieve, and whose system prompt and input fit the context budget
+ * counted in bytes of JSON (never fewer than its tokens). Undefined when memory builds the context.
+ */
+export function promptWithoutMemory(
+  request: Pick<RunRequest, "newThread" | "threadId">,
+  agent: AgentConfig,
+  systemPrompt: string | undefined,
+  input: readonly ChatMessage[],
+): ChatMessage[] | undefined {
+  const noHistory = request.newThread === true || !request.threadId;
+  if (!noHistory || agent.memory.retrieval) return undefined;
+  const system: ChatMessage[] = systemPrompt ? [{ role: "system", content: systemPrompt }] : [];
+  const messages = [...system, ...input];
+  return Buffer.byteLength(JSON.stringify(messages)) <= agent.memory.contextBudgetTokens
+    ? messages
+    : undefined;
 }
