@@ -200,7 +200,7 @@ describe("the official openai SDK against the runtime", () => {
     expect(seen).toEqual(["Oslo"]);
   });
 
-  it("a model name runs the default agent pinned to that model", async () => {
+  it("a model name runs a plain turn on that model: the client's messages and tools only", async () => {
     fake.setHandler((body) => ({ content: `answered by ${body.model}` }));
     const { result, calls } = await providerCalls(() =>
       client.chat.completions.create({
@@ -209,13 +209,50 @@ describe("the official openai SDK against the runtime", () => {
       }),
     );
     expect(calls.map((call) => call.model)).toEqual(["fake-strong"]);
+    // no system prompt and no tools of an agent: what the client sent, as it sent it
+    expect(calls[0]?.messages).toEqual([{ role: "user", content: "hello there" }]);
+    expect(calls[0]?.tools ?? []).toEqual([]);
     expect(result.model).toBe("fake-strong");
     expect(result.choices[0]?.message.content).toBe("answered by fake-strong");
+
+    // the client's own tool: offered alone, and its call comes back to the client to run
+    fake.setHandler(() => ({ toolCalls: [{ id: "call_w", name: "weather", arguments: { city: "Oslo" } }] }));
+    const withTool = await providerCalls(() =>
+      client.chat.completions.create({
+        model: "fake-fast",
+        messages: [
+          { role: "system", content: "the client's own system prompt" },
+          { role: "user", content: "weather in Oslo?" },
+        ],
+        tools: [
+          {
+            type: "function",
+            function: {
+              name: "weather",
+              parameters: { type: "object", properties: { city: { type: "string" } } },
+            },
+          },
+        ],
+      }),
+    );
+    expect(withTool.calls).toHaveLength(1);
+    expect(withTool.calls[0]?.messages).toEqual([
+      { role: "system", content: "the client's own system prompt" },
+      { role: "user", content: "weather in Oslo?" },
+    ]);
+    expect((withTool.calls[0]?.tools ?? []).map((tool) => tool.function.name)).toEqual(["weather"]);
+    expect(withTool.result.choices[0]?.finish_reason).toBe("tool_calls");
+    expect(withTool.result.choices[0]?.message.tool_calls?.[0]?.function.name).toBe("weather");
+
     const ids: string[] = [];
     for await (const model of client.models.list()) ids.push(model.id);
     expect(ids).toEqual(expect.arrayContaining(["assistant", "fake-fast", "fake-strong", "fake-embed"]));
+    expect(ids.some((id) => id.startsWith("@"))).toBe(false);
     await expect(
       client.chat.completions.create({ model: "gpt-unknown", messages: [{ role: "user", content: "hi" }] }),
+    ).rejects.toBeInstanceOf(OpenAI.NotFoundError);
+    await expect(
+      client.chat.completions.create({ model: "@gateway", messages: [{ role: "user", content: "hi" }] }),
     ).rejects.toBeInstanceOf(OpenAI.NotFoundError);
   });
 

@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { AgentConfig, agentOpenTo, agentRouteRules, agentsOpenTo, chooseAgentVariant } from "./agents.js";
+import {
+  AgentConfig,
+  AgentsSection,
+  agentOpenTo,
+  agentRouteRules,
+  agentsOpenTo,
+  chooseAgentVariant,
+  GATEWAY_AGENT,
+  resolveAgents,
+} from "./agents.js";
 import { RouteRule } from "./models.js";
 import { chooseVariant } from "./variants.js";
 
@@ -105,5 +114,24 @@ describe("agent visibility", () => {
       ["third", agents.third],
     ]);
     expect(agentsOpenTo({}, "acme")).toEqual([]);
+  });
+});
+
+describe("the gateway agent", () => {
+  it("is always there, with no system prompt, tools or retrieval, and never listed", () => {
+    const agents = resolveAgents({ helper: agent({ tools: ["calculator"] }) });
+    const gateway = agents[GATEWAY_AGENT]!;
+    expect(gateway.systemPrompt).toBe("");
+    expect(gateway.tools).toEqual([]);
+    expect(gateway.delegates).toEqual([]);
+    expect(gateway.planner).toBe(false);
+    expect(gateway.memory.retrieval).toBe(false);
+    expect(gateway.memory.contextBudgetTokens).toBeGreaterThanOrEqual(1_000_000);
+    expect(agentsOpenTo(agents, "acme").map(([name]) => name)).toEqual(["assistant", "helper"]);
+  });
+
+  it("cannot be configured: agent names have no @", () => {
+    expect(AgentsSection.safeParse({ agents: { [GATEWAY_AGENT]: {} } }).success).toBe(false);
+    expect(AgentsSection.safeParse({ defaultAgent: GATEWAY_AGENT }).success).toBe(false);
   });
 });

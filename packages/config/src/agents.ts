@@ -104,12 +104,12 @@ export function agentOpenTo(agent: AgentConfig, tenant: string): boolean {
   return agent.tenants.length === 0 || agent.tenants.includes(tenant);
 }
 
-/** The agents `tenant` may use, in configuration order. */
+/** The agents `tenant` may use, in configuration order (the built-in gateway agent is not one of them). */
 export function agentsOpenTo(
   agents: Record<string, AgentConfig>,
   tenant: string,
 ): [name: string, agent: AgentConfig][] {
-  return Object.entries(agents).filter(([, agent]) => agentOpenTo(agent, tenant));
+  return Object.entries(agents).filter(([name, agent]) => isListedAgent(name) && agentOpenTo(agent, tenant));
 }
 
 /** Settings of one agent that cannot go together; each issue names its path below the agent. */
@@ -146,8 +146,8 @@ function checkAgentRouting(agent: AgentConfig): Array<{ path: (string | number)[
 
 export const AgentsSection = z.object({
   /**
-   * The agent a chat request runs when its `model` names a configured model or tier instead of an
-   * agent (a client written for OpenAI that only changed its base URL): that agent, pinned to the model.
+   * The agent a chat request runs when it names no `model`. A `model` that names a served model
+   * instead of an agent runs a plain turn on that model (`GATEWAY_AGENT`).
    */
   defaultAgent: z
     .string()
@@ -191,11 +191,40 @@ export const DEFAULT_AGENTS: Record<string, z.input<typeof AgentConfig>> = {
   },
 };
 
-/** The configured agents over the defaults (a configured `assistant` replaces the default one). */
+/**
+ * The agent of a chat request whose `model` names a served model rather than an agent (a client
+ * written for OpenAI that only changed its base URL): a plain turn on that model, the runtime as a
+ * gateway. It has no system prompt, no tools of its own (the client's tools only), no retrieval, and
+ * a context budget that never trims what the client sent; the runtime's caches, limits, routing
+ * fallbacks, budgets and accounting still apply. Its name cannot be configured (agent names have no
+ * `@`), and it is not listed among the agents.
+ */
+export const GATEWAY_AGENT = "@gateway";
+
+const GATEWAY_AGENT_CONFIG: z.input<typeof AgentConfig> = {
+  description: "A plain turn on the model the request names, with the client's own tools only.",
+  systemPrompt: "",
+  tools: [],
+  memory: { contextBudgetTokens: 1_000_000, retrieval: false, scope: "user" },
+  // what the client sends is the provider's to judge: only the request size limits apply
+  guardrails: { maxInputChars: 4_000_000, denyPatterns: [], redactPii: [], outputDenyPatterns: [] },
+};
+
+/** Whether `name` is a configured (or default) agent rather than the built-in gateway agent. */
+export function isListedAgent(name: string): boolean {
+  return name !== GATEWAY_AGENT;
+}
+
+/**
+ * The configured agents over the defaults (a configured `assistant` replaces the default one), and
+ * the built-in gateway agent.
+ */
 export function resolveAgents(configured: Record<string, AgentConfig>): Record<string, AgentConfig> {
   const agents: Record<string, AgentConfig> = {};
   for (const [name, agent] of Object.entries(DEFAULT_AGENTS)) agents[name] = AgentConfig.parse(agent);
-  return Object.assign(agents, configured);
+  Object.assign(agents, configured);
+  agents[GATEWAY_AGENT] = AgentConfig.parse(GATEWAY_AGENT_CONFIG);
+  return agents;
 }
 
 /**

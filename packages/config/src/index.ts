@@ -7,7 +7,9 @@ export {
   agentsOpenTo,
   chooseAgentVariant,
   DEFAULT_AGENTS,
+  GATEWAY_AGENT,
   GuardrailsConfig,
+  isListedAgent,
   resolveAgents,
 } from "./agents.js";
 export { LimitsSection, TenantLimits } from "./limits.js";

@@ -22,8 +22,18 @@ const DeepAnalysis = z
     "ask for deep analysis: the run's model steps go to the strong tier, unless a configured route rule routes them first; off by default, as it costs more",
   );
 
-/** `POST /v1/chat/completions` body: OpenAI's, with the runtime's own `deep_analysis`. */
-export const ChatCompletionBody = ChatCompletionRequest.extend({ deep_analysis: DeepAnalysis });
+/** `POST /v1/chat/completions` body: OpenAI's, with the runtime's own `deep_analysis`; no `model` runs `defaultAgent`. */
+export const ChatCompletionBody = ChatCompletionRequest.extend({
+  model: z
+    .string()
+    .min(1)
+    .max(100)
+    .optional()
+    .describe(
+      "an agent, or a model the model proxy serves (a plain turn on it); unset: the configured defaultAgent",
+    ),
+  deep_analysis: DeepAnalysis,
+});
 export type ChatCompletionBody = z.infer<typeof ChatCompletionBody>;
 
 export const CreateRunBody = z.object({

@@ -85,13 +85,14 @@ function checkToolChoice(body: ChatCompletionRequest, agent: AgentConfig): void 
 
 /**
  * `POST /v1/chat/completions` — OpenAI wire format over an agent run. `model` names an agent, or a
- * model the proxy serves (then the default agent runs, pinned to it); the client's model options
- * travel with the run to every model call.
+ * model the proxy serves (then a plain gateway turn runs on it), or nothing (the default agent);
+ * the client's model options travel with the run to every model call.
  */
 export function registerChatRoute(app: FastifyInstance, deps: RouteDeps, catalog: ModelCatalog): void {
   app.post("/v1/chat/completions", async (request: FastifyRequest, reply: FastifyReply) => {
     const key = await deps.authenticate(request, "chat");
-    const body = parseBody(ChatCompletionBody, request.body);
+    const parsed = parseBody(ChatCompletionBody, request.body);
+    const body = { ...parsed, model: parsed.model ?? catalog.defaultAgent };
     const target = await catalog.chatTarget(key.tenant, body.model);
     checkToolChoice(body, target.agentConfig);
     const modelOptions = modelOptionsOf(body);

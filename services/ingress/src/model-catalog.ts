@@ -1,5 +1,11 @@
 import type { Bus } from "@agent-runtime/bus";
-import { type AgentConfig, agentOpenTo, agentsOpenTo } from "@agent-runtime/config";
+import {
+  type AgentConfig,
+  agentOpenTo,
+  agentsOpenTo,
+  GATEWAY_AGENT,
+  isListedAgent,
+} from "@agent-runtime/config";
 import { Endpoints, type ModelListReply, RuntimeError } from "@agent-runtime/contracts";
 import type { FastifyInstance } from "fastify";
 import type { RouteDeps } from "./route-deps.js";
@@ -9,7 +15,7 @@ const ASK_TIMEOUT_MS = 3_000;
 
 type ServedModel = ModelListReply["models"][number];
 
-/** What a request's `model` names: an agent, or a model the default agent is pinned to. */
+/** What a request's `model` names: an agent, or a model a plain (gateway) turn runs on. */
 export interface ChatTarget {
   agent: string;
   agentConfig: AgentConfig;
@@ -64,20 +70,23 @@ export class ModelCatalog {
     return (await this.models(tenant)).models.find((model) => model.name === name);
   }
 
-  /** The agent (and pinned model) a chat request's `model` names; `not_found` when it names neither. */
+  /**
+   * The agent a chat request's `model` names, or, for a served model, the gateway agent pinned to
+   * it (a plain turn: the client's messages and tools only); `not_found` when it names neither.
+   */
   async chatTarget(tenant: string, name: string): Promise<ChatTarget> {
-    const agent = this.agents[name];
+    const agent = isListedAgent(name) ? this.agents[name] : undefined;
     if (agent && agentOpenTo(agent, tenant)) return { agent: name, agentConfig: agent };
     const model = agent ? undefined : await this.model(tenant, name).catch(() => undefined);
-    const fallback = this.agents[this.defaultAgent];
-    if (model && fallback && agentOpenTo(fallback, tenant)) {
+    const gateway = this.agents[GATEWAY_AGENT];
+    if (model && gateway) {
       if (!model.capabilities.some((capability) => capability !== "embeddings")) {
         throw new RuntimeError("validation", `"${name}" is an embedding model; use POST /v1/embeddings`, {
           retryable: false,
           details: [{ path: "model", message: "embedding model" }],
         });
       }
-      return { agent: this.defaultAgent, agentConfig: fallback, model: name };
+      return { agent: GATEWAY_AGENT, agentConfig: gateway, model: name };
     }
     throw new RuntimeError(
       "not_found",

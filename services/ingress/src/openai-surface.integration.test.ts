@@ -22,7 +22,11 @@ const weatherTool = {
 
 beforeAll(async () => {
   harness = await startHarness(
-    { agents: { bare: { tools: [] } }, limits: { defaults: { requestsPerMinute: 1000 } } },
+    {
+      defaultAgent: "bare",
+      agents: { bare: { tools: [] } },
+      limits: { defaults: { requestsPerMinute: 1000 } },
+    },
     { CORS_ORIGINS: "https://app.example, https://other.example" },
   );
   client = new OpenAI({ baseURL: `${harness.url}/v1`, apiKey: BOOTSTRAP_KEY, maxRetries: 0 });
@@ -180,13 +184,20 @@ describe("model options", () => {
 });
 
 describe("models", () => {
-  it("runs the default agent pinned to a model the proxy serves; an unknown name is a 404", async () => {
+  it("runs a plain (gateway) turn on a model the proxy serves; an unknown name is a 404", async () => {
     const { data, response } = await client.chat.completions
       .create({ ...hello, model: "gpt-4o-mini" })
       .withResponse();
     expect(data.model).toBe("gpt-4o-mini");
     const run = RunRequest.parse(harness.driver.runs.get(response.headers.get("x-run-id")!)?.request);
-    expect(run).toMatchObject({ agent: "assistant", model: "gpt-4o-mini" });
+    expect(run).toMatchObject({ agent: "@gateway", model: "gpt-4o-mini" });
+    // no model: the configured default agent, unpinned
+    const { model: _named, ...unnamed } = hello;
+    const byDefault = await post("/v1/chat/completions", unnamed);
+    expect(byDefault.status).toBe(200);
+    const defaultRun = RunRequest.parse(harness.driver.runs.get(byDefault.headers.get("x-run-id")!)?.request);
+    expect(defaultRun.agent).toBe("bare");
+    expect(defaultRun.model).toBeUndefined();
     const unknown = await post("/v1/chat/completions", { ...hello, model: "gpt-nope" });
     expect(unknown.status).toBe(404);
     expect(((await unknown.json()) as { error: { type: string } }).error.type).toBe("not_found_error");

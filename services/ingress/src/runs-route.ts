@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { agentOpenTo } from "@agent-runtime/config";
+import { agentOpenTo, isListedAgent } from "@agent-runtime/config";
 import {
   Endpoints,
   ID_PATTERN,
@@ -73,7 +73,7 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
     const key = await deps.authenticate(request, "runs");
     const body = parseBody(CreateRunBody, request.body);
     const agent = deps.agents[body.agent];
-    if (!agent || !agentOpenTo(agent, key.tenant)) {
+    if (!agent || !isListedAgent(body.agent) || !agentOpenTo(agent, key.tenant)) {
       throw new RuntimeError("not_found", `no agent named "${body.agent}"; GET /v1/models lists the agents`, {
         retryable: false,
         details: [{ path: "agent", message: "unknown agent" }],

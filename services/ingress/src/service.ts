@@ -1,6 +1,6 @@
 import type { Bus } from "@agent-runtime/bus";
 
-import { TenantLimits } from "@agent-runtime/config";
+import { isListedAgent, TenantLimits } from "@agent-runtime/config";
 import { openServiceContext } from "@agent-runtime/service";
 import { createLogger, type Logger, registerHttpTracing, registerOpsRoutes } from "@agent-runtime/telemetry";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
@@ -225,7 +225,7 @@ export async function startIngress(
       `metrics http://${shown}:${ops.port}/metrics`,
       bootstrap,
     ],
-    { port, agents: Object.keys(config.agents) },
+    { port, agents: Object.keys(config.agents).filter(isListedAgent) },
   );
   // resumable event streams end first (clients resume elsewhere with Last-Event-ID); chat answers finish
   context.onStop(async () => {

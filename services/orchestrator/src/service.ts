@@ -1,4 +1,5 @@
 import { type Bus, consume } from "@agent-runtime/bus";
+import { isListedAgent } from "@agent-runtime/config";
 import {
   Consumers,
   Endpoints,
@@ -161,8 +162,9 @@ export async function startOrchestrator(
   await serveRunForget({ bus, pool, logger });
 
   const ops = await context.startOps();
-  await context.announce([`agents ${Object.keys(config.agents).join(", ")}`], {
-    agents: Object.keys(config.agents),
+  const listed = Object.keys(config.agents).filter(isListedAgent);
+  await context.announce([`agents ${listed.join(", ")}`], {
+    agents: listed,
   });
   return { bus, opsPort: ops.port, stop: () => context.stop() };
 }
