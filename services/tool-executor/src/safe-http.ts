@@ -34,7 +34,6 @@ function forbiddenRanges(): BlockList {
     ["fc00::", 7],
     ["fe80::", 10],
     ["ff00::", 8],
-    ["::ffff:0:0", 96],
     ["64:ff9b::", 96],
   ] as const) {
     list.addSubnet(net, prefix, "ipv6");
@@ -65,8 +64,41 @@ export function allowListOf(entries: readonly string[]): AllowList {
   return { hosts, ranges };
 }
 
+/** The eight 16-bit groups of an IPv6 address (a dotted IPv4 tail counts as two). */
+function ipv6Groups(address: string): number[] {
+  let text = address.toLowerCase().split("%")[0]!;
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.split("::") as [string, string | undefined];
+  const parse = (part: string) => (part ? part.split(":").map((group) => Number.parseInt(group, 16)) : []);
+  const front = parse(head);
+  if (tail === undefined) return front;
+  const back = parse(tail);
+  return [...front, ...new Array<number>(8 - front.length - back.length).fill(0), ...back];
+}
+
+/**
+ * The IPv4 address an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, in any spelling) reaches, so it
+ * is judged by the IPv4 ranges. (A `::ffff:0:0/96` rule in a BlockList would match every IPv4
+ * address, public ones included, since BlockList checks IPv4 addresses against IPv6 rules in their
+ * mapped form.)
+ */
+function mappedIpv4(address: string): string | undefined {
+  if (isIP(address) !== 6) return undefined;
+  const groups = ipv6Groups(address);
+  if (groups.length !== 8 || groups.slice(0, 5).some((group) => group !== 0) || groups[5] !== 0xffff)
+    return undefined;
+  const [high, low] = [groups[6]!, groups[7]!];
+  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+}
+
 export function isForbiddenAddress(address: string, allow?: AllowList): boolean {
   if (allow?.all) return false;
+  const mapped = mappedIpv4(address);
+  if (mapped) return isForbiddenAddress(mapped, allow);
   const family = isIP(address) === 6 ? "ipv6" : "ipv4";
   if (allow?.ranges.check(address, family)) return false;
   return FORBIDDEN.check(address, family);
