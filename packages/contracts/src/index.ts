@@ -74,6 +74,9 @@ export {
   MemorySearchReply,
   MemorySearchRequest,
   MetadataFilter,
+  memoryDocumentId,
+  memoryIdPrefix,
+  memoryOwner,
   StoredMessage,
 } from "./memory.js";
 export {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { ChatMessage } from "./chat.js";
 import { RequestMeta } from "./common.js";
@@ -114,6 +115,24 @@ export type MemoryHit = z.infer<typeof MemoryHit>;
 
 export const MemorySearchReply = z.object({ hits: z.array(MemoryHit), cached: z.boolean().default(false) });
 export type MemorySearchReply = z.infer<typeof MemorySearchReply>;
+
+/**
+ * Whose public memory (`/v1/memories`, the `remember` tool) a document id names: `shared` (the
+ * tenant's) or `u` + a hash of the user id, so the id itself never appears in a document id.
+ */
+export function memoryOwner(user: string | undefined): string {
+  return user === undefined ? "shared" : `u${createHash("sha256").update(user).digest("hex").slice(0, 16)}`;
+}
+
+/** The prefix of the document ids of `user`'s public memories (or the tenant's shared ones). */
+export function memoryIdPrefix(user: string | undefined): string {
+  return `mem:${memoryOwner(user)}:`;
+}
+
+/** The document id of the public memory `id` of `user` (or of the tenant's shared ones). */
+export function memoryDocumentId(user: string | undefined, id: string): string {
+  return `${memoryIdPrefix(user)}${id}`;
+}
 
 export const MemoryRememberRequest = z.object({
   meta: RequestMeta,

@@ -1,5 +1,12 @@
-import { createHash, randomUUID } from "node:crypto";
-import { Endpoints, idPattern, type MemoryHit, RuntimeError } from "@agent-runtime/contracts";
+import { randomUUID } from "node:crypto";
+import {
+  Endpoints,
+  idPattern,
+  type MemoryHit,
+  memoryDocumentId,
+  memoryIdPrefix,
+  RuntimeError,
+} from "@agent-runtime/contracts";
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import { parseBody } from "./http-errors.js";
@@ -58,14 +65,6 @@ export const ListMemoriesQuery = z.object({
  * (or `shared`). So one user's id can never name, replace or delete another user's memory, and a
  * client may choose its own ids.
  */
-function ownerOf(user: string | undefined): string {
-  return user === undefined ? "shared" : `u${createHash("sha256").update(user).digest("hex").slice(0, 16)}`;
-}
-
-function storedId(user: string | undefined, id: string): string {
-  return `mem:${ownerOf(user)}:${id}`;
-}
-
 /** Characters of a memory's text a list shows at most (`text_truncated` says when it was cut). */
 const LIST_TEXT_CHARS = 4000;
 
@@ -107,7 +106,7 @@ export function registerMemoryRoutes(app: FastifyInstance, deps: RouteDeps): voi
     const id = body.id ?? `mem_${randomUUID()}`;
     const result = await deps.bus.request(Endpoints.memoryRemember, {
       meta: { ...metaFor(key.tenant, 30_000), ...(body.user ? { userId: body.user } : {}) },
-      documentId: storedId(body.user, id),
+      documentId: memoryDocumentId(body.user, id),
       ...(body.user ? { userId: body.user } : {}),
       kind: body.kind,
       text: body.text,
@@ -132,7 +131,7 @@ export function registerMemoryRoutes(app: FastifyInstance, deps: RouteDeps): voi
     await deps.limit(key.tenant, query.user);
     const result = await deps.bus.request(Endpoints.memoryList, {
       meta: { ...metaFor(key.tenant), ...(query.user ? { userId: query.user } : {}) },
-      idPrefix: `mem:${ownerOf(query.user)}:`,
+      idPrefix: memoryIdPrefix(query.user),
       ...(query.user ? { userId: query.user } : {}),
       ...(query.kind ? { kinds: query.kind } : {}),
       limit: query.limit,
@@ -188,7 +187,7 @@ export function registerMemoryRoutes(app: FastifyInstance, deps: RouteDeps): voi
     await deps.limit(key.tenant, user);
     const result = await deps.bus.request(Endpoints.memoryForget, {
       meta: metaFor(key.tenant),
-      documentId: storedId(user, id),
+      documentId: memoryDocumentId(user, id),
       ...(user ? { userId: user } : {}),
     });
     if (result.deleted.documents === 0)

@@ -14,6 +14,7 @@ import { calculator } from "./builtins/calculator.js";
 import { currentTime } from "./builtins/current-time.js";
 import { createHttpGet } from "./builtins/http-get.js";
 import { createMemorySearch } from "./builtins/memory-search.js";
+import { createRemember } from "./builtins/remember.js";
 import type { ToolExecutorConfig } from "./config.js";
 import { ToolExecutor } from "./executor.js";
 import { serveToolForget } from "./forget-records.js";
@@ -56,6 +57,7 @@ export async function startToolExecutor(
     createMemorySearch(bus, (agent) => (agent ? config.agents[agent]?.memory.scope : undefined) ?? "user"),
     "builtin",
   );
+  registry.addLocal(createRemember(bus), "builtin");
   for (const [name, webhook] of Object.entries(config.tools.webhooks)) {
     const { tool, parameters } = createWebhookTool(name, webhook, config.env, allow);
     registry.addLocal(tool, "webhook", parameters);
