@@ -12,8 +12,8 @@
  * two kustomize features used here (resources, namespace) and nothing else.
  * Prints one line per check group; exits 1 listing every problem found.
  */
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { parse, parseAllDocuments } from "yaml";
 import { z } from "zod";
@@ -161,8 +161,30 @@ const ComposeService = z.object({
     .optional(),
   depends_on: z.record(z.string(), z.object({ condition: z.string() })).optional(),
   ports: z.array(z.union([z.string(), z.number()])).optional(),
+  volumes: z.array(z.string()).optional(),
+  profiles: z.array(z.string()).optional(),
 });
 const Compose = z.object({ services: z.record(z.string(), ComposeService) });
+const PrometheusConfig = z.object({
+  rule_files: z.array(z.string()).min(1),
+  scrape_configs: z
+    .array(
+      z.object({
+        job_name: z.string(),
+        metrics_path: z.string().optional(),
+        static_configs: z.array(z.object({ targets: z.array(z.string()).min(1) })),
+      }),
+    )
+    .min(1),
+});
+const GrafanaDatasources = z.object({
+  datasources: z
+    .array(z.object({ type: z.string(), url: z.string(), isDefault: z.boolean().optional() }))
+    .min(1),
+});
+const GrafanaDashboards = z.object({
+  providers: z.array(z.object({ type: z.literal("file"), options: z.object({ path: z.string() }) })).min(1),
+});
 
 const problems: string[] = [];
 const report: string[] = [];
@@ -569,8 +591,124 @@ function checkCompose(path: string): void {
     Boolean(compose.services.ingress?.ports?.some((p) => String(p).endsWith(":8080"))),
     `${path}: ingress must publish 8080`,
   );
+  checkObservability(compose, path);
   report.push(
     `docker-compose.yml: ${Object.keys(compose.services).length} services (${Object.keys(compose.services).join(", ")}) — one image built once, env, healthchecks, depends_on`,
+  );
+}
+
+/** Host path → container path of a service's bind mounts (relative host paths from the compose file's directory). */
+function mounts(
+  service: z.infer<typeof ComposeService> | undefined,
+  composePath: string,
+): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const volume of service?.volumes ?? []) {
+    const [host, container] = volume.split(":");
+    if (host?.startsWith(".") && container) found.set(container, join(dirname(composePath), host));
+  }
+  return found;
+}
+
+/**
+ * The `observability` profile: Prometheus scrapes every service's metrics port and loads the alert
+ * rules, Grafana gets Prometheus as its default data source and the dashboard JSON, each file a
+ * mount names existing and saying what the other side expects.
+ */
+function checkObservability(compose: z.infer<typeof Compose>, path: string): void {
+  const prometheus = compose.services.prometheus;
+  const grafana = compose.services.grafana;
+  if (!prometheus || !grafana) {
+    problems.push(`${path}: the observability profile needs prometheus and grafana services`);
+    return;
+  }
+  for (const [name, service] of [
+    ["prometheus", prometheus],
+    ["grafana", grafana],
+  ] as const)
+    expect(
+      service.profiles?.includes("observability") === true,
+      `${path}: ${name} must be in the observability profile (a plain \`up\` starts the runtime alone)`,
+    );
+  const configFlag = [prometheus.command ?? []].flat().find((arg) => arg.startsWith("--config.file="));
+  const promMounts = mounts(prometheus, path);
+  const configHost = configFlag ? promMounts.get(configFlag.slice("--config.file=".length)) : undefined;
+  if (!configHost || !existsSync(configHost)) {
+    problems.push(`${path}: prometheus's --config.file must be a mounted file of the repository`);
+    return;
+  }
+  const config = check(PrometheusConfig, parse(readFileSync(configHost, "utf8")), configHost);
+  if (!config) return;
+  const targets = new Set(
+    config.scrape_configs.flatMap((job) => job.static_configs.flatMap((entry) => entry.targets)),
+  );
+  for (const name of SERVICES) {
+    const env = compose.services[name]?.environment ?? {};
+    const { variable, port, metrics } = PORTS[name]!;
+    const metricsPort = metrics ? env[metrics.variable] : env[variable];
+    expect(
+      targets.has(`${name}:${metricsPort ?? metrics?.port ?? port}`),
+      `${configHost}: no scrape target ${name}:${metricsPort} (its metrics port in ${path})`,
+    );
+  }
+  for (const job of config.scrape_configs)
+    expect(
+      (job.metrics_path ?? "/metrics") === "/metrics",
+      `${configHost}: ${job.job_name} must scrape /metrics`,
+    );
+  for (const pattern of config.rule_files) {
+    const directory = dirname(pattern);
+    const host = promMounts.get(directory);
+    const rules = host && existsSync(host) ? readdirSync(host).filter((file) => /\.ya?ml$/.test(file)) : [];
+    expect(rules.length > 0, `${configHost}: rule_files ${pattern} matches no mounted rule file`);
+    for (const file of rules)
+      check(
+        z.object({
+          groups: z.array(z.object({ name: z.string(), rules: z.array(z.object({}).passthrough()).min(1) })),
+        }),
+        parse(readFileSync(join(host!, file), "utf8")),
+        join(host!, file),
+      );
+  }
+  const grafanaMounts = mounts(grafana, path);
+  const provisioning = grafanaMounts.get("/etc/grafana/provisioning");
+  if (!provisioning || !existsSync(provisioning)) {
+    problems.push(`${path}: grafana must mount its provisioning directory at /etc/grafana/provisioning`);
+    return;
+  }
+  const promPort = (prometheus.ports ?? []).map((p) => String(p).split(":").at(-1)).find(Boolean) ?? "9090";
+  for (const file of readdirSync(join(provisioning, "datasources"))) {
+    const sources = check(
+      GrafanaDatasources,
+      parse(readFileSync(join(provisioning, "datasources", file), "utf8")),
+      file,
+    );
+    expect(
+      sources?.datasources.some(
+        (source) =>
+          source.type === "prometheus" && source.url === `http://prometheus:${promPort}` && source.isDefault,
+      ) === true,
+      `${provisioning}/datasources/${file}: the default data source must be the compose Prometheus (http://prometheus:${promPort})`,
+    );
+  }
+  for (const file of readdirSync(join(provisioning, "dashboards"))) {
+    const providers = check(
+      GrafanaDashboards,
+      parse(readFileSync(join(provisioning, "dashboards", file), "utf8")),
+      file,
+    );
+    for (const provider of providers?.providers ?? []) {
+      const host = grafanaMounts.get(provider.options.path);
+      const dashboards =
+        host && existsSync(host) ? readdirSync(host).filter((name) => name.endsWith(".json")) : [];
+      expect(
+        dashboards.length > 0,
+        `${provisioning}/dashboards/${file}: ${provider.options.path} holds no mounted dashboard JSON`,
+      );
+    }
+  }
+  report.push(
+    `observability profile: prometheus scrapes ${targets.size} targets and loads ${config.rule_files.join(", ")}; grafana provisions its data source and dashboards`,
   );
 }
 

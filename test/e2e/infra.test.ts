@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,6 +31,7 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 interface ComposeService {
   image?: string;
+  profiles?: string[];
   command?: string[];
   environment?: Record<string, string | null>;
   depends_on?: Record<string, { condition: string }>;
@@ -102,7 +103,8 @@ describe("infra/validate.sh", () => {
     expect(output).toMatch(/^ok {2}kubernetes \(prod\): \d+ objects/m);
     expect(output).toMatch(/^ok {2}kubernetes \(dev\): \d+ objects/m);
     expect(output).toMatch(/^ok {2}secret template: Secret\/agent-runtime-secrets/m);
-    expect(output).toMatch(/^ok {2}docker-compose\.yml: 8 services/m);
+    expect(output).toMatch(/^ok {2}docker-compose\.yml: 10 services/m);
+    expect(output).toMatch(/^ok {2}observability profile: prometheus scrapes 5 targets/m);
   });
 
   it.skipIf(!hasKubectl)("rejects manifests that break the runtime's expectations", () => {
@@ -136,7 +138,14 @@ describe("docker-compose.yml", () => {
   const compose = readCompose();
 
   it("runs the five services against its own NATS (JetStream), Postgres (pgvector) and Redis", () => {
-    expect(Object.keys(compose.services).sort()).toEqual(["nats", "postgres", "redis", ...SERVICES].sort());
+    expect(Object.keys(compose.services).sort()).toEqual(
+      ["nats", "postgres", "redis", "prometheus", "grafana", ...SERVICES].sort(),
+    );
+    // Prometheus and Grafana only with `--profile observability`
+    for (const name of ["prometheus", "grafana"])
+      expect(compose.services[name]?.profiles).toEqual(["observability"]);
+    for (const name of ["nats", "postgres", "redis", ...SERVICES])
+      expect(compose.services[name]?.profiles).toBeUndefined();
     expect(compose.services.nats?.command).toContain("-js");
     expect(compose.services.postgres?.image).toMatch(/^pgvector\/pgvector:pg16/);
     expect(compose.services.ingress?.ports).toContain("8080:8080");
@@ -165,6 +174,40 @@ describe("docker-compose.yml", () => {
       expect(compose.services[name]?.depends_on).toBeUndefined();
       expect(compose.services[name]?.ports).toEqual([`127.0.0.1:${port}:${port}`]);
     }
+  });
+
+  it("is refused when Prometheus would not scrape a service's metrics port", () => {
+    const broken = join(scratch, "compose");
+    mkdirSync(join(broken, "infra", "prometheus"), { recursive: true });
+    cpSync(join(root, "infra", "alerts"), join(broken, "infra", "alerts"), { recursive: true });
+    cpSync(join(root, "infra", "grafana"), join(broken, "infra", "grafana"), { recursive: true });
+    cpSync(join(root, "infra", "compose"), join(broken, "infra", "compose"), { recursive: true });
+    writeFileSync(
+      join(broken, "infra", "prometheus", "prometheus.yml"),
+      readFileSync(join(root, "infra", "prometheus", "prometheus.yml"), "utf8").replace(
+        "memory:9104",
+        "memory:9999",
+      ),
+    );
+    writeFileSync(join(broken, "docker-compose.yml"), readFileSync(join(root, "docker-compose.yml"), "utf8"));
+    const result = spawnSync(
+      process.execPath,
+      [
+        "--conditions=source",
+        "--import",
+        "tsx",
+        "infra/check-manifests.ts",
+        "--kustomization",
+        "infra/k8s/base",
+        "--secret",
+        "infra/k8s/secret.example.yaml",
+        "--compose",
+        join(broken, "docker-compose.yml"),
+      ],
+      { cwd: root, encoding: "utf8" },
+    );
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/no scrape target memory:9104/);
   });
 
   it.each(SERVICES)("gives %s an environment its config accepts", (name) => {
