@@ -70,6 +70,8 @@ export interface BusOptions {
   /** Namespace for every subject and stream (isolates tests and tenants of one NATS). */
   prefix?: string;
   logger: BusLogger;
+  /** Told of every request an endpoint of this bus turned away (full, or shutting down). */
+  onRefused?: (subject: string, reason: "overloaded" | "draining") => void;
 }
 
 export interface RequestOptions {
@@ -193,11 +195,13 @@ export class Bus {
   private readonly drainController = new AbortController();
   private readonly inbox: ReplyInbox;
   private draining = false;
+  private readonly onRefused: BusOptions["onRefused"];
 
   constructor(
     readonly nc: NatsConnection,
-    options: { prefix?: string; logger: BusLogger; replicas?: number },
+    options: { prefix?: string; logger: BusLogger; replicas?: number; onRefused?: BusOptions["onRefused"] },
   ) {
+    this.onRefused = options.onRefused;
     this.prefix = sanitizePrefix(options.prefix);
     this.replicas = options.replicas ?? 1;
     // every request in flight listens for the drain (released when it ends): not a leak
@@ -209,6 +213,11 @@ export class Bus {
 
   get isDraining(): boolean {
     return this.draining;
+  }
+
+  /** The endpoints this bus serves, each with its requests in flight. */
+  servedEndpoints(): readonly ServedEndpoint[] {
+    return [...this.served];
   }
 
   /** Aborts when the bus begins to drain. */
@@ -350,6 +359,7 @@ export class Bus {
       }
       const admitted = options.admit?.(data);
       if (admitted && "refused" in admitted) {
+        this.onRefused?.(subject, "overloaded");
         respond(msg, { ok: false, error: admitted.refused }, "overloaded");
         return;
       }
@@ -399,6 +409,7 @@ export class Bus {
           return;
         }
         if (this.draining) {
+          this.onRefused?.(subject, "draining");
           respond(
             msg,
             {
@@ -415,6 +426,7 @@ export class Bus {
           return;
         }
         if (!limiter.tryAcquire()) {
+          this.onRefused?.(subject, "overloaded");
           respond(msg, { ok: false, error: overloadedError(subject, limiter.limit) }, "overloaded");
           return;
         }
@@ -835,5 +847,10 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
       }
     }
   })().catch(() => undefined);
-  return new Bus(nc, { logger, replicas, ...(options.prefix ? { prefix: options.prefix } : {}) });
+  return new Bus(nc, {
+    logger,
+    replicas,
+    ...(options.prefix ? { prefix: options.prefix } : {}),
+    ...(options.onRefused ? { onRefused: options.onRefused } : {}),
+  });
 }

@@ -80,13 +80,27 @@ export async function openServiceContext<P extends boolean, R extends boolean>(
   options: ServiceContextOptions<P, R>,
 ): Promise<ServiceContext<P, R>> {
   const { name, config, logger } = options;
+  const metrics = createMetrics(name);
+  // requests any endpoint of this service turned away, as ingress counts its own
+  const shed = metrics.counter("requests_shed_total", "work refused to protect the service", ["reason"]);
   const bus = await connectBus({
     name,
     url: config.natsUrl,
     replicas: config.natsReplicas,
     prefix: config.natsPrefix,
     logger,
+    onRefused: (_subject, reason) => shed.inc({ reason }),
   });
+  metrics.gauge(
+    "endpoint_in_flight",
+    "requests being answered, per endpoint this service serves",
+    ["endpoint"],
+    (gauge) => {
+      gauge.reset();
+      for (const endpoint of bus.servedEndpoints())
+        gauge.inc({ endpoint: endpoint.subject }, endpoint.inFlight);
+    },
+  );
   let pool: pg.Pool | undefined;
   let redis: Redis | undefined;
   try {
@@ -104,7 +118,6 @@ export async function openServiceContext<P extends boolean, R extends boolean>(
     await pool?.end().catch(() => undefined);
     throw error;
   }
-  const metrics = createMetrics(name);
   const steps: (() => Promise<void> | void)[] = [];
   let ops: OpsServer | undefined;
   let stopping: Promise<void> | undefined;

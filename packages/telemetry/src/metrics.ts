@@ -19,8 +19,16 @@ export interface Metrics {
     labelNames?: readonly L[],
     buckets?: readonly number[],
   ): Histogram<L>;
-  /** The gauge of that name, made on the first call. */
-  gauge<L extends string = string>(name: string, help: string, labelNames?: readonly L[]): Gauge<L>;
+  /**
+   * The gauge of that name, made on the first call; `collect`, when given, sets its values each
+   * time it is read (a scrape, an OTLP export) instead of the code that changes them.
+   */
+  gauge<L extends string = string>(
+    name: string,
+    help: string,
+    labelNames?: readonly L[],
+    collect?: (gauge: Gauge<L>) => void,
+  ): Gauge<L>;
 }
 
 export interface MetricsOptions {
@@ -75,7 +83,29 @@ export function createMetrics(service: string, options: MetricsOptions = {}): Me
         Histogram,
         () => new Histogram<L>({ name, help, labelNames, buckets: [...buckets], registers: [registry] }),
       ),
-    gauge: <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
-      once(name, Gauge, () => new Gauge<L>({ name, help, labelNames, registers: [registry] })),
+    gauge: <L extends string>(
+      name: string,
+      help: string,
+      labelNames: readonly L[] = [],
+      collect?: (gauge: Gauge<L>) => void,
+    ) =>
+      once(
+        name,
+        Gauge,
+        () =>
+          new Gauge<L>({
+            name,
+            help,
+            labelNames,
+            registers: [registry],
+            ...(collect
+              ? {
+                  collect(this: Gauge<L>) {
+                    collect(this);
+                  },
+                }
+              : {}),
+          }),
+      ),
   };
 }
