@@ -384,8 +384,16 @@ describe("forgetting", () => {
     expect(before.redis.length).toBeGreaterThan(0);
     expect(before.streams.length).toBeGreaterThan(0);
 
+    // the user's usage is in the per-user totals and the dashboard's rollups before it is forgotten
+    await waitFor(async () => ((await grepPostgres(user)).length > 0 ? true : undefined));
     const deleted = await json(await http(`/v1/users/${user}`, { method: "DELETE" }));
     expect(await grepEverything(marker, runIds, threads)).toEqual(nothingFound);
+    // what is kept (usage totals, the rollups) no longer names the user, and still counts
+    expect(await grepPostgres(user)).toEqual([]);
+    const kept = await pool.query<{ tokens: string }>(
+      "SELECT sum(tokens)::text AS tokens FROM usage_user_daily WHERE user_id LIKE 'forgotten-%'",
+    );
+    expect(Number(kept.rows[0]?.tokens ?? 0)).toBeGreaterThan(0);
     expect(deleted).toMatchObject({ id: user, object: "user", deleted: true, threads: 2, documents: 2 });
     // and each thread's chat turn
     expect(deleted.runs).toBe(runIds.length + 2);

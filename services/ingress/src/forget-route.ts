@@ -105,7 +105,8 @@ export async function forgetThread(deps: RouteDeps, tenant: string, threadId: st
  * Forgets an end user of the tenant: their runs (and everything of those runs, as for a thread,
  * their threads' turns still on their way to memory included), their threads, long-term memories,
  * documents and profile in memory, and what the model proxy and tool executor cached for them.
- * Runs made without the user in the user's threads go too.
+ * Runs made without the user in the user's threads go too. The usage totals and rollups kept
+ * of the user no longer name them.
  */
 export async function forgetUser(deps: RouteDeps, tenant: string, userId: string): Promise<Forgotten> {
   const total = nothing();
@@ -113,6 +114,8 @@ export async function forgetUser(deps: RouteDeps, tenant: string, userId: string
   const memory = await forgetMemory(deps, tenant, { userId }, total);
   const withoutUser = memory.threadIds.filter((threadId) => !runThreads.has(threadId));
   if (withoutUser.length > 0) await forgetRuns(deps, tenant, { threadIds: withoutUser }, total);
+  // what stays of the user is counted, not named
+  await deps.forgetUsage(tenant, userId);
   return total;
 }
 

@@ -19,4 +19,6 @@ export interface RouteDeps {
    * also a concurrent-run lease, which the returned function gives back.
    */
   limit(tenant: string, userId: string | undefined, options?: { runLeaseMs?: number }): Promise<Release>;
+  /** Renames a forgotten user in the usage totals and rollups ingress keeps (see `anonymizeUserUsage`). */
+  forgetUsage(tenant: string, userId: string): Promise<number>;
 }

@@ -12,6 +12,7 @@ import { registerDocsRoutes } from "./docs-route.js";
 import { registerEmbeddingsRoute } from "./embeddings-route.js";
 import { registerEventRoutes } from "./events-route.js";
 import { registerForgetRoutes } from "./forget-route.js";
+import { anonymizeUserUsage } from "./forget-usage.js";
 import { handleError, sendError } from "./http-errors.js";
 import { registerHttpStats, rememberTenant } from "./http-stats.js";
 import { KeyStore, requireScope, type Scope } from "./keys.js";
@@ -127,6 +128,7 @@ export async function startIngress(
         ...(options?.runLeaseMs ? { runLeaseMs: options.runLeaseMs } : {}),
       });
     },
+    forgetUsage: (tenant, userId) => anonymizeUserUsage(pool, tenant, userId),
   };
 
   const app: FastifyInstance = Fastify({
