@@ -14,6 +14,17 @@ const integrationTests = [
   "packages/*/src/**/*.integration.test.ts",
   "services/*/src/**/*.integration.test.ts",
 ];
+/**
+ * Unit tests that start OpenTelemetry (its providers are process-wide globals) are a project of
+ * their own, each file isolated; the other unit tests can share one process (`pnpm test:unit` runs
+ * them with `--no-isolate`, since a project cannot set `isolate` by itself), which keeps it to seconds.
+ */
+const globalTelemetryTests = [
+  "packages/telemetry/src/sdk*.test.ts",
+  "packages/telemetry/src/span.test.ts",
+  "packages/telemetry/src/logger.test.ts",
+  "packages/telemetry/src/http-tracing.test.ts",
+];
 /** Port 1 refuses every connection: a unit test that reaches for a server fails at once instead of using it. */
 const noServers = {
   NATS_URL: "nats://127.0.0.1:1",
@@ -31,6 +42,18 @@ export default defineConfig({
           name: "unit",
           server,
           include: besideSources,
+          exclude: [...configDefaults.exclude, ...integrationTests, ...globalTelemetryTests],
+          env: noServers,
+          testTimeout: 10_000,
+          hookTimeout: 10_000,
+        },
+      },
+      {
+        ...sourceFirst,
+        test: {
+          name: "unit-telemetry",
+          server,
+          include: globalTelemetryTests,
           exclude: [...configDefaults.exclude, ...integrationTests],
           env: noServers,
           testTimeout: 10_000,
