@@ -3,8 +3,9 @@
  * started again), NATS killed and restarted, Redis stopped for a while, the private Postgres
  * crashed (`pg_ctl stop -m immediate`: no shutdown checkpoint, transactions in flight lost) and
  * started again after a while (crash recovery from the WAL). Infrastructure faults
- * do not overlap, and no replica is killed during one (or for a few seconds after it), so the time
- * to serve again is each fault's own.
+ * do not overlap. No replica is killed during a NATS or Postgres fault (or for a few seconds
+ * around one), so the time to serve again is each fault's own; replicas are killed during a Redis
+ * outage, which the stack must serve through.
  */
 import { SERVICES } from "../support/replicas.js";
 import type { ChaosStack } from "./chaos-stack.js";
@@ -119,7 +120,10 @@ export function runFaults(
   // the last seconds of load have no new fault, so the last one's recovery is seen too
   const end = start + plan.durationMs - plan.lastFaultBeforeEndMs;
   let quietUntil = 0;
+  /** A NATS or Postgres fault is going on (kills wait for it; a Redis outage does not stop them). */
   let infraActive = false;
+  /** Replicas are killed during a Redis outage too: the stack must serve without Redis, and survive kills meanwhile. */
+  const stopsKills = (kind: FaultPlan["infra"][number]["kind"]) => kind !== "redis-outage";
   const restarts: Promise<void>[] = [];
 
   const infraTask = async () => {
@@ -131,7 +135,7 @@ export function runFaults(
         log(`fault ${step.kind} skipped: no time left for it`);
         continue;
       }
-      infraActive = true;
+      infraActive = stopsKills(step.kind);
       const at = Date.now();
       try {
         switch (step.kind) {
@@ -203,7 +207,7 @@ export function runFaults(
       } finally {
         infraActive = false;
         previousEnd = Date.now();
-        quietUntil = previousEnd + plan.quietAfterMs;
+        if (stopsKills(step.kind)) quietUntil = previousEnd + plan.quietAfterMs;
       }
     }
   };
@@ -211,10 +215,13 @@ export function runFaults(
   const killTask = async () => {
     await sleep(Math.min(3000, plan.killEveryMs));
     while (Date.now() < end) {
-      // no kill during an infrastructure fault, shortly before one or for a while after one
+      // no kill during a NATS or Postgres fault, shortly before one or for a while after one
       const now = Date.now();
       const infraSoon = plan.infra.some(
-        (step) => start + step.atMs - now >= 0 && start + step.atMs - now < plan.quietAfterMs + 2000,
+        (step) =>
+          stopsKills(step.kind) &&
+          start + step.atMs - now >= 0 &&
+          start + step.atMs - now < plan.quietAfterMs + 2000,
       );
       if (!infraActive && !infraSoon && now >= quietUntil) {
         // a service keeps at least one replica up: only services with every replica up are candidates
