@@ -2,7 +2,7 @@ import { defineEndpoint, Priority, RuntimeError } from "@agent-runtime/contracts
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import type { Bus } from "./bus.js";
-import { interactiveReserve, reservedSlots } from "./lanes.js";
+import { interactiveReserve } from "./lanes.js";
 import { cleanupTestBus, createTestBus } from "./testing.js";
 
 const Work = defineEndpoint(
@@ -10,19 +10,6 @@ const Work = defineEndpoint(
   z.object({ meta: z.object({ priority: Priority.optional() }), n: z.number() }),
   z.object({ n: z.number() }),
 );
-
-describe("reservedSlots", () => {
-  it("keeps at least one slot for interactive work and never all of them", () => {
-    expect(reservedSlots(256, 0.25)).toBe(64);
-    expect(reservedSlots(4, 0.25)).toBe(1);
-    expect(reservedSlots(2, 0.25)).toBe(1);
-    expect(reservedSlots(3, 0.9)).toBe(2);
-    expect(reservedSlots(10, 1)).toBe(9);
-    // nothing to reserve
-    expect(reservedSlots(1, 0.5)).toBe(0);
-    expect(reservedSlots(64, 0)).toBe(0);
-  });
-});
 
 describe("an endpoint with an interactive reserve", () => {
   let bus: Bus;
