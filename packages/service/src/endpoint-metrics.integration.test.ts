@@ -6,7 +6,7 @@ import { openServiceContext } from "./context.js";
 
 const logger = createLogger({ service: "endpoint-metrics-test", level: "silent" });
 
-async function valueOf(
+async function metricValue(
   context: { metrics: { registry: { getSingleMetricAsString(name: string): Promise<string> } } },
   name: string,
   label: string,
@@ -32,6 +32,8 @@ describe("a service's endpoint metrics", () => {
         opsPort: 0,
       },
       logger,
+      postgres: false,
+      redis: false,
     });
     try {
       let release: () => void = () => undefined;
@@ -46,23 +48,19 @@ describe("a service's endpoint metrics", () => {
         },
         { queue: "em", maxInFlight: 1 },
       );
-      const meta = () => ({
-        v: 1 as const,
-        tenant: "acme",
-        requestId: randomUUID(),
-        deadline: Date.now() + 5000,
-      });
-      const first = context.bus.request(Endpoints.toolList, { meta: meta() });
+      const first = context.bus.request(Endpoints.toolList, { tenant: "acme" });
       await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(await valueOf(context, "endpoint_in_flight", 'endpoint="tool.list"')).toBe(1);
+      expect(await metricValue(context, "endpoint_in_flight", 'endpoint="tool.list"')).toBe(1);
       // the endpoint is full: the second request is turned away, counted as shed
       await expect(
-        context.bus.request(Endpoints.toolList, { meta: meta() }, { timeoutMs: 1000 }),
+        context.bus.request(Endpoints.toolList, { tenant: "acme" }, { timeoutMs: 1000 }),
       ).rejects.toMatchObject({ code: "overloaded" });
-      expect(await valueOf(context, "requests_shed_total", 'reason="overloaded"')).toBeGreaterThanOrEqual(1);
+      expect(await metricValue(context, "requests_shed_total", 'reason="overloaded"')).toBeGreaterThanOrEqual(
+        1,
+      );
       release();
       await first;
-      expect(await valueOf(context, "endpoint_in_flight", 'endpoint="tool.list"')).toBe(0);
+      expect(await metricValue(context, "endpoint_in_flight", 'endpoint="tool.list"')).toBe(0);
     } finally {
       await context.stop();
     }

@@ -1,7 +1,6 @@
 export type { IngressConfig } from "./config.js";
 export { loadConfig } from "./config.js";
-export { hashKey, KeyStore } from "./keys.js";
-export { openApiDocument } from "./openapi.js";
+export { KeyStore } from "./keys.js";
 export type { RunningIngress } from "./service.js";
 export { startIngress } from "./service.js";
 export { dashboardStats, RANGES, type StatsRange } from "./stats-query.js";

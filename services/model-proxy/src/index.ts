@@ -1,7 +1,6 @@
 export type { ModelProxyConfig } from "./config.js";
 export { loadConfig } from "./config.js";
-export { costOf } from "./pricing.js";
 export { providerFetch } from "./provider-http.js";
-export { estimateComplexity, pickVariant, routeRequest } from "./router.js";
+export { pickVariant } from "./router.js";
 export type { RunningModelProxy } from "./service.js";
 export { startModelProxy } from "./service.js";
