@@ -205,34 +205,7 @@ export class ToolExecutor {
       return this.reply(call, "invalid_arguments", "invalid arguments: expected a JSON object", started);
     }
 
-    const _tenant = call.meta.tenant;
-    const idempotent = Boolean(descriptor.sideEffects && call.idempotencyKey);
-    /** This call's claim of its idempotency key, while it holds one. */
-    const held: HeldClaim = {};
-    if (idempotent) {
-      const answered = await this.claim(descriptor, call, started, held);
-      if (answered) return answered;
-    }
-    try {
-      return await this.runClaimed(tool, call, args, started, held);
-    } catch (error) {
-      // the runtime around the tool failed before it acted: a retry may run it
-      await this.letGo(call, held);
-      throw error;
-    }
-  }
-
-  /** A call past its idempotency claim (if it needs one): cache, cooldown, slot, then the tool. */
-  private async runClaimed(
-    tool: RegisteredTool,
-    call: ExecCall,
-    args: unknown,
-    started: number,
-    held: HeldClaim,
-  ): Promise<ToolExecReply> {
-    const descriptor = tool.descriptor;
     const tenant = call.meta.tenant;
-
     const cacheKey =
       !descriptor.sideEffects && (descriptor.cacheTtlSeconds ?? 0) > 0
         ? `${this.deps.redisPrefix}tcache:${tenant}:${cacheScope(descriptor, call.meta)}:${descriptor.name}:${hashOf(args)}`
@@ -249,27 +222,25 @@ export class ToolExecutor {
         };
     }
 
-    if (tool.cooldownSeconds > 0 && call.meta.userId) {
-      const cooldownKey = `${this.deps.redisPrefix}tcool:${tenant}:${descriptor.name}:${call.meta.userId}`;
-      const used = await this.cooldowns.take({
-        leases: [{ key: cooldownKey, limit: 1 }],
-        leaseMs: tool.cooldownSeconds * 1000,
-      });
-      if (!used.taken) {
-        await this.letGo(call, held);
-        return this.reply(
-          call,
-          "cooldown",
-          `${descriptor.name} was used moments ago; it can be used again within ${tool.cooldownSeconds} seconds. Use the earlier result.`,
-          started,
-        );
-      }
-    }
-
-    const slot = await this.takeSlot(tool, call, started, held);
+    // the slot first, then the claim: between a side-effecting call's claim and its act nothing
+    // waits (no Redis round trip, no queue), so an executor that stops in between is a rare instant
+    // rather than every call caught in a slow slot take (Redis away), whose claim would go stale
+    // and leave the call's outcome unknown
+    const slot = await this.takeSlot(tool, call, started);
     if (!("release" in slot)) return slot.answered;
+    /** This call's claim of its idempotency key, while it holds one. */
+    const held: HeldClaim = {};
     let reply: ToolExecReply;
     try {
+      if (descriptor.sideEffects && call.idempotencyKey) {
+        const answered = await this.claim(descriptor, call, started, held);
+        if (answered) return answered;
+      }
+      const cooledDown = await this.cooldown(tool, call, started);
+      if (cooledDown) {
+        await this.letGo(call, held);
+        return cooledDown;
+      }
       reply = await this.invoke(tool, call, args, started);
       // recorded before the slot is given back, so a call waiting for it with the same key finds it done
       if (held.token !== undefined) {
@@ -278,12 +249,39 @@ export class ToolExecutor {
           await this.recordDone(call, reply);
         } else await this.letGo(call, held);
       }
+    } catch (error) {
+      // the runtime around the tool failed before it acted: a retry may run it
+      await this.letGo(call, held);
+      throw error;
     } finally {
       await slot.release();
     }
     if (cacheKey && reply.status === "ok")
       await this.results.set(cacheKey, reply, descriptor.cacheTtlSeconds ?? 0);
     return reply;
+  }
+
+  /** The `cooldown` reply when the user used a tool with a cooldown moments ago; else the use is counted. */
+  private async cooldown(
+    tool: RegisteredTool,
+    call: ExecCall,
+    started: number,
+  ): Promise<ToolExecReply | undefined> {
+    if (tool.cooldownSeconds <= 0 || !call.meta.userId) return undefined;
+    const name = tool.descriptor.name;
+    const used = await this.cooldowns.take({
+      leases: [
+        { key: `${this.deps.redisPrefix}tcool:${call.meta.tenant}:${name}:${call.meta.userId}`, limit: 1 },
+      ],
+      leaseMs: tool.cooldownSeconds * 1000,
+    });
+    if (used.taken) return undefined;
+    return this.reply(
+      call,
+      "cooldown",
+      `${name} was used moments ago; it can be used again within ${tool.cooldownSeconds} seconds. Use the earlier result.`,
+      started,
+    );
   }
 
   /**
@@ -358,19 +356,16 @@ export class ToolExecutor {
   }
 
   /**
-   * A concurrency slot in the call's lane, or the reply when there is none
-   * (`overloaded`, its idempotency claim given back). Interactive calls take
-   * one at once or are refused. A batch call may wait for one as long as it
-   * would still get its whole timeout before its deadline; while it waits it
-   * lets go of its claim (a long wait must not leave the claim to go stale
-   * and be taken over) and claims again once it holds the slot, so an
-   * earlier or concurrent call with its key answers instead.
+   * A concurrency slot in the call's lane, or the reply when there is none (`overloaded`).
+   * Interactive calls take one at once or are refused. A batch call may wait for one as long as
+   * it would still get its whole timeout before its deadline. No idempotency key is claimed while
+   * a call waits: it claims once it holds its slot, so an earlier or concurrent call with its key
+   * answers instead.
    */
   private async takeSlot(
     tool: RegisteredTool,
     call: ExecCall,
     started: number,
-    held: HeldClaim,
   ): Promise<{ release: ReleaseSlot } | { answered: ToolExecReply }> {
     const name = tool.descriptor.name;
     const priority = priorityOf(call.meta);
@@ -388,22 +383,10 @@ export class ToolExecutor {
     const holdMs = this.timeoutOf(tool.descriptor, call) + SLOT_GRACE_MS;
     const free = await this.deps.slots.take(name, tool.maxConcurrency, priority, 0, holdMs);
     if (free) return { release: free };
-    const idempotent = held.token !== undefined;
-    await this.letGo(call, held);
     const waitUntil = call.meta.deadline - this.timeoutOf(tool.descriptor, call);
     if (priority === "interactive" || waitUntil <= Date.now()) return { answered: busy() };
     const release = await this.deps.slots.take(name, tool.maxConcurrency, "batch", waitUntil, holdMs);
-    if (!release) return { answered: busy() };
-    if (!idempotent) return { release };
-    try {
-      const answered = await this.claim(tool.descriptor, call, started, held);
-      if (!answered) return { release };
-      await release();
-      return { answered };
-    } catch (error) {
-      await release();
-      throw error;
-    }
+    return release ? { release } : { answered: busy() };
   }
 
   private timeoutOf(descriptor: ToolDescriptor, call: ExecCall): number {
