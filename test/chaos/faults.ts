@@ -124,13 +124,24 @@ export function runFaults(
   let infraActive = false;
   /** Replicas are killed during a Redis outage too: the stack must serve without Redis, and survive kills meanwhile. */
   const stopsKills = (kind: FaultPlan["infra"][number]["kind"]) => kind !== "redis-outage";
+  /** When the next NATS or Postgres fault starts (its planned time, or later when the one before ran late). */
+  let nextStopAt = Number.POSITIVE_INFINITY;
   const restarts: Promise<void>[] = [];
 
   const infraTask = async () => {
     let previousEnd = 0;
     for (const step of plan.infra) {
       // planned time, but never sooner than `gapMs` after the last infrastructure fault was healed
-      await sleep(Math.max(start + step.atMs, previousEnd + plan.gapMs) - Date.now());
+      const startsAt = Math.max(start + step.atMs, previousEnd + plan.gapMs);
+      nextStopAt = stopsKills(step.kind)
+        ? startsAt
+        : Math.max(
+            startsAt + step.forMs + plan.gapMs,
+            start +
+              (plan.infra.find((next) => next.atMs > step.atMs && stopsKills(next.kind))?.atMs ??
+                Number.POSITIVE_INFINITY),
+          );
+      await sleep(startsAt - Date.now());
       if (Date.now() + step.forMs >= end) {
         log(`fault ${step.kind} skipped: no time left for it`);
         continue;
@@ -217,12 +228,8 @@ export function runFaults(
     while (Date.now() < end) {
       // no kill during a NATS or Postgres fault, shortly before one or for a while after one
       const now = Date.now();
-      const infraSoon = plan.infra.some(
-        (step) =>
-          stopsKills(step.kind) &&
-          start + step.atMs - now >= 0 &&
-          start + step.atMs - now < plan.quietAfterMs + 2000,
-      );
+      // a replica killed now is up again well before the next NATS or Postgres fault begins
+      const infraSoon = nextStopAt - now >= 0 && nextStopAt - now < plan.quietAfterMs + 2000;
       if (!infraActive && !infraSoon && now >= quietUntil) {
         // a service keeps at least one replica up: only services with every replica up are candidates
         const candidates = SERVICES.filter((service) =>
