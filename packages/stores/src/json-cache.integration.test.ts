@@ -1,22 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CacheSchema, JsonCache } from "./json-cache.js";
+import { JsonCache } from "./json-cache.js";
 import { createRedis } from "./redis.js";
+import { AnswerSchema } from "./test-support/answer-schema.js";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-
-interface Answer {
-  text: string;
-  n: number;
-}
-const AnswerSchema: CacheSchema<Answer> = {
-  safeParse(value) {
-    const candidate = value as Partial<Answer> | null;
-    return typeof candidate?.text === "string" && typeof candidate.n === "number"
-      ? { success: true, data: { text: candidate.text, n: candidate.n } }
-      : { success: false };
-  },
-};
 
 const redis = createRedis(REDIS_URL);
 const prefix = `jcache${randomUUID().slice(0, 8)}:`;

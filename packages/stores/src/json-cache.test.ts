@@ -1,19 +1,7 @@
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { type CacheSchema, JsonCache } from "./json-cache.js";
+import { JsonCache } from "./json-cache.js";
 import { createRedis } from "./redis.js";
-
-interface Answer {
-  text: string;
-  n: number;
-}
-const AnswerSchema: CacheSchema<Answer> = {
-  safeParse(value) {
-    const candidate = value as Partial<Answer> | null;
-    return typeof candidate?.text === "string" && typeof candidate.n === "number"
-      ? { success: true, data: { text: candidate.text, n: candidate.n } }
-      : { success: false };
-  },
-};
+import { AnswerSchema } from "./test-support/answer-schema.js";
 
 // nothing listens there: the cache answers from the process, or misses, as it does while Redis is down
 const down = createRedis("redis://127.0.0.1:1");

@@ -15,6 +15,23 @@ const waitFor = async (check: () => boolean, limitMs: number) => {
   return check();
 };
 
+/** Another session holds the key's row: every write of it waits, then fails on the lock timeout. */
+async function lockRow(key: string): Promise<{ unlock(): Promise<void> }> {
+  const blocker = new pg.Client({ connectionString: DATABASE_URL });
+  await blocker.connect();
+  await blocker.query("BEGIN");
+  await blocker.query(
+    `SELECT 1 FROM "${schema}".tool_calls WHERE tenant = 'acme' AND idempotency_key = $1 FOR UPDATE`,
+    [key],
+  );
+  return {
+    unlock: async () => {
+      await blocker.query("ROLLBACK");
+      await blocker.end();
+    },
+  };
+}
+
 beforeAll(async () => {
   admin = new pg.Client({ connectionString: DATABASE_URL });
   await admin.connect();
@@ -48,13 +65,7 @@ describe("idempotency records", () => {
     const key = `run_${randomUUID()}:1:0`;
     expect(await store.claim("acme", key, "ship", 60_000, "mine")).toEqual({ kind: "claimed" });
     // another session holds the row: every DELETE of it fails on its lock timeout
-    const blocker = new pg.Client({ connectionString: DATABASE_URL });
-    await blocker.connect();
-    await blocker.query("BEGIN");
-    await blocker.query(
-      `SELECT 1 FROM "${schema}".tool_calls WHERE tenant = 'acme' AND idempotency_key = $1 FOR UPDATE`,
-      [key],
-    );
+    const blocker = await lockRow(key);
     await store.letGo("acme", key, "mine");
     await new Promise((resolve) => setTimeout(resolve, 600));
     expect(store.lettingGo).toBe(1);
@@ -63,8 +74,7 @@ describe("idempotency records", () => {
       [key],
     );
     expect(row.rows).toEqual([{ status: "running" }]);
-    await blocker.query("ROLLBACK");
-    await blocker.end();
+    await blocker.unlock();
     expect(await waitFor(() => store.lettingGo === 0, 5000)).toBe(true);
     expect(await store.claim("acme", key, "ship", 60_000, "retry")).toEqual({ kind: "claimed" });
   });
@@ -73,17 +83,10 @@ describe("idempotency records", () => {
     const key = `run_${randomUUID()}:2:0`;
     // an earlier claim of the key, by a call whose executor still runs it
     expect(await store.claim("acme", key, "ship", 60_000, "earlier")).toEqual({ kind: "claimed" });
-    const blocker = new pg.Client({ connectionString: DATABASE_URL });
-    await blocker.connect();
-    await blocker.query("BEGIN");
-    await blocker.query(
-      `SELECT 1 FROM "${schema}".tool_calls WHERE tenant = 'acme' AND idempotency_key = $1 FOR UPDATE`,
-      [key],
-    );
+    const blocker = await lockRow(key);
     // the claim's upsert waits for the row lock and fails: the store lets its token go
     await expect(store.claim("acme", key, "ship", 60_000, "failed")).rejects.toThrow(/lock timeout/);
-    await blocker.query("ROLLBACK");
-    await blocker.end();
+    await blocker.unlock();
     expect(await waitFor(() => store.lettingGo === 0, 5000)).toBe(true);
     // letting the failed claim go never drops the earlier claim it did not make
     expect(await store.claim("acme", key, "ship", 60_000, "later")).toEqual({ kind: "running" });
