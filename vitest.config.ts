@@ -15,11 +15,13 @@ const integrationTests = [
   "services/*/src/**/*.integration.test.ts",
 ];
 /**
- * Unit tests that start OpenTelemetry (its providers are process-wide globals) are a project of
- * their own, each file isolated; the other unit tests can share one process (`pnpm test:unit` runs
- * them with `--no-isolate`, since a project cannot set `isolate` by itself), which keeps it to seconds.
+ * Unit tests that need a process of their own (they start OpenTelemetry, whose providers are
+ * process-wide globals, or replace a module) are a project apart, each file isolated; the other
+ * unit tests can share one process (`pnpm test:unit` runs them with `--no-isolate`, since a project
+ * cannot set `isolate` by itself), which keeps it to seconds.
  */
-const globalTelemetryTests = [
+const isolatedUnitTests = [
+  "services/tool-executor/src/safe-http-rebinding.test.ts",
   "packages/telemetry/src/sdk*.test.ts",
   "packages/telemetry/src/span.test.ts",
   "packages/telemetry/src/logger.test.ts",
@@ -42,7 +44,7 @@ export default defineConfig({
           name: "unit",
           server,
           include: besideSources,
-          exclude: [...configDefaults.exclude, ...integrationTests, ...globalTelemetryTests],
+          exclude: [...configDefaults.exclude, ...integrationTests, ...isolatedUnitTests],
           env: noServers,
           testTimeout: 10_000,
           hookTimeout: 10_000,
@@ -51,9 +53,9 @@ export default defineConfig({
       {
         ...sourceFirst,
         test: {
-          name: "unit-telemetry",
+          name: "unit-isolated",
           server,
-          include: globalTelemetryTests,
+          include: isolatedUnitTests,
           exclude: [...configDefaults.exclude, ...integrationTests],
           env: noServers,
           testTimeout: 10_000,

@@ -30,8 +30,9 @@ describe("IntervalBatcher", () => {
     expect(writes.flatMap((write) => write.items)).toEqual(Array.from({ length: 40 }, (_, item) => item));
     expect(writes.length).toBeLessThanOrEqual(Math.ceil(elapsed / 200) + 1);
     expect(writes.length).toBeGreaterThanOrEqual(3);
+    // timers may fire a millisecond or so early against performance.now()
     for (let index = 1; index < writes.length; index++)
-      expect(writes[index]!.at - writes[index - 1]!.at).toBeGreaterThanOrEqual(199);
+      expect(writes[index]!.at - writes[index - 1]!.at).toBeGreaterThanOrEqual(195);
     expect(overlapped).toBe(false);
   });
 
