@@ -63,8 +63,9 @@ async function deleteMessages(
   subject: string,
   pick: (data: string) => boolean,
 ): Promise<number> {
-  // a stream that is not there, or cannot say what it holds, has nothing to forget here
-  const stored = await bus.streamSubjectCount(stream, subject).catch(() => null);
+  // a stream that is not there has nothing to forget here; one that cannot be asked fails the
+  // forget (retryable), which is sent again, rather than leave content behind unsaid
+  const stored = await bus.streamSubjectCount(stream, subject);
   if (!stored || stored.messages === 0) return 0;
   const until = Date.now() + SCAN_LIMIT_MS;
   let deleted = 0;
@@ -76,8 +77,8 @@ async function deleteMessages(
     const message = await bus.nextStreamMessage(stream, subject, seq);
     if (!message) return deleted;
     const data = Buffer.from(message.data).toString("utf8");
-    // a delete that fails is not counted; the scan goes on
-    if (pick(data) && (await bus.deleteStreamMessage(stream, message.seq).catch(() => false))) deleted++;
+    // a message gone meanwhile (consumed, expired) is not counted; a delete that fails fails the forget
+    if (pick(data) && (await bus.deleteStreamMessage(stream, message.seq))) deleted++;
     seq = message.seq + 1;
   }
 }
