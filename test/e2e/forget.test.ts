@@ -385,7 +385,17 @@ describe("forgetting", () => {
     expect(before.streams.length).toBeGreaterThan(0);
 
     // the user's usage is in the per-user totals and the dashboard's rollups before it is forgotten
-    await waitFor(async () => ((await grepPostgres(user)).length > 0 ? true : undefined));
+    await waitFor(async () => {
+      const daily = await pool.query<{ tokens: string }>(
+        "SELECT coalesce(sum(tokens), 0)::text AS tokens FROM usage_user_daily WHERE user_id = $1",
+        [user],
+      );
+      const rollups = await pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM rollup_minute WHERE name = tenant || '/' || $1",
+        [user],
+      );
+      return Number(daily.rows[0]?.tokens) > 0 && rollups.rows[0]!.n > 0 ? true : undefined;
+    });
     const deleted = await json(await http(`/v1/users/${user}`, { method: "DELETE" }));
     expect(await grepEverything(marker, runIds, threads)).toEqual(nothingFound);
     // what is kept (usage totals, the rollups) no longer names the user, and still counts
