@@ -251,6 +251,8 @@ beforeAll(async () => {
   writeFileSync(
     configPath,
     stringify({
+      // a thread is summarised after a few turns, so forgetting is shown to reach the summaries too
+      memory: { summarizeAfterTokens: 200, keepRecentTurns: 2 },
       agents: {
         assistant: { tools: ["echo", "lookup", "memory_search"], memory: { retrieval: true } },
         plain: { tools: [] },
@@ -304,6 +306,14 @@ describe("forgetting", () => {
     const otherThread = `thread-kept-${randomBytes(4).toString("hex")}`;
     const runIds = await talk(marker, threadId, "bob");
     const keptRuns = await talk(kept, otherThread, "bob");
+    // the thread has a running summary, and the summary holds the marker
+    await waitFor(async () => {
+      const summarised = await pool.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM threads WHERE id = $1 AND strpos(summary, $2) > 0",
+        [threadId, marker],
+      );
+      return summarised.rows[0]!.n > 0 ? true : undefined;
+    });
 
     // before: the grep finds the marker in every kind of store
     const before = await grepEverything(marker, runIds, [threadId]);
@@ -384,18 +394,25 @@ describe("forgetting", () => {
     expect(before.redis.length).toBeGreaterThan(0);
     expect(before.streams.length).toBeGreaterThan(0);
 
-    // the user's usage is in the per-user totals and the dashboard's rollups before it is forgotten
+    // the user's usage is in the per-user totals and the dashboard's rollups, and has settled
+    // (summaries finish in the background), before it is forgotten: usage recorded after a forget
+    // is written under the user's id (forgetting again renames it)
+    let settled = "";
     await waitFor(async () => {
       const daily = await pool.query<{ tokens: string }>(
         "SELECT coalesce(sum(tokens), 0)::text AS tokens FROM usage_user_daily WHERE user_id = $1",
         [user],
       );
-      const rollups = await pool.query<{ n: number }>(
-        "SELECT count(*)::int AS n FROM rollup_minute WHERE name = tenant || '/' || $1",
+      const rollups = await pool.query<{ calls: string }>(
+        "SELECT coalesce(sum(calls), 0)::text AS calls FROM rollup_minute WHERE name = tenant || '/' || $1",
         [user],
       );
-      return Number(daily.rows[0]?.tokens) > 0 && rollups.rows[0]!.n > 0 ? true : undefined;
-    });
+      const now = `${daily.rows[0]?.tokens}/${rollups.rows[0]?.calls}`;
+      const same = now === settled && Number(daily.rows[0]?.tokens) > 0 && Number(rollups.rows[0]?.calls) > 0;
+      settled = now;
+      if (!same) await new Promise((resolve) => setTimeout(resolve, 1500));
+      return same ? true : undefined;
+    }, 30_000);
     const deleted = await json(await http(`/v1/users/${user}`, { method: "DELETE" }));
     expect(await grepEverything(marker, runIds, threads)).toEqual(nothingFound);
     // what is kept (usage totals, the rollups) no longer names the user, and still counts
