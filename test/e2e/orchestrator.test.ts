@@ -25,6 +25,8 @@ let bus: Bus;
 let hook: Server;
 let hookUrl: string;
 const hookCalls: string[] = [];
+/** Webhook calls whose caller hung up before the answer. */
+let hookAbandoned = 0;
 
 export function agentConfig(hookBase: string) {
   return {
@@ -46,10 +48,20 @@ export function agentConfig(hookBase: string) {
           allowPrivateNetwork: true,
           parameters: { type: "object", properties: { what: { type: "string" } } },
         },
+        slow_act: {
+          description: "performs an action that takes a while (side effect)",
+          url: `${hookBase}/act?delay=8000`,
+          method: "POST",
+          sideEffects: true,
+          timeoutMs: 10_000,
+          allowPrivateNetwork: true,
+          parameters: { type: "object", properties: { what: { type: "string" } } },
+        },
       },
     },
     agents: {
       worker: { systemPrompt: "You work.", tools: ["calculator", "act"], maxSteps: 4 },
+      patient: { systemPrompt: "You wait.", tools: ["slow_act"], maxSteps: 2 },
       stepper: { tools: ["calculator"], maxSteps: 2 },
       cheap: { tier: "pricey", tools: ["calculator"], costBudgetUsd: 0.01 },
       slowpoke: { tools: ["calculator"], timeBudgetMs: 400 },
@@ -129,6 +141,9 @@ beforeAll(async () => {
     let body = "";
     request.on("data", (chunk) => {
       body += chunk;
+    });
+    response.on("close", () => {
+      if (!response.writableEnded) hookAbandoned++;
     });
     request.on("end", () => {
       hookCalls.push(body);
@@ -289,6 +304,31 @@ describe("orchestrator", () => {
     for (let i = 0; i < 50 && fake.abandoned === before; i++)
       await new Promise((resolve) => setTimeout(resolve, 20));
     expect(fake.abandoned).toBe(before + 1);
+  });
+
+  it("cancels the in-flight tool call of a cancelled run: the webhook's caller hangs up", async () => {
+    fake.setHandler((body) => {
+      if (body.messages.some((message) => message.role === "tool")) return { content: "too late" };
+      return { toolCalls: [{ id: "call_slow", name: "slow_act", arguments: { what: "wait" } }] };
+    });
+    const calls = hookCalls.length;
+    const abandoned = hookAbandoned;
+    const { runId, done } = await startRun("patient", "do the slow thing");
+    for (let i = 0; i < 150 && hookCalls.length === calls; i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(hookCalls.length).toBe(calls + 1);
+    const cancelledAt = Date.now();
+    await bus.request(Endpoints.runCancel, {
+      meta: { v: 1, tenant: "acme", requestId: "c-tool", deadline: Date.now() + 5000 },
+      runId,
+    });
+    const { finished } = await done;
+    expect(finished.status).toBe("cancelled");
+    expect(Date.now() - cancelledAt).toBeLessThan(1500);
+    // the webhook saw its caller hang up long before its 8 s answer
+    for (let i = 0; i < 50 && hookAbandoned === abandoned; i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(hookAbandoned).toBe(abandoned + 1);
   });
 
   it("cancels a run's delegated child and the child's in-flight model call", async () => {
