@@ -84,6 +84,23 @@ describe("model-proxy resilience", () => {
     expect(primary.chatRequests().length - before).toBe(1);
   });
 
+  it("labels a failed call with the model and provider it tried, never none", async () => {
+    primary.enqueue({ fault: { kind: "status", status: 400 } });
+    await harness.chat({ messages: user("fails"), tier: "fast" }).catch(() => undefined);
+    const metrics = await (await fetch(`http://127.0.0.1:${harness.proxy.opsPort}/metrics`)).text();
+    const line = (name: string, ...labels: string[]) =>
+      metrics
+        .split("\n")
+        .find((entry) => entry.startsWith(`${name}{`) && labels.every((label) => entry.includes(label)));
+    const failed = line("model_failures_total", 'model="a-small"', 'provider="primary"');
+    expect(failed).toBeDefined();
+    expect(Number(failed!.split(" ").at(-1))).toBeGreaterThanOrEqual(1);
+    expect(
+      line("model_requests_total", 'status="error"', 'model="a-small"', 'provider="primary"'),
+    ).toBeDefined();
+    expect(metrics).not.toMatch(/model_(requests|failures)_total\{[^}]*(model|provider)="none"/);
+  });
+
   it("falls back to the second provider when the first keeps failing or hangs", async () => {
     primary.setFault({ kind: "status", status: 503 });
     const reply = (await harness.chat({ messages: user("x"), tier: "fast" })) as ModelChatReply;
