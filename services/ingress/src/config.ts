@@ -32,7 +32,7 @@ export interface IngressConfig extends Connections {
   keyCacheMs: number;
   limits: LimitsSection["limits"];
   agents: Record<string, AgentConfig>;
-  /** The agent a request naming a model (not an agent) runs. */
+  /** The agent a chat request that names no model runs (a model name runs the gateway agent). */
   defaultAgent: string;
   /** Allowed CORS origins (`*` for any); empty: CORS off. */
   corsOrigins: string[];
