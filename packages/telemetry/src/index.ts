@@ -11,7 +11,7 @@ export { annotateRequestSpan, registerHttpTracing } from "./http-tracing.js";
 export type { LogLevel } from "./log-level.js";
 export { parseLogLevel } from "./log-level.js";
 export type { LogFormat, Logger, LoggerOptions } from "./logger.js";
-export { createLogger, parseLogFormat, REDACTED_PATHS } from "./logger.js";
+export { createLogger, parseLogFormat, redactSecrets, SECRET_LOG_KEYS } from "./logger.js";
 export type { Metrics, MetricsOptions } from "./metrics.js";
 export { createMetrics, LATENCY_BUCKETS } from "./metrics.js";
 export type { OpsRoutesOptions, ReadinessChecks, ReadinessReport } from "./ops-routes.js";

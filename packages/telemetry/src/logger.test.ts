@@ -2,7 +2,7 @@ import { Writable } from "node:stream";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { InvalidLogLevelError } from "./errors.js";
 import { parseLogLevel } from "./log-level.js";
-import { createLogger } from "./logger.js";
+import { createLogger, redactSecrets } from "./logger.js";
 import { startTelemetry } from "./sdk.js";
 import { withSpan } from "./span.js";
 
@@ -82,6 +82,37 @@ describe("createLogger", () => {
       provider: { api_key: "[redacted]", name: "openai" },
       headers: { authorization: "[redacted]", accept: "json" },
     });
+  });
+
+  it("redacts secrets two levels down, in any case, without touching the caller's objects", async () => {
+    const { logger, lines } = captureLogger();
+    const error = Object.assign(new Error("provider refused"), { apiKey: "sk-in-error" });
+    const logged = {
+      runId: "run_1",
+      models: ["m1", "m2"],
+      request: { headers: { Authorization: "Bearer ghi", "X-Api-Key": "key-1", accept: "json" } },
+      err: error,
+    };
+    logger.child({ tenant: "t1" }).warn({ ...logged, password: "hunter2" }, "call failed");
+    await settle();
+    const text = JSON.stringify(lines[0]);
+    for (const secret of ["Bearer ghi", "key-1", "sk-in-error", "hunter2"]) expect(text).not.toContain(secret);
+    expect(lines[0]).toMatchObject({
+      runId: "run_1",
+      models: ["m1", "m2"],
+      tenant: "t1",
+      password: "[redacted]",
+      request: { headers: { Authorization: "[redacted]", "X-Api-Key": "[redacted]", accept: "json" } },
+      err: { message: "provider refused", apiKey: "[redacted]", type: "Error" },
+    });
+    expect(logged.request.headers.Authorization).toBe("Bearer ghi");
+    expect(error.apiKey).toBe("sk-in-error");
+  });
+
+  it("hands a line without secrets to pino as it is", () => {
+    const flat = { runId: "run_2", tenant: "t", steps: 1, usage: { promptTokens: 3 } };
+    expect(redactSecrets(flat)).toBe(flat);
+    expect(redactSecrets({ a: { b: { c: { password: "deep" } } } })).toEqual({ a: { b: { c: { password: "deep" } } } });
   });
 
   it("takes the level from the option, then LOG_LEVEL, then info", () => {
