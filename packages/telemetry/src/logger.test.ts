@@ -96,7 +96,8 @@ describe("createLogger", () => {
     logger.child({ tenant: "t1" }).warn({ ...logged, password: "hunter2" }, "call failed");
     await settle();
     const text = JSON.stringify(lines[0]);
-    for (const secret of ["Bearer ghi", "key-1", "sk-in-error", "hunter2"]) expect(text).not.toContain(secret);
+    for (const secret of ["Bearer ghi", "key-1", "sk-in-error", "hunter2"])
+      expect(text).not.toContain(secret);
     expect(lines[0]).toMatchObject({
       runId: "run_1",
       models: ["m1", "m2"],
@@ -112,7 +113,9 @@ describe("createLogger", () => {
   it("hands a line without secrets to pino as it is", () => {
     const flat = { runId: "run_2", tenant: "t", steps: 1, usage: { promptTokens: 3 } };
     expect(redactSecrets(flat)).toBe(flat);
-    expect(redactSecrets({ a: { b: { c: { password: "deep" } } } })).toEqual({ a: { b: { c: { password: "deep" } } } });
+    expect(redactSecrets({ a: { b: { c: { password: "deep" } } } })).toEqual({
+      a: { b: { c: { password: "deep" } } },
+    });
   });
 
   it("takes the level from the option, then LOG_LEVEL, then info", () => {

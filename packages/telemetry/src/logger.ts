@@ -62,13 +62,15 @@ function copyOf(value: object): Record<string, unknown> {
  * changes the caller's objects.
  */
 export function redactSecrets<T>(value: T, depth = REDACT_DEPTH): T {
-  if (typeof value !== "object" || value === null || Array.isArray(value) || value instanceof Date) return value;
+  if (typeof value !== "object" || value === null || Array.isArray(value) || value instanceof Date)
+    return value;
   let copy: Record<string, unknown> | undefined;
   for (const key of Object.keys(value)) {
     const field = (value as Record<string, unknown>)[key];
     let replaced: unknown = field;
     if (isSecretKey(key)) replaced = CENSOR;
-    else if (depth > 0 && typeof field === "object" && field !== null) replaced = redactSecrets(field, depth - 1);
+    else if (depth > 0 && typeof field === "object" && field !== null)
+      replaced = redactSecrets(field, depth - 1);
     if (replaced !== field) {
       copy ??= copyOf(value);
       copy[key] = replaced;
