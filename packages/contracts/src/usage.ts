@@ -26,6 +26,11 @@ export const ModelUsageRecord = UsageBase.extend({
   costUsd: z.number().nonnegative(),
   /** The model has a price: `false` means `costUsd` is 0 because the cost is unknown, not free. */
   priced: z.boolean().optional(),
+  /**
+   * USD the provider's prompt cache saved on this call: its `usage.cachedTokens` at the model's
+   * input price less its cached-input price. Absent (records before it, or nothing cached) is 0.
+   */
+  promptCacheSavedUsd: z.number().nonnegative().optional(),
   latencyMs: z.number().nonnegative(),
   ttftMs: z.number().nonnegative().optional(),
   retries: z.number().int().nonnegative(),

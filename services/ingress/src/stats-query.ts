@@ -42,7 +42,10 @@ export interface CacheSaving {
   calls: number;
   /** Tokens the provider served from its prompt cache (provider prompt cache only). */
   tokens: number;
-  /** Estimated at the average cost of a paid call of the same model or tool. */
+  /**
+   * Estimated at the average cost of a paid call of the same model or tool; for the provider
+   * prompt cache, the cached tokens at the input price less the cached-input price.
+   */
   savedUsd: number;
 }
 
@@ -65,6 +68,7 @@ const SUM_COLUMNS: ReadonlyArray<readonly [string, "sum" | "max"]> = [
   ["prompt_tokens", "sum"],
   ["completion_tokens", "sum"],
   ["cached_tokens", "sum"],
+  ["prompt_cache_saved_usd", "sum"],
   ["cost_usd", "sum"],
   ["cache_hits", "sum"],
   ["latency_ms_sum", "sum"],
@@ -88,6 +92,7 @@ function sumsOf(row: SumsRow): RollupSums {
   sums.promptTokens = Number(row.prompt_tokens);
   sums.completionTokens = Number(row.completion_tokens);
   sums.cachedTokens = Number(row.cached_tokens);
+  sums.promptCacheSavedUsd = Number(row.prompt_cache_saved_usd);
   sums.costUsd = Number(row.cost_usd);
   sums.cacheHits = Number(row.cache_hits);
   sums.latencyMsSum = Number(row.latency_ms_sum);
@@ -428,14 +433,17 @@ function summaries(totals: Totals) {
     }
     return { cache, hits, calls, tokens: 0, savedUsd: round(savedUsd, 6) };
   });
-  const { work, requests } = totals;
+  // the provider's prompt cache: chat calls that reached a provider (not answered by the response cache)
+  const prompts = emptySums();
+  for (const [key, entry] of totals.calls) if (key.startsWith("model-chat ")) addSums(prompts, entry);
   cacheSavings.push({
     cache: "provider prompt",
     hits: 0,
-    calls: work.calls,
-    tokens: work.cachedTokens,
-    savedUsd: 0,
+    calls: prompts.calls - prompts.cacheHits,
+    tokens: prompts.cachedTokens,
+    savedUsd: round(prompts.promptCacheSavedUsd, 6),
   });
+  const { work, requests } = totals;
   return {
     totals: {
       calls: work.calls,

@@ -165,6 +165,25 @@ describe("writeRollups", () => {
     }
   });
 
+  it("adds the prompt cache saving to tables made before it, and sums it in every tier", async () => {
+    // tables of an earlier release: no prompt_cache_saved_usd column
+    for (const { table } of Object.values(TIERS))
+      await pool.query(`ALTER TABLE ${table} DROP COLUMN prompt_cache_saved_usd`);
+    await migrateRollups(pool);
+    const cached = (promptCacheSavedUsd: number) =>
+      sample({ tenant: "cached", promptTokens: 2048, cachedTokens: 1024, promptCacheSavedUsd });
+    await writeRollups(pool, [cached(0.0027), cached(0.0054), sample({ tenant: "cached" })]);
+    for (const [tier, { table }] of Object.entries(TIERS)) {
+      const { rows } = await pool.query(
+        `SELECT cached_tokens::int, prompt_cache_saved_usd FROM ${table} WHERE tenant = 'cached' AND slice = $1`,
+        [SLICE.service],
+      );
+      expect(rows, tier).toHaveLength(1);
+      expect(rows[0].cached_tokens, tier).toBe(2048);
+      expect(rows[0].prompt_cache_saved_usd, tier).toBeCloseTo(0.0081, 10);
+    }
+  });
+
   it("writes nothing for no samples", async () => {
     await writeRollups(pool, []);
   });

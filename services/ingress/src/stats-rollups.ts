@@ -84,6 +84,8 @@ export interface RollupSums {
   completionTokens: number;
   /** Prompt tokens the provider served from its own prompt cache. */
   cachedTokens: number;
+  /** USD those cached tokens saved (input price less cached-input price). */
+  promptCacheSavedUsd: number;
   costUsd: number;
   cacheHits: number;
   latencyMsSum: number;
@@ -99,6 +101,7 @@ export interface RollupSample extends RollupKey {
   promptTokens?: number;
   completionTokens?: number;
   cachedTokens?: number;
+  promptCacheSavedUsd?: number;
   costUsd?: number;
   cacheHit?: boolean;
 }
@@ -146,6 +149,7 @@ export const ROLLUP_MIGRATIONS = Object.values(TIERS)
    ) WITH (fillfactor = 70)`,
     // for pruning by age: tiny, and rows arrive in time order
     `CREATE INDEX IF NOT EXISTS ${table}_bucket ON ${table} USING brin (bucket)`,
+    `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS prompt_cache_saved_usd double precision NOT NULL DEFAULT 0`,
     // every tenant's users, for the all-tenants view
     `CREATE INDEX IF NOT EXISTS ${table}_users ON ${table} (bucket) WHERE slice = ${SLICE.user}`,
     // the deepest pending and in-progress counts seen per lane and bucket
@@ -195,6 +199,7 @@ export function emptySums(): RollupSums {
     promptTokens: 0,
     completionTokens: 0,
     cachedTokens: 0,
+    promptCacheSavedUsd: 0,
     costUsd: 0,
     cacheHits: 0,
     latencyMsSum: 0,
@@ -210,6 +215,7 @@ export function addSums(into: RollupSums, from: RollupSums): void {
   into.promptTokens += from.promptTokens;
   into.completionTokens += from.completionTokens;
   into.cachedTokens += from.cachedTokens;
+  into.promptCacheSavedUsd += from.promptCacheSavedUsd;
   into.costUsd += from.costUsd;
   into.cacheHits += from.cacheHits;
   into.latencyMsSum += from.latencyMsSum;
@@ -224,6 +230,7 @@ function addSample(into: RollupSums, sample: RollupSample): void {
   into.promptTokens += sample.promptTokens ?? 0;
   into.completionTokens += sample.completionTokens ?? 0;
   into.cachedTokens += sample.cachedTokens ?? 0;
+  into.promptCacheSavedUsd += sample.promptCacheSavedUsd ?? 0;
   into.costUsd += sample.costUsd ?? 0;
   into.cacheHits += sample.cacheHit ? 1 : 0;
   into.latencyMsSum += sample.latencyMs;
@@ -309,6 +316,7 @@ const SUM_COLUMNS = [
   "prompt_tokens",
   "completion_tokens",
   "cached_tokens",
+  "prompt_cache_saved_usd",
   "cost_usd",
   "cache_hits",
   "latency_ms_sum",
@@ -320,7 +328,7 @@ function columnType(column: string): string {
   if (column === "bucket") return "timestamptz";
   if (column === "slice") return "smallint";
   if (KEY_COLUMNS.includes(column)) return "text";
-  return column.startsWith("cost") || column.startsWith("latency") ? "float8" : "bigint";
+  return column.endsWith("_usd") || column.startsWith("latency") ? "float8" : "bigint";
 }
 
 /** One statement that adds rows into every tier: a data-modifying CTE per tier but the last. */
@@ -358,6 +366,7 @@ function rowJson(row: RollupRow): Record<string, unknown> {
     prompt_tokens: sums.promptTokens,
     completion_tokens: sums.completionTokens,
     cached_tokens: sums.cachedTokens,
+    prompt_cache_saved_usd: sums.promptCacheSavedUsd,
     cost_usd: sums.costUsd,
     cache_hits: sums.cacheHits,
     latency_ms_sum: sums.latencyMsSum,

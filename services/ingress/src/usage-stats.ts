@@ -214,6 +214,7 @@ export function rollupSamples(record: UsageMessage): RollupSample[] {
     promptTokens: paid ? record.usage.promptTokens : 0,
     completionTokens: paid ? record.usage.completionTokens : 0,
     cachedTokens: paid ? record.usage.cachedTokens : 0,
+    promptCacheSavedUsd: paid ? (record.promptCacheSavedUsd ?? 0) : 0,
     costUsd: record.costUsd,
     cacheHit: record.cached,
   };

@@ -241,6 +241,11 @@ describe("model-proxy accounting, caching and idempotency", () => {
     });
     expect(["control", "treatment"]).toContain(record?.variant);
     expect(record?.provider).toBe("primary");
+    // the provider's 200 cached tokens, at a-small's input less cached-input price (a-large has no cached price)
+    expect(record?.promptCacheSavedUsd).toBeCloseTo(
+      record?.model === "a-small" ? (200 * (1 - 0.5)) / 1e6 : 0,
+      12,
+    );
   });
 });
 

@@ -14,7 +14,7 @@ import { type Attempted, ChainRunner } from "./chain-runner.js";
 import { classifierRequest, parseVerdict, wantsClassifier } from "./classifier.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
 import type { ProviderLimiter } from "./limits.js";
-import { costOf } from "./pricing.js";
+import { costOf, promptCacheSavingOf } from "./pricing.js";
 import { classifyProviderError, type Provider, type StreamDelta } from "./provider-call.js";
 import { type RoutedDecision, routeRequest } from "./router.js";
 import { type UsageFields, usageRecord } from "./usage-record.js";
@@ -324,6 +324,10 @@ export class Gateway {
         usage: reply.usage,
         usageEstimated: estimated,
         costUsd: reply.costUsd,
+        // a reply from the response cache made no provider call: its whole cost is that cache's saving
+        promptCacheSavedUsd: reply.cached
+          ? 0
+          : promptCacheSavingOf(this.deps.models.models[reply.model], reply.usage),
         latencyMs: reply.latencyMs,
         ...(reply.ttftMs === undefined ? {} : { ttftMs: reply.ttftMs }),
         retries: reply.retries,
