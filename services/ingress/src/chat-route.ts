@@ -110,7 +110,7 @@ export function registerChatRoute(app: FastifyInstance, deps: RouteDeps, catalog
     }
     await deps.runs.admit("interactive");
     const release = await deps.limit(key.tenant, body.user, { runLeaseMs: deps.runTimeoutMs + 30_000 });
-    setRateHeaders(reply, release.rate);
+    setRateHeaders(reply, release);
     try {
       const threadId = existingThread ?? `thread_${randomUUID()}`;
       // a continued thread keeps its history server-side: only the new messages of this turn are sent

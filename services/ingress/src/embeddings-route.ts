@@ -45,7 +45,7 @@ export function registerEmbeddingsRoute(app: FastifyInstance, deps: RouteDeps, c
       });
     }
     const release = await deps.limit(key.tenant, body.user);
-    setRateHeaders(reply, release.rate);
+    setRateHeaders(reply, release);
     const input = typeof body.input === "string" ? [body.input] : body.input;
     const embedded = await deps.bus.request(Endpoints.modelEmbed, {
       meta: {

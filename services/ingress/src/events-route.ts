@@ -2,6 +2,7 @@ import { CloudEvent, RuntimeError, Subjects, subjectToken } from "@agent-runtime
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { EventBatch } from "./api-schemas.js";
 import { parseBody } from "./http-errors.js";
+import { setRateHeaders } from "./response-headers.js";
 import type { RouteDeps } from "./route-deps.js";
 
 /** CloudEvents' own media types (structured and batched modes); their bodies are JSON. */
@@ -70,7 +71,7 @@ export function registerEventRoutes(app: FastifyInstance, deps: RouteDeps): void
     const events = received.batch
       ? parseBody(EventBatch, received.events)
       : [parseBody(CloudEvent, received.events[0])];
-    await deps.limit(key.tenant, undefined);
+    setRateHeaders(reply, await deps.limit(key.tenant, undefined));
     if (events.length === 0) throw new RuntimeError("validation", "no events given", { retryable: false });
     // published together (one connection keeps their order); 202 only once JetStream stored every one.
     // If any fails the client retries the batch: ids already stored are dropped as duplicates.

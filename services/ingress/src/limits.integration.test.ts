@@ -10,6 +10,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ModelUsageRecord, RuntimeError, Subjects } from "@agent-runtime/contracts";
 import { createRedis } from "@agent-runtime/stores";
+import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Limiter } from "./rate-limits.js";
 import {
@@ -239,7 +240,16 @@ describe("quotas, stats and keys", () => {
   let harness: Harness;
   beforeAll(async () => {
     harness = await startHarness(
-      { limits: { tenants: { thrifty: { tokensPerDay: 100 }, family: { userTokensPerDay: 50 } } } },
+      {
+        limits: {
+          tenants: {
+            thrifty: { tokensPerDay: 100 },
+            family: { userTokensPerDay: 50 },
+            metered: { tokensPerDay: 1000, userTokensPerDay: 300, requestsPerMinute: 1000 },
+            unmetered: { requestsPerMinute: 1000 },
+          },
+        },
+      },
       { KEY_CACHE_MS: "200" },
     );
   });
@@ -304,6 +314,8 @@ describe("quotas, stats and keys", () => {
     const body = (await over.json()) as { error: { message: string; details: { limit: string } } };
     expect(body.error.details.limit).toBe("tokens per day");
     expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(over.headers.get("x-ratelimit-limit-tokens")).toBe("100");
+    expect(over.headers.get("x-ratelimit-remaining-tokens")).toBe("0");
 
     // an admin key may read every tenant; others only their own
     const all = (await (
@@ -337,6 +349,135 @@ describe("quotas, stats and keys", () => {
     expect(body.error.details).toMatchObject({ limit: "user tokens per day", used: 60 });
     expect((await run("bob")).status).toBe(202);
   }, 20_000);
+
+  it("tells the tightest token quota in x-ratelimit-*-tokens, less as usage is folded in, 0 on the 429", async () => {
+    const key = await harness.key("metered");
+    const chat = (body: object = {}) =>
+      fetch(`${harness.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "assistant", messages: [{ role: "user", content: "hello" }], ...body }),
+      });
+    const event = () =>
+      fetch(`${harness.url}/v1/events`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ specversion: "1.0", id: randomUUID(), source: "test", type: "ping" }),
+      });
+    const tokens = (response: Response) => ({
+      limit: response.headers.get("x-ratelimit-limit-tokens"),
+      remaining: response.headers.get("x-ratelimit-remaining-tokens"),
+      reset: response.headers.get("x-ratelimit-reset-tokens"),
+    });
+    const secondsOf = (duration: string | null) => {
+      const parts = /^(?:(\d+)h)?(?:(\d+)m)?(\d+)s$/.exec(duration ?? "");
+      if (!parts) throw new Error(`not a duration: ${duration}`);
+      return Number(parts[1] ?? 0) * 3600 + Number(parts[2] ?? 0) * 60 + Number(parts[3]);
+    };
+    const midnight = new Date();
+    midnight.setUTCHours(24, 0, 0, 0);
+    const secondsToMidnight = (midnight.getTime() - Date.now()) / 1000;
+
+    // nothing used yet: the tenant's 1000 a day, or a user's 300 when the request names one
+    const plain = await chat();
+    expect(plain.status).toBe(200);
+    await plain.text();
+    expect(tokens(plain)).toMatchObject({ limit: "1000", remaining: "1000" });
+    const reset = secondsOf(tokens(plain).reset);
+    expect(reset).toBeGreaterThan(secondsToMidnight - 60);
+    expect(reset).toBeLessThanOrEqual(secondsToMidnight + 1);
+    expect(plain.headers.get("x-ratelimit-limit-requests")).toBe("1000");
+    const ann = await chat({ user: "ann" });
+    await ann.text();
+    expect(tokens(ann)).toMatchObject({ limit: "300", remaining: "300" });
+    const streamed = await chat({ stream: true });
+    expect(streamed.headers.get("content-type")).toMatch(/text\/event-stream/);
+    expect(tokens(streamed)).toMatchObject({ limit: "1000", remaining: "1000" });
+    expect(await streamed.text()).toContain("[DONE]");
+    const client = new OpenAI({ baseURL: `${harness.url}/v1`, apiKey: key, maxRetries: 0 });
+    const { response } = await client.chat.completions
+      .create({ model: "assistant", messages: [{ role: "user", content: "hello" }] })
+      .withResponse();
+    expect(response.headers.get("x-ratelimit-limit-tokens")).toBe("1000");
+    expect(response.headers.get("x-ratelimit-remaining-tokens")).toBe("1000");
+    const run = await fetch(`${harness.url}/v1/runs`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ input: "hello" }),
+    });
+    expect(run.status).toBe(202);
+    expect(tokens(run)).toMatchObject({ limit: "1000", remaining: "1000" });
+    const accepted = await event();
+    expect(accepted.status).toBe(202);
+    expect(tokens(accepted)).toMatchObject({ limit: "1000", remaining: "1000" });
+
+    // usage is folded in from the USAGE stream and the totals re-read every 5 s: poll for the new figures
+    await harness.bus.publishDurable(Subjects.usageModel, ModelUsageRecord, {
+      ...usageRecord("metered", `u-${randomUUID()}`, 120, "run_m"),
+      userId: "ann",
+    });
+    // polled spaced out, so the requests stay well under the tenant's 1000 a minute
+    const spacedEvent = async () => {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return event();
+    };
+    await until(async () => tokens(await spacedEvent()).remaining === "880", 8000);
+    // the user's totals are cached apart from the tenant's, so they may refresh a little later
+    await until(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const annAfter = await chat({ user: "ann" });
+      await annAfter.text();
+      expect(tokens(annAfter).limit).toBe("300");
+      return tokens(annAfter).remaining === "180";
+    }, 8000);
+
+    // another user spends the rest of the tenant's day: the tenant's quota is now the tightest, at 0
+    await harness.bus.publishDurable(Subjects.usageModel, ModelUsageRecord, {
+      ...usageRecord("metered", `u-${randomUUID()}`, 900, "run_n"),
+      userId: "bob",
+    });
+    await until(async () => (await spacedEvent()).status === 429, 8000);
+    for (const refused of [await event(), await chat(), await chat({ user: "ann", stream: true })]) {
+      expect(refused.status).toBe(429);
+      const body = (await refused.json()) as { error: { details: { limit: string; used: number } } };
+      expect(body.error.details).toMatchObject({ limit: "tokens per day", used: 1020 });
+      expect(tokens(refused)).toMatchObject({ limit: "1000", remaining: "0" });
+      expect(secondsOf(tokens(refused).reset)).toBeGreaterThan(secondsToMidnight - 60);
+      expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+    }
+  }, 30_000);
+
+  it("sends no token headers where no tokens-per-day quota applies", async () => {
+    const unmetered = await harness.key("unmetered");
+    const family = await harness.key("family");
+    const chat = (key: string, user?: string) =>
+      fetch(`${harness.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          model: "assistant",
+          messages: [{ role: "user", content: "hello" }],
+          ...(user ? { user } : {}),
+        }),
+      });
+    // a request rate but no token quota: the requests headers only
+    const counted = await chat(unmetered, "ann");
+    await counted.text();
+    expect(counted.status).toBe(200);
+    expect(counted.headers.get("x-ratelimit-limit-requests")).toBe("1000");
+    // a per-user token quota applies only to a request that names a user
+    const anonymous = await chat(family);
+    await anonymous.text();
+    expect(anonymous.status).toBe(200);
+    const named = await chat(family, "carol");
+    await named.text();
+    expect(named.headers.get("x-ratelimit-limit-tokens")).toBe("50");
+    for (const response of [counted, anonymous]) {
+      for (const name of ["limit", "remaining", "reset"]) {
+        expect(response.headers.get(`x-ratelimit-${name}-tokens`)).toBeNull();
+      }
+    }
+  });
 
   it("stops accepting a revoked key within the key cache time; a revoked bootstrap key stays revoked", async () => {
     const made = await harness.keys.create("acme", ["chat"], "short-lived");

@@ -208,6 +208,19 @@ interface Operation {
 
 /** The errors of a route behind a key (401, 403 scope, 429 rate, 503 overloaded or unavailable). */
 const KEYED = [401, 403, 429, 503];
+/** Where the tightest tokens-per-day quota stands (only when one applies); also on a 429 for a quota. */
+const TOKEN_HEADERS = [
+  "x-ratelimit-limit-tokens",
+  "x-ratelimit-remaining-tokens",
+  "x-ratelimit-reset-tokens",
+];
+/** Headers of the routes that count a request rate and check the spend quotas (only for limits that apply). */
+const RATE_HEADERS = [
+  "x-ratelimit-limit-requests",
+  "x-ratelimit-remaining-requests",
+  "x-ratelimit-reset-requests",
+  ...TOKEN_HEADERS,
+];
 const SSE_DESCRIPTION =
   "Server-Sent Events: `id:` is the event's RUN_EVENTS sequence (resume with Last-Event-ID), `data:` one RunEvent JSON " +
   "(run-started, step-started, delta, tool-called, tool-result, usage, run-finished); the stream ends after run-finished";
@@ -234,7 +247,7 @@ const OPERATIONS: Operation[] = [
         description: "the completion, or its chunks as SSE with `stream: true`",
         schema: "ChatCompletion",
         stream: "data: one chat.completion.chunk JSON per event, then `data: [DONE]`",
-        headers: ["x-run-id", "x-thread-id", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests"],
+        headers: ["x-run-id", "x-thread-id", ...RATE_HEADERS],
       },
     },
     errors: [...KEYED, 404, 413, 415, 504],
@@ -265,7 +278,13 @@ const OPERATIONS: Operation[] = [
     tag: "chat",
     summary: "OpenAI-compatible embeddings through the model proxy (cached per tenant)",
     body: { schema: "EmbeddingsRequest" },
-    answers: { 200: { description: "one embedding per input, with usage", schema: "EmbeddingList" } },
+    answers: {
+      200: {
+        description: "one embedding per input, with usage",
+        schema: "EmbeddingList",
+        headers: RATE_HEADERS,
+      },
+    },
     errors: [...KEYED, 404, 413, 415, 504],
   },
   {
@@ -290,9 +309,13 @@ const OPERATIONS: Operation[] = [
         schema: "RunResult",
         stream: SSE_DESCRIPTION,
         lines: "RunEvent",
-        headers: ["x-run-id"],
+        headers: ["x-run-id", ...RATE_HEADERS],
       },
-      202: { description: "queued", schema: "RunAccepted", headers: ["location", "x-run-id"] },
+      202: {
+        description: "queued",
+        schema: "RunAccepted",
+        headers: ["location", "x-run-id", ...RATE_HEADERS],
+      },
     },
     errors: [...KEYED, 404, 413, 415, 504],
   },
@@ -421,7 +444,7 @@ const OPERATIONS: Operation[] = [
       schema: { oneOf: [ref("CloudEvent"), ref("CloudEventBatch")] },
       types: ["application/json", "application/cloudevents+json", "application/cloudevents-batch+json"],
     },
-    answers: { 202: { description: "stored", schema: "EventsAccepted" } },
+    answers: { 202: { description: "stored", schema: "EventsAccepted", headers: RATE_HEADERS } },
     errors: [...KEYED, 413, 415],
   },
   {
@@ -658,6 +681,25 @@ const RESPONSE_HEADERS: Record<string, { description: string; schema: Json }> = 
     description: "requests left in its window",
     schema: { type: "integer" },
   },
+  "x-ratelimit-reset-requests": {
+    description: "until that window holds none of the requests counted now (`1s`, `1m30s`)",
+    schema: { type: "string" },
+  },
+  "x-ratelimit-limit-tokens": {
+    description:
+      "the tightest tokens-per-day quota of the user, the tenant or the runtime (only when one is set)",
+    schema: { type: "integer" },
+  },
+  "x-ratelimit-remaining-tokens": {
+    description:
+      "tokens left of it today (UTC), never below 0; 0 on a 429 for it. Usage totals are re-read at most " +
+      "every 5 s (and folded in from the USAGE stream), so this may lag the last seconds' usage",
+    schema: { type: "integer" },
+  },
+  "x-ratelimit-reset-tokens": {
+    description: "until the next UTC midnight, when the day's count starts again (`23h59m59s`)",
+    schema: { type: "string" },
+  },
 };
 
 const headerRefs = (names: readonly string[]) =>
@@ -779,7 +821,11 @@ export function openApiDocument(options: { serverUrl?: string } = {}) {
           {
             description: ERROR_DESCRIPTIONS[status] ?? "error",
             headers: headerRefs(
-              status === 429 || status === 503 ? ["x-request-id", "retry-after"] : ["x-request-id"],
+              status === 429
+                ? ["x-request-id", "retry-after", ...TOKEN_HEADERS]
+                : status === 503
+                  ? ["x-request-id", "retry-after"]
+                  : ["x-request-id"],
             ),
             content: { "application/json": { schema: ref("Error") } },
           },

@@ -19,6 +19,32 @@ interface Scope {
   read(): Promise<Spend>;
 }
 
+/**
+ * Where the tightest tokens-per-day quota of a request stands (OpenAI's `x-ratelimit-*-tokens`).
+ * Read from totals cached up to 5 s, so `remaining` may lag the usage of the last seconds (and
+ * usage is folded in from the USAGE stream, not counted when the request is admitted).
+ */
+export interface TokenStatus {
+  limit: number;
+  /** Tokens left today: the limit less the tokens used today (UTC), never below 0. */
+  remaining: number;
+  /** Until the next UTC midnight, when the day's count starts again. */
+  resetMs: number;
+}
+
+/** A request refused for a spend quota; `tokens` is the tightest token quota's status (none: no token limit). */
+export class QuotaReached extends RuntimeError {
+  readonly tokens: TokenStatus | undefined;
+
+  constructor(
+    message: string,
+    options: { retryAfterMs: number; details: unknown; tokens: TokenStatus | undefined },
+  ) {
+    super("rate_limited", message, { retryAfterMs: options.retryAfterMs, details: options.details });
+    this.tokens = options.tokens;
+  }
+}
+
 const TODAY = "(now() AT TIME ZONE 'UTC')::date";
 const MONTH = "date_trunc('month', now() AT TIME ZONE 'UTC')::date";
 
@@ -26,6 +52,8 @@ const MONTH = "date_trunc('month', now() AT TIME ZONE 'UTC')::date";
  * Tokens-per-day and cost-per-month quotas of the user, the tenant and the whole
  * runtime, from the usage aggregates the USAGE stream feeds (days in UTC). Totals
  * are re-read at most every 5 s per scope; requests that find them stale share one read.
+ * `checkSpend` also tells where the tightest tokens-per-day quota stands; its `remaining`
+ * may lag by up to that refresh (plus the time the USAGE stream takes to be folded in).
  */
 export class Quotas {
   private readonly spent = new Map<string, { at: number; spend: Promise<Spend | undefined> }>();
@@ -37,7 +65,7 @@ export class Quotas {
     userId: string | undefined,
     limits: TenantLimits,
     global: { tokensPerDay?: number | undefined; costPerMonthUsd?: number | undefined } = {},
-  ): Promise<void> {
+  ): Promise<TokenStatus | undefined> {
     const scopes: Scope[] = [];
     if (userId && (limits.userTokensPerDay || limits.userCostPerMonthUsd)) {
       scopes.push({
@@ -81,12 +109,15 @@ export class Quotas {
           ),
       });
     }
-    if (scopes.length === 0) return;
+    if (scopes.length === 0) return undefined;
     const spends = await Promise.all(scopes.map((scope) => this.spendOf(scope)));
+    const now = Date.now();
+    const tokens = tightestTokens(scopes, spends, now);
     scopes.forEach((scope, index) => {
       const spend = spends[index];
-      if (spend) check(scope, spend);
+      if (spend) check(scope, spend, tokens, now);
     });
+    return tokens;
   }
 
   private spendOf(scope: Scope): Promise<Spend | undefined> {
@@ -107,24 +138,55 @@ export class Quotas {
   }
 }
 
-function check(scope: Scope, spend: Spend): void {
+/** Milliseconds from `now` to the next UTC midnight. */
+function untilMidnight(now: number): number {
+  const midnight = new Date(now);
+  midnight.setUTCHours(24, 0, 0, 0);
+  return midnight.getTime() - now;
+}
+
+/**
+ * The token quota with the fewest tokens left (the smaller limit on a tie) among the scopes
+ * whose totals could be read; none when no scope has a tokens-per-day limit.
+ */
+export function tightestTokens(
+  scopes: readonly { tokensPerDay: number | undefined }[],
+  spends: readonly ({ tokensToday: number } | undefined)[],
+  now: number,
+): TokenStatus | undefined {
+  let tightest: TokenStatus | undefined;
+  scopes.forEach((scope, index) => {
+    const spend = spends[index];
+    if (!scope.tokensPerDay || !spend) return;
+    const remaining = Math.max(0, scope.tokensPerDay - spend.tokensToday);
+    if (
+      !tightest ||
+      remaining < tightest.remaining ||
+      (remaining === tightest.remaining && scope.tokensPerDay < tightest.limit)
+    )
+      tightest = { limit: scope.tokensPerDay, remaining, resetMs: untilMidnight(now) };
+  });
+  return tightest;
+}
+
+function check(scope: Scope, spend: Spend, tokens: TokenStatus | undefined, now: number): void {
   if (scope.tokensPerDay && spend.tokensToday >= scope.tokensPerDay) {
-    const midnight = new Date();
-    midnight.setUTCHours(24, 0, 0, 0);
     const which = `${scope.label === "tenant" ? "" : `${scope.label} `}tokens per day`;
-    throw new RuntimeError("rate_limited", `quota reached: ${which} (${scope.tokensPerDay})`, {
-      retryAfterMs: midnight.getTime() - Date.now(),
+    throw new QuotaReached(`quota reached: ${which} (${scope.tokensPerDay})`, {
+      retryAfterMs: untilMidnight(now),
       details: { limit: which, max: scope.tokensPerDay, used: spend.tokensToday },
+      tokens,
     });
   }
   if (scope.costPerMonthUsd && spend.costMonth >= scope.costPerMonthUsd) {
-    const next = new Date();
+    const next = new Date(now);
     next.setUTCMonth(next.getUTCMonth() + 1, 1);
     next.setUTCHours(0, 0, 0, 0);
     const which = `${scope.label === "tenant" ? "" : `${scope.label} `}cost per month`;
-    throw new RuntimeError("rate_limited", `quota reached: ${which} ($${scope.costPerMonthUsd})`, {
-      retryAfterMs: next.getTime() - Date.now(),
+    throw new QuotaReached(`quota reached: ${which} ($${scope.costPerMonthUsd})`, {
+      retryAfterMs: next.getTime() - now,
       details: { limit: which, maxUsd: scope.costPerMonthUsd, usedUsd: spend.costMonth },
+      tokens,
     });
   }
 }

@@ -1,6 +1,7 @@
 import type { TenantLimits } from "@agent-runtime/config";
 import { RuntimeError } from "@agent-runtime/contracts";
 import { type Redis, WindowLimiter } from "@agent-runtime/stores";
+import type { TokenStatus } from "./quotas.js";
 
 const WINDOW_MS = 60_000;
 
@@ -28,8 +29,11 @@ export interface RateStatus {
   resetMs: number;
 }
 
-/** Gives back a run lease; `rate` tells how much of the tightest request rate is left. */
-export type Release = (() => void) & { rate?: RateStatus };
+/**
+ * Gives back a run lease; `rate` tells how much of the tightest request rate is left, `tokens`
+ * (set by the spend check) how much of the tightest tokens-per-day quota.
+ */
+export type Release = (() => void) & { rate?: RateStatus; tokens?: TokenStatus };
 
 /**
  * Requests per minute (sliding windows) and concurrent runs (leases), per user, per tenant and

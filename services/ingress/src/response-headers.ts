@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { ID_PATTERN } from "@agent-runtime/contracts";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { RateStatus } from "./rate-limits.js";
+import type { TokenStatus } from "./quotas.js";
+import type { Release } from "./rate-limits.js";
 
 /** Headers a browser on another origin may read (CORS `Access-Control-Expose-Headers`). */
 const EXPOSED_HEADERS = [
@@ -12,6 +13,9 @@ const EXPOSED_HEADERS = [
   "x-ratelimit-limit-requests",
   "x-ratelimit-remaining-requests",
   "x-ratelimit-reset-requests",
+  "x-ratelimit-limit-tokens",
+  "x-ratelimit-remaining-tokens",
+  "x-ratelimit-reset-tokens",
 ].join(", ");
 
 const ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
@@ -68,18 +72,36 @@ export function registerResponseHeaders(app: FastifyInstance, options: { corsOri
   });
 }
 
-/** OpenAI's duration format for reset headers: `1s`, `6m0s`, `20ms`. */
+/** OpenAI's duration format for reset headers: `20ms`, `1s`, `6m0s`, `23h59m59s`. */
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
   const seconds = Math.ceil(ms / 1000);
   if (seconds < 60) return `${seconds}s`;
-  return `${Math.floor(seconds / 60)}m${seconds % 60}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${seconds % 60}s`;
+  return `${Math.floor(seconds / 3600)}h${Math.floor(seconds / 60) % 60}m${seconds % 60}s`;
 }
 
-/** `x-ratelimit-*-requests` of the tightest request rate that counted this request (none: no limit applies). */
-export function setRateHeaders(reply: FastifyReply, rate: RateStatus | undefined): void {
-  if (!rate) return;
-  reply.raw.setHeader("x-ratelimit-limit-requests", String(rate.limit));
-  reply.raw.setHeader("x-ratelimit-remaining-requests", String(rate.remaining));
-  reply.raw.setHeader("x-ratelimit-reset-requests", formatDuration(rate.resetMs));
+/**
+ * `x-ratelimit-*-requests` of the tightest request rate that counted this request and
+ * `x-ratelimit-*-tokens` of the tightest tokens-per-day quota (each absent when no such limit applies).
+ */
+export function setRateHeaders(reply: FastifyReply, release: Pick<Release, "rate" | "tokens">): void {
+  const { rate, tokens } = release;
+  if (rate) {
+    reply.raw.setHeader("x-ratelimit-limit-requests", String(rate.limit));
+    reply.raw.setHeader("x-ratelimit-remaining-requests", String(rate.remaining));
+    reply.raw.setHeader("x-ratelimit-reset-requests", formatDuration(rate.resetMs));
+  }
+  setTokenHeaders(reply, tokens);
+}
+
+/**
+ * `x-ratelimit-*-tokens` of the tightest tokens-per-day quota, also on a 429 refused for a quota.
+ * `remaining` comes from totals re-read at most every 5 s, so it may lag recent usage by that much.
+ */
+export function setTokenHeaders(reply: FastifyReply, tokens: TokenStatus | undefined): void {
+  if (!tokens) return;
+  reply.raw.setHeader("x-ratelimit-limit-tokens", String(tokens.limit));
+  reply.raw.setHeader("x-ratelimit-remaining-tokens", String(tokens.remaining));
+  reply.raw.setHeader("x-ratelimit-reset-tokens", formatDuration(tokens.resetMs));
 }

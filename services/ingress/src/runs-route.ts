@@ -88,7 +88,7 @@ export function registerRunRoutes(app: FastifyInstance, deps: RouteDeps): void {
     const release = await deps.limit(key.tenant, body.user, {
       ...(!batch || follows ? { runLeaseMs: Math.min(deadlineMs, deps.runTimeoutMs) + 30_000 } : {}),
     });
-    setRateHeaders(reply, release.rate);
+    setRateHeaders(reply, release);
     let run: Awaited<ReturnType<typeof deps.runs.submit>>;
     try {
       run = await deps.runs.submit({

@@ -19,15 +19,15 @@ import { KeyStore, requireScope, type Scope } from "./keys.js";
 import { registerMemoryRoutes } from "./memories-route.js";
 import { ModelCatalog, registerModelRoutes } from "./model-catalog.js";
 import { startQueueSampler } from "./queue-sampler.js";
-import { Quotas } from "./quotas.js";
-import { Limiter } from "./rate-limits.js";
+import { QuotaReached, Quotas } from "./quotas.js";
+import { Limiter, type Release } from "./rate-limits.js";
 import {
   answerUnrouted,
   clientErrorHandler,
   registerRequestGuards,
   routerErrorHandler,
 } from "./request-guards.js";
-import { registerResponseHeaders } from "./response-headers.js";
+import { registerResponseHeaders, setTokenHeaders } from "./response-headers.js";
 import type { RouteDeps } from "./route-deps.js";
 import { routeStats } from "./route-stats.js";
 import { RunGateway } from "./run-gateway.js";
@@ -119,14 +119,19 @@ export async function startIngress(
         ...(await storedLimits(tenant)),
       };
       // spend first: a request refused for its quota does not use up the request rate
-      await quotas.checkSpend(tenant, userId, limits, config.limits.global);
-      return limiter.admit({
+      const tokens = await quotas.checkSpend(tenant, userId, limits, config.limits.global);
+      const release = await limiter.admit({
         tenant,
         userId,
         limits,
         global: config.limits.global,
         ...(options?.runLeaseMs ? { runLeaseMs: options.runLeaseMs } : {}),
       });
+      if (!tokens) return release;
+      const withTokens: Release = () => release();
+      if (release.rate) withTokens.rate = release.rate;
+      withTokens.tokens = tokens;
+      return withTokens;
     },
     forgetUsage: (tenant, userId) => anonymizeUserUsage(pool, tenant, userId),
   };
@@ -157,7 +162,11 @@ export async function startIngress(
   });
   const guards = registerRequestGuards(app);
   const unrouted = (request: FastifyRequest, reply: FastifyReply) => answerUnrouted(guards, request, reply);
-  app.setErrorHandler((error: Error, request, reply) => handleError(error, request, reply, logger, unrouted));
+  app.setErrorHandler((error: Error, request, reply) => {
+    // a 429 for a spend quota still tells where the tightest token quota stands
+    if (error instanceof QuotaReached) setTokenHeaders(reply, error.tokens);
+    return handleError(error, request, reply, logger, unrouted);
+  });
   app.setNotFoundHandler(unrouted);
   let closing = false;
   app.addHook("onRequest", async (_request, reply) => {
