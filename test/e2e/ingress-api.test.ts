@@ -148,13 +148,29 @@ describe("ingress errors", () => {
         body: JSON.stringify({ input: "spend tokens", wait: true }),
         key: quotaKey,
       });
-    expect((await ask()).status).toBe(200);
+    const first = await ask();
+    expect(first.status).toBe(200);
+    // nothing spent before this run: the whole day's quota is left
+    expect(first.headers.get("x-ratelimit-limit-tokens")).toBe("10");
+    expect(first.headers.get("x-ratelimit-remaining-tokens")).toBe("10");
+    expect(first.headers.get("x-ratelimit-reset-tokens")).toMatch(/^(\d+h)?(\d+m)?\d+s$/);
     // usage is folded into the aggregates asynchronously; spend totals are re-read every 5 s
     await new Promise((resolve) => setTimeout(resolve, 5500));
     const over = await ask();
     const body = await expectError(over, 429, /rate_limit/);
     expect(body.error.message).toMatch(/tokens per day/);
     expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(over.headers.get("x-ratelimit-limit-tokens")).toBe("10");
+    expect(over.headers.get("x-ratelimit-remaining-tokens")).toBe("0");
+    // the official client hands the same headers over on its RateLimitError
+    const client = new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: quotaKey, maxRetries: 0 });
+    const refused = await client.chat.completions
+      .create({ model: "assistant", messages: [{ role: "user", content: "x" }] })
+      .catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(OpenAI.RateLimitError);
+    expect(
+      (refused as InstanceType<typeof OpenAI.RateLimitError>).headers.get("x-ratelimit-remaining-tokens"),
+    ).toBe("0");
   });
 
   it("surfaces errors through the official openai client", async () => {
