@@ -142,8 +142,8 @@ async function burst(): Promise<Record<string, number[]>> {
 }
 
 interface SeriesAnswer {
-  errorRate: Array<{ label: string }>;
-  hotspots: Array<{ kind: string; name: string; p95Ms: number }>;
+  error_rate: Array<{ label: string }>;
+  hotspots: Array<{ kind: string; name: string; p95_ms: number }>;
   queue: Array<{ values: Array<number | null> }>;
   shed: Array<{ label: string }>;
   totals: { calls: number };
@@ -173,7 +173,7 @@ describe("dashboard in a real browser", () => {
     // usage arrives through JetStream, HTTP rows every 2 s, queue depth every 5 s
     let answer = await series();
     for (let attempt = 0; attempt < 60; attempt++) {
-      const codes = answer.errorRate.map((entry) => entry.label);
+      const codes = answer.error_rate.map((entry) => entry.label);
       const ready =
         refusals.every((code) => codes.includes(code)) &&
         answer.hotspots.some((hotspot) => hotspot.kind === "agent" && hotspot.name === "slowpoke") &&
@@ -183,7 +183,7 @@ describe("dashboard in a real browser", () => {
       await new Promise((resolve) => setTimeout(resolve, 500));
       answer = await series();
     }
-    expect(answer.errorRate.map((entry) => entry.label)).toEqual(expect.arrayContaining(refusals));
+    expect(answer.error_rate.map((entry) => entry.label)).toEqual(expect.arrayContaining(refusals));
     expect(answer.shed.map((entry) => entry.label)).toContain("ingress");
 
     expect(existsSync(CHROMIUM), `${CHROMIUM} missing: install Debian's chromium`).toBe(true);
@@ -236,7 +236,7 @@ describe("dashboard in a real browser", () => {
     const hotspotRows = await page.locator("#hotspots tr").allTextContents();
     // the slow agent is named with a p95 at least the latency the fake gave it
     const slow = answer.hotspots.find((hotspot) => hotspot.kind === "agent" && hotspot.name === "slowpoke");
-    expect(slow?.p95Ms).toBeGreaterThanOrEqual(2500);
+    expect(slow?.p95_ms).toBeGreaterThanOrEqual(2500);
     expect(hotspotRows.some((row) => row.startsWith("agent") && row.includes("slowpoke"))).toBe(true);
 
     const errorLegend = await page.locator("#chart-errors").textContent();

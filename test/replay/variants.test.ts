@@ -20,8 +20,8 @@ interface StatsItem {
   route?: string;
   tier?: string;
   calls: number;
-  promptTokens: number;
-  costUsd: number;
+  prompt_tokens: number;
+  cost_usd: number;
   errors: number;
 }
 
@@ -138,10 +138,10 @@ it("A/B variants of an agent: per-variant prompt and model, cost per variant and
       stats.variants.find((item) => item.agent === "desk" && item.variant === name)!;
     expect(variant("mini").calls).toBe(perVariant.mini.asked);
     expect(variant("large").calls).toBe(perVariant.large.asked);
-    expect(variant("mini").costUsd).toBeCloseTo(billed("fast-mini"), 9);
-    expect(variant("large").costUsd).toBeCloseTo(billed("strong-large"), 9);
-    expect(variant("large").costUsd / variant("large").calls).toBeGreaterThan(
-      (variant("mini").costUsd / variant("mini").calls) * 10,
+    expect(variant("mini").cost_usd).toBeCloseTo(billed("fast-mini"), 9);
+    expect(variant("large").cost_usd).toBeCloseTo(billed("strong-large"), 9);
+    expect(variant("large").cost_usd / variant("large").calls).toBeGreaterThan(
+      (variant("mini").cost_usd / variant("mini").calls) * 10,
     );
     const routes = stats.routes.filter((item) => item.agent === "desk");
     expect(routes.reduce((sum, item) => sum + item.calls, 0)).toBe(questions.length);

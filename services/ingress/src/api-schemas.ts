@@ -367,7 +367,7 @@ export const MemoryDeleted = z.object({
   deleted: z.literal(true),
 });
 
-/** `GET /v1/stats`: `costUsd` counts priced calls only; calls of unpriced models are `unpricedCalls`. */
+/** `GET /v1/stats`: `cost_usd` counts priced calls only; calls of unpriced models are `unpriced_calls`. */
 export const StatsQuery = z.object({
   days: z.string().optional().describe("UTC days back, 1-365 (anything else reads as 7)"),
   tenant: z.string().optional().describe("another tenant, or `*` for all (admin keys only)"),
@@ -379,20 +379,21 @@ const UsageItem = z.object({
   name: z.string(),
   agent: z.string(),
   calls: z.number().int(),
-  promptTokens: z.number().int(),
-  completionTokens: z.number().int(),
-  costUsd: z
+  prompt_tokens: z.number().int(),
+  completion_tokens: z.number().int(),
+  cost_usd: z
     .number()
     .nullable()
     .describe("USD of the priced calls; null (unknown) when every paid call was of a model with no price"),
-  unpricedCalls: z
+  unpriced_calls: z
     .number()
     .int()
     .describe("paid calls of a model with no price: their cost is unknown, not 0"),
-  cacheHits: z.number().int(),
+  cache_hits: z.number().int(),
   errors: z.number().int(),
-  avgLatencyMs: z.number(),
+  avg_latency_ms: z.number(),
 });
+export type UsageItem = z.infer<typeof UsageItem>;
 /** Chat usage of one agent on one route and tier (`routes`) or in one A/B variant (`variants`). */
 const RouteUsageItem = z.object({
   tenant: z.string(),
@@ -404,14 +405,15 @@ const RouteUsageItem = z.object({
     .describe("the tier it was routed to (explicit for a pinned model); in `routes` only"),
   variant: z.string().optional().describe("the A/B variant; in `variants` only"),
   calls: z.number().int(),
-  promptTokens: z.number().int(),
-  cachedTokens: z.number().int().describe("prompt tokens the provider served from its prompt cache"),
-  completionTokens: z.number().int(),
-  costUsd: z.number(),
-  cacheHits: z.number().int(),
+  prompt_tokens: z.number().int(),
+  cached_tokens: z.number().int().describe("prompt tokens the provider served from its prompt cache"),
+  completion_tokens: z.number().int(),
+  cost_usd: z.number(),
+  cache_hits: z.number().int(),
   errors: z.number().int(),
-  avgLatencyMs: z.number(),
+  avg_latency_ms: z.number(),
 });
+export type RouteUsageItem = z.infer<typeof RouteUsageItem>;
 export const UsageStatsBody = z.object({
   tenant: z.string(),
   days: z.number().int(),
@@ -419,11 +421,11 @@ export const UsageStatsBody = z.object({
     runs: z.number().int(),
     calls: z.number().int(),
     tokens: z.number().int(),
-    costUsd: z.number().describe("USD of the priced calls: a lower bound while unpricedCalls > 0"),
-    unpricedCalls: z.number().int().describe("paid calls of models with no price, not in costUsd"),
-    cacheHits: z.number().int(),
+    cost_usd: z.number().describe("USD of the priced calls: a lower bound while unpriced_calls > 0"),
+    unpriced_calls: z.number().int().describe("paid calls of models with no price, not in cost_usd"),
+    cache_hits: z.number().int(),
     errors: z.number().int(),
-    avgLatencyMs: z.number(),
+    avg_latency_ms: z.number(),
   }),
   runs: z.array(z.object({ tenant: z.string(), agent: z.string(), runs: z.number().int() })),
   items: z.array(UsageItem),
@@ -434,6 +436,7 @@ export type UsageStatsBody = z.infer<typeof UsageStatsBody>;
 
 /** `GET /v1/admin/tenants/{tenant}/usage`: the usage of `/v1/stats`, without the route and variant breakdowns. */
 export const TenantUsageBody = UsageStatsBody.omit({ routes: true, variants: true });
+export type TenantUsageBody = z.infer<typeof TenantUsageBody>;
 
 const Series = z.object({ label: z.string(), values: z.array(z.number().nullable()) });
 const SeriesGroups = z.object({ model: z.array(Series), agent: z.array(Series), tenant: z.array(Series) });
@@ -441,13 +444,13 @@ export const StatsSeriesBody = z.object({
   tenant: z.string(),
   range: z.string(),
   tier: z.string(),
-  stepSeconds: z.number().int(),
+  step_seconds: z.number().int(),
   /** Bucket start times (epoch seconds), one per value of every series. */
   times: z.array(z.number()),
-  latency: z.object({ byService: z.array(Series), byAgent: z.array(Series) }),
+  latency: z.object({ by_service: z.array(Series), by_agent: z.array(Series) }),
   tokens: SeriesGroups,
-  costUsd: SeriesGroups,
-  errorRate: z.array(Series),
+  cost_usd: SeriesGroups,
+  error_rate: z.array(Series),
   throughput: z.array(Series),
   queue: z.array(Series),
   shed: z.array(Series),
@@ -455,7 +458,7 @@ export const StatsSeriesBody = z.object({
     calls: z.number(),
     errors: z.number(),
     tokens: z.number(),
-    costUsd: z.number(),
+    cost_usd: z.number(),
     requests: z.number(),
     refused: z.number(),
   }),
@@ -464,24 +467,25 @@ export const StatsSeriesBody = z.object({
       kind: z.enum(["agent", "tool", "tenant", "user", "route", "model"]),
       name: z.string(),
       calls: z.number(),
-      p95Ms: z.number(),
-      errorRate: z.number(),
-      costUsd: z.number(),
+      p95_ms: z.number(),
+      error_rate: z.number(),
+      cost_usd: z.number(),
     }),
   ),
-  cacheSavings: z.array(
+  cache_savings: z.array(
     z.object({
       cache: z.enum(["response", "embedding", "tool", "provider prompt"]),
       hits: z.number(),
       calls: z.number(),
       tokens: z.number(),
-      savedUsd: z.number(),
+      saved_usd: z.number(),
     }),
   ),
-  queryMs: z.number(),
+  query_ms: z.number(),
   /** Tenants to pick from (admin keys only). */
   tenants: z.array(z.string()).optional(),
 });
+export type StatsSeriesBody = z.infer<typeof StatsSeriesBody>;
 
 export const ApiKeyView = z.object({
   id: z.string(),

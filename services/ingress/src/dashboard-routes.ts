@@ -9,6 +9,7 @@ import { DASHBOARD_HTML, DASHBOARD_SCRIPT } from "./dashboard.js";
 import { requireScope } from "./keys.js";
 import type { RouteDeps } from "./route-deps.js";
 import { dashboardStats, RANGES, type StatsRange } from "./stats-query.js";
+import { statsSeriesView } from "./stats-view.js";
 
 export const SeriesQuery = z.object({
   range: z.enum(Object.keys(RANGES) as [StatsRange, ...StatsRange[]]).default("1h"),
@@ -73,6 +74,6 @@ export function registerDashboardRoutes(
         : undefined,
     ]);
     reply.header("cache-control", "no-store");
-    return tenants ? { ...stats, tenants } : stats;
+    return statsSeriesView(stats, tenants);
   });
 }

@@ -60,11 +60,11 @@ export const DASHBOARD_SCRIPT = `"use strict";
   window.__dashboard = state;
   var COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777", "#4b5563", "#65a30d"];
   var CHARTS = [
-    ["latency-service", "Latency by service (ms): p50, p95, p99", function (d) { return d.latency.byService; }],
-    ["latency-agent", "Turn latency by agent at ingress (ms): p50, p95, p99", function (d) { return d.latency.byAgent; }],
+    ["latency-service", "Latency by service (ms): p50, p95, p99", function (d) { return d.latency.by_service; }],
+    ["latency-agent", "Turn latency by agent at ingress (ms): p50, p95, p99", function (d) { return d.latency.by_agent; }],
     ["tokens", "Tokens per step", function (d, g) { return d.tokens[g]; }],
-    ["cost", "Cost per step (USD)", function (d, g) { return d.costUsd[g]; }],
-    ["errors", "Error rate (%) by service and code, refusals included", function (d) { return d.errorRate; }],
+    ["cost", "Cost per step (USD)", function (d, g) { return d.cost_usd[g]; }],
+    ["errors", "Error rate (%) by service and code, refusals included", function (d) { return d.error_rate; }],
     ["throughput", "Throughput (calls per minute) by service", function (d) { return d.throughput; }],
     ["queue", "Queue depth by lane (deepest per step)", function (d) { return d.queue; }],
     ["shed", "Requests shed by service (429, 503, overloaded)", function (d) { return d.shed; }]
@@ -120,12 +120,12 @@ export const DASHBOARD_SCRIPT = `"use strict";
     var host = $("charts"); host.textContent = "";
     CHARTS.forEach(function (c) { drawChart(host, c[0], c[1], d.times, c[2](d, group) || []); });
     var t = d.totals;
-    var cards = [["requests", t.requests], ["refused or failed", t.refused], ["model and tool calls", t.calls], ["tokens", t.tokens], ["cost USD", fmt(t.costUsd, 4)], ["call errors", t.errors]];
+    var cards = [["requests", t.requests], ["refused or failed", t.refused], ["model and tool calls", t.calls], ["tokens", t.tokens], ["cost USD", fmt(t.cost_usd, 4)], ["call errors", t.errors]];
     $("cards").textContent = "";
     cards.forEach(function (c) { var card = el("div", c[0], "card"); card.appendChild(el("b", fmt(c[1]))); $("cards").appendChild(card); });
-    fillTable($("hotspots"), d.hotspots.map(function (h) { return [h.kind, h.name, h.calls, h.p95Ms, fmt(h.errorRate, 1), fmt(h.costUsd, 6)]; }), 2);
-    fillTable($("caches"), d.cacheSavings.map(function (c) {
-      return [c.cache, c.hits, c.calls, c.calls > 0 ? fmt((100 * c.hits) / c.calls, 1) : "-", c.tokens, fmt(c.savedUsd, 6)];
+    fillTable($("hotspots"), d.hotspots.map(function (h) { return [h.kind, h.name, h.calls, h.p95_ms, fmt(h.error_rate, 1), fmt(h.cost_usd, 6)]; }), 2);
+    fillTable($("caches"), d.cache_savings.map(function (c) {
+      return [c.cache, c.hits, c.calls, c.calls > 0 ? fmt((100 * c.hits) / c.calls, 1) : "-", c.tokens, fmt(c.saved_usd, 6)];
     }), 1);
   }
   function refresh() {
@@ -153,7 +153,7 @@ export const DASHBOARD_SCRIPT = `"use strict";
           render(body);
           state.updates += 1; state.ready = true;
           $("status").textContent = "tenant " + (body.tenant === "*" ? "all" : body.tenant) + " · " + body.range +
-            " in " + body.stepSeconds + " s steps · answered in " + body.queryMs + " ms · " + new Date().toLocaleTimeString();
+            " in " + body.step_seconds + " s steps · answered in " + body.query_ms + " ms · " + new Date().toLocaleTimeString();
         });
       })
       .catch(function (error) { state.lastError = String(error); $("status").textContent = String(error); });

@@ -304,7 +304,7 @@ describe("quotas, stats and keys", () => {
         await fetch(`${harness.url}/v1/stats`, { headers: { authorization: `Bearer ${key}` } })
       ).json()) as {
         tenant: string;
-        totals: { runs: number; calls: number; tokens: number; costUsd: number };
+        totals: { runs: number; calls: number; tokens: number; cost_usd: number };
       };
     await until(async () => (await stats()).totals.calls === 2);
     expect((await stats()).totals).toMatchObject({ runs: 1, calls: 2, tokens: 110 });

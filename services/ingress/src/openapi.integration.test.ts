@@ -80,6 +80,34 @@ describe("/openapi.json", () => {
     }
   });
 
+  it("names every body field and query parameter in snake_case", async () => {
+    const { document } = await servedDocument();
+    const camel: string[] = [];
+    // property names at any depth of the schemas and answers; the parameters of every operation
+    const walk = (node: unknown, path: string): void => {
+      if (!node || typeof node !== "object") return;
+      const entries = Object.entries(node as Record<string, unknown>);
+      for (const [key, value] of entries) {
+        if (key === "properties" && value && typeof value === "object")
+          for (const name of Object.keys(value))
+            if (!/^[a-z][a-z0-9_]*$/.test(name)) camel.push(`${path}.${name}`);
+        if (key === "parameters" && Array.isArray(value))
+          for (const parameter of value as Array<{ name?: string; in?: string }>)
+            if (parameter.in === "query" && !/^[a-z][a-z0-9_]*$/.test(parameter.name ?? ""))
+              camel.push(`${path} ?${parameter.name}`);
+        walk(value, `${path}/${key}`);
+      }
+    };
+    walk(document, "");
+    expect(camel).toEqual([]);
+    // the stats and usage bodies are among those checked
+    const schemas = (document as unknown as { components: { schemas: Record<string, unknown> } }).components
+      .schemas;
+    expect(JSON.stringify(schemas.StatsSeries)).toContain('"cache_savings"');
+    expect(JSON.stringify(schemas.UsageStats)).toContain('"unpriced_calls"');
+    expect(JSON.stringify(schemas.TenantUsage)).toContain('"avg_latency_ms"');
+  });
+
   it("names the server it was asked at, and the listening address when the Host header is unfit", async () => {
     const { document } = await servedDocument();
     expect(document.servers[0]?.url).toBe(harness.url);

@@ -60,7 +60,7 @@ async function series(key: string, query = ""): Promise<StatsSeriesBody> {
 }
 
 const providerPrompt = (body: StatsSeriesBody) =>
-  body.cacheSavings.find((entry) => entry.cache === "provider prompt")!;
+  body.cache_savings.find((entry) => entry.cache === "provider prompt")!;
 
 describe("provider prompt cache savings", () => {
   it("shows the cached tokens and the USD they saved at the configured prices, for the tenant's view", async () => {
@@ -96,14 +96,14 @@ describe("provider prompt cache savings", () => {
       return providerPrompt(tenantView).tokens >= cachedTokens;
     }, 15_000);
     expect(providerPrompt(tenantView)).toMatchObject({ calls: 3, tokens: cachedTokens });
-    expect(providerPrompt(tenantView).savedUsd).toBeCloseTo(savedUsd, 6);
+    expect(providerPrompt(tenantView).saved_usd).toBeCloseTo(savedUsd, 6);
 
     // another tenant's view has none of it; all tenants' view has its calls too
     await until(async () => (await series(keys.other)).totals.calls === 1, 15_000);
     const otherView = providerPrompt(await series(keys.other));
-    expect(otherView).toMatchObject({ calls: 1, tokens: 0, savedUsd: 0 });
+    expect(otherView).toMatchObject({ calls: 1, tokens: 0, saved_usd: 0 });
     const allView = providerPrompt(await series(BOOTSTRAP_KEY, "&tenant=*"));
     expect(allView).toMatchObject({ calls: 4, tokens: cachedTokens });
-    expect(allView.savedUsd).toBeCloseTo(savedUsd, 6);
+    expect(allView.saved_usd).toBeCloseTo(savedUsd, 6);
   });
 });

@@ -1,6 +1,7 @@
 import type { ModelUsageRecord } from "@agent-runtime/contracts";
 import { migrate } from "@agent-runtime/stores";
 import type pg from "pg";
+import type { RouteUsageItem, UsageStatsBody } from "./api-schemas.js";
 
 /**
  * Model usage per route and A/B variant, by day: what `/v1/stats` shows under `routes` and
@@ -129,23 +130,6 @@ export async function writeRouteStats(client: pg.PoolClient, records: readonly u
   );
 }
 
-/** One group of `/v1/stats` `routes` or `variants`. */
-export interface RouteStatsItem {
-  tenant: string;
-  agent: string;
-  route?: string;
-  tier?: string;
-  variant?: string;
-  calls: number;
-  promptTokens: number;
-  cachedTokens: number;
-  completionTokens: number;
-  costUsd: number;
-  cacheHits: number;
-  errors: number;
-  avgLatencyMs: number;
-}
-
 /**
  * Chat usage over the last `days` UTC days of one tenant (every tenant when undefined), grouped by
  * agent, route and tier (`routes`) and by agent and variant (`variants`, calls with a variant only).
@@ -154,7 +138,7 @@ export async function routeStats(
   pool: pg.Pool,
   tenant: string | undefined,
   days: number,
-): Promise<{ routes: RouteStatsItem[]; variants: RouteStatsItem[] }> {
+): Promise<Pick<UsageStatsBody, "routes" | "variants">> {
   const since = "(now() AT TIME ZONE 'UTC')::date - $1::int";
   const filter = tenant === undefined ? "" : "AND tenant = $2";
   const parameters = tenant === undefined ? [days] : [days, tenant];
@@ -178,19 +162,19 @@ export async function routeStats(
         ? -1
         : 1,
     );
-  const item = (row: Record<string, unknown>, group: "route" | "variant"): RouteStatsItem => ({
+  const item = (row: Record<string, unknown>, group: "route" | "variant"): RouteUsageItem => ({
     tenant: row.tenant as string,
     agent: row.agent as string,
     ...(group === "route" ? { route: row.route as string, tier: row.tier as string } : {}),
     ...(group === "variant" ? { variant: row.variant as string } : {}),
     calls: Number(row.calls),
-    promptTokens: Number(row.prompt_tokens),
-    cachedTokens: Number(row.cached_tokens),
-    completionTokens: Number(row.completion_tokens),
-    costUsd: Number(row.cost_usd),
-    cacheHits: Number(row.cache_hits),
+    prompt_tokens: Number(row.prompt_tokens),
+    cached_tokens: Number(row.cached_tokens),
+    completion_tokens: Number(row.completion_tokens),
+    cost_usd: Number(row.cost_usd),
+    cache_hits: Number(row.cache_hits),
     errors: Number(row.errors),
-    avgLatencyMs: Math.round(Number(row.avg_latency_ms) * 10) / 10,
+    avg_latency_ms: Math.round(Number(row.avg_latency_ms) * 10) / 10,
   });
   return {
     routes: routes.map((row) => item(row, "route")),

@@ -63,11 +63,11 @@ describe("GET /v1/stats", () => {
     if (!stats) throw new Error("no stats");
     const items = stats.items;
     const item = (name: string) => items.find((entry) => entry.name === name);
-    expect(item("my-local-model")).toMatchObject({ calls: 2, costUsd: null, unpricedCalls: 2 });
-    expect(item("gpt-4o-mini")).toMatchObject({ calls: 1, unpricedCalls: 0 });
-    expect(item("gpt-4o-mini")?.costUsd).toBeCloseTo(priced.costUsd, 10);
+    expect(item("my-local-model")).toMatchObject({ calls: 2, cost_usd: null, unpriced_calls: 2 });
+    expect(item("gpt-4o-mini")).toMatchObject({ calls: 1, unpriced_calls: 0 });
+    expect(item("gpt-4o-mini")?.cost_usd).toBeCloseTo(priced.costUsd, 10);
     // the total is the priced calls' cost, and says how many calls it leaves out
-    expect(stats.totals.unpricedCalls).toBe(2);
-    expect(stats.totals.costUsd).toBeCloseTo(priced.costUsd, 10);
+    expect(stats.totals.unpriced_calls).toBe(2);
+    expect(stats.totals.cost_usd).toBeCloseTo(priced.costUsd, 10);
   });
 });

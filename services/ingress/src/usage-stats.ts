@@ -4,6 +4,7 @@ import { withTransaction } from "@agent-runtime/stores";
 import { withSpan } from "@agent-runtime/telemetry";
 import type pg from "pg";
 import { z } from "zod";
+import type { TenantUsageBody, UsageItem } from "./api-schemas.js";
 import { migrateRouteStats, writeRouteStats } from "./route-stats.js";
 import { IntervalBatcher } from "./stats-batcher.js";
 import { migrateRollups, pruneRollups, type RollupSample, writeRollups } from "./stats-rollups.js";
@@ -225,8 +226,15 @@ export function rollupSamples(record: UsageMessage): RollupSample[] {
   ];
 }
 
-/** Usage of one tenant (or of every tenant with `tenant` undefined) over the last `days` UTC days. */
-export async function usageStats(pool: pg.Pool, tenant: string | undefined, days: number) {
+/**
+ * Usage of one tenant (or of every tenant with `tenant` undefined) over the last `days` UTC days,
+ * as `/v1/stats` and the admin usage route answer it (snake_case, like every JSON body).
+ */
+export async function usageStats(
+  pool: pg.Pool,
+  tenant: string | undefined,
+  days: number,
+): Promise<TenantUsageBody> {
   const since = "(now() AT TIME ZONE 'UTC')::date - $1::int";
   const filter = tenant === undefined ? "" : "AND tenant = $2";
   const parameters = tenant === undefined ? [days] : [days, tenant];
@@ -245,7 +253,7 @@ export async function usageStats(pool: pg.Pool, tenant: string | undefined, days
       parameters,
     ),
   ]);
-  const items = rows.rows.map((row) => {
+  const items = rows.rows.map((row): UsageItem => {
     const calls = Number(row.calls);
     const unpricedCalls = Number(row.unpriced_calls);
     const paidCalls = calls - Number(row.cache_hits) - Number(row.errors);
@@ -255,14 +263,14 @@ export async function usageStats(pool: pg.Pool, tenant: string | undefined, days
       name: row.name as string,
       agent: row.agent as string,
       calls,
-      promptTokens: Number(row.prompt_tokens),
-      completionTokens: Number(row.completion_tokens),
+      prompt_tokens: Number(row.prompt_tokens),
+      completion_tokens: Number(row.completion_tokens),
       // every paid call unpriced: the cost is unknown, never shown as $0
-      costUsd: unpricedCalls > 0 && unpricedCalls >= paidCalls ? null : Number(row.cost_usd),
-      unpricedCalls,
-      cacheHits: Number(row.cache_hits),
+      cost_usd: unpricedCalls > 0 && unpricedCalls >= paidCalls ? null : Number(row.cost_usd),
+      unpriced_calls: unpricedCalls,
+      cache_hits: Number(row.cache_hits),
       errors: Number(row.errors),
-      avgLatencyMs: Math.round(Number(row.avg_latency_ms) * 10) / 10,
+      avg_latency_ms: Math.round(Number(row.avg_latency_ms) * 10) / 10,
     };
   });
   const runsByAgent = runs.rows.map((row) => ({
@@ -270,28 +278,28 @@ export async function usageStats(pool: pg.Pool, tenant: string | undefined, days
     agent: row.agent as string,
     runs: Number(row.runs),
   }));
-  const totals = {
+  const totals: TenantUsageBody["totals"] = {
     runs: runsByAgent.reduce((sum, entry) => sum + entry.runs, 0),
     calls: 0,
     tokens: 0,
-    /** USD of the priced calls: a lower bound while `unpricedCalls` > 0. */
-    costUsd: 0,
-    unpricedCalls: 0,
-    cacheHits: 0,
+    /** USD of the priced calls: a lower bound while `unpriced_calls` > 0. */
+    cost_usd: 0,
+    unpriced_calls: 0,
+    cache_hits: 0,
     errors: 0,
-    avgLatencyMs: 0,
+    avg_latency_ms: 0,
   };
   let latencyMsSum = 0;
   for (const item of items) {
     totals.calls += item.calls;
-    totals.tokens += item.promptTokens + item.completionTokens;
-    totals.costUsd += item.costUsd ?? 0;
-    totals.unpricedCalls += item.unpricedCalls;
-    totals.cacheHits += item.cacheHits;
+    totals.tokens += item.prompt_tokens + item.completion_tokens;
+    totals.cost_usd += item.cost_usd ?? 0;
+    totals.unpriced_calls += item.unpriced_calls;
+    totals.cache_hits += item.cache_hits;
     totals.errors += item.errors;
-    latencyMsSum += item.avgLatencyMs * item.calls;
+    latencyMsSum += item.avg_latency_ms * item.calls;
   }
-  totals.avgLatencyMs = totals.calls > 0 ? Math.round((latencyMsSum / totals.calls) * 10) / 10 : 0;
+  totals.avg_latency_ms = totals.calls > 0 ? Math.round((latencyMsSum / totals.calls) * 10) / 10 : 0;
   return {
     tenant: tenant ?? "*",
     days,
