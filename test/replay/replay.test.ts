@@ -1,7 +1,7 @@
 import { expect, it } from "vitest";
 import { generate } from "./generate.js";
 import { type RunOutcome, replayOnce } from "./replay.js";
-import { batchLatency } from "./run.js";
+import { batchLatency, medianRound } from "./run.js";
 import { configured, naive } from "./settings.js";
 import { loadWorkload } from "./workload.js";
 
@@ -43,4 +43,14 @@ it("batch latency compares the turns beside the batch work with the same turns r
   });
   expect(batchLatency(withBatch, outcome({ a: 100, b: 550 }, [])).met).toBe(true);
   expect(batchLatency(outcome({}, []), outcome({}, [])).met).toBe(false);
+});
+
+it("the batch latency of several rounds is the round with the median ratio, every round kept", () => {
+  const round = (ratio: number, tasks: number) =>
+    ({ ratio, interactiveTasks: tasks, met: ratio <= 1.2 }) as ReturnType<typeof batchLatency>;
+  const rounds = [round(1.46, 67), round(0.97, 70), round(1.1, 64)];
+  expect(medianRound(rounds)).toMatchObject({ ratio: 1.1, interactiveTasks: 64, met: true, rounds });
+  expect(medianRound([round(1.3, 1), round(1.0, 2)]).ratio).toBe(1.0);
+  expect(medianRound([round(1.3, 5)]).met).toBe(false);
+  expect(() => medianRound([])).toThrow(/no batch latency round/);
 });
