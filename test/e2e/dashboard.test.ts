@@ -239,6 +239,17 @@ describe("dashboard in a real browser", () => {
     expect(slow?.p95_ms).toBeGreaterThanOrEqual(2500);
     expect(hotspotRows.some((row) => row.startsWith("agent") && row.includes("slowpoke"))).toBe(true);
 
+    // every table cell and card has a value of the body (a misnamed field would print undefined or NaN)
+    const cacheRows = await page.locator("#caches tr").allTextContents();
+    expect(cacheRows.map((row) => row.split(/\d/)[0])).toEqual([
+      "response",
+      "embedding",
+      "tool",
+      "provider prompt",
+    ]);
+    const cells = [...hotspotRows, ...cacheRows, ...(await page.locator("#cards").allTextContents())];
+    expect(cells.filter((text) => /undefined|NaN/.test(text))).toEqual([]);
+
     const errorLegend = await page.locator("#chart-errors").textContent();
     for (const code of refusals) expect(errorLegend).toContain(code);
 
