@@ -10,6 +10,8 @@ export interface Stack {
   url: string;
   /** Ingress's ops port (`/metrics`, which the public port does not serve). */
   opsUrl: string;
+  /** Every service's ops port started in this process, by service name. */
+  opsUrls: Partial<Record<StackService, string>>;
   isolation: Isolation;
   env: NodeJS.ProcessEnv;
   stop(): Promise<void>;
@@ -27,6 +29,8 @@ export interface StackOptions {
   /** Every service's log lines (JSON, from `level` up, `info` by default) go here instead. */
   logs?: { destination: NonNullable<LoggerOptions["destination"]>; level?: string };
 }
+
+export type StackService = "ingress" | "memory" | "tool-executor" | "model-proxy" | "orchestrator";
 
 /** All five services in this process, isolated by NATS prefix, Postgres schema and Redis prefix. */
 export async function startStack(options: StackOptions): Promise<Stack> {
@@ -50,39 +54,60 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       ...(options.logs ? { destination: options.logs.destination, format: "json" as const } : {}),
     });
   const started: { stop(): Promise<void> }[] = [];
+  const opsUrls: Partial<Record<StackService, string>> = {};
+  const ops = <T extends { opsPort: number }>(service: StackService, running: T): T => {
+    opsUrls[service] = `http://127.0.0.1:${running.opsPort}`;
+    return running;
+  };
   try {
     const skip = new Set(options.without ?? []);
     if (!skip.has("memory"))
       started.push(
-        await memory.startMemory(memory.loadConfig(env), {
-          logger: logger("memory"),
-        }),
+        ops(
+          "memory",
+          await memory.startMemory(memory.loadConfig(env), {
+            logger: logger("memory"),
+          }),
+        ),
       );
     if (!skip.has("tool-executor"))
       started.push(
-        await toolExecutor.startToolExecutor(toolExecutor.loadConfig(env), {
-          logger: logger("tool-executor"),
-        }),
+        ops(
+          "tool-executor",
+          await toolExecutor.startToolExecutor(toolExecutor.loadConfig(env), {
+            logger: logger("tool-executor"),
+          }),
+        ),
       );
     if (!skip.has("model-proxy"))
       started.push(
-        await modelProxy.startModelProxy(modelProxy.loadConfig(env), {
-          logger: logger("model-proxy"),
-        }),
+        ops(
+          "model-proxy",
+          await modelProxy.startModelProxy(modelProxy.loadConfig(env), {
+            logger: logger("model-proxy"),
+          }),
+        ),
       );
     if (!skip.has("orchestrator"))
       started.push(
-        await orchestrator.startOrchestrator(orchestrator.loadConfig(env), {
-          logger: logger("orchestrator"),
-        }),
+        ops(
+          "orchestrator",
+          await orchestrator.startOrchestrator(orchestrator.loadConfig(env), {
+            logger: logger("orchestrator"),
+          }),
+        ),
       );
-    const front = await ingress.startIngress(ingress.loadConfig(env), {
-      logger: logger("ingress"),
-    });
+    const front = ops(
+      "ingress",
+      await ingress.startIngress(ingress.loadConfig(env), {
+        logger: logger("ingress"),
+      }),
+    );
     started.push(front);
     return {
       url: front.url,
       opsUrl: `http://127.0.0.1:${front.opsPort}`,
+      opsUrls,
       isolation,
       env,
       stop: async () => {
