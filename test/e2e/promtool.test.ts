@@ -40,7 +40,10 @@ describe.skipIf(!installed)("promtool (skipped without it: apt-get install prome
         ? { content: "It is 42." }
         : { toolCalls: [{ name: "calculator", arguments: { expression: "6 * 7" } }] },
     );
-    await client.chat.completions.create({ model: "assistant", messages: [{ role: "user", content: "6 * 7?" }] });
+    await client.chat.completions.create({
+      model: "assistant",
+      messages: [{ role: "user", content: "6 * 7?" }],
+    });
     fake.setHandler(() => ({ content: "streamed answer" }));
     const stream = await client.chat.completions.create({
       model: "assistant",
