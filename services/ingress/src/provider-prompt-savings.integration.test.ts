@@ -19,7 +19,7 @@ const MODEL = "cache-priced-model";
 let harness: Harness;
 let provider: FakeOpenAI;
 let proxy: { stop(): Promise<void> };
-let keys: { cached: string; other: string };
+let keys: { cached: string; other: string; responses: string };
 
 beforeAll(async () => {
   harness = await startHarness({ prices: { [MODEL]: PRICE } }, {}, { driver: false });
@@ -34,7 +34,11 @@ beforeAll(async () => {
     }),
     { logger: createLogger({ service: "model-proxy", level: "error" }) },
   );
-  keys = { cached: await harness.key("prompt-cache"), other: await harness.key("no-cache") };
+  keys = {
+    cached: await harness.key("prompt-cache"),
+    other: await harness.key("no-cache"),
+    responses: await harness.key("response-cache"),
+  };
 }, 60_000);
 
 afterAll(async () => {
@@ -43,12 +47,13 @@ afterAll(async () => {
   await harness?.stop();
 });
 
-const chat = (tenant: string, text: string) =>
+const chat = (tenant: string, text: string, cache = false) =>
   harness.bus.request(Endpoints.modelChat, {
     meta: { v: 1, tenant, requestId: randomUUID(), deadline: Date.now() + 10_000 },
     messages: [{ role: "user", content: text }],
     model: MODEL,
-    cache: false,
+    cache,
+    ...(cache ? { temperature: 0 } : {}),
   });
 
 async function series(key: string, query = ""): Promise<StatsSeriesBody> {
@@ -95,15 +100,38 @@ describe("provider prompt cache savings", () => {
       tenantView = await series(keys.cached);
       return providerPrompt(tenantView).tokens >= cachedTokens;
     }, 15_000);
-    expect(providerPrompt(tenantView)).toMatchObject({ calls: 3, tokens: cachedTokens });
+    // two of the tenant's three provider calls had cached prompt tokens: hits, the first one not
+    expect(providerPrompt(tenantView)).toMatchObject({ hits: 2, calls: 3, tokens: cachedTokens });
     expect(providerPrompt(tenantView).saved_usd).toBeCloseTo(savedUsd, 6);
 
     // another tenant's view has none of it; all tenants' view has its calls too
     await until(async () => (await series(keys.other)).totals.calls === 1, 15_000);
     const otherView = providerPrompt(await series(keys.other));
-    expect(otherView).toMatchObject({ calls: 1, tokens: 0, saved_usd: 0 });
+    expect(otherView).toMatchObject({ hits: 0, calls: 1, tokens: 0, saved_usd: 0 });
     const allView = providerPrompt(await series(BOOTSTRAP_KEY, "&tenant=*"));
-    expect(allView).toMatchObject({ calls: 4, tokens: cachedTokens });
+    expect(allView).toMatchObject({ hits: 2, calls: 4, tokens: cachedTokens });
     expect(allView.saved_usd).toBeCloseTo(savedUsd, 6);
+  });
+
+  it("does not count a reply from the response cache as a provider call nor a prompt cache hit", async () => {
+    provider.enqueue(
+      textStep("answer", { usage: { prompt_tokens: 1100, completion_tokens: 10, cached_tokens: 1024 } }),
+    );
+    const first = await chat("response-cache", "the same deterministic question", true);
+    const again = await chat("response-cache", "the same deterministic question", true);
+    expect(first).toMatchObject({ cached: false, usage: { cachedTokens: 1024 } });
+    // the stored reply keeps its usage, cached tokens included: still no provider call
+    expect(again.cached).toBe(true);
+
+    let view = await series(keys.responses);
+    await until(async () => {
+      view = await series(keys.responses);
+      return view.totals.calls === 2;
+    }, 15_000);
+    expect(view.cache_savings.find((entry) => entry.cache === "response")).toMatchObject({
+      hits: 1,
+      calls: 2,
+    });
+    expect(providerPrompt(view)).toMatchObject({ hits: 1, calls: 1, tokens: 1024 });
   });
 });

@@ -38,7 +38,9 @@ export interface Hotspot {
 
 export interface CacheSaving {
   cache: "response" | "embedding" | "tool" | "provider prompt";
+  /** Calls the cache answered; for the provider prompt cache, calls with cached prompt tokens. */
   hits: number;
+  /** Calls that looked in the cache; for the provider prompt cache, chat calls that reached a provider. */
   calls: number;
   /** Tokens the provider served from its prompt cache (provider prompt cache only). */
   tokens: number;
@@ -69,6 +71,7 @@ const SUM_COLUMNS: ReadonlyArray<readonly [string, "sum" | "max"]> = [
   ["completion_tokens", "sum"],
   ["cached_tokens", "sum"],
   ["prompt_cache_saved_usd", "sum"],
+  ["prompt_cache_hits", "sum"],
   ["cost_usd", "sum"],
   ["cache_hits", "sum"],
   ["latency_ms_sum", "sum"],
@@ -93,6 +96,7 @@ function sumsOf(row: SumsRow): RollupSums {
   sums.completionTokens = Number(row.completion_tokens);
   sums.cachedTokens = Number(row.cached_tokens);
   sums.promptCacheSavedUsd = Number(row.prompt_cache_saved_usd);
+  sums.promptCacheHits = Number(row.prompt_cache_hits);
   sums.costUsd = Number(row.cost_usd);
   sums.cacheHits = Number(row.cache_hits);
   sums.latencyMsSum = Number(row.latency_ms_sum);
@@ -438,7 +442,7 @@ function summaries(totals: Totals) {
   for (const [key, entry] of totals.calls) if (key.startsWith("model-chat ")) addSums(prompts, entry);
   cacheSavings.push({
     cache: "provider prompt",
-    hits: 0,
+    hits: prompts.promptCacheHits,
     calls: prompts.calls - prompts.cacheHits,
     tokens: prompts.cachedTokens,
     savedUsd: round(prompts.promptCacheSavedUsd, 6),

@@ -165,22 +165,33 @@ describe("writeRollups", () => {
     }
   });
 
-  it("adds the prompt cache saving to tables made before it, and sums it in every tier", async () => {
-    // tables of an earlier release: no prompt_cache_saved_usd column
+  it("adds the prompt cache saving and hits to tables made before them, and sums them in every tier", async () => {
+    // tables of an earlier release: no prompt_cache_saved_usd nor prompt_cache_hits column
     for (const { table } of Object.values(TIERS))
-      await pool.query(`ALTER TABLE ${table} DROP COLUMN prompt_cache_saved_usd`);
+      await pool.query(
+        `ALTER TABLE ${table} DROP COLUMN prompt_cache_saved_usd, DROP COLUMN prompt_cache_hits`,
+      );
     await migrateRollups(pool);
     const cached = (promptCacheSavedUsd: number) =>
-      sample({ tenant: "cached", promptTokens: 2048, cachedTokens: 1024, promptCacheSavedUsd });
+      sample({
+        tenant: "cached",
+        promptTokens: 2048,
+        cachedTokens: 1024,
+        promptCacheSavedUsd,
+        promptCacheHit: true,
+      });
     await writeRollups(pool, [cached(0.0027), cached(0.0054), sample({ tenant: "cached" })]);
+    // a second write adds to the rows it finds
+    await writeRollups(pool, [cached(0.0027)]);
     for (const [tier, { table }] of Object.entries(TIERS)) {
       const { rows } = await pool.query(
-        `SELECT cached_tokens::int, prompt_cache_saved_usd FROM ${table} WHERE tenant = 'cached' AND slice = $1`,
+        `SELECT calls::int, cached_tokens::int, prompt_cache_saved_usd, prompt_cache_hits::int
+         FROM ${table} WHERE tenant = 'cached' AND slice = $1`,
         [SLICE.service],
       );
       expect(rows, tier).toHaveLength(1);
-      expect(rows[0].cached_tokens, tier).toBe(2048);
-      expect(rows[0].prompt_cache_saved_usd, tier).toBeCloseTo(0.0081, 10);
+      expect(rows[0], tier).toMatchObject({ calls: 4, cached_tokens: 3072, prompt_cache_hits: 3 });
+      expect(rows[0].prompt_cache_saved_usd, tier).toBeCloseTo(0.0108, 10);
     }
   });
 

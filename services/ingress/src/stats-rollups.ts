@@ -86,6 +86,8 @@ export interface RollupSums {
   cachedTokens: number;
   /** USD those cached tokens saved (input price less cached-input price). */
   promptCacheSavedUsd: number;
+  /** Provider calls whose prompt was partly served from the provider's prompt cache. */
+  promptCacheHits: number;
   costUsd: number;
   cacheHits: number;
   latencyMsSum: number;
@@ -102,6 +104,8 @@ export interface RollupSample extends RollupKey {
   completionTokens?: number;
   cachedTokens?: number;
   promptCacheSavedUsd?: number;
+  /** The provider served part of this call's prompt from its prompt cache. */
+  promptCacheHit?: boolean;
   costUsd?: number;
   cacheHit?: boolean;
 }
@@ -150,6 +154,7 @@ export const ROLLUP_MIGRATIONS = Object.values(TIERS)
     // for pruning by age: tiny, and rows arrive in time order
     `CREATE INDEX IF NOT EXISTS ${table}_bucket ON ${table} USING brin (bucket)`,
     `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS prompt_cache_saved_usd double precision NOT NULL DEFAULT 0`,
+    `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS prompt_cache_hits bigint NOT NULL DEFAULT 0`,
     // every tenant's users, for the all-tenants view
     `CREATE INDEX IF NOT EXISTS ${table}_users ON ${table} (bucket) WHERE slice = ${SLICE.user}`,
     // the deepest pending and in-progress counts seen per lane and bucket
@@ -200,6 +205,7 @@ export function emptySums(): RollupSums {
     completionTokens: 0,
     cachedTokens: 0,
     promptCacheSavedUsd: 0,
+    promptCacheHits: 0,
     costUsd: 0,
     cacheHits: 0,
     latencyMsSum: 0,
@@ -216,6 +222,7 @@ export function addSums(into: RollupSums, from: RollupSums): void {
   into.completionTokens += from.completionTokens;
   into.cachedTokens += from.cachedTokens;
   into.promptCacheSavedUsd += from.promptCacheSavedUsd;
+  into.promptCacheHits += from.promptCacheHits;
   into.costUsd += from.costUsd;
   into.cacheHits += from.cacheHits;
   into.latencyMsSum += from.latencyMsSum;
@@ -231,6 +238,7 @@ function addSample(into: RollupSums, sample: RollupSample): void {
   into.completionTokens += sample.completionTokens ?? 0;
   into.cachedTokens += sample.cachedTokens ?? 0;
   into.promptCacheSavedUsd += sample.promptCacheSavedUsd ?? 0;
+  into.promptCacheHits += sample.promptCacheHit ? 1 : 0;
   into.costUsd += sample.costUsd ?? 0;
   into.cacheHits += sample.cacheHit ? 1 : 0;
   into.latencyMsSum += sample.latencyMs;
@@ -317,6 +325,7 @@ const SUM_COLUMNS = [
   "completion_tokens",
   "cached_tokens",
   "prompt_cache_saved_usd",
+  "prompt_cache_hits",
   "cost_usd",
   "cache_hits",
   "latency_ms_sum",
@@ -367,6 +376,7 @@ function rowJson(row: RollupRow): Record<string, unknown> {
     completion_tokens: sums.completionTokens,
     cached_tokens: sums.cachedTokens,
     prompt_cache_saved_usd: sums.promptCacheSavedUsd,
+    prompt_cache_hits: sums.promptCacheHits,
     cost_usd: sums.costUsd,
     cache_hits: sums.cacheHits,
     latency_ms_sum: sums.latencyMsSum,

@@ -216,6 +216,7 @@ export function rollupSamples(record: UsageMessage): RollupSample[] {
     completionTokens: paid ? record.usage.completionTokens : 0,
     cachedTokens: paid ? record.usage.cachedTokens : 0,
     promptCacheSavedUsd: paid ? (record.promptCacheSavedUsd ?? 0) : 0,
+    promptCacheHit: paid && record.usage.cachedTokens > 0,
     costUsd: record.costUsd,
     cacheHit: record.cached,
   };
