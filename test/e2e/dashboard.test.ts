@@ -52,7 +52,10 @@ beforeAll(async () => {
       return { toolCalls: [{ name: "calculator", arguments: { expression: "6*7" } }] };
     return {
       content: `answer to ${text.slice(0, 40)}`,
-      ...(system.includes("SLUGGISH") ? { latencyMs: 2500 } : {}),
+      // the slow agent's long system prompt: the provider serves part of it from its prompt cache
+      ...(system.includes("SLUGGISH")
+        ? { latencyMs: 2500, usage: { prompt_tokens: 2048, completion_tokens: 8, cached_tokens: 1024 } }
+        : {}),
     };
   });
   const configPath = join(mkdtempSync(join(tmpdir(), "dashboard-")), "config.yaml");
@@ -147,6 +150,7 @@ interface SeriesAnswer {
   queue: Array<{ values: Array<number | null> }>;
   shed: Array<{ label: string }>;
   totals: { calls: number };
+  cache_savings: Array<{ cache: string; hits: number }>;
 }
 
 async function series(): Promise<SeriesAnswer> {
@@ -178,7 +182,8 @@ describe("dashboard in a real browser", () => {
         refusals.every((code) => codes.includes(code)) &&
         answer.hotspots.some((hotspot) => hotspot.kind === "agent" && hotspot.name === "slowpoke") &&
         answer.queue.some((lane) => lane.values.some((value) => value !== null)) &&
-        answer.totals.calls > 0;
+        answer.totals.calls > 0 &&
+        answer.cache_savings.some((entry) => entry.cache === "provider prompt" && entry.hits >= 4);
       if (ready) break;
       await new Promise((resolve) => setTimeout(resolve, 500));
       answer = await series();
@@ -247,6 +252,14 @@ describe("dashboard in a real browser", () => {
       "tool",
       "provider prompt",
     ]);
+    // the provider prompt row: the slow agent's four calls hit the provider's prompt cache, and
+    // its hit % is hits over the calls that reached a provider
+    const promptCells = await page.locator("#caches tr").nth(3).locator("td").allTextContents();
+    const [, hits, calls, hitRate, tokens] = promptCells;
+    expect(Number(hits)).toBe(4);
+    expect(Number(tokens)).toBe(4 * 1024);
+    expect(Number(calls)).toBeGreaterThan(4);
+    expect(hitRate).toBe(((100 * 4) / Number(calls)).toFixed(1));
     const cells = [...hotspotRows, ...cacheRows, ...(await page.locator("#cards").allTextContents())];
     expect(cells.filter((text) => /undefined|NaN/.test(text))).toEqual([]);
 
