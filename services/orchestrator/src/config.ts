@@ -12,8 +12,10 @@ import { FAILPOINT_NAMES, type Failpoint } from "./failpoints.js";
 const OwnEnv = {
   INTERACTIVE_CONCURRENCY: z.coerce.number().int().positive().default(64),
   BATCH_CONCURRENCY: z.coerce.number().int().positive().default(4),
-  /** Batch runs in progress at most while any interactive run is (batch yields the worker to chat). */
-  BATCH_CONCURRENCY_WHILE_INTERACTIVE: z.coerce.number().int().nonnegative().default(1),
+  /** Batch runs in progress at most while any interactive run is (0: batch runs start in the gaps of chat). */
+  BATCH_CONCURRENCY_WHILE_INTERACTIVE: z.coerce.number().int().nonnegative().default(0),
+  /** How long a batch run waits for chat to pause before one batch run at a time goes on beside it. */
+  BATCH_MAX_YIELD_MS: z.coerce.number().int().nonnegative().default(5000),
   RUN_ACK_WAIT_MS: z.coerce.number().int().positive().default(5000),
   BATCH_MAX_ATTEMPTS: z.coerce.number().int().positive().default(4),
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(256),
@@ -43,6 +45,7 @@ export interface OrchestratorConfig extends Connections {
   interactiveConcurrency: number;
   batchConcurrency: number;
   batchConcurrencyWhileInteractive: number;
+  batchMaxYieldMs: number;
   ackWaitMs: number;
   batchMaxAttempts: number;
   maxInFlight: number;
@@ -63,6 +66,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OrchestratorCo
     interactiveConcurrency: e.INTERACTIVE_CONCURRENCY,
     batchConcurrency: e.BATCH_CONCURRENCY,
     batchConcurrencyWhileInteractive: Math.min(e.BATCH_CONCURRENCY_WHILE_INTERACTIVE, e.BATCH_CONCURRENCY),
+    batchMaxYieldMs: e.BATCH_MAX_YIELD_MS,
     ackWaitMs: e.RUN_ACK_WAIT_MS,
     batchMaxAttempts: e.BATCH_MAX_ATTEMPTS,
     maxInFlight: e.MAX_IN_FLIGHT,

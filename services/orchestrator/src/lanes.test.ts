@@ -54,4 +54,37 @@ describe("batch gate", () => {
     drain.abort();
     await expect(waiting).rejects.toBeInstanceOf(RunHandedOff);
   });
+
+  it("starts no batch run beside interactive ones by default, until the oldest has waited its bound", async () => {
+    const gate = new BatchGate(4, 0, 200);
+    const endInteractive = gate.interactiveRun();
+    const started: string[] = [];
+    const track = (runId: string) =>
+      gate.batchRun(runId, never).then((end) => {
+        started.push(runId);
+        return end;
+      });
+    const first = track("a");
+    const second = track("b");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(started).toEqual([]);
+    expect(gate.waiting).toBe(2);
+    // past the bound: one at a time beside the interactive run, oldest first
+    const endFirst = await first;
+    expect(started).toEqual(["a"]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(started).toEqual(["a"]);
+    endFirst();
+    const endSecond = await second;
+    expect(started).toEqual(["a", "b"]);
+    // a newcomer waits its own bound again while the interactive run goes on
+    endSecond();
+    const third = track("c");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(started).toEqual(["a", "b"]);
+    // and starts at once when the interactive run ends
+    endInteractive();
+    (await third)();
+    expect(started).toEqual(["a", "b", "c"]);
+  });
 });

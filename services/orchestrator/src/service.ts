@@ -109,8 +109,13 @@ export async function startOrchestrator(
   };
 
   // interactive and batch runs on separate consumers with separate concurrency: a batch flood
-  // never takes an interactive slot, and while interactive runs go on, batch runs get a small share
-  const lanes = new BatchGate(config.batchConcurrency, config.batchConcurrencyWhileInteractive);
+  // never takes an interactive slot, and while interactive runs go on, batch runs wait for a gap
+  // (or, past batchMaxYieldMs, go on one at a time)
+  const lanes = new BatchGate(
+    config.batchConcurrency,
+    config.batchConcurrencyWhileInteractive,
+    config.batchMaxYieldMs,
+  );
   const runConsumer = (priority: RunPriority) => {
     const maxDeliver = priority === "interactive" ? INTERACTIVE_MAX_DELIVER : config.batchMaxAttempts;
     return consume(bus, {
