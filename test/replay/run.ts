@@ -103,8 +103,8 @@ export function medianRound(rounds: readonly BatchLatency[]): BatchLatencyRounds
   return { ...median, rounds: [...rounds] };
 }
 
-/** Rounds of the batch latency comparison (`REPLAY_LATENCY_ROUNDS`, 3 by default). */
-const LATENCY_ROUNDS = Math.max(1, Number(process.env.REPLAY_LATENCY_ROUNDS ?? 3));
+/** Rounds of the batch latency comparison (`REPLAY_LATENCY_ROUNDS`, 5 by default). */
+const LATENCY_ROUNDS = Math.max(1, Number(process.env.REPLAY_LATENCY_ROUNDS ?? 5));
 
 export async function replay(options: { limit?: number; attribute?: boolean } = {}): Promise<ReplayResult> {
   const workload = loadWorkload();
