@@ -1,8 +1,8 @@
 /**
  * Runs the workload once against a private stack (own NATS prefix, Postgres schema and Redis
- * prefix; the five services in this process) through the public HTTP API (chat, memories,
- * CloudEvents), with the grading provider as the model, and returns what the run cost and how
- * many tasks it got right.
+ * prefix; the five services in this process, or each in a process of its own as deployed)
+ * through the public HTTP API (chat, memories, CloudEvents), with the grading provider as the
+ * model, and returns what the run cost and how many tasks it got right.
  */
 
 import { writeFileSync } from "node:fs";
@@ -19,7 +19,9 @@ import {
   startFakeOpenAI,
   verdictOf,
 } from "@agent-runtime/testkit";
-import { DATABASE_URL } from "../support/isolation.js";
+import { DATABASE_URL, dropIsolation, isolatedEnv, newIsolation } from "../support/isolation.js";
+import { freePort } from "../support/processes.js";
+import { freshRuntime, startReplicaPool } from "../support/replicas.js";
 import { startStack } from "../support/stack.js";
 import { type RunSettings, runtimeConfig } from "./settings.js";
 import { orderStatus, type ReplayTask, stockLevel, type Workload } from "./workload.js";
@@ -137,6 +139,51 @@ export interface ReplayOptions {
   /** Only the first N tasks of each kind-group (a smoke run). */
   limit?: number;
   concurrency?: number;
+  /**
+   * Each service in a process of its own (compiled when built, as deployed) instead of all five
+   * in this process, where every service's work queues on one event loop with the clients'.
+   */
+  processes?: boolean;
+}
+
+interface ReplayStack {
+  url: string;
+  schema: string;
+  stop(): Promise<void>;
+}
+
+/** The five services, each in a process of its own, on a private prefix and schema. */
+async function startProcessStack(
+  bootstrapApiKey: string,
+  openaiBaseUrl: string,
+  extra: NodeJS.ProcessEnv,
+): Promise<ReplayStack> {
+  const isolation = newIsolation("replay");
+  const port = await freePort();
+  const logDir = join(tmpdir(), `replay-logs-${isolation.schema}`);
+  const pool = await startReplicaPool({
+    replicas: 1,
+    logDir,
+    runtime: freshRuntime().runtime,
+    readyTimeoutMs: 120_000,
+    env: isolatedEnv(isolation, {
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "info",
+      BOOTSTRAP_API_KEY: bootstrapApiKey,
+      OPENAI_BASE_URL: openaiBaseUrl,
+      OPENAI_API_KEY: "sk-fake",
+      ...extra,
+    }),
+    envOf: (service) => (service === "ingress" ? { PORT: String(port) } : {}),
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    schema: isolation.schema,
+    stop: async () => {
+      await pool.stopAll();
+      await dropIsolation(isolation).catch(() => undefined);
+    },
+  };
 }
 
 export async function replayOnce(
@@ -157,18 +204,19 @@ export async function replayOnce(
   const configPath = join(tmpdir(), `replay-${settings.name}-${process.pid}-${Date.now()}.json`);
   writeFileSync(configPath, JSON.stringify(config));
   const adminKey = `sk-replay-${settings.name}`;
-  const stack = await startStack({
-    bootstrapApiKey: adminKey,
-    openaiBaseUrl: fake.url,
-    env: {
-      AGENT_CONFIG: configPath,
-      MODEL_FAST: "fast-mini",
-      MODEL_STRONG: "strong-large",
-      MODEL_EMBED: "embed-small",
-      ...env,
-    },
-  });
-  const database = await createPool({ url: DATABASE_URL, schema: stack.isolation.schema, max: 2 });
+  const stackEnv: NodeJS.ProcessEnv = {
+    AGENT_CONFIG: configPath,
+    MODEL_FAST: "fast-mini",
+    MODEL_STRONG: "strong-large",
+    MODEL_EMBED: "embed-small",
+    ...env,
+  };
+  const stack: ReplayStack = options.processes
+    ? await startProcessStack(adminKey, fake.url, stackEnv)
+    : await startStack({ bootstrapApiKey: adminKey, openaiBaseUrl: fake.url, env: stackEnv }).then(
+        (inProcess) => ({ url: inProcess.url, schema: inProcess.isolation.schema, stop: inProcess.stop }),
+      );
+  const database = await createPool({ url: DATABASE_URL, schema: stack.schema, max: 2 });
   try {
     const keyStore = await KeyStore.open(database, 0);
     const keys = new Map<string, string>();

@@ -108,7 +108,11 @@ const LATENCY_ROUNDS = Math.max(1, Number(process.env.REPLAY_LATENCY_ROUNDS ?? 5
 
 export async function replay(options: { limit?: number; attribute?: boolean } = {}): Promise<ReplayResult> {
   const workload = loadWorkload();
-  const runOptions = options.limit ? { limit: options.limit } : {};
+  // each service in its own process, as deployed (REPLAY_STACK=in-process: all in this one)
+  const runOptions = {
+    ...(options.limit ? { limit: options.limit } : {}),
+    processes: process.env.REPLAY_STACK !== "in-process",
+  };
   const run = async (settings: Parameters<typeof replayOnce>[1]) => {
     const outcome = await replayOnce(workload, settings, runOptions);
     console.log(summaryLine(outcome));
