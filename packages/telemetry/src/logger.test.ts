@@ -113,6 +113,8 @@ describe("createLogger", () => {
   it("hands a line without secrets to pino as it is", () => {
     const flat = { runId: "run_2", tenant: "t", steps: 1, usage: { promptTokens: 3 } };
     expect(redactSecrets(flat)).toBe(flat);
+    const bytes = { body: Buffer.alloc(1 << 20), password: "p" };
+    expect(redactSecrets(bytes)).toEqual({ body: bytes.body, password: "[redacted]" });
     expect(redactSecrets({ a: { b: { c: { password: "deep" } } } })).toEqual({
       a: { b: { c: { password: "deep" } } },
     });

@@ -62,7 +62,13 @@ function copyOf(value: object): Record<string, unknown> {
  * changes the caller's objects.
  */
 export function redactSecrets<T>(value: T, depth = REDACT_DEPTH): T {
-  if (typeof value !== "object" || value === null || Array.isArray(value) || value instanceof Date)
+  if (
+    typeof value !== "object" ||
+    value === null ||
+    Array.isArray(value) ||
+    value instanceof Date ||
+    ArrayBuffer.isView(value) // a Buffer's keys are its bytes
+  )
     return value;
   let copy: Record<string, unknown> | undefined;
   for (const key of Object.keys(value)) {
