@@ -5,7 +5,7 @@
  * model, and returns what the run cost and how many tasks it got right.
  */
 
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { loadavg, tmpdir } from "node:os";
@@ -182,6 +182,9 @@ async function startProcessStack(
     stop: async () => {
       await pool.stopAll();
       await dropIsolation(isolation).catch(() => undefined);
+      // the services' logs are kept only when a process ended on its own (for its report)
+      if (pool.exits.every((exit) => exit.signal === "SIGTERM" || exit.code === 0))
+        rmSync(logDir, { recursive: true, force: true });
     },
   };
 }
