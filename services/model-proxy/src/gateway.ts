@@ -119,8 +119,10 @@ export class Gateway {
         : undefined;
       if (recorded) return recorded;
       const reply = await this.chatOnce(request, signal);
-      // stored without holding the reply; duplicates in flight meanwhile share this promise
-      void this.deps.caches.putIdempotent(request.meta.tenant, request.meta.requestId, reply);
+      // stored once the reply has gone out; duplicates in flight meanwhile share this promise
+      setImmediate(
+        () => void this.deps.caches.putIdempotent(request.meta.tenant, request.meta.requestId, reply),
+      );
       this.remember(key, reply);
       return reply;
     })();
@@ -225,8 +227,9 @@ export class Gateway {
       retries: attempted.retries,
       fallbacks: attempted.fallbacks,
     };
-    // off the reply path: a failed cache write only costs a later miss
-    if (cacheKey && result.finishReason !== "length") void this.deps.caches.putResponse(cacheKey, reply);
+    // after the reply has gone out: a failed cache write only costs a later miss
+    if (cacheKey && result.finishReason !== "length")
+      setImmediate(() => void this.deps.caches.putResponse(cacheKey, reply));
     this.account(request, reply, result.usageEstimated);
     return reply;
   }

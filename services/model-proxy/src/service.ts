@@ -52,9 +52,12 @@ export async function startModelProxy(
   const publishUsage = (call: ModelUsageRecord) => {
     // an unpriced model's calls say so, so stats can show their cost as unknown rather than $0
     const record = { ...call, priced: config.models.models[call.model]?.pricing !== undefined };
-    bus
-      .publishDurable(Subjects.usageModel, ModelUsageRecord, record, { msgId: record.id })
-      .catch((error: unknown) => logger.error({ err: error, usage: record }, "usage record not stored"));
+    // once the reply that is being sent has gone out: the record is not on the caller's path
+    setImmediate(() =>
+      bus
+        .publishDurable(Subjects.usageModel, ModelUsageRecord, record, { msgId: record.id })
+        .catch((error: unknown) => logger.error({ err: error, usage: record }, "usage record not stored")),
+    );
   };
   const gateway = new Gateway({
     models: config.models,

@@ -99,7 +99,8 @@ export function runFinisher(
       ...thread,
     };
     events.emit(event);
-    logTurn(deps, request, begun, { ...event, models });
+    // written once the event has gone out (the log line is not on the client's path)
+    setImmediate(() => logTurn(deps, request, begun, { ...event, models }));
     return final;
   };
 }
