@@ -10,8 +10,13 @@ import { z } from "zod";
 const OwnEnv = {
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(512),
   JOB_CONCURRENCY: z.coerce.number().int().positive().default(2),
-  /** Journaled turns stored in their threads at once (per replica). */
-  TURN_CONCURRENCY: z.coerce.number().int().positive().default(16),
+  /**
+   * Journaled turns being stored in their threads at once (per replica); each may wait
+   * TURN_GATHER_MS for others to share its write.
+   */
+  TURN_CONCURRENCY: z.coerce.number().int().positive().default(64),
+  /** How long a journaled turn waits for others to be stored in the same statement (0: at once). */
+  TURN_GATHER_MS: z.coerce.number().int().min(0).max(1000).default(20),
   /** First retry delay of a failed memory job; doubles per delivery up to a minute. */
   JOB_RETRY_MS: z.coerce.number().int().positive().default(2000),
   DATABASE_POOL_SIZE: z.coerce.number().int().positive().default(20),
@@ -22,6 +27,7 @@ export interface MemoryConfig extends Connections {
   maxInFlight: number;
   jobConcurrency: number;
   turnConcurrency: number;
+  turnGatherMs: number;
   jobRetryMs: number;
   databasePoolSize: number;
   memory: MemorySection["memory"];
@@ -35,6 +41,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MemoryConfig {
     maxInFlight: e.MAX_IN_FLIGHT,
     jobConcurrency: e.JOB_CONCURRENCY,
     turnConcurrency: e.TURN_CONCURRENCY,
+    turnGatherMs: e.TURN_GATHER_MS,
     jobRetryMs: e.JOB_RETRY_MS,
     databasePoolSize: e.DATABASE_POOL_SIZE,
     memory: loadRuntimeConfig(env).memory,

@@ -83,9 +83,9 @@ function databaseUnavailable(error: unknown): never {
 }
 
 const guarded =
-  <A, R>(handler: (request: A) => Promise<R>) =>
-  (request: A): Promise<R> =>
-    handler(request).catch(databaseUnavailable);
+  <A extends unknown[], R>(handler: (...args: A) => Promise<R>) =>
+  (...args: A): Promise<R> =>
+    handler(...args).catch(databaseUnavailable);
 
 /** The request/reply handlers of the memory service. */
 export function createHandlers(deps: HandlerDeps) {
@@ -151,13 +151,23 @@ export function createHandlers(deps: HandlerDeps) {
     return reply;
   };
 
-  const append = async (request: MemoryAppendRequest): Promise<MemoryAppendReply> => {
+  /** `gatherMs`: how long the write may wait for other appends to share it (see ThreadAppends). */
+  const append = async (
+    request: MemoryAppendRequest,
+    options: { gatherMs?: number } = {},
+  ): Promise<MemoryAppendReply> => {
     const tenant = request.meta.tenant;
     const userId = request.userId ?? request.meta.userId;
-    const result = await threads.append(tenant, request.threadId, request.messages, {
-      ...(userId ? { userId } : {}),
-      ...(request.agent ? { agent: request.agent } : {}),
-    });
+    const result = await threads.append(
+      tenant,
+      request.threadId,
+      request.messages,
+      {
+        ...(userId ? { userId } : {}),
+        ...(request.agent ? { agent: request.agent } : {}),
+      },
+      options,
+    );
     appended.inc({ outcome: "stored" }, result.appended);
     appended.inc({ outcome: "skipped" }, result.skipped);
     if (result.appended > 0 && result.historyTokens > settings.summarizeAfterTokens) {

@@ -53,7 +53,9 @@ export async function startMemory(
   const cache = new SearchCache(redis, config.redisPrefix, settings.searchCacheTtlSeconds);
   const summarizer = new Summarizer(pool, bus, threads, settings.keepRecentTurns);
   // turns journaled by the orchestrator are stored through the append handler (declared below)
-  const turns = new ThreadTurns(bus, logger, (turn) => handlers.append(turn));
+  const turns = new ThreadTurns(bus, logger, (turn, { background }) =>
+    handlers.append(turn, background ? { gatherMs: config.turnGatherMs } : {}),
+  );
   const handlers = createHandlers({
     bus,
     pool,
@@ -73,7 +75,7 @@ export async function startMemory(
 
   const serve = { queue: QueueGroups.memory, maxInFlight: config.maxInFlight };
   bus.serve(Endpoints.memoryContext, handlers.context, serve);
-  bus.serve(Endpoints.memoryAppend, handlers.append, serve);
+  bus.serve(Endpoints.memoryAppend, (request) => handlers.append(request), serve);
   bus.serve(Endpoints.memoryMessages, handlers.messages, serve);
   bus.serve(Endpoints.memorySearch, handlers.search, serve);
   bus.serve(Endpoints.memoryRemember, handlers.remember, serve);

@@ -2,6 +2,7 @@ import { ChatMessage, type StoredMessage } from "@agent-runtime/contracts";
 import type { Redis } from "@agent-runtime/stores";
 import type pg from "pg";
 import { type HotEntry, HotThreads, type ThreadState } from "./hot-thread.js";
+import { ThreadAppends } from "./thread-appends.js";
 import { messageTokens } from "./tokens.js";
 
 export type { ThreadState } from "./hot-thread.js";
@@ -11,6 +12,7 @@ const EMPTY: ThreadState = { found: false, summary: null, summaryTokens: 0, mess
 /** Threads and messages in Postgres (the record), with a hot copy of recent turns in Redis. */
 export class ThreadStore {
   readonly hot: HotThreads;
+  readonly appends: ThreadAppends;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -19,6 +21,7 @@ export class ThreadStore {
     private readonly hotTurns: number,
   ) {
     this.hot = new HotThreads(redis, prefix, hotTurns);
+    this.appends = new ThreadAppends(pool);
   }
 
   /** The summary and the newest messages after it: Redis first, Postgres on a miss. */
@@ -65,71 +68,42 @@ export class ThreadStore {
     };
   }
 
-  /** Stores messages idempotently by id; returns how many were new and the unsummarised history size. */
+  /**
+   * Stores messages idempotently by id; returns how many were new and the unsummarised history size.
+   * Appends made at once share one statement (see ThreadAppends); `gatherMs` lets this one wait that
+   * long for others to join it.
+   */
   async append(
     tenant: string,
     threadId: string,
     messages: readonly StoredMessage[],
     owner: { userId?: string; agent?: string },
+    options: { gatherMs?: number } = {},
   ): Promise<{ appended: number; skipped: number; historyTokens: number; summaryUpto: number }> {
-    const tokenCounts = messages.map((message) => message.tokens ?? messageTokens(message.message));
-    // one statement, one round trip: upsert the thread, insert new messages, total the unsummarised history
-    const result = await this.pool.query<{
-      added: { id: string; seq: number }[] | null;
-      history_tokens: string;
-      summary_upto: string;
-    }>({
-      // named: parsed and planned once per connection (it runs on every turn)
-      name: "thread-append",
-      text: `WITH thread AS (
-         INSERT INTO threads (tenant, id, user_id, agent) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (tenant, id) DO UPDATE SET updated_at = now(),
-           user_id = coalesce(threads.user_id, EXCLUDED.user_id), agent = coalesce(threads.agent, EXCLUDED.agent)
-         RETURNING summary_upto
-       ), added AS (
-         INSERT INTO messages (tenant, thread_id, id, message, tokens)
-         SELECT $1, $2, id, message::jsonb, tokens
-         FROM unnest($5::text[], $6::text[], $7::int[]) WITH ORDINALITY AS m(id, message, tokens, n)
-         ORDER BY n
-         ON CONFLICT (tenant, id) DO NOTHING
-         RETURNING id, seq, tokens
-       )
-       SELECT (SELECT json_agg(json_build_object('id', id, 'seq', seq) ORDER BY seq) FROM added) AS added,
-              (SELECT coalesce(sum(m.tokens), 0) FROM messages m, thread t
-                WHERE m.tenant = $1 AND m.thread_id = $2 AND m.seq > t.summary_upto)
-              + (SELECT coalesce(sum(tokens), 0) FROM added) AS history_tokens,
-              (SELECT summary_upto FROM thread) AS summary_upto`,
-      values: [
-        tenant,
-        threadId,
-        owner.userId ?? null,
-        owner.agent ?? null,
-        messages.map((message) => message.id),
-        messages.map((message) => JSON.stringify(message.message)),
-        tokenCounts,
-      ],
-    });
-    const inserted = result.rows[0]?.added ?? [];
-    const historyTokens = Number(result.rows[0]?.history_tokens ?? 0);
-    if (inserted.length > 0) {
-      const byId = new Map(
-        messages.map((message, index) => [
-          message.id,
-          { message: message.message, tokens: tokenCounts[index]! },
-        ]),
-      );
-      const added: HotEntry[] = inserted.map((row) => ({
+    const counted = messages.map((message) => ({
+      id: message.id,
+      message: message.message,
+      tokens: message.tokens ?? messageTokens(message.message),
+    }));
+    const outcome = await this.appends.append(
+      { tenant, threadId, userId: owner.userId, agent: owner.agent, messages: counted },
+      options.gatherMs,
+    );
+    if (outcome.added.length > 0) {
+      const byId = new Map(counted.map((message) => [message.id, message]));
+      const added: HotEntry[] = outcome.added.map((row) => ({
         id: row.id,
-        seq: Number(row.seq),
-        ...byId.get(row.id)!,
+        seq: row.seq,
+        message: byId.get(row.id)!.message,
+        tokens: byId.get(row.id)!.tokens,
       }));
       await this.hot.extend(tenant, threadId, added);
     }
     return {
-      appended: inserted.length,
-      skipped: messages.length - inserted.length,
-      historyTokens,
-      summaryUpto: Number(result.rows[0]?.summary_upto ?? 0),
+      appended: outcome.added.length,
+      skipped: messages.length - outcome.added.length,
+      historyTokens: outcome.historyTokens,
+      summaryUpto: outcome.summaryUpto,
     };
   }
 

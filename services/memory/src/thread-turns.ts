@@ -2,8 +2,11 @@ import { type Bus, type ConsumerHandle, consume, decodeWith, type StreamMessage 
 import { Consumers, MemoryAppendRequest, RuntimeError, Streams, Subjects } from "@agent-runtime/contracts";
 import type { Logger } from "@agent-runtime/telemetry";
 
-/** Stores a journaled turn in its thread (idempotent by message id). */
-export type StoreTurn = (turn: MemoryAppendRequest) => Promise<unknown>;
+/**
+ * Stores a journaled turn in its thread (idempotent by message id). `background`: nobody waits for
+ * it (the consumer's storing, not a read's catch-up), so it may wait to share a write with others.
+ */
+export type StoreTurn = (turn: MemoryAppendRequest, options: { background: boolean }) => Promise<unknown>;
 
 /** More turns than this waiting for one thread means something else is wrong. */
 const MAX_TURNS_PER_CATCH_UP = 1000;
@@ -61,7 +64,7 @@ export class ThreadTurns {
         from = stored.seq + 1;
         continue;
       }
-      await this.store(turn);
+      await this.store(turn, { background: false });
       from = stored.seq + 1;
     }
     this.logger.warn({ tenant, threadId }, "a thread has more journaled turns waiting than one read stores");
@@ -82,7 +85,7 @@ export class ThreadTurns {
       // a thread's turns cannot overtake each other here: the next turn of a thread is only made
       // after a read of the thread, which stored this one
       handler: async (turn) => {
-        await this.store(turn);
+        await this.store(turn, { background: true });
       },
     });
   }
