@@ -95,24 +95,39 @@ describe("thread appends", () => {
     expect(await storedIds("bad")).toEqual([]);
   });
 
-  it("a gathering append waits until one is due, which takes it along, or until its own time is up", async () => {
+  it("a gathering append is written at once when appends come slowly", async () => {
     const appends = new ThreadAppends(pool);
+    await appends.append(turn("slow", ["s1"]), 60_000);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await appends.append(turn("slow", ["s2"]), 60_000);
+    expect(appends.batches).toBe(2);
+    expect(await storedIds("slow")).toEqual(["s1", "s2"]);
+  });
+
+  it("while appends come quickly, a gathering one waits until one is due, which takes it along, or until its own time is up", async () => {
+    const appends = new ThreadAppends(pool);
+    // right after another append of its thread (which it cannot share a batch with): it gathers
+    const first = appends.append(turn("quick", ["q1"]), 60_000);
     let gatheredDone = false;
-    const gathered = appends.append(turn("late", ["l1"]), 60_000).then((outcome) => {
+    const gathered = appends.append(turn("quick", ["q2"]), 60_000).then((outcome) => {
       gatheredDone = true;
       return outcome;
     });
+    await first;
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(gatheredDone).toBe(false);
-    expect(appends.batches).toBe(0);
+    expect(appends.batches).toBe(1);
     // an append that is due at once starts a batch and takes the waiting one along
     await appends.append(turn("now", ["n1"]));
-    expect((await gathered).added.map((added) => added.id)).toEqual(["l1"]);
-    expect(appends.batches).toBe(1);
-
-    // alone, a gathering append is written when its time is up
-    const alone = await appends.append(turn("alone", ["x1"]), 30);
-    expect(alone.added.map((added) => added.id)).toEqual(["x1"]);
+    expect((await gathered).added.map((added) => added.id)).toEqual(["q2"]);
     expect(appends.batches).toBe(2);
+    expect(await storedIds("quick")).toEqual(["q1", "q2"]);
+
+    // with nothing else coming, a gathering append is written when its time is up
+    const before = appends.append(turn("timed", ["t1"]));
+    const timed = appends.append(turn("timed", ["t2"]), 30);
+    await before;
+    expect((await timed).added.map((added) => added.id)).toEqual(["t2"]);
+    expect(appends.batches).toBe(4);
   });
 });

@@ -25,12 +25,16 @@ interface Pending {
 }
 
 const MAX_BATCH = 128;
+/** Appends closer together than this mean others are on their way: a gathering append waits for them. */
+const BUSY_GAP_MS = 5;
 
 /**
  * Appends to threads, many threads per statement: while one batch is written the next gathers, so
  * N turns stored at once cost one round trip and one commit, not N. An append may also wait up to
  * `gatherMs` for others to join it (the background storing of journaled turns does: nobody waits
- * for it); one that is due starts a batch at once and takes every waiting append along. A batch
+ * for it), but only while appends come in less than 5 ms apart: at a slower pace it would only be
+ * late, with nothing to share. One that is due starts a batch at once and takes every waiting
+ * append along. A batch
  * holds one append per thread (a second one of a thread waits for the next batch, so a thread's
  * messages are numbered in the order they were appended). An append whose data the store refuses
  * fails alone: a refused batch is written again append by append.
@@ -40,14 +44,18 @@ export class ThreadAppends {
   private writing = false;
   private timer: NodeJS.Timeout | undefined;
   private timerDue = Number.POSITIVE_INFINITY;
+  private lastArrival = Number.NEGATIVE_INFINITY;
   /** Statements written (for tests). */
   batches = 0;
 
   constructor(private readonly pool: pg.Pool) {}
 
   append(append: ThreadAppend, gatherMs = 0): Promise<AppendOutcome> {
+    const now = Date.now();
+    const busy = now - this.lastArrival < BUSY_GAP_MS;
+    this.lastArrival = now;
     return new Promise<AppendOutcome>((resolve, reject) => {
-      this.queue.push({ append, dueAt: Date.now() + gatherMs, resolve, reject });
+      this.queue.push({ append, dueAt: now + (busy ? gatherMs : 0), resolve, reject });
       // appends made in the same tick share the first batch
       queueMicrotask(() => this.kick());
     });
