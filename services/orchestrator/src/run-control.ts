@@ -52,14 +52,14 @@ export class CancelWatch {
  * steps stay, and another worker resumes from them.
  */
 export class RunControl {
-  /** Aborts the run's in-flight model and tool calls. */
+  /** Aborts the run's in-flight model and tool calls (one controller: `AbortSignal.any` per run costs more). */
   readonly signal: AbortSignal;
-  private readonly cancel = new AbortController();
-  private readonly handoff = new AbortController();
+  private readonly stop = new AbortController();
+  private wasCancelled = false;
   private readonly unwatch: () => void;
   private graceTimer: NodeJS.Timeout | undefined;
   private readonly onDrain = () => {
-    this.graceTimer = setTimeout(() => this.handoff.abort(new RunHandedOff(this.runId)), this.graceMs);
+    this.graceTimer = setTimeout(() => this.stop.abort(new RunHandedOff(this.runId)), this.graceMs);
   };
 
   constructor(
@@ -68,20 +68,23 @@ export class RunControl {
     private readonly drain: AbortSignal,
     private readonly graceMs: number,
   ) {
+    this.signal = this.stop.signal;
     // a cancel of the run or of any run it was delegated from stops it
     const unwatch = runLineage(runId).map((id) =>
-      cancels.watch(id, () => this.cancel.abort(new RuntimeError("cancelled", "run was cancelled"))),
+      cancels.watch(id, () => {
+        this.wasCancelled = true;
+        this.stop.abort(new RuntimeError("cancelled", "run was cancelled"));
+      }),
     );
     this.unwatch = () => {
       for (const stop of unwatch) stop();
     };
     if (drain.aborted) this.onDrain();
     else drain.addEventListener("abort", this.onDrain, { once: true });
-    this.signal = AbortSignal.any([this.cancel.signal, this.handoff.signal]);
   }
 
   get cancelled(): boolean {
-    return this.cancel.signal.aborted;
+    return this.wasCancelled;
   }
 
   get draining(): boolean {
@@ -90,7 +93,7 @@ export class RunControl {
 
   /** Between steps: throws when the run was cancelled or its worker is draining. */
   readonly checkpoint = (): void => {
-    if (this.cancel.signal.aborted) throw new RuntimeError("cancelled", "run was cancelled");
+    if (this.wasCancelled) throw new RuntimeError("cancelled", "run was cancelled");
     if (this.drain.aborted) throw new RunHandedOff(this.runId);
   };
 
