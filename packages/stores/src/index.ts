@@ -1,4 +1,6 @@
 export type { Redis } from "ioredis";
+export type { BatchedWritesOptions } from "./batched-writes.js";
+export { BatchedWrites } from "./batched-writes.js";
 export { describePostgres, describeRedis, withoutPassword } from "./describe.js";
 export type { CacheSchema, JsonCacheOptions } from "./json-cache.js";
 export { JsonCache } from "./json-cache.js";

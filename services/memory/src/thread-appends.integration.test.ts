@@ -46,7 +46,7 @@ describe("thread appends", () => {
       appends.append(turn("b", ["b2"])),
     ]);
     // the first batch took a, b and c; the second the later appends of a and b
-    expect(appends.batches).toBe(2);
+    expect(appends.writes).toBe(2);
     expect(await storedIds("a")).toEqual(["a1", "a2", "a3"]);
     expect(await storedIds("b")).toEqual(["b1", "b2"]);
     expect(await storedIds("c")).toEqual(["c1", "c2", "c3"]);
@@ -100,7 +100,7 @@ describe("thread appends", () => {
     await appends.append(turn("slow", ["s1"]), 60_000);
     await new Promise((resolve) => setTimeout(resolve, 20));
     await appends.append(turn("slow", ["s2"]), 60_000);
-    expect(appends.batches).toBe(2);
+    expect(appends.writes).toBe(2);
     expect(await storedIds("slow")).toEqual(["s1", "s2"]);
   });
 
@@ -116,11 +116,11 @@ describe("thread appends", () => {
     await first;
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(gatheredDone).toBe(false);
-    expect(appends.batches).toBe(1);
+    expect(appends.writes).toBe(1);
     // an append that is due at once starts a batch and takes the waiting one along
     await appends.append(turn("now", ["n1"]));
     expect((await gathered).added.map((added) => added.id)).toEqual(["q2"]);
-    expect(appends.batches).toBe(2);
+    expect(appends.writes).toBe(2);
     expect(await storedIds("quick")).toEqual(["q1", "q2"]);
 
     // with nothing else coming, a gathering append is written when its time is up
@@ -128,6 +128,6 @@ describe("thread appends", () => {
     const timed = appends.append(turn("timed", ["t2"]), 30);
     await before;
     expect((await timed).added.map((added) => added.id)).toEqual(["t2"]);
-    expect(appends.batches).toBe(4);
+    expect(appends.writes).toBe(4);
   });
 });

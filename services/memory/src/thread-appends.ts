@@ -1,3 +1,4 @@
+import { BatchedWrites } from "@agent-runtime/stores";
 import type pg from "pg";
 
 /** Messages to store in one thread, with their token counts. */
@@ -16,116 +17,44 @@ export interface AppendOutcome {
   summaryUpto: number;
 }
 
-interface Pending {
-  append: ThreadAppend;
-  /** Epoch ms by which a batch must take it. */
-  dueAt: number;
-  resolve: (outcome: AppendOutcome) => void;
-  reject: (error: unknown) => void;
-}
-
-const MAX_BATCH = 128;
 /** Appends closer together than this mean others are on their way: a gathering append waits for them. */
 const BUSY_GAP_MS = 5;
 
 /**
- * Appends to threads, many threads per statement: while one batch is written the next gathers, so
- * N turns stored at once cost one round trip and one commit, not N. An append may also wait up to
- * `gatherMs` for others to join it (the background storing of journaled turns does: nobody waits
- * for it), but only while appends come in less than 5 ms apart: at a slower pace it would only be
- * late, with nothing to share. One that is due starts a batch at once and takes every waiting
- * append along. A batch
- * holds one append per thread (a second one of a thread waits for the next batch, so a thread's
- * messages are numbered in the order they were appended). An append whose data the store refuses
- * fails alone: a refused batch is written again append by append.
+ * Appends to threads, many threads per statement (see `BatchedWrites`): N turns stored at once cost
+ * one round trip and one commit, not N. An append may also wait up to `gatherMs` for others to join
+ * it (the background storing of journaled turns does: nobody waits for it), but only while appends
+ * come in less than 5 ms apart: at a slower pace it would only be late, with nothing to share. A
+ * batch holds one append per thread (a second one of a thread waits for the next batch, so a
+ * thread's messages are numbered in the order they were appended). An append whose data the store
+ * refuses fails alone.
  */
 export class ThreadAppends {
-  private queue: Pending[] = [];
-  private writing = false;
-  private timer: NodeJS.Timeout | undefined;
-  private timerDue = Number.POSITIVE_INFINITY;
+  private readonly writer: BatchedWrites<ThreadAppend, AppendOutcome>;
   private lastArrival = Number.NEGATIVE_INFINITY;
-  /** Statements written (for tests). */
-  batches = 0;
 
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(private readonly pool: pg.Pool) {
+    this.writer = new BatchedWrites({
+      write: (appends) => this.write(appends),
+      keyOf: (append) => `${append.tenant}\u0000${append.threadId}`,
+      isDataError: refusedData,
+      maxBatch: 128,
+    });
+  }
+
+  /** Statements written (for tests). */
+  get writes(): number {
+    return this.writer.writes;
+  }
 
   append(append: ThreadAppend, gatherMs = 0): Promise<AppendOutcome> {
     const now = Date.now();
     const busy = now - this.lastArrival < BUSY_GAP_MS;
     this.lastArrival = now;
-    return new Promise<AppendOutcome>((resolve, reject) => {
-      this.queue.push({ append, dueAt: now + (busy ? gatherMs : 0), resolve, reject });
-      // appends made in the same tick share the first batch
-      queueMicrotask(() => this.kick());
-    });
-  }
-
-  /** Starts a batch when one is due and none is being written; otherwise waits for the earliest due. */
-  private kick(): void {
-    if (this.writing || this.queue.length === 0) return;
-    const due = Math.min(...this.queue.map((pending) => pending.dueAt));
-    const wait = due - Date.now();
-    if (wait > 0) {
-      if (due >= this.timerDue) return;
-      clearTimeout(this.timer);
-      this.timerDue = due;
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.timerDue = Number.POSITIVE_INFINITY;
-        this.kick();
-      }, wait);
-      return;
-    }
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.timerDue = Number.POSITIVE_INFINITY;
-    this.writing = true;
-    void this.writeBatch(this.takeBatch()).finally(() => {
-      this.writing = false;
-      this.kick();
-    });
-  }
-
-  private takeBatch(): Pending[] {
-    const batch: Pending[] = [];
-    const threads = new Set<string>();
-    const rest: Pending[] = [];
-    for (const pending of this.queue) {
-      const thread = `${pending.append.tenant}\u0000${pending.append.threadId}`;
-      if (batch.length < MAX_BATCH && !threads.has(thread)) {
-        threads.add(thread);
-        batch.push(pending);
-      } else {
-        rest.push(pending);
-      }
-    }
-    this.queue = rest;
-    return batch;
-  }
-
-  private async writeBatch(batch: Pending[]): Promise<void> {
-    try {
-      const outcomes = await this.write(batch.map((pending) => pending.append));
-      for (const [index, pending] of batch.entries()) pending.resolve(outcomes[index]!);
-    } catch (error) {
-      if (batch.length === 1 || !refusedData(error)) {
-        for (const pending of batch) pending.reject(error);
-        return;
-      }
-      for (const pending of batch) {
-        try {
-          const [outcome] = await this.write([pending.append]);
-          pending.resolve(outcome!);
-        } catch (single) {
-          pending.reject(single);
-        }
-      }
-    }
+    return this.writer.add(append, busy ? gatherMs : 0);
   }
 
   private async write(appends: ThreadAppend[]): Promise<AppendOutcome[]> {
-    this.batches++;
     const messageThread: number[] = [];
     const ids: string[] = [];
     const bodies: string[] = [];

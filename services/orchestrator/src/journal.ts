@@ -6,6 +6,7 @@ import type {
   WireError,
 } from "@agent-runtime/contracts";
 import { RuntimeError, retryUntilDeadline } from "@agent-runtime/contracts";
+import { BatchedWrites } from "@agent-runtime/stores";
 import type pg from "pg";
 import type { RecordedStep, StepDetails } from "./run-store.js";
 
@@ -48,12 +49,6 @@ export interface Written {
   finishedBy: string | null;
 }
 
-interface Pending {
-  entry: JournalEntry;
-  resolve: (written: Written) => void;
-  reject: (error: unknown) => void;
-}
-
 const TERMINAL = "('completed', 'failed', 'cancelled', 'budget_exceeded')";
 
 /** How long `flushed()` callers gather before one flush covers them all. */
@@ -64,12 +59,12 @@ export type JournalCommit = "async" | "durable";
 
 /**
  * The run journal: every fact of a run (its start, each step, its end with the final step) is one
- * entry, and the entries of all runs in flight are written together: while one batch commits, the
- * next gathers, so N concurrent runs cost one transaction per batch, not N. A batch is one prepared
- * statement (one round trip, one plan kept per connection) whatever its size; a batch holds one
- * entry per run (a second entry of a run waits for the next batch, so a run's entries land in
- * order). An entry that cannot be stored (bad data) fails alone: a failed batch is written again
- * entry by entry.
+ * entry, and the entries of all runs in flight are written together (`BatchedWrites`): while one
+ * batch commits, the next gathers, so N concurrent runs cost one transaction per batch, not N. A
+ * batch is one prepared statement (one round trip, one plan kept per connection) whatever its size;
+ * a batch holds one entry per run (a second entry of a run waits for the next batch, so a run's
+ * entries land in order). An entry that cannot be stored (bad data) fails alone: a failed batch is
+ * written again entry by entry.
  *
  * With `commit: "async"` a batch commits without waiting for its WAL to reach the disk (Postgres
  * `synchronous_commit = off` for that transaction): the row is visible to every reader at once, and
@@ -82,12 +77,9 @@ export type JournalCommit = "async" | "durable";
  * late finish), totals only grow, a step is recorded once, so any replica may write any entry again.
  */
 export class Journal {
-  private queue: Pending[] = [];
-  private flushing = false;
+  private readonly writer: BatchedWrites<JournalEntry, Written>;
   private readonly flushWaiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
   private flushWaiting = false;
-  /** Batches written (for tests and metrics). */
-  batches = 0;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -97,14 +89,23 @@ export class Journal {
       /** Called before each flush is asked for (fault tests). */
       beforeFlush?: () => void;
     } = {},
-  ) {}
+  ) {
+    this.writer = new BatchedWrites({
+      write: (entries) => this.run(entries),
+      keyOf: (entry) => entry.run.request.runId,
+      isDataError: isPermanent,
+      maxBatch: options.maxBatch ?? 256,
+    });
+  }
+
+  /** Statements written (for tests and metrics). */
+  get batches(): number {
+    return this.writer.writes;
+  }
 
   /** Resolves with the run's status after the write (a terminal status already stored wins). */
   write(entry: JournalEntry): Promise<Written> {
-    return new Promise<Written>((resolve, reject) => {
-      this.queue.push({ entry, resolve, reject });
-      if (!this.flushing) void this.flush();
-    });
+    return this.writer.add(entry);
   }
 
   /**
@@ -148,56 +149,6 @@ export class Journal {
       }
     } finally {
       this.flushWaiting = false;
-    }
-  }
-
-  private async flush(): Promise<void> {
-    this.flushing = true;
-    try {
-      while (this.queue.length > 0) await this.writeBatch(this.takeBatch());
-    } finally {
-      this.flushing = false;
-    }
-  }
-
-  /** The next batch: up to `maxBatch` entries in queue order, one per run (later ones stay queued). */
-  private takeBatch(): Pending[] {
-    const maxBatch = this.options.maxBatch ?? 256;
-    const batch: Pending[] = [];
-    const runs = new Set<string>();
-    const rest: Pending[] = [];
-    for (const pending of this.queue) {
-      const runId = pending.entry.run.request.runId;
-      if (batch.length < maxBatch && !runs.has(runId)) {
-        runs.add(runId);
-        batch.push(pending);
-      } else {
-        rest.push(pending);
-      }
-    }
-    this.queue = rest;
-    return batch;
-  }
-
-  private async writeBatch(batch: Pending[]): Promise<void> {
-    this.batches++;
-    try {
-      const written = await this.run(batch.map((pending) => pending.entry));
-      for (const [index, pending] of batch.entries()) pending.resolve(written[index]!);
-    } catch (error) {
-      if (batch.length === 1 || !isPermanent(error)) {
-        for (const pending of batch) pending.reject(error);
-        return;
-      }
-      // one entry spoiled the batch: each goes alone, so only that one fails
-      for (const pending of batch) {
-        try {
-          const [written] = await this.run([pending.entry]);
-          pending.resolve(written!);
-        } catch (single) {
-          pending.reject(single);
-        }
-      }
     }
   }
 
