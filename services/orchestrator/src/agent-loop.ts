@@ -189,7 +189,7 @@ async function prepareTurn(run: ActiveRun): Promise<Turn> {
     agent.tools.length > 0
       ? deps.toolSpecs(request.agent, agent.tools, request.tenant, runChannel(request))
       : Promise.resolve({ specs: [], sideEffects: false }),
-    turnContext(deps.bus, request, agent, input, meta(`${request.runId}:context`)),
+    turnContext(deps.bus, request, agent, input, meta(`${request.runId}:context`), run.control.signal),
   ]);
   // a client-declared tool wins over a server tool of the same name: the client asked for its own
   const tools = [

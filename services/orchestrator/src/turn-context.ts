@@ -1,14 +1,25 @@
 import type { Bus } from "@agent-runtime/bus";
 import { type AgentConfig, chooseAgentVariant } from "@agent-runtime/config";
-import { type ChatMessage, Endpoints, type RequestMeta, type RunRequest } from "@agent-runtime/contracts";
+import {
+  type ChatMessage,
+  Endpoints,
+  type RequestMeta,
+  type RunRequest,
+  retryUntilDeadline,
+  toWireError,
+} from "@agent-runtime/contracts";
+
+/** How long before the run's time limit memory stops being asked again. */
+const CONTEXT_RETRY_MARGIN_MS = 2000;
 
 /**
  * The prompt a turn starts from. A turn of a thread made for it, with nothing to retrieve, has no
  * history: when its system prompt and input fit the budget whatever the tokenizer (a token is at
  * least one byte of the JSON that carries it), the prompt is built here and memory is not asked.
- * Every other turn gets its context from memory (history, summary, retrieval, budget trimming).
- * An agent with variants speaks with its variant's system prompt (the variant the model proxy
- * routes and records the turn's model calls under).
+ * Every other turn gets its context from memory (history, summary, retrieval, budget trimming);
+ * while memory answers with a retryable error (its database restarting, say) it is asked again
+ * with backoff, until two seconds before the run's time limit. An agent with variants speaks with its variant's
+ * system prompt (the variant the model proxy routes and records the turn's model calls under).
  */
 export async function turnContext(
   bus: Bus,
@@ -16,22 +27,37 @@ export async function turnContext(
   agent: AgentConfig,
   input: ChatMessage[],
   meta: RequestMeta,
+  signal?: AbortSignal,
 ): Promise<ChatMessage[]> {
   const systemPrompt = turnSystemPrompt(request, agent, meta);
   const local = promptWithoutMemory(request, agent, systemPrompt, input);
   if (local) return local;
-  const context = await bus.request(Endpoints.memoryContext, {
-    meta,
-    ...(request.threadId ? { threadId: request.threadId } : {}),
-    agent: request.agent,
-    systemPrompt,
-    input,
-    budgetTokens: agent.memory.contextBudgetTokens,
-    retrieval: agent.memory.retrieval,
-    scope: agent.memory.scope,
-    ...(request.userId ? { userId: request.userId } : {}),
-    // the context is counted with the target model's tokenizer when the model is known
-    ...((request.model ?? agent.model) ? { model: request.model ?? agent.model } : {}),
+  const ask = () =>
+    bus.request(
+      Endpoints.memoryContext,
+      {
+        meta,
+        ...(request.threadId ? { threadId: request.threadId } : {}),
+        agent: request.agent,
+        systemPrompt,
+        input,
+        budgetTokens: agent.memory.contextBudgetTokens,
+        retrieval: agent.memory.retrieval,
+        scope: agent.memory.scope,
+        ...(request.userId ? { userId: request.userId } : {}),
+        // the context is counted with the target model's tokenizer when the model is known
+        ...((request.model ?? agent.model) ? { model: request.model ?? agent.model } : {}),
+      },
+      signal ? { signal } : {},
+    );
+  const context = await retryUntilDeadline(ask, {
+    // stops in time for the run to end with memory's error before its deadline, not at it
+    deadline: meta.deadline - CONTEXT_RETRY_MARGIN_MS,
+    baseMs: 100,
+    maxMs: 1000,
+    signal,
+    isPermanent: (error) => !toWireError(error).retryable,
+    retryAfterMs: (error) => Math.min(toWireError(error).retryAfterMs ?? 0, 1000),
   });
   return context.messages;
 }
