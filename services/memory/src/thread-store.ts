@@ -12,7 +12,7 @@ const EMPTY: ThreadState = { found: false, summary: null, summaryTokens: 0, mess
 /** Threads and messages in Postgres (the record), with a hot copy of recent turns in Redis. */
 export class ThreadStore {
   readonly hot: HotThreads;
-  readonly appends: ThreadAppends;
+  private readonly appends: ThreadAppends;
 
   constructor(
     private readonly pool: pg.Pool,
