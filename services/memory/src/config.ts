@@ -15,7 +15,7 @@ const OwnEnv = {
    * TURN_GATHER_MS for others to share its write.
    */
   TURN_CONCURRENCY: z.coerce.number().int().positive().default(64),
-  /** How long a journaled turn waits for others to be stored in the same statement (0: at once). */
+  /** While journaled turns arrive less than 5 ms apart, how long each waits for others to share its statement (0: never). */
   TURN_GATHER_MS: z.coerce.number().int().min(0).max(1000).default(20),
   /** First retry delay of a failed memory job; doubles per delivery up to a minute. */
   JOB_RETRY_MS: z.coerce.number().int().positive().default(2000),
