@@ -45,7 +45,16 @@ export interface ChaosStack {
   stop(): Promise<void>;
 }
 
-/** The agents, the side-effecting `ship` webhook and limits out of the way: the config both fault suites run. */
+/** The `ship` webhook's time limit. */
+const SHIP_TIMEOUT_MS = 10_000;
+/** The tool executor takes over a claim of a key once it is older than twice its tool's time limit. */
+export const SHIP_STALE_CLAIM_MS = 2 * SHIP_TIMEOUT_MS;
+
+/**
+ * The agents, the side-effecting `ship` webhook and limits out of the way: the config both fault
+ * suites run. The webhook applies each idempotency key once (`honorKeys` on the hook), so a call
+ * whose executor was killed between claiming its key and hearing back is sent again, not lost.
+ */
 export function writeFaultSuiteConfig(hookUrl: string): string {
   const path = join(mkdtempSync(join(tmpdir(), "fault-suite-config-")), "config.yaml");
   writeFileSync(
@@ -57,7 +66,8 @@ export function writeFaultSuiteConfig(hookUrl: string): string {
             description: "ships an order (a side effect)",
             url: hookUrl,
             sideEffects: true,
-            timeoutMs: 10_000,
+            idempotentByKey: true,
+            timeoutMs: SHIP_TIMEOUT_MS,
             allowPrivateNetwork: true,
             parameters: { type: "object", properties: { order: { type: "string" } }, required: ["order"] },
           },
@@ -118,7 +128,7 @@ export async function startChaosStack(options: {
     const fake = await startFakeOpenAI();
     fake.setHandler(modelHandler);
     cleanups.push(() => fake.close());
-    const hook = await startSideEffectHook({ delayMs: 150 });
+    const hook = await startSideEffectHook({ delayMs: 150, honorKeys: true });
     cleanups.push(() => hook.close());
 
     const ingressPorts = new Map<number, number>();

@@ -27,7 +27,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshRuntime, type Runtime } from "../support/replicas.js";
-import { type ChaosStack, startChaosStack } from "./chaos-stack.js";
+import { type ChaosStack, SHIP_STALE_CLAIM_MS, startChaosStack } from "./chaos-stack.js";
 import { planFaults, runFaults, seededRandom } from "./faults.js";
 import { CLIENT_TIMEOUT_MS, startLoad } from "./load.js";
 import { computeFigures, type Figures, logLinesFor } from "./report.js";
@@ -121,7 +121,7 @@ function printFigures(figures: Figures, file: string) {
     `requests sent ${r.sent}; answered 2xx ${r.answered2xx}; typed errors ${r.typedRetryable + r.typedNotRetryable} ${JSON.stringify(r.typedErrors)} (not retryable: ${r.typedNotRetryable}); untyped ${r.untypedErrors}`,
     `hung ${r.hung}; connections cut by an ingress kill ${r.cutByIngressKill}; unexplained connection failures ${r.connectionFailuresUnexplained}`,
     `by kind ${JSON.stringify(r.byKind)}`,
-    `lost ${figures.lost.length}; duplicated side effects ${figures.duplicatedSideEffects.length} (webhook calls ${figures.sideEffects.calls}, keys ${figures.sideEffects.keys}, orders ${figures.sideEffects.orders})`,
+    `lost ${figures.lost.length}; duplicated side effects ${figures.duplicatedSideEffects.length} (webhook calls ${figures.sideEffects.calls}, keys ${figures.sideEffects.keys}, orders ${figures.sideEffects.orders}, sent again after a stale claim ${figures.sideEffects.resent})`,
     `runs by status ${JSON.stringify(figures.runsByStatus)}; ended other than completed: ${figures.endedBadly.map((run) => `${run.id} ${run.status} ${JSON.stringify(run.error)}`).join("; ") || "none"}`,
     `runs left non-terminal ${figures.nonTerminalRuns.length}; events accepted ${figures.eventRuns.accepted}, with a run ${figures.eventRuns.withRun}, completed ${figures.eventRuns.completed}`,
     `streams ${figures.streams.total}: ok ${figures.streams.ok}, text = stored output ${figures.streams.matchedStoredOutput}, ended with a typed error ${figures.streams.endedWithTypedError}, mismatched ${figures.streams.mismatched.length}`,
@@ -183,6 +183,7 @@ describe("chaos", () => {
         outcomes: load.outcomes,
         faults: faults.faults,
         hookCalls: current.hook.calls,
+        staleClaimMs: SHIP_STALE_CLAIM_MS,
         db: current.db,
         exits: current.pool.exits,
         servingAgainLimitMs: SERVING_AGAIN_LIMIT_MS,

@@ -87,7 +87,12 @@ export interface Figures {
     mismatched: Failure[];
     internalToolCallChunks: number;
   };
-  sideEffects: { calls: number; keys: number; orders: number };
+  /**
+   * `resent`: calls sent again under a key the webhook had, once their first send's claim went
+   * stale (its executor killed between claiming the key and hearing back); the webhook applies a
+   * key once, so they are not duplicated effects.
+   */
+  sideEffects: { calls: number; keys: number; orders: number; resent: number };
   eventRuns: { accepted: number; withRun: number; completed: number };
   /** Typed errors answered for runs that nonetheless completed (a client that retries repeats the run). */
   errorButCompleted: number;
@@ -138,6 +143,11 @@ export async function computeFigures(input: {
   outcomes: Outcome[];
   faults: FaultRecord[];
   hookCalls: HookCall[];
+  /**
+   * How old a claim of a key is before another executor takes it over and sends the call again
+   * (the webhook honours keys); a repeat of a key sooner than this is a duplicated side effect.
+   */
+  staleClaimMs: number;
   /** A client or a pool (the chaos suite's survives Postgres crashes). */
   db: pg.Client | pg.Pool;
   exits: ReplicaExit[];
@@ -164,11 +174,19 @@ export async function computeFigures(input: {
     eventRuns.set(row.event_id, row.run_id);
   const callsByOrder = new Map<string, number>();
   const callsByKey = new Map<string, number>();
+  const firstCallOfKey = new Map<string, number>();
+  /** Repeats the webhook did not act on, sent once the first send's claim was stale. */
+  const resent = new Set<HookCall>();
   for (const call of input.hookCalls) {
+    const first = firstCallOfKey.get(call.key);
+    if (first === undefined) firstCallOfKey.set(call.key, call.at);
+    else if (call.repeat && call.at - first >= input.staleClaimMs - 1000) resent.add(call);
+    if (call.repeat) continue;
     const order = orderOf(call) ?? "(no order)";
     callsByOrder.set(order, (callsByOrder.get(order) ?? 0) + 1);
-    callsByKey.set(call.key, (callsByKey.get(call.key) ?? 0) + 1);
   }
+  for (const call of input.hookCalls)
+    if (!resent.has(call)) callsByKey.set(call.key, (callsByKey.get(call.key) ?? 0) + 1);
 
   const requests: Figures["requests"] = {
     sent: outcomes.length,
@@ -343,7 +361,8 @@ export async function computeFigures(input: {
       .filter(match)
       .map((call) => `${call.key} at +${call.at - start} ms`)
       .join("; ");
-  // the webhook's idempotency key is a tool-call id: the run is the one whose journaled steps hold it
+  // the webhook's idempotency key is `<run id>:<step>:<call position>`; a tool-call id (sent for a
+  // call made without a key) names the run whose journaled steps hold it
   const runsOfKeys = new Map<string, string>();
   const repeatedKeys = [...callsByKey.keys()].filter((key) => key && (callsByKey.get(key) ?? 0) > 1);
   const repeatedOrders = [...callsByOrder.entries()].filter(([, count]) => count > 1).map(([order]) => order);
@@ -358,7 +377,7 @@ export async function computeFigures(input: {
     if (found.rows[0]) runsOfKeys.set(key, found.rows[0].run_id);
   }
   const runOfKey = (key: string) =>
-    runsOfKeys.get(key) ?? (key.startsWith("run_") ? key.split(":")[0] : undefined);
+    runsOfKeys.get(key) ?? (/^[^:]+:\d+:\d+$/.test(key) ? key.split(":")[0] : undefined);
   for (const [key, count] of callsByKey)
     if (count > 1)
       duplicatedSideEffects.push({
@@ -417,7 +436,12 @@ export async function computeFigures(input: {
     endedBadly,
     notOneGoodAnswer,
     streams,
-    sideEffects: { calls: input.hookCalls.length, keys: callsByKey.size, orders: callsByOrder.size },
+    sideEffects: {
+      calls: input.hookCalls.length,
+      keys: callsByKey.size,
+      orders: callsByOrder.size,
+      resent: resent.size,
+    },
     eventRuns: eventFigures,
     errorButCompleted,
     medianLatencyMs: medians,

@@ -21,7 +21,7 @@ import { ErrorCode, isRetryableCode } from "@agent-runtime/contracts";
 import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CHAOS_KEY, writeFaultSuiteConfig } from "../chaos/chaos-stack.js";
+import { CHAOS_KEY, SHIP_STALE_CLAIM_MS, writeFaultSuiteConfig } from "../chaos/chaos-stack.js";
 import type { FaultRecord } from "../chaos/faults.js";
 import { CLIENT_TIMEOUT_MS, startLoad } from "../chaos/load.js";
 import { modelHandler } from "../chaos/model-script.js";
@@ -72,7 +72,7 @@ beforeAll(async () => {
   isolation = newIsolation("cluster");
   fake = await startFakeOpenAI();
   fake.setHandler(modelHandler);
-  hook = await startSideEffectHook({ delayMs: 150 });
+  hook = await startSideEffectHook({ delayMs: 150, honorKeys: true });
   // CLUSTER_SERVICES_ROOT: the services of another checkout (a clean copy while this tree is edited)
   const servicesRoot = process.env.CLUSTER_SERVICES_ROOT;
   const { runtime, reason } = freshRuntime(servicesRoot);
@@ -312,6 +312,7 @@ describe("clustered bus", () => {
         outcomes: load.outcomes,
         faults,
         hookCalls: hook!.calls,
+        staleClaimMs: SHIP_STALE_CLAIM_MS,
         db: db!,
         exits: pool!.exits,
         servingAgainLimitMs: Number.POSITIVE_INFINITY,

@@ -7,12 +7,18 @@ export interface HookCall {
   key: string;
   body: string;
   at: number;
+  /**
+   * A hook that honours keys (`honorKeys`) did not act on this call: its key had come before, and
+   * it answered with its first answer.
+   */
+  repeat?: true;
 }
 
 /**
  * A side-effecting HTTP webhook that counts its calls per idempotency key (and keeps every body,
  * so a test can count calls per business id too). Answers after `delayMs`, so a fault can land
- * while a call is in flight.
+ * while a call is in flight. With `honorKeys` it acts once per key, as a payment API does: a call
+ * whose key came before is kept as a `repeat` and answered as the first was.
  */
 export interface SideEffectHook {
   url: string;
@@ -22,16 +28,22 @@ export interface SideEffectHook {
   close(): Promise<void>;
 }
 
-export async function startSideEffectHook(options: { delayMs?: number } = {}): Promise<SideEffectHook> {
+export async function startSideEffectHook(
+  options: { delayMs?: number; honorKeys?: boolean } = {},
+): Promise<SideEffectHook> {
   const calls: HookCall[] = [];
+  const seen = new Set<string>();
   const server: Server = createServer((request, response) => {
     let body = "";
     request.on("data", (chunk: Buffer) => {
       body += chunk.toString();
     });
     request.on("end", () => {
-      const key = request.headers["idempotency-key"];
-      calls.push({ key: typeof key === "string" ? key : "", body, at: Date.now() });
+      const header = request.headers["idempotency-key"];
+      const key = typeof header === "string" ? header : "";
+      const repeat = options.honorKeys === true && key !== "" && seen.has(key);
+      seen.add(key);
+      calls.push({ key, body, at: Date.now(), ...(repeat ? { repeat: true as const } : {}) });
       setTimeout(() => {
         response.setHeader("content-type", "application/json");
         response.end(JSON.stringify({ shipped: true }));

@@ -23,6 +23,12 @@ export const WebhookToolConfig = z.object({
   allowPrivateNetwork: z.boolean().default(false),
   /** Results may differ per user: cached per user (`false`: per tenant, shared by its users). */
   personal: z.boolean().default(true),
+  /**
+   * The webhook applies each `Idempotency-Key` header once (answering a repeat with its first
+   * result): a call whose outcome is unknown, because its executor stopped between claiming the
+   * key and hearing back, is then sent again under the same key instead of being reported unknown.
+   */
+  idempotentByKey: z.boolean().default(false),
 });
 export type WebhookToolConfig = z.infer<typeof WebhookToolConfig>;
 

@@ -113,6 +113,13 @@ export const ToolDescriptor = z.object({
    * counts as personal; tools whose results depend on their arguments alone say `false`.
    */
   personal: z.boolean().optional(),
+  /**
+   * The tool's receiver applies each idempotency key once (it keeps the key and answers a repeat
+   * with its first result, as payment APIs do): a side-effecting call whose outcome is unknown (its
+   * executor stopped between claiming the key and hearing back) is then sent again under the same
+   * key instead of being reported unknown. Absent counts as `false`.
+   */
+  idempotentByKey: z.boolean().optional(),
 });
 export type ToolDescriptor = z.infer<typeof ToolDescriptor>;
 

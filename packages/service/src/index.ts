@@ -5,6 +5,7 @@ export type {
   ServiceContextOptions,
 } from "./context.js";
 export { openServiceContext } from "./context.js";
+export { failpoints, failpointsEnv } from "./failpoints.js";
 export type {
   RunningService,
   RunServiceOptions,

@@ -15,6 +15,11 @@ export interface ToolOptions {
   maxResultChars: number;
   /** Results may differ per user (cached per user); `false` when the arguments alone decide them. */
   personal: boolean;
+  /**
+   * The receiver applies each idempotency key once, so a side-effecting call whose outcome is
+   * unknown may be sent again under its key (see `ToolDescriptor.idempotentByKey`).
+   */
+  idempotentByKey: boolean;
 }
 
 export interface ToolCallContext {
@@ -24,6 +29,11 @@ export interface ToolCallContext {
   agent?: string;
   runId?: string;
   callId: string;
+  /**
+   * A side-effecting call's key, stable when the model is asked again (run, step and call
+   * position): what a receiver that applies each key once should see.
+   */
+  idempotencyKey?: string;
   signal: AbortSignal;
   deadline: number;
 }
@@ -46,6 +56,7 @@ export const DEFAULT_TOOL_OPTIONS: ToolOptions = {
   costUsd: 0,
   maxResultChars: 16_000,
   personal: true,
+  idempotentByKey: false,
 };
 
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -92,5 +103,6 @@ export function describeTool(tool: ToolDefinition, kind: ToolDescriptor["kind"])
     cacheTtlSeconds: tool.options.cacheTtlSeconds,
     costUsd: tool.options.costUsd,
     personal: tool.options.personal,
+    ...(tool.options.idempotentByKey ? { idempotentByKey: true } : {}),
   };
 }

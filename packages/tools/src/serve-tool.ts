@@ -44,6 +44,7 @@ export function serveTool(
         ...(request.meta.userId ? { userId: request.meta.userId } : {}),
         ...(request.meta.runId ? { runId: request.meta.runId } : {}),
         callId: request.callId,
+        ...(request.idempotencyKey ? { idempotencyKey: request.idempotencyKey } : {}),
         signal: context.signal,
         deadline: context.deadline,
       });

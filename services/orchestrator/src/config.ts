@@ -6,6 +6,7 @@ import {
   parseServiceEnv,
   resolveAgents,
 } from "@agent-runtime/config";
+import { failpointsEnv } from "@agent-runtime/service";
 import { z } from "zod";
 import { FAILPOINT_NAMES, type Failpoint } from "./failpoints.js";
 
@@ -28,16 +29,7 @@ const OwnEnv = {
    */
   JOURNAL_COMMIT: z.enum(["async", "durable"]).default("async"),
   /** Fault tests only: crash points (see failpoints.ts). */
-  FAILPOINTS: z
-    .string()
-    .default("")
-    .transform((value) =>
-      value
-        .split(",")
-        .map((name) => name.trim())
-        .filter(Boolean),
-    )
-    .pipe(z.array(z.enum(FAILPOINT_NAMES))),
+  FAILPOINTS: failpointsEnv(FAILPOINT_NAMES),
 };
 
 export interface OrchestratorConfig extends Connections {

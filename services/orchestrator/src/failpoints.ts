@@ -1,7 +1,6 @@
 /**
- * Crash points for fault tests: a worker started with `FAILPOINTS=after-final-write` (a comma list)
- * SIGKILLs itself at that point of the first run that reaches it, so a test can kill a worker at
- * the worst moment (between two writes) instead of a friendly one. Unset in production.
+ * The orchestrator's crash points for fault tests (`FAILPOINTS`, see `failpoints` in
+ * @agent-runtime/service): each SIGKILLs the worker at that point of the first run reaching it.
  */
 export const FAILPOINT_NAMES = [
   /** A tool step's calls have acted; the step is not yet journaled. */
@@ -12,11 +11,3 @@ export const FAILPOINT_NAMES = [
   "before-journal-flush",
 ] as const;
 export type Failpoint = (typeof FAILPOINT_NAMES)[number];
-
-export function failpoints(enabled: readonly string[]): (name: Failpoint) => void {
-  const armed = new Set(enabled);
-  if (armed.size === 0) return () => undefined;
-  return (name) => {
-    if (armed.has(name)) process.kill(process.pid, "SIGKILL");
-  };
-}

@@ -8,13 +8,12 @@ import {
   type RunStatus,
   Subjects,
 } from "@agent-runtime/contracts";
-import { openServiceContext } from "@agent-runtime/service";
+import { failpoints, openServiceContext } from "@agent-runtime/service";
 import { createLogger, type Logger } from "@agent-runtime/telemetry";
 import { type AgentTools, executeRun, type LoopDeps } from "./agent-loop.js";
 import type { OrchestratorConfig } from "./config.js";
 import { failDeadLetteredRun } from "./dead-letters.js";
 import { consumeEvents } from "./event-intake.js";
-import { failpoints } from "./failpoints.js";
 import { serveRunForget } from "./forget-runs.js";
 import { Journal } from "./journal.js";
 import { BatchGate } from "./lanes.js";

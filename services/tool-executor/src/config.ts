@@ -7,7 +7,9 @@ import {
   resolveAgents,
   type ToolsSection,
 } from "@agent-runtime/config";
+import { failpointsEnv } from "@agent-runtime/service";
 import { z } from "zod";
+import { FAILPOINT_NAMES, type Failpoint } from "./failpoints.js";
 
 const OwnEnv = {
   MAX_IN_FLIGHT: z.coerce.number().int().positive().default(512),
@@ -18,6 +20,8 @@ const OwnEnv = {
     .default(7 * 24 * 3600),
   /** Share of MAX_IN_FLIGHT and of each tool's maxConcurrency batch calls may not take. */
   INTERACTIVE_RESERVE: z.coerce.number().min(0).max(1).default(0.25),
+  /** Fault tests only: crash points (see failpoints.ts). */
+  FAILPOINTS: failpointsEnv(FAILPOINT_NAMES),
 };
 
 export interface ToolExecutorConfig extends Connections {
@@ -30,6 +34,7 @@ export interface ToolExecutorConfig extends Connections {
   /** The agents (built-ins read their settings, e.g. `memory_search` its agent's memory scope). */
   agents: Record<string, AgentConfig>;
   env: NodeJS.ProcessEnv;
+  failpoints: Failpoint[];
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolExecutorConfig {
@@ -44,5 +49,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolExecutorCo
     tools: runtime.tools,
     agents: resolveAgents(runtime.agents),
     env,
+    failpoints: e.FAILPOINTS,
   };
 }

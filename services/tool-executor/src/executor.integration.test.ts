@@ -26,6 +26,8 @@ let baseUrl: string;
 let executor: RunningToolExecutor;
 let client: Bus;
 const actions: string[] = [];
+/** The `idempotency-key` header of each call the `/act` webhook received. */
+const actionKeys: string[] = [];
 
 function meta(extra: Record<string, unknown> = {}) {
   return {
@@ -53,6 +55,7 @@ beforeAll(async () => {
         // never answers
       } else if (url.pathname === "/act") {
         actions.push(body);
+        actionKeys.push(String(request.headers["idempotency-key"]));
         response.setHeader("content-type", "application/json");
         response.end(JSON.stringify({ done: true, count: actions.length }));
       } else if (url.pathname === "/big") {
@@ -94,6 +97,15 @@ beforeAll(async () => {
             url: `${baseUrl}/act`,
             method: "POST",
             sideEffects: true,
+            parameters: { type: "object", properties: { what: { type: "string" } } },
+          },
+          "act-keyed": {
+            allowPrivateNetwork: true,
+            description: "acts, applying each idempotency key once",
+            url: `${baseUrl}/act`,
+            method: "POST",
+            sideEffects: true,
+            idempotentByKey: true,
             parameters: { type: "object", properties: { what: { type: "string" } } },
           },
           lookup: {
@@ -329,6 +341,45 @@ describe("tool-executor", () => {
         idempotencyKey: expired,
       });
       expect(renewed.status).toBe("ok");
+      expect(actions.length).toBe(before + 1);
+    } finally {
+      await db.end();
+    }
+  });
+
+  it("sends again, under the same key, a call whose executor stopped while holding it when its receiver applies each key once", async () => {
+    const db = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
+    await db.connect();
+    const table = `"${prefix.toLowerCase()}".tool_calls`;
+    const stale = `run-8:1:0:${Date.now()}`;
+    const fresh = `run-8:1:1:${Date.now()}`;
+    try {
+      // one claimed an hour ago and never finished, as a killed executor leaves it; one claimed just now
+      await db.query(
+        `INSERT INTO ${table} (tenant, idempotency_key, tool, status, claimed_at, expires_at, claim_token) VALUES
+           ('acme', $1, 'act-keyed', 'running', now() - interval '1 hour', now() + interval '1 day', 'killed'),
+           ('acme', $2, 'act-keyed', 'running', now(), now() + interval '1 day', 'alive')`,
+        [stale, fresh],
+      );
+      const before = actions.length;
+      const ask = (key: string) =>
+        client.request(toolExecEndpoint("act-keyed"), {
+          meta: meta(),
+          callId: "call-k",
+          arguments: { what: "refund" },
+          idempotencyKey: key,
+        });
+      const resent = await ask(stale);
+      expect(resent.status).toBe("ok");
+      expect(actions.length).toBe(before + 1);
+      expect(actionKeys.at(-1)).toBe(stale);
+      // its outcome is recorded now: asked again, it is answered from the record
+      const again = await ask(stale);
+      expect(again.replayed).toBe(true);
+      expect(again.content).toBe(resent.content);
+      // a claim that is not stale yet is still running somewhere: not sent
+      const running = await ask(fresh);
+      expect(running.error).toMatchObject({ code: "conflict" });
       expect(actions.length).toBe(before + 1);
     } finally {
       await db.end();

@@ -17,6 +17,7 @@ import {
 import { JsonCache, type Redis, WindowLimiter } from "@agent-runtime/stores";
 import type { Logger, Metrics } from "@agent-runtime/telemetry";
 import type { ToolDefinition } from "@agent-runtime/tools";
+import type { Failpoint } from "./failpoints.js";
 import { infrastructureFailure, ToolInfrastructureError } from "./infrastructure.js";
 import type { IdempotencyStore } from "./records.js";
 import { type ReleaseSlot, SLOT_GRACE_MS, type ToolSlots } from "./tool-slots.js";
@@ -57,6 +58,8 @@ export interface ExecutorDeps {
   lookup: (name: string) => RegisteredTool | undefined;
   /** The tool policies (tenant, agent, channel): whether `name` may run in this context. */
   allows: (name: string, context: { tenant: string; agent?: string; channel?: string }) => boolean;
+  /** Fault tests only: the crash points (`FAILPOINTS`); absent, none. */
+  failpoint?: (name: Failpoint) => void;
 }
 
 const MAX_TIMEOUT_MS = 120_000;
@@ -235,6 +238,7 @@ export class ToolExecutor {
       if (descriptor.sideEffects && call.idempotencyKey) {
         const answered = await this.claim(descriptor, call, started, held);
         if (answered) return answered;
+        this.deps.failpoint?.("after-claim");
       }
       const cooledDown = await this.cooldown(tool, call, started);
       if (cooledDown) {
@@ -322,8 +326,16 @@ export class ToolExecutor {
       descriptor.name,
       descriptor.timeoutMs * 2,
       token,
+      descriptor.idempotentByKey === true,
     );
-    if (claim.kind === "claimed") held.token = token;
+    if (claim.kind === "claimed") {
+      held.token = token;
+      if (claim.resent)
+        this.deps.logger.warn(
+          { tool: call.name, idempotencyKey: call.idempotencyKey },
+          "sending again a call whose executor stopped while holding it: its receiver applies each key once",
+        );
+    }
     if (claim.kind === "done")
       return {
         ...claim.reply,
@@ -422,6 +434,7 @@ export class ToolExecutor {
           ...(call.meta.agent ? { agent: call.meta.agent } : {}),
           ...(call.meta.runId ? { runId: call.meta.runId } : {}),
           callId: call.callId,
+          ...(call.idempotencyKey ? { idempotencyKey: call.idempotencyKey } : {}),
           signal: controller.signal,
           deadline: Date.now() + timeoutMs,
         });
@@ -431,6 +444,7 @@ export class ToolExecutor {
         {
           meta: { ...call.meta, deadline: Date.now() + timeoutMs },
           callId: call.callId,
+          ...(call.idempotencyKey ? { idempotencyKey: call.idempotencyKey } : {}),
           arguments: args as Record<string, unknown>,
         },
         { subject: Subjects.toolRemote(descriptor.name), timeoutMs },

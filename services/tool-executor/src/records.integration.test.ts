@@ -61,6 +61,23 @@ describe("idempotency records", () => {
     expect(await store.claim("acme", key, "ship", 60_000, "third")).toEqual({ kind: "claimed" });
   });
 
+  it("takes over a stale claim only when asked to, and for one caller only", async () => {
+    const key = `run_${randomUUID()}:3:0`;
+    expect(await store.claim("acme", key, "ship", 60_000, "killed")).toEqual({ kind: "claimed" });
+    await admin.query(
+      `UPDATE "${schema}".tool_calls SET claimed_at = now() - interval '2 minutes' WHERE idempotency_key = $1`,
+      [key],
+    );
+    expect(await store.claim("acme", key, "ship", 60_000, "cautious")).toEqual({ kind: "unknown" });
+    const racing = await Promise.all(
+      ["a", "b", "c"].map((token) => store.claim("acme", key, "ship", 60_000, token, true)),
+    );
+    expect(racing.filter((claim) => claim.kind === "claimed")).toEqual([{ kind: "claimed", resent: true }]);
+    expect(racing.filter((claim) => claim.kind === "running")).toHaveLength(2);
+    // the taken-over claim is fresh: not stale again until its own time is up
+    expect(await store.claim("acme", key, "ship", 60_000, "d", true)).toEqual({ kind: "running" });
+  });
+
   it("keeps letting a claim go while the store refuses, until it is gone", async () => {
     const key = `run_${randomUUID()}:1:0`;
     expect(await store.claim("acme", key, "ship", 60_000, "mine")).toEqual({ kind: "claimed" });

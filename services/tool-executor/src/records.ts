@@ -23,7 +23,8 @@ export const MIGRATIONS = [
 const LET_GO_FOR_MS = 10 * 60_000;
 
 export type Claim =
-  | { kind: "claimed" }
+  /** `resent`: taken over from a stale claim whose outcome was unknown (`takeOverStale`). */
+  | { kind: "claimed"; resent?: true }
   | { kind: "done"; reply: ToolExecReply }
   | { kind: "running" }
   /** Claimed long ago and never finished: its executor stopped, before or after it acted. */
@@ -48,7 +49,9 @@ export class IdempotencyStore {
    * Claims the key, or tells what an earlier call left. A claim older than `staleAfterMs` that
    * never finished is not taken over: its executor stopped while it held it, perhaps after the
    * effect was made, so making the call again could repeat the effect (`unknown`). Only an expired
-   * record (past the idempotency TTL) is claimed anew.
+   * record (past the idempotency TTL) is claimed anew; with `takeOverStale` (the tool's receiver
+   * applies each idempotency key once, so sending the call again cannot repeat its effect) a stale
+   * claim is taken over too (`claimed`, `resent`), by one caller only.
    *
    * `token` names this claim, so only its caller lets it go. A claim that fails may still have
    * been stored (the store committed it and went away before answering): the call has not acted,
@@ -61,6 +64,7 @@ export class IdempotencyStore {
     tool: string,
     staleAfterMs: number,
     token: string,
+    takeOverStale = false,
   ): Promise<Claim> {
     let inserted: pg.QueryResult;
     try {
@@ -89,7 +93,24 @@ export class IdempotencyStore {
       const parsed = ToolExecReply.safeParse(row.reply);
       if (parsed.success) return { kind: "done", reply: parsed.data };
     }
-    if (row?.status === "running" && row.stale) return { kind: "unknown" };
+    if (row?.status === "running" && row.stale) {
+      if (!takeOverStale) return { kind: "unknown" };
+      // only while it is still stale: of two callers taking it over at once, one gets it
+      let taken: pg.QueryResult;
+      try {
+        taken = await this.pool.query(
+          `UPDATE tool_calls SET claimed_at = now(), claim_token = $3
+           WHERE tenant = $1 AND idempotency_key = $2 AND status = 'running'
+             AND claimed_at < now() - make_interval(secs => $4)`,
+          [tenant, key, token, staleAfterMs / 1000],
+        );
+      } catch (error) {
+        // as a failed claim: it may have been stored, and this call has not acted
+        await this.letGo(tenant, key, token);
+        throw error;
+      }
+      if (taken.rowCount === 1) return { kind: "claimed", resent: true };
+    }
     return { kind: "running" };
   }
 

@@ -8,7 +8,7 @@ import {
   ToolRegistration,
   toolExecEndpoint,
 } from "@agent-runtime/contracts";
-import { openServiceContext } from "@agent-runtime/service";
+import { failpoints, openServiceContext } from "@agent-runtime/service";
 import { createLogger, type Logger } from "@agent-runtime/telemetry";
 import { calculator } from "./builtins/calculator.js";
 import { currentTime } from "./builtins/current-time.js";
@@ -74,6 +74,7 @@ export async function startToolExecutor(
     logger,
     lookup: (name) => registry.get(name),
     allows: (name, context) => registry.allowed(name, context),
+    failpoint: failpoints(config.failpoints),
   });
 
   // batch requests hold at most part of each endpoint's bound; the rest is interactive's

@@ -32,6 +32,7 @@ export function createWebhookTool(
       maxConcurrency: config.maxConcurrency,
       costUsd: config.costUsd,
       personal: config.personal,
+      idempotentByKey: config.idempotentByKey,
     },
     handler: async (args, context) => {
       const headers: Record<string, string> = { "content-type": "application/json" };
@@ -49,7 +50,7 @@ export function createWebhookTool(
       }
       const response = await safeRequest(url.toString(), {
         method: config.method,
-        headers: { ...headers, "idempotency-key": context.callId },
+        headers: { ...headers, "idempotency-key": context.idempotencyKey ?? context.callId },
         ...(body === undefined ? {} : { body }),
         timeoutMs: Math.max(1, Math.min(config.timeoutMs, context.deadline - Date.now())),
         maxBytes: config.maxResponseBytes,
