@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { createLogger } from "@agent-runtime/telemetry";
 import { contentText, type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
 import * as toolExecutor from "@agent-runtime/tool-executor";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { DATABASE_URL } from "../support/isolation.js";
@@ -29,6 +30,8 @@ const effects: string[] = [];
 const toolMessages: string[] = [];
 /** Cuts the executor's store while the webhook acts: the effect is made, its record cannot be written yet. */
 let cutDuringEffect = false;
+/** When the store cut during an effect comes back. */
+let storeBackAt = 0;
 
 beforeAll(async () => {
   hook = createServer((request, response) => {
@@ -41,6 +44,7 @@ beforeAll(async () => {
       if (cutDuringEffect) {
         cutDuringEffect = false;
         proxy.down();
+        storeBackAt = Date.now() + 1500;
         setTimeout(() => proxy.up(), 1500);
       }
       response.setHeader("content-type", "application/json");
@@ -125,7 +129,7 @@ describe("tool executor store outage", () => {
     expect(effects).toHaveLength(1);
   });
 
-  it("an effect made while the store goes away is answered and never made again", async () => {
+  it("an effect made while the store goes away is answered at once and never made again", async () => {
     effects.length = 0;
     toolMessages.length = 0;
     cutDuringEffect = true;
@@ -135,6 +139,8 @@ describe("tool executor store outage", () => {
       body: JSON.stringify({ agent: "helpdesk", input: "the toaster is on fire", wait: true }),
     });
     expect(response.status).toBe(200);
+    // the reply did not wait for the record: the run answered while the store was still away
+    expect(Date.now()).toBeLessThan(storeBackAt);
     const run = (await response.json()) as { status: string; output: { content: string } | null };
     expect(run.status).toBe("completed");
     expect(run.output?.content).toMatch(/^done: \{"ticket":"T-1"\}$/);
@@ -142,6 +148,17 @@ describe("tool executor store outage", () => {
     // the record was written once the store came back: the effect stays made once
     await new Promise((resolve) => setTimeout(resolve, 2500));
     expect(effects).toHaveLength(1);
+    const db = new pg.Client({ connectionString: DATABASE_URL });
+    await db.connect();
+    try {
+      const records = await db.query(
+        `SELECT status, reply->>'content' AS content FROM "${stack.isolation.schema}".tool_calls`,
+      );
+      expect(records.rows).toContainEqual({ status: "done", content: '{"ticket":"T-1"}' });
+      expect(records.rows.filter((row) => row.status !== "done")).toEqual([]);
+    } finally {
+      await db.end();
+    }
   });
 
   it("a claim the store committed but never confirmed is let go: the call acts once, the model reads its result", async () => {

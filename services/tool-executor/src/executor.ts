@@ -6,7 +6,6 @@ import {
   priorityOf,
   type RequestMeta,
   RuntimeError,
-  retryUntilDeadline,
   Subjects,
   type ToolCallStatus,
   type ToolDescriptor,
@@ -289,23 +288,19 @@ export class ToolExecutor {
   }
 
   /**
-   * Records that a side-effecting call acted. The effect has happened, so its reply goes back
-   * whatever the store says: a record that cannot be written (store away) is tried again with
-   * backoff until the call's deadline, then logged. Failing the call instead would make its caller
-   * retry it, and the retry act again once the claim expires.
+   * Records that a side-effecting call acted. The effect has happened, so its reply goes back at
+   * once whatever the store says: a record that cannot be written now (store away) is written in
+   * the background until the store answers, and a retry of the call meanwhile waits for it.
+   * Failing the call instead would make its caller retry it, and the retry act again once the
+   * claim expires; holding the reply would spend its run's time on the store.
    */
   private async recordDone(call: ExecCall, reply: ToolExecReply): Promise<void> {
-    try {
-      await retryUntilDeadline(
-        () => this.deps.idempotency.complete(call.meta.tenant, call.idempotencyKey!, reply),
-        { deadline: call.meta.deadline, baseMs: 100, maxMs: 2000, jitter: 0 },
+    const stored = await this.deps.idempotency.completeSoon(call.meta.tenant, call.idempotencyKey!, reply);
+    if (!stored)
+      this.deps.logger.warn(
+        { tool: call.name, idempotencyKey: call.idempotencyKey },
+        "a side effect ran but its record could not be stored yet; its reply goes back, the record is written once the store answers",
       );
-    } catch (error) {
-      this.deps.logger.error(
-        { err: error, tool: call.name, idempotencyKey: call.idempotencyKey },
-        "a side effect ran but its record could not be stored; its reply goes back unrecorded",
-      );
-    }
   }
 
   /**

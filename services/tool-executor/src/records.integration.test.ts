@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { ToolExecReply } from "@agent-runtime/contracts";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IdempotencyStore } from "./records.js";
@@ -85,15 +86,38 @@ describe("idempotency records", () => {
     const blocker = await lockRow(key);
     await store.letGo("acme", key, "mine");
     await new Promise((resolve) => setTimeout(resolve, 600));
-    expect(store.lettingGo).toBe(1);
+    expect(store.waitingForStore).toBe(1);
     const row = await admin.query(
       `SELECT status FROM "${schema}".tool_calls WHERE tenant = 'acme' AND idempotency_key = $1`,
       [key],
     );
     expect(row.rows).toEqual([{ status: "running" }]);
     await blocker.unlock();
-    expect(await waitFor(() => store.lettingGo === 0, 5000)).toBe(true);
+    expect(await waitFor(() => store.waitingForStore === 0, 5000)).toBe(true);
     expect(await store.claim("acme", key, "ship", 60_000, "retry")).toEqual({ kind: "claimed" });
+  });
+
+  it("records an act the store refuses in the background, until it is stored", async () => {
+    const key = `run_${randomUUID()}:4:0`;
+    expect(await store.claim("acme", key, "ship", 60_000, "acting")).toEqual({ kind: "claimed" });
+    const blocker = await lockRow(key);
+    const reply = ToolExecReply.parse({
+      callId: "c1",
+      name: "ship",
+      status: "ok",
+      content: '{"shipped":true}',
+      latencyMs: 1,
+    });
+    expect(await store.completeSoon("acme", key, reply)).toBe(false);
+    expect(store.waitingForStore).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(store.waitingForStore).toBe(1);
+    await blocker.unlock();
+    expect(await waitFor(() => store.waitingForStore === 0, 5000)).toBe(true);
+    expect(await store.claim("acme", key, "ship", 60_000, "later")).toMatchObject({
+      kind: "done",
+      reply: { content: '{"shipped":true}' },
+    });
   });
 
   it("a claim that fails is let go under its own token only: an earlier claim of the key stays", async () => {
@@ -104,7 +128,7 @@ describe("idempotency records", () => {
     // the claim's upsert waits for the row lock and fails: the store lets its token go
     await expect(store.claim("acme", key, "ship", 60_000, "failed")).rejects.toThrow(/lock timeout/);
     await blocker.unlock();
-    expect(await waitFor(() => store.lettingGo === 0, 5000)).toBe(true);
+    expect(await waitFor(() => store.waitingForStore === 0, 5000)).toBe(true);
     // letting the failed claim go never drops the earlier claim it did not make
     expect(await store.claim("acme", key, "ship", 60_000, "later")).toEqual({ kind: "running" });
   });

@@ -32,8 +32,8 @@ export type Claim =
 
 /** Idempotency records of side-effecting calls, shared by every replica. */
 export class IdempotencyStore {
-  /** Claims let go while the store was away, tried again until it answers. */
-  private readonly letGoLater = new Map<string, NodeJS.Timeout | undefined>();
+  /** Releases and records of claims made while the store was away, tried again until it answers. */
+  private readonly later = new Map<string, NodeJS.Timeout | undefined>();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -137,37 +137,54 @@ export class IdempotencyStore {
    * try is over, whatever its outcome.
    */
   letGo(tenant: string, key: string, token: string): Promise<void> {
-    const id = `${tenant}\u0000${key}\u0000${token}`;
-    if (this.letGoLater.has(id)) return Promise.resolve();
+    return this.untilStored(`release\u0000${tenant}\u0000${key}\u0000${token}`, () =>
+      this.release(tenant, key, token),
+    ).then(() => undefined);
+  }
+
+  /**
+   * Records the reply of a call that acted, never failing: while the store is away the record is
+   * written in the background (as `letGo`), and a retry of the call meanwhile finds it `running`
+   * and waits for it. Resolves once the first try is over: `true` when it was stored then.
+   */
+  completeSoon(tenant: string, key: string, reply: ToolExecReply): Promise<boolean> {
+    return this.untilStored(`done\u0000${tenant}\u0000${key}`, () => this.complete(tenant, key, reply));
+  }
+
+  /** Writes `write` once now and, while it fails, again in the background for ten minutes. */
+  private untilStored(id: string, write: () => Promise<void>): Promise<boolean> {
+    if (this.later.has(id)) return Promise.resolve(false);
     const giveUpAt = Date.now() + LET_GO_FOR_MS;
-    const attempt = (delayMs: number): Promise<void> =>
-      this.release(tenant, key, token).then(
+    const attempt = (delayMs: number): Promise<boolean> =>
+      write().then(
         () => {
-          this.letGoLater.delete(id);
+          this.later.delete(id);
+          return true;
         },
         () => {
           // closed meanwhile, or tried for long enough: the claim goes stale
-          if (!this.letGoLater.has(id) || Date.now() >= giveUpAt) {
-            this.letGoLater.delete(id);
-            return;
+          if (!this.later.has(id) || Date.now() >= giveUpAt) {
+            this.later.delete(id);
+            return false;
           }
           const timer = setTimeout(() => void attempt(Math.min(2000, delayMs * 2)), delayMs);
           timer.unref();
-          this.letGoLater.set(id, timer);
+          this.later.set(id, timer);
+          return false;
         },
       );
-    this.letGoLater.set(id, undefined);
+    this.later.set(id, undefined);
     return attempt(100);
   }
 
-  /** Claims waiting to be let go (the store was away when they were). */
-  get lettingGo(): number {
-    return this.letGoLater.size;
+  /** Releases and records waiting for the store (it was away when they were made). */
+  get waitingForStore(): number {
+    return this.later.size;
   }
 
-  /** Stops trying to let claims go (shutting down); what was not let go goes stale. */
+  /** Stops trying (shutting down): a claim not let go or not recorded goes stale. */
   close(): void {
-    for (const timer of this.letGoLater.values()) clearTimeout(timer);
-    this.letGoLater.clear();
+    for (const timer of this.later.values()) clearTimeout(timer);
+    this.later.clear();
   }
 }
