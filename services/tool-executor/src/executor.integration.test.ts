@@ -308,82 +308,81 @@ describe("tool-executor", () => {
     expect(settled.replayed).toBe(true);
   });
 
-  it("never makes again a side-effecting call whose executor stopped while holding it; an expired record is claimed anew", async () => {
+  /** Writes idempotency records (`values`, with `$n` for `keys`) as stopped executors leave them. */
+  async function seedClaims(values: string, keys: string[]): Promise<void> {
     const db = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
     await db.connect();
-    const table = `"${prefix.toLowerCase()}".tool_calls`;
-    const stale = `run-9:1:0:${Date.now()}`;
-    const expired = `run-9:1:1:${Date.now()}`;
     try {
-      // as a killed executor leaves them: claimed an hour ago, never finished (one also past its TTL)
       await db.query(
-        `INSERT INTO ${table} (tenant, idempotency_key, tool, status, claimed_at, expires_at) VALUES
-           ('acme', $1, 'act', 'running', now() - interval '1 hour', now() + interval '1 day'),
-           ('acme', $2, 'act', 'running', now() - interval '2 days', now() - interval '1 day')`,
-        [stale, expired],
+        `INSERT INTO "${prefix.toLowerCase()}".tool_calls
+           (tenant, idempotency_key, tool, status, claimed_at, expires_at, claim_token) VALUES ${values}`,
+        keys,
       );
-      const before = actions.length;
-      const unknown = await client.request(toolExecEndpoint("act"), {
-        meta: meta(),
-        callId: "call-s",
-        arguments: { what: "refund" },
-        idempotencyKey: stale,
-      });
-      expect(unknown.status).toBe("error");
-      expect(unknown.error).toMatchObject({ code: "upstream", retryable: false });
-      expect(unknown.content).toContain("unknown");
-      expect(actions.length).toBe(before);
-
-      const renewed = await client.request(toolExecEndpoint("act"), {
-        meta: meta(),
-        callId: "call-e",
-        arguments: { what: "refund" },
-        idempotencyKey: expired,
-      });
-      expect(renewed.status).toBe("ok");
-      expect(actions.length).toBe(before + 1);
     } finally {
       await db.end();
     }
+  }
+
+  it("never makes again a side-effecting call whose executor stopped while holding it; an expired record is claimed anew", async () => {
+    const stale = `run-9:1:0:${Date.now()}`;
+    const expired = `run-9:1:1:${Date.now()}`;
+    // as a killed executor leaves them: claimed an hour ago, never finished (one also past its TTL)
+    await seedClaims(
+      `('acme', $1, 'act', 'running', now() - interval '1 hour', now() + interval '1 day', NULL),
+       ('acme', $2, 'act', 'running', now() - interval '2 days', now() - interval '1 day', NULL)`,
+      [stale, expired],
+    );
+    const before = actions.length;
+    const unknown = await client.request(toolExecEndpoint("act"), {
+      meta: meta(),
+      callId: "call-s",
+      arguments: { what: "refund" },
+      idempotencyKey: stale,
+    });
+    expect(unknown.status).toBe("error");
+    expect(unknown.error).toMatchObject({ code: "upstream", retryable: false });
+    expect(unknown.content).toContain("unknown");
+    expect(actions.length).toBe(before);
+
+    const renewed = await client.request(toolExecEndpoint("act"), {
+      meta: meta(),
+      callId: "call-e",
+      arguments: { what: "refund" },
+      idempotencyKey: expired,
+    });
+    expect(renewed.status).toBe("ok");
+    expect(actions.length).toBe(before + 1);
   });
 
   it("sends again, under the same key, a call whose executor stopped while holding it when its receiver applies each key once", async () => {
-    const db = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
-    await db.connect();
-    const table = `"${prefix.toLowerCase()}".tool_calls`;
     const stale = `run-8:1:0:${Date.now()}`;
     const fresh = `run-8:1:1:${Date.now()}`;
-    try {
-      // one claimed an hour ago and never finished, as a killed executor leaves it; one claimed just now
-      await db.query(
-        `INSERT INTO ${table} (tenant, idempotency_key, tool, status, claimed_at, expires_at, claim_token) VALUES
-           ('acme', $1, 'act-keyed', 'running', now() - interval '1 hour', now() + interval '1 day', 'killed'),
-           ('acme', $2, 'act-keyed', 'running', now(), now() + interval '1 day', 'alive')`,
-        [stale, fresh],
-      );
-      const before = actions.length;
-      const ask = (key: string) =>
-        client.request(toolExecEndpoint("act-keyed"), {
-          meta: meta(),
-          callId: "call-k",
-          arguments: { what: "refund" },
-          idempotencyKey: key,
-        });
-      const resent = await ask(stale);
-      expect(resent.status).toBe("ok");
-      expect(actions.length).toBe(before + 1);
-      expect(actionKeys.at(-1)).toBe(stale);
-      // its outcome is recorded now: asked again, it is answered from the record
-      const again = await ask(stale);
-      expect(again.replayed).toBe(true);
-      expect(again.content).toBe(resent.content);
-      // a claim that is not stale yet is still running somewhere: not sent
-      const running = await ask(fresh);
-      expect(running.error).toMatchObject({ code: "conflict" });
-      expect(actions.length).toBe(before + 1);
-    } finally {
-      await db.end();
-    }
+    // one claimed an hour ago and never finished, as a killed executor leaves it; one claimed just now
+    await seedClaims(
+      `('acme', $1, 'act-keyed', 'running', now() - interval '1 hour', now() + interval '1 day', 'killed'),
+       ('acme', $2, 'act-keyed', 'running', now(), now() + interval '1 day', 'alive')`,
+      [stale, fresh],
+    );
+    const before = actions.length;
+    const ask = (key: string) =>
+      client.request(toolExecEndpoint("act-keyed"), {
+        meta: meta(),
+        callId: "call-k",
+        arguments: { what: "refund" },
+        idempotencyKey: key,
+      });
+    const resent = await ask(stale);
+    expect(resent.status).toBe("ok");
+    expect(actions.length).toBe(before + 1);
+    expect(actionKeys.at(-1)).toBe(stale);
+    // its outcome is recorded now: asked again, it is answered from the record
+    const again = await ask(stale);
+    expect(again.replayed).toBe(true);
+    expect(again.content).toBe(resent.content);
+    // a claim that is not stale yet is still running somewhere: not sent
+    const running = await ask(fresh);
+    expect(running.error).toMatchObject({ code: "conflict" });
+    expect(actions.length).toBe(before + 1);
   });
 
   it("caches read-only results per tenant and enforces cooldowns per user", async () => {
