@@ -120,6 +120,35 @@ describe("idempotency records", () => {
     });
   });
 
+  it("at shutdown, waits a bounded time for records still waiting for the store", async () => {
+    const own = new IdempotencyStore(pool, 3600);
+    const key = `run_${randomUUID()}:5:0`;
+    expect(await own.claim("acme", key, "ship", 60_000, "acting")).toEqual({ kind: "claimed" });
+    const blocker = await lockRow(key);
+    const reply = ToolExecReply.parse({
+      callId: "c1",
+      name: "ship",
+      status: "ok",
+      content: "{}",
+      latencyMs: 1,
+    });
+    expect(await own.completeSoon("acme", key, reply)).toBe(false);
+    setTimeout(() => void blocker.unlock(), 300);
+    await own.settle(5000);
+    expect(own.waitingForStore).toBe(0);
+    expect(await own.claim("acme", key, "ship", 60_000, "later")).toMatchObject({ kind: "done" });
+
+    // a store that stays away is given up on once the time is up
+    const stuck = `run_${randomUUID()}:5:1`;
+    expect(await own.claim("acme", stuck, "ship", 60_000, "acting")).toEqual({ kind: "claimed" });
+    const holder = await lockRow(stuck);
+    expect(await own.completeSoon("acme", stuck, reply)).toBe(false);
+    await own.settle(300);
+    expect(own.waitingForStore).toBe(0);
+    await holder.unlock();
+    expect(await own.claim("acme", stuck, "ship", 60_000, "later")).toEqual({ kind: "running" });
+  });
+
   it("a claim that fails is let go under its own token only: an earlier claim of the key stays", async () => {
     const key = `run_${randomUUID()}:2:0`;
     // an earlier claim of the key, by a call whose executor still runs it

@@ -182,6 +182,16 @@ export class IdempotencyStore {
     return this.later.size;
   }
 
+  /**
+   * Shutting down: gives the releases and records waiting for the store up to `limitMs` to be
+   * written, then stops trying (`close`).
+   */
+  async settle(limitMs: number): Promise<void> {
+    const until = Date.now() + limitMs;
+    while (this.later.size > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+    this.close();
+  }
+
   /** Stops trying (shutting down): a claim not let go or not recorded goes stale. */
   close(): void {
     for (const timer of this.later.values()) clearTimeout(timer);

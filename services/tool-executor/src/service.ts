@@ -154,12 +154,15 @@ export async function startToolExecutor(
     registrations.unsubscribe();
     cancellations.unsubscribe();
     executor.stopWaiting();
-    idempotency.close();
+    // what acted while the store was away gets a last chance to be recorded
+    await idempotency.settle(SETTLE_RECORDS_MS);
   });
   return { bus, executor, registry, opsPort: ops.port, stop: () => context.stop() };
 }
 
 const MCP_RETRY_MAX_MS = 60_000;
+/** At shutdown, how long records and releases still waiting for the store may take. */
+const SETTLE_RECORDS_MS = 5000;
 
 /**
  * Connects every configured MCP server and serves its tools like local ones. A server that cannot
