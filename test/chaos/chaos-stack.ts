@@ -8,6 +8,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
+import { staleAfterMs } from "@agent-runtime/tool-executor";
 import pg from "pg";
 import { stringify } from "yaml";
 import { newIsolation } from "../support/isolation.js";
@@ -47,8 +48,8 @@ export interface ChaosStack {
 
 /** The `ship` webhook's time limit. */
 const SHIP_TIMEOUT_MS = 10_000;
-/** The tool executor takes over a claim of a key once it is older than twice its tool's time limit. */
-export const SHIP_STALE_CLAIM_MS = 2 * SHIP_TIMEOUT_MS;
+/** A tool executor sends a call of `ship` (its webhook applies each key once) again once its claim is this old. */
+export const SHIP_STALE_CLAIM_MS = staleAfterMs({ timeoutMs: SHIP_TIMEOUT_MS, idempotentByKey: true });
 
 /**
  * The agents, the side-effecting `ship` webhook and limits out of the way: the config both fault

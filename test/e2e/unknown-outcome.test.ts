@@ -1,7 +1,8 @@
 /**
  * A tool executor SIGKILLs itself at the worst moment of a side-effecting call: its idempotency
  * key is claimed, the webhook is not called yet (failpoint `after-claim`). Another executor gets the
- * call again, finds the claim, and waits for it to go stale (twice the tool's time limit). Then:
+ * call again, finds the claim, and waits for it to go stale (the tool's time limit and a second
+ * more when its webhook applies each key once, twice the limit otherwise). Then:
  * - a webhook that applies each `Idempotency-Key` once (`idempotentByKey`) gets the call, under
  *   the key of its run, step and call position, and the run answers with the webhook's result;
  * - any other webhook is never called (it might have been, for all the executor knows), and the
@@ -18,7 +19,7 @@ import { type SideEffectHook, startSideEffectHook } from "../support/side-effect
 import { type Stack, startStack } from "../support/stack.js";
 
 const KEY = "sk-unknown-outcome";
-/** Each webhook's time limit: a claim of its key is stale after twice this. */
+/** Each webhook's time limit (a claim of its key goes stale soon after). */
 const TOOL_TIMEOUT_MS = 1500;
 let fake: FakeOpenAI;
 let stack: Stack;
