@@ -7,8 +7,8 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { staleAfterMs } from "@agent-runtime/contracts";
 import { type FakeOpenAI, startFakeOpenAI } from "@agent-runtime/testkit";
-import { staleAfterMs } from "@agent-runtime/tool-executor";
 import pg from "pg";
 import { stringify } from "yaml";
 import { newIsolation } from "../support/isolation.js";

@@ -132,6 +132,7 @@ export { Consumers, Headers, QueueGroups, Streams, Subjects } from "./subjects.j
 export type { ToolArguments } from "./tool.js";
 export {
   parseToolArguments,
+  staleAfterMs,
   ToolBatchReply,
   ToolBatchRequest,
   ToolCallStatus,

@@ -123,6 +123,16 @@ export const ToolDescriptor = z.object({
 });
 export type ToolDescriptor = z.infer<typeof ToolDescriptor>;
 
+/**
+ * How old a running claim of a side-effecting call's key is before it counts as left by a stopped
+ * executor. A call acts for its tool's time limit at most. When its receiver applies each key once
+ * the call is sent again as soon as the first send must be over (the limit and a second more);
+ * otherwise the claim is given twice the limit, so a record still on its way is found instead.
+ */
+export function staleAfterMs(descriptor: Pick<ToolDescriptor, "timeoutMs" | "idempotentByKey">): number {
+  return descriptor.idempotentByKey ? descriptor.timeoutMs + 1000 : descriptor.timeoutMs * 2;
+}
+
 export const ToolListRequest = z.object({
   tenant: z.string().optional(),
   agent: z.string().optional(),

@@ -7,6 +7,7 @@ import {
   type RequestMeta,
   RuntimeError,
   Subjects,
+  staleAfterMs,
   type ToolCallStatus,
   type ToolDescriptor,
   ToolExecReply,
@@ -62,16 +63,6 @@ export interface ExecutorDeps {
 }
 
 const MAX_TIMEOUT_MS = 120_000;
-
-/**
- * How old a running claim of a side-effecting call's key is before it counts as left by a stopped
- * executor. A call acts for its tool's time limit at most. When its receiver applies each key once
- * the call is sent again as soon as the first send must be over (the limit and a second more);
- * otherwise the claim is given twice the limit, so a record still on its way is found instead.
- */
-export function staleAfterMs(descriptor: Pick<ToolDescriptor, "timeoutMs" | "idempotentByKey">): number {
-  return descriptor.idempotentByKey ? descriptor.timeoutMs + 1000 : descriptor.timeoutMs * 2;
-}
 
 /** The token of a side-effecting call's idempotency claim, while the call holds it. */
 interface HeldClaim {

@@ -1,6 +1,5 @@
 export { evaluate } from "./builtins/calculator.js";
 export type { ToolExecutorConfig } from "./config.js";
 export { loadConfig } from "./config.js";
-export { staleAfterMs } from "./executor.js";
 export type { RunningToolExecutor } from "./service.js";
 export { startToolExecutor } from "./service.js";
