@@ -16,6 +16,15 @@ const waitFor = async (check: () => boolean, limitMs: number) => {
   return check();
 };
 
+/** The reply of a call that acted, as its executor records it. */
+const SHIPPED = ToolExecReply.parse({
+  callId: "c1",
+  name: "ship",
+  status: "ok",
+  content: '{"shipped":true}',
+  latencyMs: 1,
+});
+
 /** Another session holds the key's row: every write of it waits, then fails on the lock timeout. */
 async function lockRow(key: string): Promise<{ unlock(): Promise<void> }> {
   const blocker = new pg.Client({ connectionString: DATABASE_URL });
@@ -101,14 +110,7 @@ describe("idempotency records", () => {
     const key = `run_${randomUUID()}:4:0`;
     expect(await store.claim("acme", key, "ship", 60_000, "acting")).toEqual({ kind: "claimed" });
     const blocker = await lockRow(key);
-    const reply = ToolExecReply.parse({
-      callId: "c1",
-      name: "ship",
-      status: "ok",
-      content: '{"shipped":true}',
-      latencyMs: 1,
-    });
-    expect(await store.completeSoon("acme", key, reply)).toBe(false);
+    expect(await store.completeSoon("acme", key, SHIPPED)).toBe(false);
     expect(store.waitingForStore).toBe(1);
     await new Promise((resolve) => setTimeout(resolve, 600));
     expect(store.waitingForStore).toBe(1);
@@ -125,14 +127,7 @@ describe("idempotency records", () => {
     const key = `run_${randomUUID()}:5:0`;
     expect(await own.claim("acme", key, "ship", 60_000, "acting")).toEqual({ kind: "claimed" });
     const blocker = await lockRow(key);
-    const reply = ToolExecReply.parse({
-      callId: "c1",
-      name: "ship",
-      status: "ok",
-      content: "{}",
-      latencyMs: 1,
-    });
-    expect(await own.completeSoon("acme", key, reply)).toBe(false);
+    expect(await own.completeSoon("acme", key, SHIPPED)).toBe(false);
     setTimeout(() => void blocker.unlock(), 300);
     await own.settle(5000);
     expect(own.waitingForStore).toBe(0);
@@ -142,7 +137,7 @@ describe("idempotency records", () => {
     const stuck = `run_${randomUUID()}:5:1`;
     expect(await own.claim("acme", stuck, "ship", 60_000, "acting")).toEqual({ kind: "claimed" });
     const holder = await lockRow(stuck);
-    expect(await own.completeSoon("acme", stuck, reply)).toBe(false);
+    expect(await own.completeSoon("acme", stuck, SHIPPED)).toBe(false);
     await own.settle(300);
     expect(own.waitingForStore).toBe(0);
     await holder.unlock();
