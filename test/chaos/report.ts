@@ -180,6 +180,7 @@ export async function computeFigures(input: {
   for (const call of input.hookCalls) {
     const first = firstCallOfKey.get(call.key);
     if (first === undefined) firstCallOfKey.set(call.key, call.at);
+    // the claim was made a little before the first send reached the webhook: a second of slack
     else if (call.repeat && call.at - first >= input.staleClaimMs - 1000) resent.add(call);
     if (call.repeat) continue;
     const order = orderOf(call) ?? "(no order)";
