@@ -1,12 +1,14 @@
 /**
  * A tool executor SIGKILLs itself at the worst moment of a side-effecting call: its idempotency
  * key is claimed, the webhook is not called yet (failpoint `after-claim`). Another executor gets the
- * call again, finds the claim, and waits for it to go stale (the tool's time limit and a second
- * more when its webhook applies each key once, twice the limit otherwise). Then:
+ * call again and finds the claim, which its killed executor no longer renews. Then:
  * - a webhook that applies each `Idempotency-Key` once (`idempotentByKey`) gets the call, under
- *   the key of its run, step and call position, and the run answers with the webhook's result;
+ *   the key of its run, step and call position, once the first send must be over (the tool's time
+ *   limit and a second more), and the run answers with the webhook's result;
  * - any other webhook is never called (it might have been, for all the executor knows), and the
- *   run is told the outcome is unknown.
+ *   run is told the outcome is unknown as soon as the claim's renewals have stopped for their
+ *   silence (4 s): its time limit is two minutes, far past the run's own, so waiting for the claim
+ *   to age would outlive the run.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,8 +21,10 @@ import { type SideEffectHook, startSideEffectHook } from "../support/side-effect
 import { type Stack, startStack } from "../support/stack.js";
 
 const KEY = "sk-unknown-outcome";
-/** Each webhook's time limit (a claim of its key goes stale soon after). */
-const TOOL_TIMEOUT_MS = 1500;
+/** The keyed webhook's time limit (its claim may be taken over a second after). */
+const KEYED_TIMEOUT_MS = 1500;
+/** The plain webhook's: a claim aged twice this would outlive the run (its deadline is 2 minutes). */
+const PLAIN_TIMEOUT_MS = 120_000;
 let fake: FakeOpenAI;
 let stack: Stack;
 let keyed: SideEffectHook;
@@ -40,12 +44,12 @@ beforeAll(async () => {
     toolResults.set(tool, contentText(result.content));
     return { content: `done: ${contentText(result.content)}` };
   });
-  const webhook = (url: string, idempotentByKey: boolean) => ({
+  const webhook = (url: string, idempotentByKey: boolean, timeoutMs: number) => ({
     description: "ships an order (a side effect)",
     url,
     sideEffects: true,
     idempotentByKey,
-    timeoutMs: TOOL_TIMEOUT_MS,
+    timeoutMs,
     allowPrivateNetwork: true,
     parameters: { type: "object", properties: { order: { type: "string" } }, required: ["order"] },
   });
@@ -54,7 +58,10 @@ beforeAll(async () => {
     configPath,
     stringify({
       tools: {
-        webhooks: { ship_keyed: webhook(keyed.url, true), ship_plain: webhook(plain.url, false) },
+        webhooks: {
+          ship_keyed: webhook(keyed.url, true, KEYED_TIMEOUT_MS),
+          ship_plain: webhook(plain.url, false, PLAIN_TIMEOUT_MS),
+        },
       },
       agents: {
         "keyed-shipper": { tools: ["ship_keyed"], maxSteps: 4 },

@@ -18,6 +18,8 @@ const OwnEnv = {
     .int()
     .positive()
     .default(7 * 24 * 3600),
+  /** How often a side-effecting call's claim is renewed while its executor lives (see records.ts). */
+  CLAIM_HEARTBEAT_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
   /** Share of MAX_IN_FLIGHT and of each tool's maxConcurrency batch calls may not take. */
   INTERACTIVE_RESERVE: z.coerce.number().min(0).max(1).default(0.25),
   /** Fault tests only: crash points (see failpoints.ts). */
@@ -28,6 +30,7 @@ export interface ToolExecutorConfig extends Connections {
   opsPort: number;
   maxInFlight: number;
   idempotencyTtlSeconds: number;
+  claimHeartbeatMs: number;
   /** Lanes (`meta.priority`): the share of every bound kept for interactive calls. */
   interactiveReserve: number;
   tools: ToolsSection["tools"];
@@ -45,6 +48,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ToolExecutorCo
     opsPort: opsPortOf("tool-executor", env),
     maxInFlight: e.MAX_IN_FLIGHT,
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
+    claimHeartbeatMs: e.CLAIM_HEARTBEAT_MS,
     interactiveReserve: e.INTERACTIVE_RESERVE,
     tools: runtime.tools,
     agents: resolveAgents(runtime.agents),

@@ -73,9 +73,13 @@ describe("idempotency records", () => {
 
   it("takes over a stale claim only when asked to, and for one caller only", async () => {
     const key = `run_${randomUUID()}:3:0`;
-    expect(await store.claim("acme", key, "ship", 60_000, "killed")).toEqual({ kind: "claimed" });
+    // the executor that claimed it stopped two minutes ago (it renews nothing any more)
+    const killed = new IdempotencyStore(pool, 3600);
+    expect(await killed.claim("acme", key, "ship", 60_000, "killed")).toEqual({ kind: "claimed" });
+    killed.close();
     await admin.query(
-      `UPDATE "${schema}".tool_calls SET claimed_at = now() - interval '2 minutes' WHERE idempotency_key = $1`,
+      `UPDATE "${schema}".tool_calls SET claimed_at = now() - interval '2 minutes',
+         heartbeat_at = now() - interval '2 minutes' WHERE idempotency_key = $1`,
       [key],
     );
     expect(await store.claim("acme", key, "ship", 60_000, "cautious")).toEqual({ kind: "unknown" });
@@ -86,6 +90,69 @@ describe("idempotency records", () => {
     expect(racing.filter((claim) => claim.kind === "running")).toHaveLength(2);
     // the taken-over claim is fresh: not stale again until its own time is up
     expect(await store.claim("acme", key, "ship", 60_000, "d", true)).toEqual({ kind: "running" });
+  });
+
+  it("never takes a renewed claim for stale, however old; a claim no longer renewed is stale after its silence", async () => {
+    const key = `run_${randomUUID()}:5:0`;
+    // renews every 100 ms: silent for 1.3 s means stopped
+    const holder = new IdempotencyStore(pool, 3600, 100);
+    expect(holder.silenceMs).toBe(1300);
+    expect(await holder.claim("acme", key, "ship", 500, "holder")).toEqual({ kind: "claimed" });
+    expect(holder.holding).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 1800));
+    // older than its stale time (500 ms) and than the silence, but its executor lives
+    expect(await store.claim("acme", key, "ship", 500, "retry")).toEqual({ kind: "running" });
+    holder.close();
+    expect(holder.holding).toBe(0);
+    let claim = await store.claim("acme", key, "ship", 500, "retry");
+    const until = Date.now() + 5000;
+    while (claim.kind === "running" && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      claim = await store.claim("acme", key, "ship", 500, "retry");
+    }
+    expect(claim).toEqual({ kind: "unknown" });
+  });
+
+  it("a stopped executor's claim is known stale before the tool's stale time, but taken over only after it", async () => {
+    const key = `run_${randomUUID()}:6:0`;
+    const holder = new IdempotencyStore(pool, 3600, 100);
+    expect(await holder.claim("acme", key, "ship", 60_000, "holder")).toEqual({ kind: "claimed" });
+    holder.close();
+    await new Promise((resolve) => setTimeout(resolve, 1800));
+    // not sent again before the first send must be over (60 s), however silent its executor
+    expect(await store.claim("acme", key, "ship", 60_000, "keyed", true)).toEqual({ kind: "running" });
+    // a call that is never sent again learns at once that its outcome is unknown
+    expect(await store.claim("acme", key, "ship", 60_000, "plain")).toEqual({ kind: "unknown" });
+  });
+
+  it("a claim its executor never renewed keeps the age rule alone", async () => {
+    const key = `run_${randomUUID()}:7:0`;
+    const holder = new IdempotencyStore(pool, 3600, 100);
+    expect(await holder.claim("acme", key, "ship", 60_000, "holder")).toEqual({ kind: "claimed" });
+    holder.close();
+    await admin.query(`UPDATE "${schema}".tool_calls SET heartbeat_at = NULL WHERE idempotency_key = $1`, [
+      key,
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 1800));
+    expect(await store.claim("acme", key, "ship", 60_000, "young")).toEqual({ kind: "running" });
+    await admin.query(
+      `UPDATE "${schema}".tool_calls SET claimed_at = now() - interval '2 minutes' WHERE idempotency_key = $1`,
+      [key],
+    );
+    expect(await store.claim("acme", key, "ship", 60_000, "old")).toEqual({ kind: "unknown" });
+  });
+
+  it("stops renewing a claim once its record or its release is stored", async () => {
+    const holder = new IdempotencyStore(pool, 3600, 100);
+    const done = `run_${randomUUID()}:8:0`;
+    const dropped = `run_${randomUUID()}:8:1`;
+    expect(await holder.claim("acme", done, "ship", 60_000, "a")).toEqual({ kind: "claimed" });
+    expect(await holder.claim("acme", dropped, "ship", 60_000, "b")).toEqual({ kind: "claimed" });
+    expect(holder.holding).toBe(2);
+    expect(await holder.completeSoon("acme", done, SHIPPED)).toBe(true);
+    await holder.letGo("acme", dropped, "b");
+    expect(holder.holding).toBe(0);
+    holder.close();
   });
 
   it("keeps letting a claim go while the store refuses, until it is gone", async () => {

@@ -17,7 +17,15 @@ export const MIGRATIONS = [
   "CREATE INDEX IF NOT EXISTS tool_calls_expires ON tool_calls (expires_at)",
   // who holds a running claim: a claim is let go only by the call that made it
   "ALTER TABLE tool_calls ADD COLUMN IF NOT EXISTS claim_token text",
+  // renewed while the claim's executor lives, and the silence after which it is taken to have
+  // stopped (see `IdempotencyStore`); NULL on claims of executors that did not renew them, which
+  // keep the age rule alone
+  "ALTER TABLE tool_calls ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz",
+  "ALTER TABLE tool_calls ADD COLUMN IF NOT EXISTS silence_ms integer",
 ];
+
+/** How often a live executor renews the claims it holds, by default. */
+export const CLAIM_HEARTBEAT_MS = 1000;
 
 /** How long a claim that could not be let go (the store away) is tried again in the background. */
 const LET_GO_FOR_MS = 10 * 60_000;
@@ -30,28 +38,57 @@ export type Claim =
   /** Claimed long ago and never finished: its executor stopped, before or after it acted. */
   | { kind: "unknown" };
 
-/** Idempotency records of side-effecting calls, shared by every replica. */
+/**
+ * Idempotency records of side-effecting calls, shared by every replica.
+ *
+ * Heartbeat: while this store holds claims (from the claim until the call's record or release is
+ * stored), it renews them all every `heartbeatMs` in one statement. A claim whose renewals stopped
+ * for `silenceMs` (three beats and a second, written with the claim, so executors configured
+ * differently agree) belongs to an executor that stopped, so a retry learns
+ * it at once instead of after the tool's whole stale time; a claim still renewed is never stale,
+ * however long its record takes to reach the store.
+ */
 export class IdempotencyStore {
   /** Releases and records of claims made while the store was away, tried again until it answers. */
   private readonly later = new Map<string, NodeJS.Timeout | undefined>();
+  /** Claims this store holds and renews, by tenant and key. */
+  private readonly held = new Map<string, { tenant: string; key: string; token: string }>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private beating = false;
+  /** After this long without a renewal, a claim's executor is taken to have stopped. */
+  readonly silenceMs: number;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly ttlSeconds: number,
-  ) {}
+    private readonly heartbeatMs = CLAIM_HEARTBEAT_MS,
+  ) {
+    this.silenceMs = 3 * heartbeatMs + 1000;
+  }
 
-  static async create(pool: pg.Pool, ttlSeconds: number): Promise<IdempotencyStore> {
+  static async create(
+    pool: pg.Pool,
+    ttlSeconds: number,
+    heartbeatMs = CLAIM_HEARTBEAT_MS,
+  ): Promise<IdempotencyStore> {
     await migrate(pool, "tool-executor", MIGRATIONS);
-    return new IdempotencyStore(pool, ttlSeconds);
+    return new IdempotencyStore(pool, ttlSeconds, heartbeatMs);
+  }
+
+  /** Claims held (renewed) by this store now. */
+  get holding(): number {
+    return this.held.size;
   }
 
   /**
-   * Claims the key, or tells what an earlier call left. A claim older than `staleAfterMs` that
-   * never finished is not taken over: its executor stopped while it held it, perhaps after the
+   * Claims the key, or tells what an earlier call left. A stale claim (its executor stopped
+   * renewing it, see the class; or, for a claim never renewed, older than `staleAfterMs`) is not
+   * taken over: its executor stopped while it held it, perhaps after the
    * effect was made, so making the call again could repeat the effect (`unknown`). Only an expired
    * record (past the idempotency TTL) is claimed anew; with `takeOverStale` (the tool's receiver
    * applies each idempotency key once, so sending the call again cannot repeat its effect) a stale
-   * claim is taken over too (`claimed`, `resent`), by one caller only.
+   * claim is taken over too (`claimed`, `resent`), by one caller only, and never before it is
+   * `staleAfterMs` old (the first send must be over before the second goes).
    *
    * `token` names this claim, so only its caller lets it go. A claim that fails may still have
    * been stored (the store committed it and went away before answering): the call has not acted,
@@ -69,24 +106,29 @@ export class IdempotencyStore {
     let inserted: pg.QueryResult;
     try {
       inserted = await this.pool.query(
-        `INSERT INTO tool_calls (tenant, idempotency_key, tool, expires_at, claim_token)
-         VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5)
+        `INSERT INTO tool_calls (tenant, idempotency_key, tool, expires_at, claim_token, heartbeat_at, silence_ms)
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5, now(), $6)
          ON CONFLICT (tenant, idempotency_key) DO UPDATE
            SET claimed_at = now(), status = 'running', reply = NULL, finished_at = NULL,
-             expires_at = EXCLUDED.expires_at, claim_token = EXCLUDED.claim_token
+             expires_at = EXCLUDED.expires_at, claim_token = EXCLUDED.claim_token, heartbeat_at = now(),
+             silence_ms = EXCLUDED.silence_ms
            WHERE tool_calls.expires_at < now()
          RETURNING status`,
-        [tenant, key, tool, this.ttlSeconds, token],
+        [tenant, key, tool, this.ttlSeconds, token, this.silenceMs],
       );
     } catch (error) {
       await this.letGo(tenant, key, token);
       throw error;
     }
-    if (inserted.rowCount === 1) return { kind: "claimed" };
+    if (inserted.rowCount === 1) {
+      this.hold(tenant, key, token);
+      return { kind: "claimed" };
+    }
+    // the age rule of a claim never renewed, and the least age of a claim taken over (seconds)
+    const staleness = [staleAfterMs / 1000, takeOverStale ? staleAfterMs / 1000 : 0];
     const existing = await this.pool.query<{ status: string; reply: unknown; stale: boolean }>(
-      `SELECT status, reply, claimed_at < now() - make_interval(secs => $3) AS stale
-       FROM tool_calls WHERE tenant = $1 AND idempotency_key = $2`,
-      [tenant, key, staleAfterMs / 1000],
+      `SELECT status, reply, ${STALE} AS stale FROM tool_calls WHERE tenant = $1 AND idempotency_key = $2`,
+      [tenant, key, ...staleness],
     );
     const row = existing.rows[0];
     if (row?.status === "done") {
@@ -99,17 +141,19 @@ export class IdempotencyStore {
       let taken: pg.QueryResult;
       try {
         taken = await this.pool.query(
-          `UPDATE tool_calls SET claimed_at = now(), claim_token = $3
-           WHERE tenant = $1 AND idempotency_key = $2 AND status = 'running'
-             AND claimed_at < now() - make_interval(secs => $4)`,
-          [tenant, key, token, staleAfterMs / 1000],
+          `UPDATE tool_calls SET claimed_at = now(), heartbeat_at = now(), silence_ms = $6, claim_token = $5
+           WHERE tenant = $1 AND idempotency_key = $2 AND status = 'running' AND ${STALE}`,
+          [tenant, key, ...staleness, token, this.silenceMs],
         );
       } catch (error) {
         // as a failed claim: it may have been stored, and this call has not acted
         await this.letGo(tenant, key, token);
         throw error;
       }
-      if (taken.rowCount === 1) return { kind: "claimed", resent: true };
+      if (taken.rowCount === 1) {
+        this.hold(tenant, key, token);
+        return { kind: "claimed", resent: true };
+      }
     }
     return { kind: "running" };
   }
@@ -119,6 +163,8 @@ export class IdempotencyStore {
       `UPDATE tool_calls SET status = 'done', reply = $3, finished_at = now() WHERE tenant = $1 AND idempotency_key = $2`,
       [tenant, key, JSON.stringify(reply)],
     );
+    this.held.delete(heldId(tenant, key));
+    this.stopBeatingIfIdle();
   }
 
   /** A call that failed before acting may be tried again: its claim (`token`) is dropped. */
@@ -128,6 +174,49 @@ export class IdempotencyStore {
        WHERE tenant = $1 AND idempotency_key = $2 AND status = 'running' AND claim_token = $3`,
       [tenant, key, token],
     );
+    this.unhold(tenant, key, token);
+  }
+
+  private hold(tenant: string, key: string, token: string): void {
+    this.held.set(heldId(tenant, key), { tenant, key, token });
+    if (this.heartbeat) return;
+    this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  private unhold(tenant: string, key: string, token: string): void {
+    const id = heldId(tenant, key);
+    if (this.held.get(id)?.token === token) this.held.delete(id);
+    this.stopBeatingIfIdle();
+  }
+
+  private stopBeatingIfIdle(): void {
+    if (this.held.size > 0 || !this.heartbeat) return;
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  /** Renews every claim held, in one statement; a renewal that fails is simply the next one's. */
+  private beat(): void {
+    if (this.beating || this.held.size === 0) return;
+    this.beating = true;
+    const claims = [...this.held.values()];
+    this.pool
+      .query(
+        `UPDATE tool_calls t SET heartbeat_at = now()
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS h(tenant, idempotency_key, claim_token)
+         WHERE t.tenant = h.tenant AND t.idempotency_key = h.idempotency_key
+           AND t.claim_token = h.claim_token AND t.status = 'running'`,
+        [
+          claims.map((claim) => claim.tenant),
+          claims.map((claim) => claim.key),
+          claims.map((claim) => claim.token),
+        ],
+      )
+      .catch(() => undefined)
+      .finally(() => {
+        this.beating = false;
+      });
   }
 
   /**
@@ -137,8 +226,10 @@ export class IdempotencyStore {
    * try is over, whatever its outcome.
    */
   letGo(tenant: string, key: string, token: string): Promise<void> {
-    return this.untilStored(`release\u0000${tenant}\u0000${key}\u0000${token}`, () =>
-      this.release(tenant, key, token),
+    return this.untilStored(
+      `release\u0000${tenant}\u0000${key}\u0000${token}`,
+      () => this.release(tenant, key, token),
+      () => this.unhold(tenant, key, token),
     ).then(() => undefined);
   }
 
@@ -148,11 +239,19 @@ export class IdempotencyStore {
    * and waits for it. Resolves once the first try is over: `true` when it was stored then.
    */
   completeSoon(tenant: string, key: string, reply: ToolExecReply): Promise<boolean> {
-    return this.untilStored(`done\u0000${tenant}\u0000${key}`, () => this.complete(tenant, key, reply));
+    const token = this.held.get(heldId(tenant, key))?.token;
+    return this.untilStored(
+      `done\u0000${tenant}\u0000${key}`,
+      () => this.complete(tenant, key, reply),
+      () => token !== undefined && this.unhold(tenant, key, token),
+    );
   }
 
-  /** Writes `write` once now and, while it fails, again in the background for ten minutes. */
-  private untilStored(id: string, write: () => Promise<void>): Promise<boolean> {
+  /**
+   * Writes `write` once now and, while it fails, again in the background for ten minutes; then
+   * (or when closed first) `giveUp` stops renewing the claim, which goes stale.
+   */
+  private untilStored(id: string, write: () => Promise<void>, giveUp: () => void): Promise<boolean> {
     if (this.later.has(id)) return Promise.resolve(false);
     const giveUpAt = Date.now() + LET_GO_FOR_MS;
     const attempt = (delayMs: number): Promise<boolean> =>
@@ -165,6 +264,7 @@ export class IdempotencyStore {
           // closed meanwhile, or tried for long enough: the claim goes stale
           if (!this.later.has(id) || Date.now() >= giveUpAt) {
             this.later.delete(id);
+            giveUp();
             return false;
           }
           const timer = setTimeout(() => void attempt(Math.min(2000, delayMs * 2)), delayMs);
@@ -196,5 +296,20 @@ export class IdempotencyStore {
   close(): void {
     for (const timer of this.later.values()) clearTimeout(timer);
     this.later.clear();
+    this.held.clear();
+    this.stopBeatingIfIdle();
   }
 }
+
+function heldId(tenant: string, key: string): string {
+  return `${tenant}\u0000${key}`;
+}
+
+/**
+ * Whether a running claim is stale: a renewed claim once its executor has been silent for the
+ * silence it claimed with, and it is at least $4 seconds old; a claim never renewed once it is $3
+ * seconds old.
+ */
+const STALE = `CASE WHEN heartbeat_at IS NULL OR silence_ms IS NULL THEN claimed_at < now() - make_interval(secs => $3)
+    ELSE heartbeat_at < now() - make_interval(secs => silence_ms / 1000.0)
+      AND claimed_at < now() - make_interval(secs => $4) END`;

@@ -63,7 +63,11 @@ export async function startToolExecutor(
     registry.addLocal(tool, "webhook", parameters);
   }
 
-  const idempotency = await IdempotencyStore.create(pool, config.idempotencyTtlSeconds);
+  const idempotency = await IdempotencyStore.create(
+    pool,
+    config.idempotencyTtlSeconds,
+    config.claimHeartbeatMs,
+  );
   const executor = new ToolExecutor({
     bus,
     redis,
